@@ -1,0 +1,19 @@
+# Images for docker-compose.yml. Targets: devtemporal (Temporal server + UI),
+# emulators (MiniStack and fakesnow from requirements-stack.txt), and, once
+# they exist, the worker and starter.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -o /out/devtemporal ./cmd/devtemporal
+
+FROM gcr.io/distroless/static-debian12 AS devtemporal
+COPY --from=build /out/devtemporal /devtemporal
+ENTRYPOINT ["/devtemporal", "-bind", "0.0.0.0", "-db", "/data/temporal.db"]
+
+FROM python:3.11-slim AS emulators
+WORKDIR /app
+COPY requirements-stack.txt scripts/venv.sh ./
+RUN mkdir scripts && mv venv.sh scripts/ && FEEDPIPE_VENV=/venv bash scripts/venv.sh
+ENV PATH=/venv/bin:$PATH

@@ -1,0 +1,300 @@
+// Package provision creates, idempotently, the AWS and Snowflake resources a
+// feedpipe pipeline runs on: buckets, the Kinesis stream, the Firehose delivery
+// stream, the Glue job, the EventBridge rules and SQS queues, and the Snowflake
+// database, schema, table and stage. The local stack calls it at every start;
+// against a sandbox account it gives the same layout (production accounts are
+// usually provisioned by infrastructure code instead, from the same names).
+package provision
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
+	"github.com/aws/aws-sdk-go-v2/service/glue"
+	gluetypes "github.com/aws/aws-sdk-go-v2/service/glue/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// GlueScript is the Python-shell Glue job that converts a feed's staged NDJSON
+// records (listed in a manifest) to one Parquet file.
+//
+//go:embed glue/convert_ndjson.py
+var GlueScript []byte
+
+// Names are the resource names of one pipeline deployment.
+type Names struct {
+	SourceBucket     string // customers upload feeds here
+	StagingBucket    string // Firehose writes records here
+	StagingPrefix    string // Firehose's S3 prefix, e.g. "raw/"
+	DestBucket       string // Parquet files for Snowflake
+	QuarantineBucket string // rejected lines
+	FeedQueue        string // SQS queue of the source bucket's Object Created events
+	LoadQueue        string // SQS queue of the destination bucket's events (local Snowpipe stand-in)
+	Stream           string // Kinesis data stream
+	StreamShards     int32
+	DeliveryStream   string // Firehose delivery stream (source: Stream)
+	GlueJob          string // Python-shell job running GlueScript
+	GlueScriptKey    string // key of GlueScript in StagingBucket
+	FirehoseRoleARN  string // role Firehose assumes (real AWS needs it; emulators ignore it)
+	GlueRoleARN      string // role the Glue job runs as
+	Snowflake        SnowflakeNames
+}
+
+// DefaultNames is the layout the local stack and the demo use.
+func DefaultNames() Names {
+	return Names{
+		SourceBucket:     "feedpipe-source",
+		StagingBucket:    "feedpipe-staging",
+		StagingPrefix:    "raw/",
+		DestBucket:       "feedpipe-dest",
+		QuarantineBucket: "feedpipe-quarantine",
+		FeedQueue:        "feedpipe-feed-events",
+		LoadQueue:        "feedpipe-load-events",
+		Stream:           "feedpipe-records",
+		StreamShards:     2,
+		DeliveryStream:   "feedpipe-staging",
+		GlueJob:          "feedpipe-convert",
+		GlueScriptKey:    "_glue/convert_ndjson.py",
+		FirehoseRoleARN:  "arn:aws:iam::000000000000:role/feedpipe-firehose",
+		GlueRoleARN:      "arn:aws:iam::000000000000:role/feedpipe-glue",
+		Snowflake:        DefaultSnowflakeNames(),
+	}
+}
+
+// AWSClients are the service clients provisioning uses.
+type AWSClients struct {
+	S3          *s3.Client
+	SQS         *sqs.Client
+	Kinesis     *kinesis.Client
+	Firehose    *firehose.Client
+	Glue        *glue.Client
+	EventBridge *eventbridge.Client
+}
+
+// NewAWSClients makes every client from one aws.Config (which carries the
+// region, credentials and, through AWS_ENDPOINT_URL, the endpoint). S3 uses
+// path-style addressing when usePathStyle is set, as emulators need.
+func NewAWSClients(cfg aws.Config, usePathStyle bool) AWSClients {
+	return AWSClients{
+		S3:          s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = usePathStyle }),
+		SQS:         sqs.NewFromConfig(cfg),
+		Kinesis:     kinesis.NewFromConfig(cfg),
+		Firehose:    firehose.NewFromConfig(cfg),
+		Glue:        glue.NewFromConfig(cfg),
+		EventBridge: eventbridge.NewFromConfig(cfg),
+	}
+}
+
+// AWSResources are the identifiers provisioning found or created.
+type AWSResources struct {
+	FeedQueueURL string
+	LoadQueueURL string
+	StreamARN    string
+}
+
+// AWS creates every AWS resource of names that does not exist yet and
+// returns their identifiers. Running it again changes nothing.
+func AWS(ctx context.Context, c AWSClients, n Names) (AWSResources, error) {
+	var res AWSResources
+	for _, b := range []string{n.SourceBucket, n.StagingBucket, n.DestBucket, n.QuarantineBucket} {
+		if err := ensureBucket(ctx, c.S3, b); err != nil {
+			return res, err
+		}
+	}
+	var err error
+	if res.FeedQueueURL, err = ensureObjectCreatedQueue(ctx, c, n.SourceBucket, n.FeedQueue); err != nil {
+		return res, err
+	}
+	if res.LoadQueueURL, err = ensureObjectCreatedQueue(ctx, c, n.DestBucket, n.LoadQueue); err != nil {
+		return res, err
+	}
+	if res.StreamARN, err = ensureStream(ctx, c.Kinesis, n.Stream, n.StreamShards); err != nil {
+		return res, err
+	}
+	if err := ensureDeliveryStream(ctx, c.Firehose, n, res.StreamARN); err != nil {
+		return res, err
+	}
+	if err := ensureGlueJob(ctx, c, n); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func ensureBucket(ctx context.Context, c *s3.Client, bucket string) error {
+	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
+	var owned *s3types.BucketAlreadyOwnedByYou
+	var exists *s3types.BucketAlreadyExists
+	if err != nil && !errors.As(err, &owned) && !errors.As(err, &exists) {
+		return fmt.Errorf("create bucket %s: %w", bucket, err)
+	}
+	return nil
+}
+
+// ensureObjectCreatedQueue routes the bucket's Object Created events through
+// EventBridge to an SQS queue: bucket notifications on, a rule matching the
+// bucket, the queue as its target, and a queue policy letting EventBridge send.
+func ensureObjectCreatedQueue(ctx context.Context, c AWSClients, bucket, queue string) (string, error) {
+	q, err := c.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: &queue,
+		Attributes: map[string]string{
+			string(sqstypes.QueueAttributeNameVisibilityTimeout):             "60",
+			string(sqstypes.QueueAttributeNameReceiveMessageWaitTimeSeconds): "1",
+		},
+	})
+	if err != nil {
+		return "", fmt.Errorf("create queue %s: %w", queue, err)
+	}
+	attrs, err := c.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
+	})
+	if err != nil {
+		return "", fmt.Errorf("queue %s attributes: %w", queue, err)
+	}
+	queueARN := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
+
+	if _, err := c.S3.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+		Bucket: &bucket,
+		NotificationConfiguration: &s3types.NotificationConfiguration{
+			EventBridgeConfiguration: &s3types.EventBridgeConfiguration{},
+		},
+	}); err != nil {
+		return "", fmt.Errorf("enable EventBridge notifications on bucket %s: %w", bucket, err)
+	}
+	pattern, _ := json.Marshal(map[string]any{
+		"source":      []string{"aws.s3"},
+		"detail-type": []string{"Object Created"},
+		"detail":      map[string]any{"bucket": map[string]any{"name": []string{bucket}}},
+	})
+	rule := queue + "-rule"
+	r, err := c.EventBridge.PutRule(ctx, &eventbridge.PutRuleInput{
+		Name:         &rule,
+		EventPattern: aws.String(string(pattern)),
+		Description:  aws.String("Object Created in " + bucket + " to SQS " + queue),
+	})
+	if err != nil {
+		return "", fmt.Errorf("put EventBridge rule %s: %w", rule, err)
+	}
+	policy, _ := json.Marshal(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []map[string]any{{
+			"Effect":    "Allow",
+			"Principal": map[string]string{"Service": "events.amazonaws.com"},
+			"Action":    "sqs:SendMessage",
+			"Resource":  queueARN,
+			"Condition": map[string]any{"ArnEquals": map[string]string{"aws:SourceArn": aws.ToString(r.RuleArn)}},
+		}},
+	})
+	if _, err := c.SQS.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{
+		QueueUrl: q.QueueUrl, Attributes: map[string]string{string(sqstypes.QueueAttributeNamePolicy): string(policy)},
+	}); err != nil {
+		return "", fmt.Errorf("set policy of queue %s: %w", queue, err)
+	}
+	if _, err := c.EventBridge.PutTargets(ctx, &eventbridge.PutTargetsInput{
+		Rule:    &rule,
+		Targets: []ebtypes.Target{{Id: aws.String("sqs"), Arn: &queueARN}},
+	}); err != nil {
+		return "", fmt.Errorf("target queue %s from rule %s: %w", queue, rule, err)
+	}
+	return aws.ToString(q.QueueUrl), nil
+}
+
+func ensureStream(ctx context.Context, c *kinesis.Client, name string, shards int32) (string, error) {
+	_, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &name, ShardCount: &shards})
+	var inUse *kintypes.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return "", fmt.Errorf("create Kinesis stream %s: %w", name, err)
+	}
+	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) { o.MinDelay = 100 * time.Millisecond })
+	if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: &name}, 2*time.Minute); err != nil {
+		return "", fmt.Errorf("wait for Kinesis stream %s to be active: %w", name, err)
+	}
+	d, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &name})
+	if err != nil {
+		return "", fmt.Errorf("describe Kinesis stream %s: %w", name, err)
+	}
+	return aws.ToString(d.StreamDescriptionSummary.StreamARN), nil
+}
+
+func ensureDeliveryStream(ctx context.Context, c *firehose.Client, n Names, streamARN string) error {
+	_, err := c.DescribeDeliveryStream(ctx, &firehose.DescribeDeliveryStreamInput{DeliveryStreamName: &n.DeliveryStream})
+	if err == nil {
+		return nil
+	}
+	var notFound *fhtypes.ResourceNotFoundException
+	if !errors.As(err, &notFound) {
+		return fmt.Errorf("describe Firehose delivery stream %s: %w", n.DeliveryStream, err)
+	}
+	_, err = c.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{
+		DeliveryStreamName: &n.DeliveryStream,
+		DeliveryStreamType: fhtypes.DeliveryStreamTypeKinesisStreamAsSource,
+		KinesisStreamSourceConfiguration: &fhtypes.KinesisStreamSourceConfiguration{
+			KinesisStreamARN: &streamARN,
+			RoleARN:          &n.FirehoseRoleARN,
+		},
+		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{
+			BucketARN:         aws.String("arn:aws:s3:::" + n.StagingBucket),
+			RoleARN:           &n.FirehoseRoleARN,
+			Prefix:            &n.StagingPrefix,
+			ErrorOutputPrefix: aws.String("errors/"),
+			BufferingHints:    &fhtypes.BufferingHints{IntervalInSeconds: aws.Int32(60), SizeInMBs: aws.Int32(64)},
+			CompressionFormat: fhtypes.CompressionFormatUncompressed,
+		},
+	})
+	var inUse *fhtypes.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create Firehose delivery stream %s: %w", n.DeliveryStream, err)
+	}
+	return nil
+}
+
+func ensureGlueJob(ctx context.Context, c AWSClients, n Names) error {
+	if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &n.StagingBucket, Key: &n.GlueScriptKey, Body: strings.NewReader(string(GlueScript)),
+	}); err != nil {
+		return fmt.Errorf("upload Glue script to s3://%s/%s: %w", n.StagingBucket, n.GlueScriptKey, err)
+	}
+	_, err := c.Glue.GetJob(ctx, &glue.GetJobInput{JobName: &n.GlueJob})
+	if err == nil {
+		return nil
+	}
+	var notFound *gluetypes.EntityNotFoundException
+	if !errors.As(err, &notFound) {
+		return fmt.Errorf("get Glue job %s: %w", n.GlueJob, err)
+	}
+	_, err = c.Glue.CreateJob(ctx, &glue.CreateJobInput{
+		Name: &n.GlueJob,
+		Role: &n.GlueRoleARN,
+		Command: &gluetypes.JobCommand{
+			Name:           aws.String("pythonshell"),
+			PythonVersion:  aws.String("3.9"),
+			ScriptLocation: aws.String("s3://" + n.StagingBucket + "/" + n.GlueScriptKey),
+		},
+		// No MaxCapacity: a Python-shell job defaults to 0.0625 DPU on Glue, and
+		// MiniStack echoes an explicit 0.0625 back as AllocatedCapacity, an
+		// integer field, which the SDK then fails to decode on GetJobRun.
+		Timeout: aws.Int32(30),
+		DefaultArguments: map[string]string{
+			"library-set": "analytics", // pyarrow on real Glue; the local venv has it too
+		},
+	})
+	var exists *gluetypes.AlreadyExistsException
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("create Glue job %s: %w", n.GlueJob, err)
+	}
+	return nil
+}
