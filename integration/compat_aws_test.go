@@ -65,24 +65,26 @@ func TestCompatS3PutGetListRange(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
 	c := clients()
 	prefix := fmt.Sprintf("compat-s3-%d/", time.Now().UnixNano())
+	// The quarantine bucket sends no events, so this test starts no feed.
+	bucket := stack.Names.QuarantineBucket
 	body := []byte("0123456789abcdefghij")
-	put := putObject(t, ctx, stack.Names.SourceBucket, prefix+"a.ndjson", body)
-	putObject(t, ctx, stack.Names.SourceBucket, prefix+"b.ndjson", []byte("x"))
+	put := putObject(t, ctx, bucket, prefix+"a.ndjson", body)
+	putObject(t, ctx, bucket, prefix+"b.ndjson", []byte("x"))
 	if aws.ToString(put.ETag) == "" {
 		t.Error("PutObject returned no ETag; the workflow id is built from it")
 	}
 
-	if got := getObject(t, ctx, stack.Names.SourceBucket, prefix+"a.ndjson", ""); !bytes.Equal(got, body) {
+	if got := getObject(t, ctx, bucket, prefix+"a.ndjson", ""); !bytes.Equal(got, body) {
 		t.Errorf("get = %q, want %q", got, body)
 	}
-	if got := getObject(t, ctx, stack.Names.SourceBucket, prefix+"a.ndjson", "bytes=10-"); string(got) != "abcdefghij" {
+	if got := getObject(t, ctx, bucket, prefix+"a.ndjson", "bytes=10-"); string(got) != "abcdefghij" {
 		t.Errorf("ranged get bytes=10- = %q, want %q", got, "abcdefghij")
 	}
-	if got := getObject(t, ctx, stack.Names.SourceBucket, prefix+"a.ndjson", "bytes=2-4"); string(got) != "234" {
+	if got := getObject(t, ctx, bucket, prefix+"a.ndjson", "bytes=2-4"); string(got) != "234" {
 		t.Errorf("ranged get bytes=2-4 = %q, want %q", got, "234")
 	}
 
-	list, err := c.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &stack.Names.SourceBucket, Prefix: &prefix})
+	list, err := c.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +95,7 @@ func TestCompatS3PutGetListRange(t *testing.T) {
 	if strings.Join(keys, ",") != prefix+"a.ndjson,"+prefix+"b.ndjson" {
 		t.Errorf("list %s = %v", prefix, keys)
 	}
-	head, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &stack.Names.SourceBucket, Key: aws.String(prefix + "a.ndjson")})
+	head, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String(prefix + "a.ndjson")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,21 +132,33 @@ func receiveObjectCreated(t *testing.T, ctx context.Context, queueURL, key strin
 	return s3event.Object{}, ""
 }
 
-// S3 → EventBridge rule → SQS: an upload to the source bucket arrives on the
-// feed queue as an EventBridge "Object Created" envelope naming the bucket,
-// key, size and ETag (the starter's input).
+// S3 → EventBridge rule → SQS: an upload to a bucket provisioned like the
+// source bucket arrives on its queue as an EventBridge "Object Created"
+// envelope naming the bucket, key, size and ETag (the starter's input). The
+// test has a bucket and queue of its own, so the feed listener does not
+// compete for its event.
 func TestCompatObjectCreatedEventReachesSQS(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
-	key := fmt.Sprintf("compat-events/%d/feed one.ndjson", time.Now().UnixNano())
+	n := time.Now().UnixNano()
+	bucket := fmt.Sprintf("compat-events-%d", n)
+	c := clients()
+	if _, err := c.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatal(err)
+	}
+	queueURL, err := provision.ObjectCreatedQueue(ctx, c, bucket, fmt.Sprintf("compat-events-%d", n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("in/%d/feed one.ndjson", n)
 	body := []byte(`{"id":1}` + "\n")
-	put := putObject(t, ctx, stack.Names.SourceBucket, key, body)
+	put := putObject(t, ctx, bucket, key, body)
 
-	obj, raw := receiveObjectCreated(t, ctx, stack.AWS.FeedQueueURL, key)
+	obj, raw := receiveObjectCreated(t, ctx, queueURL, key)
 	var env map[string]any
 	if err := json.Unmarshal([]byte(raw), &env); err != nil || env["detail-type"] != "Object Created" || env["source"] != "aws.s3" {
 		t.Errorf("message is not an EventBridge Object Created envelope: %s", raw)
 	}
-	want := s3event.Object{Bucket: stack.Names.SourceBucket, Key: key, Size: int64(len(body)), ETag: strings.Trim(aws.ToString(put.ETag), `"`)}
+	want := s3event.Object{Bucket: bucket, Key: key, Size: int64(len(body)), ETag: strings.Trim(aws.ToString(put.ETag), `"`)}
 	if obj.Bucket != want.Bucket || obj.Key != want.Key || obj.Size != want.Size || obj.ETag != want.ETag {
 		t.Errorf("event object = %+v, want %+v", obj, want)
 	}

@@ -117,10 +117,10 @@ func AWS(ctx context.Context, c AWSClients, n Names) (AWSResources, error) {
 		}
 	}
 	var err error
-	if res.FeedQueueURL, err = ensureObjectCreatedQueue(ctx, c, n.SourceBucket, n.FeedQueue); err != nil {
+	if res.FeedQueueURL, err = ObjectCreatedQueue(ctx, c, n.SourceBucket, n.FeedQueue); err != nil {
 		return res, err
 	}
-	if res.LoadQueueURL, err = ensureObjectCreatedQueue(ctx, c, n.DestBucket, n.LoadQueue); err != nil {
+	if res.LoadQueueURL, err = ObjectCreatedQueue(ctx, c, n.DestBucket, n.LoadQueue); err != nil {
 		return res, err
 	}
 	if res.StreamARN, err = ensureStream(ctx, c.Kinesis, n.Stream, n.StreamShards); err != nil {
@@ -145,10 +145,12 @@ func ensureBucket(ctx context.Context, c *s3.Client, bucket string) error {
 	return nil
 }
 
-// ensureObjectCreatedQueue routes the bucket's Object Created events through
-// EventBridge to an SQS queue: bucket notifications on, a rule matching the
-// bucket, the queue as its target, and a queue policy letting EventBridge send.
-func ensureObjectCreatedQueue(ctx context.Context, c AWSClients, bucket, queue string) (string, error) {
+// ObjectCreatedQueue routes the bucket's Object Created events through
+// EventBridge to an SQS queue, creating what is missing: the queue, bucket
+// notifications to EventBridge, a rule matching the bucket with the queue as
+// its target, and a queue policy letting EventBridge send. It returns the
+// queue URL.
+func ObjectCreatedQueue(ctx context.Context, c AWSClients, bucket, queue string) (string, error) {
 	q, err := c.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{
 		QueueName: &queue,
 		Attributes: map[string]string{

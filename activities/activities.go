@@ -1,0 +1,151 @@
+// Package activities holds FeedWorkflow's activities, one file per stage:
+// PutToKinesis, AwaitDelivery, Convert (local or Glue) and ConfirmIngestion.
+// AWS and Snowflake clients are injected through Activities; record data
+// moves between S3, Kinesis and Snowflake here and never through Temporal.
+package activities
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/glue"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	"go.temporal.io/sdk/temporal"
+)
+
+// S3API is the part of the S3 client the activities use.
+type S3API interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+}
+
+// KinesisAPI is the part of the Kinesis client PutToKinesis uses.
+type KinesisAPI interface {
+	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+}
+
+// GlueAPI is the part of the Glue client the glue conversion mode uses.
+type GlueAPI interface {
+	StartJobRun(ctx context.Context, in *glue.StartJobRunInput, opts ...func(*glue.Options)) (*glue.StartJobRunOutput, error)
+	GetJobRun(ctx context.Context, in *glue.GetJobRunInput, opts ...func(*glue.Options)) (*glue.GetJobRunOutput, error)
+	GetJobRuns(ctx context.Context, in *glue.GetJobRunsInput, opts ...func(*glue.Options)) (*glue.GetJobRunsOutput, error)
+}
+
+// Activities carries the clients every stage needs. Register a *Activities
+// with the worker; the workflow calls its methods by name.
+type Activities struct {
+	S3        S3API
+	Kinesis   KinesisAPI
+	Glue      GlueAPI
+	Snowflake *sql.DB
+	Logger    *slog.Logger
+	// PollInterval is the first wait between polls of Firehose output, Glue
+	// runs and Snowflake load status; it backs off to 10×. Default 1s.
+	PollInterval time.Duration
+	// TempDir holds the local converter's Parquet file before upload.
+	TempDir string
+}
+
+func (a *Activities) log() *slog.Logger {
+	if a.Logger == nil {
+		return slog.Default()
+	}
+	return a.Logger
+}
+
+func (a *Activities) pollInterval() time.Duration {
+	if a.PollInterval <= 0 {
+		return time.Second
+	}
+	return a.PollInterval
+}
+
+// Error types the workflow does not retry: retrying cannot fix them.
+const (
+	ErrBadInput        = "BadInput"                // the feed itself is malformed
+	ErrRejectThreshold = "RejectThresholdExceeded" // too many bad lines
+	ErrNotFound        = "NotFound"                // a bucket, object, stream or job is missing
+	ErrAccessDenied    = "AccessDenied"            // credentials lack a permission
+	ErrDelivery        = "DeliveryIncomplete"      // Firehose did not deliver every record in time
+	ErrGlueRun         = "GlueRunFailed"           // the Glue job run failed
+	ErrLoad            = "LoadFailed"              // Snowflake failed or partially loaded the file
+	ErrRowCount        = "RowCountMismatch"        // Snowflake loaded another number of rows
+	ErrIngestTimeout   = "IngestionNotConfirmed"   // Snowflake did not load the file in time
+)
+
+// NonRetryable lists the error types above, for RetryPolicy.NonRetryableErrorTypes.
+var NonRetryable = []string{ErrBadInput, ErrRejectThreshold, ErrNotFound, ErrAccessDenied, ErrDelivery,
+	ErrGlueRun, ErrLoad, ErrRowCount, ErrIngestTimeout}
+
+func nonRetryable(typ string, format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), typ, nil)
+}
+
+// classifyAWS turns AWS errors that retrying cannot fix into non-retryable
+// ones that name the resource and the fix; throttling and 5xx stay retryable.
+func classifyAWS(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "NoSuchBucket", "NoSuchKey", "NotFound", "ResourceNotFoundException", "EntityNotFoundException":
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s: %s does not exist (%s); create it or fix the pipeline config", what, what, api.ErrorCode()), ErrNotFound, err)
+		case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidAccessKeyId", "SignatureDoesNotMatch":
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s: access denied (%s); grant the worker's role the permission", what, api.ErrorCode()), ErrAccessDenied, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// deadlineMargin is how long before the activity's own deadline a polling
+// stage gives up and reports what it saw, instead of being timed out blind.
+func deadlineMargin(ctx context.Context) (time.Time, bool) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}, false
+	}
+	margin := time.Until(dl) / 20
+	margin = min(max(margin, 2*time.Second), 30*time.Second)
+	return dl.Add(-margin), true
+}
+
+func apiCode(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode()
+	}
+	return ""
+}
+
+func isPreconditionFailed(err error) bool { return apiCode(err) == "PreconditionFailed" }
+
+func isRangeNotSatisfiable(err error) bool { return apiCode(err) == "InvalidRange" }
+
+func isNonRetryable(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.NonRetryable()
+}

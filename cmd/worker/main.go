@@ -1,0 +1,87 @@
+// Command worker runs feedpipe's Temporal worker: FeedWorkflow and its
+// activities, on the task queue of the pipelines config.
+//
+//	worker -config pipelines.toml
+//
+// Temporal, AWS and Snowflake are configured by the standard environment (see
+// internal/clients). SIGINT or SIGTERM stops it gracefully: it takes no new
+// tasks and lets running activities finish for up to -stop-timeout.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/feedpipe/feedpipe/activities"
+	"github.com/feedpipe/feedpipe/internal/clients"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/workflows"
+
+	_ "github.com/snowflakedb/gosnowflake"
+)
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(logger); err != nil {
+		logger.Error("worker stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(logger *slog.Logger) error {
+	cfgPath := flag.String("config", envOr("FEEDPIPE_CONFIG", "pipelines.toml"), "pipelines config file")
+	activitiesMax := flag.Int("max-activities", 8, "activities run at once by this worker")
+	workflowsMax := flag.Int("max-workflow-tasks", 16, "workflow tasks run at once by this worker")
+	stopTimeout := flag.Duration("stop-timeout", 30*time.Second, "how long running activities may finish on shutdown")
+	flag.Parse()
+
+	cfg, err := pipeline.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	env := clients.Env(os.LookupEnv)
+	tc, err := clients.DialTemporal(ctx, env, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	awsc, err := clients.LoadAWS(ctx, env)
+	if err != nil {
+		return err
+	}
+	sf, err := clients.OpenSnowflake(env)
+	if err != nil {
+		return err
+	}
+	if sf == nil {
+		logger.Warn("no Snowflake connection configured (SNOWFLAKE_DSN or SNOWFLAKE_ACCOUNT); ConfirmIngestion will fail")
+	} else {
+		defer sf.Close()
+	}
+
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize:     *activitiesMax,
+		MaxConcurrentWorkflowTaskExecutionSize: *workflowsMax,
+		WorkerStopTimeout:                      *stopTimeout,
+	})
+	workflows.Register(w, &activities.Activities{S3: awsc.S3, Kinesis: awsc.Kinesis, Glue: awsc.Glue, Snowflake: sf, Logger: logger})
+	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "pipelines", len(cfg.Pipelines))
+	if err := w.Run(worker.InterruptCh()); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,179 @@
+// Package clients builds the Temporal, AWS and Snowflake clients of the
+// worker and starter from the standard environment, so the same binaries run
+// against the local stack and against Temporal Cloud, AWS and Snowflake.
+//
+// Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, or mTLS
+// with TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH (and
+// optionally TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME).
+// AWS: the SDK's default chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, …);
+// FEEDPIPE_S3_PATH_STYLE=true for emulators.
+// Snowflake: SNOWFLAKE_DSN, or key-pair auth with SNOWFLAKE_ACCOUNT,
+// SNOWFLAKE_USER, SNOWFLAKE_PRIVATE_KEY_PATH and optionally SNOWFLAKE_ROLE,
+// SNOWFLAKE_WAREHOUSE.
+package clients
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/glue"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/snowflakedb/gosnowflake"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+)
+
+// Env looks up an environment variable; os.LookupEnv in production.
+type Env func(string) (string, bool)
+
+func (e Env) get(k, def string) string {
+	if v, ok := e(k); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// TemporalOptions are client.Options from the environment.
+func TemporalOptions(env Env, logger *slog.Logger) (client.Options, error) {
+	opts := client.Options{
+		HostPort:  env.get("TEMPORAL_ADDRESS", "localhost:7233"),
+		Namespace: env.get("TEMPORAL_NAMESPACE", "default"),
+		Logger:    tlog.NewStructuredLogger(logger),
+	}
+	cert, key := env.get("TEMPORAL_TLS_CLIENT_CERT_PATH", ""), env.get("TEMPORAL_TLS_CLIENT_KEY_PATH", "")
+	if apiKey := env.get("TEMPORAL_API_KEY", ""); apiKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(apiKey)
+		opts.ConnectionOptions.TLS = &tls.Config{}
+	}
+	if cert != "" || key != "" {
+		if cert == "" || key == "" {
+			return opts, errors.New("temporal: set both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH for mTLS")
+		}
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return opts, fmt.Errorf("temporal: load mTLS key pair %s, %s: %w", cert, key, err)
+		}
+		opts.ConnectionOptions.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	}
+	if opts.ConnectionOptions.TLS != nil {
+		opts.ConnectionOptions.TLS.ServerName = env.get("TEMPORAL_TLS_SERVER_NAME", "")
+		if ca := env.get("TEMPORAL_TLS_SERVER_CA_CERT_PATH", ""); ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return opts, fmt.Errorf("temporal: read CA %s: %w", ca, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return opts, fmt.Errorf("temporal: no certificate in %s", ca)
+			}
+			opts.ConnectionOptions.TLS.RootCAs = pool
+		}
+	}
+	return opts, nil
+}
+
+// DialTemporal connects to Temporal as the environment says.
+func DialTemporal(ctx context.Context, env Env, logger *slog.Logger) (client.Client, error) {
+	opts, err := TemporalOptions(env, logger)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s; set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE): %w", opts.HostPort, opts.Namespace, err)
+	}
+	return c, nil
+}
+
+// AWS are the AWS service clients.
+type AWS struct {
+	Config  aws.Config
+	S3      *s3.Client
+	SQS     *sqs.Client
+	Kinesis *kinesis.Client
+	Glue    *glue.Client
+}
+
+// LoadAWS loads the SDK's default configuration chain.
+func LoadAWS(ctx context.Context, env Env) (AWS, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return AWS{}, fmt.Errorf("aws config: %w", err)
+	}
+	if cfg.Region == "" {
+		return AWS{}, errors.New("aws config: no region; set AWS_REGION")
+	}
+	pathStyle := env.get("FEEDPIPE_S3_PATH_STYLE", "") == "true"
+	return AWS{
+		Config:  cfg,
+		S3:      s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }),
+		SQS:     sqs.NewFromConfig(cfg),
+		Kinesis: kinesis.NewFromConfig(cfg),
+		Glue:    glue.NewFromConfig(cfg),
+	}, nil
+}
+
+// OpenSnowflake opens the Snowflake connection the environment describes,
+// or returns nil when none is configured.
+func OpenSnowflake(env Env) (*sql.DB, error) {
+	if dsn := env.get("SNOWFLAKE_DSN", ""); dsn != "" {
+		db, err := sql.Open("snowflake", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("snowflake: SNOWFLAKE_DSN: %w", err)
+		}
+		return db, nil
+	}
+	account := env.get("SNOWFLAKE_ACCOUNT", "")
+	if account == "" {
+		return nil, nil
+	}
+	keyPath := env.get("SNOWFLAKE_PRIVATE_KEY_PATH", "")
+	if keyPath == "" {
+		return nil, errors.New("snowflake: SNOWFLAKE_ACCOUNT is set but SNOWFLAKE_PRIVATE_KEY_PATH is not; feedpipe authenticates with a key pair")
+	}
+	key, err := readRSAKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &gosnowflake.Config{
+		Account:       account,
+		User:          env.get("SNOWFLAKE_USER", ""),
+		Role:          env.get("SNOWFLAKE_ROLE", ""),
+		Warehouse:     env.get("SNOWFLAKE_WAREHOUSE", ""),
+		Authenticator: gosnowflake.AuthTypeJwt,
+		PrivateKey:    key,
+	}
+	return sql.OpenDB(gosnowflake.NewConnector(gosnowflake.SnowflakeDriver{}, *cfg)), nil
+}
+
+func readRSAKey(path string) (*rsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("snowflake: read private key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("snowflake: %s is not a PEM file", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("snowflake: %s: want an unencrypted PKCS#8 RSA key: %w", path, err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("snowflake: %s is not an RSA key", path)
+	}
+	return rk, nil
+}

@@ -1,0 +1,254 @@
+// Package pipeline holds feedpipe's pipelines configuration: which feeds (by
+// source bucket and key prefix) go through which stream, delivery stream,
+// conversion mode and Snowflake table, with their schema, reject threshold and
+// deadlines. The file is TOML; Load validates it and every error names the key
+// at fault and how to fix it.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/feedpipe/feedpipe/internal/schema"
+)
+
+// Conversion modes.
+const (
+	ConvertLocal = "local" // the worker writes Parquet with parquet-go
+	ConvertGlue  = "glue"  // a Glue job run does
+)
+
+// Ingestion confirmation strategies.
+const (
+	ConfirmCopyHistory = "copy_history" // Snowflake's COPY_HISTORY table function (production)
+	ConfirmLoadHistory = "load_history" // INFORMATION_SCHEMA.LOAD_HISTORY plus a row count (fakesnow)
+)
+
+// Duration is a time.Duration written as "90s" or "15m" in the file and in
+// workflow inputs.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like \"90s\" or \"15m\"", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Std is d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Snowflake names the pipeline's target objects.
+type Snowflake struct {
+	Database string `toml:"database"`
+	Schema   string `toml:"schema"`
+	Table    string `toml:"table"`
+	Stage    string `toml:"stage"`
+}
+
+// Deadlines bound each stage of a feed, end to end including retries.
+type Deadlines struct {
+	Put      Duration `toml:"put"`      // streaming the file into Kinesis
+	Delivery Duration `toml:"delivery"` // Firehose delivering every record
+	Convert  Duration `toml:"convert"`  // Parquet written
+	Ingest   Duration `toml:"ingest"`   // Snowflake loaded the file
+}
+
+// Pipeline is one feed type.
+type Pipeline struct {
+	Name             string        `toml:"name"`
+	SourceBucket     string        `toml:"source_bucket"`
+	SourcePrefix     string        `toml:"source_prefix"`
+	Stream           string        `toml:"stream"`
+	DeliveryStream   string        `toml:"delivery_stream"`
+	StagingBucket    string        `toml:"staging_bucket"`
+	StagingPrefix    string        `toml:"staging_prefix"`
+	DestBucket       string        `toml:"destination_bucket"`
+	DestPrefix       string        `toml:"destination_prefix"`
+	QuarantineBucket string        `toml:"quarantine_bucket"`
+	Conversion       string        `toml:"conversion"`
+	GlueJob          string        `toml:"glue_job"`
+	Confirm          string        `toml:"confirm"`
+	MaxRejectedLines int64         `toml:"max_rejected_lines"`
+	MaxRejectedRatio float64       `toml:"max_rejected_ratio"`
+	Snowflake        Snowflake     `toml:"snowflake"`
+	Deadlines        Deadlines     `toml:"deadlines"`
+	HeartbeatTimeout Duration      `toml:"heartbeat_timeout"` // a stage silent this long is retried elsewhere; default 30s
+	Schema           schema.Schema `toml:"schema"`
+}
+
+// Config is the whole file.
+type Config struct {
+	TaskQueue string     `toml:"task_queue"`
+	Pipelines []Pipeline `toml:"pipeline"`
+}
+
+// Load reads, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipelines config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse decodes, defaults and validates a config; name is used in errors.
+func Parse(name string, b []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("pipelines config %s: line %d: %s", name, perr.Position.Line, perr.Message)
+		}
+		return nil, fmt.Errorf("pipelines config %s: %w", name, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("pipelines config %s: unknown key %s; remove it or check its spelling (see pipelines.example.toml)", name, strings.Join(keys, ", "))
+	}
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("pipelines config %s: %w", name, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) setDefaults() {
+	if c.TaskQueue == "" {
+		c.TaskQueue = "feedpipe"
+	}
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if p.Conversion == "" {
+			p.Conversion = ConvertLocal
+		}
+		if p.Confirm == "" {
+			p.Confirm = ConfirmCopyHistory
+		}
+		if p.Schema.Unknown == "" {
+			p.Schema.Unknown = schema.UnknownDrop
+		}
+		d := &p.Deadlines
+		for _, f := range []struct {
+			v   *Duration
+			def time.Duration
+		}{{&d.Put, time.Hour}, {&d.Delivery, 30 * time.Minute}, {&d.Convert, time.Hour}, {&d.Ingest, 30 * time.Minute}} {
+			if *f.v == 0 {
+				*f.v = Duration(f.def)
+			}
+		}
+	}
+}
+
+// Validate checks every pipeline, naming the key at fault.
+func (c *Config) Validate() error {
+	if len(c.Pipelines) == 0 {
+		return errors.New("no [[pipeline]] declared")
+	}
+	names := map[string]bool{}
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if err := p.validate(); err != nil {
+			label := p.Name
+			if label == "" {
+				label = fmt.Sprintf("#%d", i+1)
+			}
+			return fmt.Errorf("pipeline %s: %w", label, err)
+		}
+		if names[p.Name] {
+			return fmt.Errorf("pipeline %s: name used twice", p.Name)
+		}
+		names[p.Name] = true
+	}
+	for i := range c.Pipelines {
+		for j := range c.Pipelines {
+			a, b := &c.Pipelines[i], &c.Pipelines[j]
+			if i != j && a.SourceBucket == b.SourceBucket && a.SourcePrefix == b.SourcePrefix {
+				return fmt.Errorf("pipelines %s and %s both route s3://%s/%s; give them different source_prefix", a.Name, b.Name, a.SourceBucket, a.SourcePrefix)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) validate() error {
+	required := []struct{ key, val string }{
+		{"name", p.Name}, {"source_bucket", p.SourceBucket}, {"stream", p.Stream},
+		{"delivery_stream", p.DeliveryStream}, {"staging_bucket", p.StagingBucket},
+		{"destination_bucket", p.DestBucket}, {"quarantine_bucket", p.QuarantineBucket},
+		{"snowflake.database", p.Snowflake.Database}, {"snowflake.schema", p.Snowflake.Schema},
+		{"snowflake.table", p.Snowflake.Table},
+	}
+	for _, r := range required {
+		if strings.TrimSpace(r.val) == "" {
+			return fmt.Errorf("%s is required", r.key)
+		}
+	}
+	switch p.Conversion {
+	case ConvertLocal:
+	case ConvertGlue:
+		if p.GlueJob == "" {
+			return errors.New(`conversion = "glue" needs glue_job, the Glue job's name`)
+		}
+	default:
+		return fmt.Errorf("conversion = %q; use %q or %q", p.Conversion, ConvertLocal, ConvertGlue)
+	}
+	switch p.Confirm {
+	case ConfirmCopyHistory, ConfirmLoadHistory:
+	default:
+		return fmt.Errorf("confirm = %q; use %q (Snowflake) or %q (fakesnow)", p.Confirm, ConfirmCopyHistory, ConfirmLoadHistory)
+	}
+	if p.MaxRejectedLines < 0 {
+		return errors.New("max_rejected_lines must be >= 0")
+	}
+	if p.MaxRejectedRatio < 0 || p.MaxRejectedRatio > 1 {
+		return fmt.Errorf("max_rejected_ratio = %v; use a fraction between 0 and 1 (0.01 = 1%%)", p.MaxRejectedRatio)
+	}
+	if err := p.Schema.Validate(); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	return nil
+}
+
+// Route returns the pipeline whose source bucket and longest prefix match.
+func (c *Config) Route(bucket, key string) (*Pipeline, error) {
+	var best *Pipeline
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if p.SourceBucket == bucket && strings.HasPrefix(key, p.SourcePrefix) &&
+			(best == nil || len(p.SourcePrefix) > len(best.SourcePrefix)) {
+			best = p
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("no pipeline routes s3://%s/%s; add a [[pipeline]] with source_bucket = %q and a source_prefix that the key starts with", bucket, key, bucket)
+	}
+	return best, nil
+}
+
+// Get returns the pipeline named name.
+func (c *Config) Get(name string) (*Pipeline, error) {
+	for i := range c.Pipelines {
+		if c.Pipelines[i].Name == name {
+			return &c.Pipelines[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no pipeline named %q in the config", name)
+}

@@ -1,0 +1,219 @@
+// Package starter starts FeedWorkflow runs exactly once per feed version:
+// for one object, for every S3 event on an SQS queue, or for a backfill of a
+// bucket prefix.
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/feedpipe/feedpipe/internal/feed"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/s3event"
+	"github.com/feedpipe/feedpipe/internal/searchattr"
+	"github.com/feedpipe/feedpipe/workflows"
+)
+
+// S3API is what the starter reads from S3.
+type S3API interface {
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
+// SQSAPI is what the listener needs from SQS.
+type SQSAPI interface {
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+}
+
+// Starter starts runs.
+type Starter struct {
+	Temporal client.Client
+	S3       S3API
+	SQS      SQSAPI
+	Config   *pipeline.Config
+	Logger   *slog.Logger
+}
+
+// Started says what Start did.
+type Started struct {
+	WorkflowID string
+	RunID      string
+	Existed    bool // a run for this feed version already exists or completed; nothing started
+	Pipeline   string
+}
+
+// Start starts FeedWorkflow for ref unless a run for the same feed version is
+// running or has completed. A version whose last run failed, was terminated
+// or timed out is started again.
+func (s *Starter) Start(ctx context.Context, ref feed.Ref) (Started, error) {
+	if err := ref.Validate(); err != nil {
+		return Started{}, err
+	}
+	p, err := s.Config.Route(ref.Bucket, ref.Key)
+	if err != nil {
+		return Started{}, err
+	}
+	id := ref.WorkflowID()
+	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                s.Config.TaskQueue,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Report an existing run as such instead of returning its handle.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			searchattr.FeedBucket.ValueSet(ref.Bucket), searchattr.FeedKey.ValueSet(ref.Key),
+			searchattr.FeedPipeline.ValueSet(p.Name), searchattr.FeedStage.ValueSet(workflows.StagePut)),
+	}, workflows.FeedWorkflowName, workflows.FeedInput{Ref: ref, Pipeline: *p})
+	var exists *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &exists) {
+		return Started{WorkflowID: id, RunID: exists.RunId, Existed: true, Pipeline: p.Name}, nil
+	}
+	if err != nil {
+		return Started{}, fmt.Errorf("start %s for %s: %w", workflows.FeedWorkflowName, ref, err)
+	}
+	return Started{WorkflowID: id, RunID: run.GetRunID(), Pipeline: p.Name}, nil
+}
+
+// StartObject looks the object up (its ETag, version and size identify the
+// upload) and starts it.
+func (s *Starter) StartObject(ctx context.Context, bucket, key string) (Started, error) {
+	head, err := s.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		return Started{}, fmt.Errorf("head s3://%s/%s: %w", bucket, key, err)
+	}
+	return s.Start(ctx, feed.Ref{Bucket: bucket, Key: key, ETag: strings.Trim(aws.ToString(head.ETag), `"`),
+		VersionID: aws.ToString(head.VersionId), Size: aws.ToInt64(head.ContentLength)})
+}
+
+// Listen receives S3 Object Created events from queueURL until ctx ends. A
+// message is deleted only once every object it names has a run (started now
+// or before). A message that cannot be read, or whose start failed, stays on
+// the queue: it comes back after the visibility timeout and, past the queue's
+// maxReceiveCount, goes to its dead-letter queue.
+func (s *Starter) Listen(ctx context.Context, queueURL string) error {
+	for ctx.Err() == nil {
+		out, err := s.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl: &queueURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 10,
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			s.Logger.Warn("listen: receive failed; retrying", "queue", queueURL, "err", err)
+			if !sleep(ctx, 2*time.Second) {
+				break
+			}
+			continue
+		}
+		for _, m := range out.Messages {
+			if s.handle(ctx, m.MessageId, aws.ToString(m.Body)) {
+				if _, err := s.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &queueURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
+					s.Logger.Warn("listen: delete message failed; it will be redelivered and found started", "message_id", aws.ToString(m.MessageId), "err", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// handle starts the runs a message asks for and reports whether the message
+// is done with.
+func (s *Starter) handle(ctx context.Context, id *string, body string) bool {
+	objs, err := s3event.Parse(body)
+	if errors.Is(err, s3event.ErrNotObjectCreated) {
+		s.Logger.Info("listen: ignoring a message that is not an Object Created event", "message_id", aws.ToString(id), "reason", err)
+		return true
+	}
+	if err != nil {
+		s.Logger.Error("listen: malformed message left on the queue for its redrive policy", "message_id", aws.ToString(id), "err", err, "body", truncate(body, 300))
+		return false
+	}
+	done := true
+	for _, o := range objs {
+		st, err := s.Start(ctx, feed.Ref{Bucket: o.Bucket, Key: o.Key, ETag: o.ETag, VersionID: o.VersionID, Size: o.Size})
+		if err != nil {
+			s.Logger.Error("listen: could not start a run; message left on the queue", "message_id", aws.ToString(id), "bucket", o.Bucket, "key", o.Key, "err", err)
+			done = false
+			continue
+		}
+		s.Logger.Info("listen: feed", "workflow_id", st.WorkflowID, "run_id", st.RunID, "already_started", st.Existed, "pipeline", st.Pipeline)
+	}
+	return done
+}
+
+// BackfillStats counts what a backfill did.
+type BackfillStats struct {
+	Listed, Started, Existed, Failed int
+}
+
+// Backfill starts a run for every object under prefix, at most perSecond a
+// second. Objects that already have a run are skipped (no duplicate), so a
+// backfill can be stopped and run again.
+func (s *Starter) Backfill(ctx context.Context, bucket, prefix string, perSecond float64, progress func(BackfillStats)) (BackfillStats, error) {
+	var st BackfillStats
+	interval := time.Duration(float64(time.Second) / max(perSecond, 0.001))
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var token *string
+	for {
+		page, err := s.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, ContinuationToken: token})
+		if err != nil {
+			return st, fmt.Errorf("backfill: list s3://%s/%s: %w", bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			st.Listed++
+			select {
+			case <-ctx.Done():
+				return st, ctx.Err()
+			case <-tick.C:
+			}
+			r, err := s.Start(ctx, feed.Ref{Bucket: bucket, Key: aws.ToString(o.Key), ETag: strings.Trim(aws.ToString(o.ETag), `"`), Size: aws.ToInt64(o.Size)})
+			switch {
+			case err != nil:
+				st.Failed++
+				s.Logger.Error("backfill: could not start", "key", aws.ToString(o.Key), "err", err)
+			case r.Existed:
+				st.Existed++
+			default:
+				st.Started++
+			}
+			if progress != nil {
+				progress(st)
+			}
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return st, nil
+		}
+		token = page.NextContinuationToken
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
