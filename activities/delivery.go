@@ -86,11 +86,20 @@ func (a *Activities) AwaitDelivery(ctx context.Context, in DeliveryInput) (Deliv
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(16)
+		lastBeat := time.Now()
 		for _, k := range keys {
 			if scanned[k] {
 				continue
 			}
 			scanned[k] = true
+			if time.Since(lastBeat) > time.Second {
+				// One pass can read many objects (an emulator writes one per
+				// record): keep heartbeating through it.
+				mu.Lock()
+				activity.RecordHeartbeat(ctx, DeliveryProgress{Delivered: delivered, Expected: in.Expected, Objects: len(objects), Scanned: len(scanned)})
+				mu.Unlock()
+				lastBeat = time.Now()
+			}
 			g.Go(func() error {
 				body, err := a.readObject(gctx, p.StagingBucket, k)
 				if err != nil {

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -25,6 +26,7 @@ const (
 	glueArgTarget     = "--TARGET"
 	glueArgFeedID     = "--FEED_ID"
 	glueArgWorkflowID = "--WORKFLOW_ID"
+	glueArgColumns    = "--COLUMNS"
 )
 
 // StartGlueRun starts the pipeline's Glue job on the feed's manifest, unless
@@ -38,9 +40,14 @@ func (a *Activities) StartGlueRun(ctx context.Context, in ConvertInput) (GlueRun
 	} else if ok {
 		return run, nil
 	}
+	columns, err := json.Marshal(p.Schema.Columns)
+	if err != nil {
+		return GlueRun{}, err
+	}
 	out, err := a.Glue.StartJobRun(ctx, &glue.StartJobRunInput{
 		JobName: &p.GlueJob,
 		Arguments: map[string]string{
+			glueArgColumns:    string(columns),
 			glueArgManifest:   "s3://" + p.StagingBucket + "/" + in.ManifestKey,
 			glueArgTarget:     "s3://" + p.DestBucket + "/" + ParquetKey(p, in.FeedID),
 			glueArgFeedID:     in.FeedID,

@@ -117,8 +117,12 @@ func LoadAWS(ctx context.Context, env Env) (AWS, error) {
 	}
 	pathStyle := env.get("FEEDPIPE_S3_PATH_STYLE", "") == "true"
 	return AWS{
-		Config:  cfg,
-		S3:      s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }),
+		Config: cfg,
+		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
+			o.UsePathStyle = pathStyle
+			// Emulators send no response checksums; do not log each skip.
+			o.DisableLogOutputChecksumValidationSkipped = true
+		}),
 		SQS:     sqs.NewFromConfig(cfg),
 		Kinesis: kinesis.NewFromConfig(cfg),
 		Glue:    glue.NewFromConfig(cfg),

@@ -91,7 +91,10 @@ type AWSClients struct {
 // path-style addressing when usePathStyle is set, as emulators need.
 func NewAWSClients(cfg aws.Config, usePathStyle bool) AWSClients {
 	return AWSClients{
-		S3:          s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = usePathStyle }),
+		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
+			o.UsePathStyle = usePathStyle
+			o.DisableLogOutputChecksumValidationSkipped = true
+		}),
 		SQS:         sqs.NewFromConfig(cfg),
 		Kinesis:     kinesis.NewFromConfig(cfg),
 		Firehose:    firehose.NewFromConfig(cfg),

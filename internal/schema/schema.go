@@ -44,16 +44,16 @@ const (
 
 // Column is one declared column.
 type Column struct {
-	Name     string   `toml:"name"`
-	Type     Type     `toml:"type"`
-	Nullable bool     `toml:"nullable"`
-	Formats  []string `toml:"formats"` // timestamp/date layouts (Go reference time); default RFC 3339 / 2006-01-02
+	Name     string   `toml:"name" json:"name"`
+	Type     Type     `toml:"type" json:"type"`
+	Nullable bool     `toml:"nullable" json:"nullable"`
+	Formats  []string `toml:"formats" json:"formats,omitempty"` // timestamp/date layouts (Go reference time); default RFC 3339 / 2006-01-02
 }
 
 // Schema is a feed's columns and its unknown-field policy.
 type Schema struct {
-	Columns []Column `toml:"columns"`
-	Unknown string   `toml:"unknown_fields"`
+	Columns []Column `toml:"columns" json:"columns"`
+	Unknown string   `toml:"unknown_fields" json:"unknown_fields"`
 }
 
 // Validate checks the schema itself, naming the column at fault.

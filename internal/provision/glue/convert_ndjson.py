@@ -5,6 +5,9 @@ them as environment variables, so both are read):
   MANIFEST  s3://bucket/key of the feed's manifest: {"feed_id": ..., "bucket": ..., "keys": [...]}
   TARGET    s3://bucket/key to write the Parquet file to
   FEED_ID   the feed whose records to keep (staging objects may hold other feeds' records)
+  COLUMNS   optional JSON list of the pipeline's columns [{"name", "type", "nullable"}]; when
+            given, the file has exactly those columns with those types (unknown fields dropped),
+            else pyarrow infers them
 
 Each staged record is one JSON object per line carrying "_feed_id" and "_line". Records of
 other feeds are skipped, duplicate line numbers (Kinesis and Firehose deliver at least once)
@@ -22,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def arg(name):
+def arg(name, required=True):
     argv = sys.argv[1:]
     for i, a in enumerate(argv):
         if a == "--" + name and i + 1 < len(argv):
@@ -30,9 +33,22 @@ def arg(name):
         if a.startswith("--" + name + "="):
             return a.split("=", 1)[1]
     value = os.environ.get(name)
-    if not value:
+    if not value and required:
         fail(f"missing job argument --{name}")
     return value
+
+
+TYPES = {"string": pa.string(), "json": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
+         "bool": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32()}
+
+
+def arrow_schema(columns_json):
+    fields = [pa.field("_feed_id", pa.string(), nullable=False), pa.field("_line", pa.int64(), nullable=False)]
+    for c in json.loads(columns_json):
+        if c["type"] not in TYPES:
+            fail(f"column {c['name']}: unsupported type {c['type']}")
+        fields.append(pa.field(c["name"], TYPES[c["type"]], nullable=bool(c.get("nullable"))))
+    return pa.schema(fields)
 
 
 def fail(msg):
@@ -72,7 +88,20 @@ def main():
             rows.setdefault(int(rec["_line"]), rec)
     if not rows:
         fail(f"no records of feed {feed_id} in the {len(manifest.get('keys', []))} staged objects")
-    table = pa.Table.from_pylist([rows[k] for k in sorted(rows)])
+    ordered = [rows[k] for k in sorted(rows)]
+    columns = arg("COLUMNS", required=False)
+    try:
+        if columns:
+            schema = arrow_schema(columns)
+            for r in ordered:
+                for f in schema:
+                    if f.type == pa.string() and isinstance(r.get(f.name), (dict, list)):
+                        r[f.name] = json.dumps(r[f.name], separators=(",", ":"))
+            table = pa.Table.from_pylist(ordered, schema=schema)
+        else:
+            table = pa.Table.from_pylist(ordered)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as e:
+        fail(f"records of feed {feed_id} do not fit the columns: {e}")
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     tb, tk = split_s3(target_url)
