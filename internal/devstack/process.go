@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// process is one child program of the stack. It runs in its own process
+// Process is one child program of the stack. It runs in its own process
 // group, so that stopping it also stops what it started (MiniStack runs Glue
 // scripts as children), and it is killed by the kernel if the harness dies
 // first, so a crashed test leaves no orphan behind.
-type process struct {
+type Process struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
@@ -22,7 +22,8 @@ type process struct {
 	waitErr error
 }
 
-func startProcess(name, logPath string, env []string, argv ...string) (*process, error) {
+// StartProcess starts argv with env, its output appended to logPath.
+func StartProcess(name, logPath string, env []string, argv ...string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open %s log: %w", name, err)
@@ -36,7 +37,7 @@ func startProcess(name, logPath string, env []string, argv ...string) (*process,
 		logFile.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, argv[0], err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		logFile.Close()
@@ -45,8 +46,8 @@ func startProcess(name, logPath string, env []string, argv ...string) (*process,
 	return p, nil
 }
 
-// exited reports whether the process has ended, with how.
-func (p *process) exited() (bool, error) {
+// Exited reports whether the process has ended, with how.
+func (p *Process) Exited() (bool, error) {
 	select {
 	case <-p.done:
 		return true, p.waitErr
@@ -55,9 +56,9 @@ func (p *process) exited() (bool, error) {
 	}
 }
 
-// stop sends SIGTERM to the process group, then SIGKILL after grace.
-func (p *process) stop(grace time.Duration) {
-	if done, _ := p.exited(); done {
+// Stop sends SIGTERM to the process group, then SIGKILL after grace.
+func (p *Process) Stop(grace time.Duration) {
+	if done, _ := p.Exited(); done {
 		return
 	}
 	pgid := p.cmd.Process.Pid
@@ -72,8 +73,8 @@ func (p *process) stop(grace time.Duration) {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
-// rssBytes is the resident set size of the process and its descendants.
-func (p *process) rssBytes() int64 {
+// RSS is the resident set size of the process and its descendants.
+func (p *Process) RSS() int64 {
 	if p.cmd.Process == nil {
 		return 0
 	}
@@ -94,13 +95,15 @@ func treeRSS(pid int) int64 {
 	return total
 }
 
-func readRSS(pid int) int64 {
+func readRSS(pid int) int64 { return readStatusKB(pid, "VmRSS:") }
+
+func readStatusKB(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb * 1024
 		}
@@ -108,8 +111,8 @@ func readRSS(pid int) int64 {
 	return 0
 }
 
-// tail returns the last n bytes of the process's log, for error messages.
-func (p *process) tail(n int64) string {
+// Tail returns the last n bytes of the process's log, for error messages.
+func (p *Process) Tail(n int64) string {
 	f, err := os.Open(p.logPath)
 	if err != nil {
 		return ""
@@ -124,3 +127,9 @@ func (p *process) tail(n int64) string {
 	k, _ := f.ReadAt(buf, off)
 	return string(buf[:k])
 }
+
+// PID is the process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// PeakRSS is the process's own peak resident set size (VmHWM), in bytes.
+func (p *Process) PeakRSS() int64 { return readStatusKB(p.cmd.Process.Pid, "VmHWM:") }

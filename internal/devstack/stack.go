@@ -87,7 +87,7 @@ type Stack struct {
 	// Timings of the start, for the operator.
 	Started map[string]time.Duration
 
-	procs  []*process
+	procs  []*Process
 	pipe   *snowpipe.StandIn
 	cancel context.CancelFunc
 	log    *slog.Logger
@@ -168,7 +168,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	if opt.TemporalDB != "" {
 		targs = append(targs, "-db", opt.TemporalDB)
 	}
-	tp, err := startProcess("temporal", temporalOut, os.Environ(), targs...)
+	tp, err := StartProcess("temporal", temporalOut, os.Environ(), targs...)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		"S3_DATA_DIR="+filepath.Join(opt.RunDir, "s3"), "LOG_LEVEL=WARNING",
 		"AWS_ENDPOINT_URL="+s.AWSEndpoint, "AWS_ACCESS_KEY_ID="+AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY="+SecretAccessKey, "AWS_DEFAULT_REGION="+Region, "AWS_REGION="+Region)
-	mp, err := startProcess("ministack", filepath.Join(opt.RunDir, "ministack.log"), awsEnv,
+	mp, err := StartProcess("ministack", filepath.Join(opt.RunDir, "ministack.log"), awsEnv,
 		filepath.Join(venvBin, "ministack"))
 	if err != nil {
 		return nil, err
@@ -193,7 +193,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 
 	s.SnowflakeHost, s.SnowflakePort = "127.0.0.1", sfPort
 	sfEnv := append(cleanEnv(), "PATH="+venvBin+":"+os.Getenv("PATH"))
-	fp, err := startProcess("fakesnow", filepath.Join(opt.RunDir, "fakesnow.log"), sfEnv,
+	fp, err := StartProcess("fakesnow", filepath.Join(opt.RunDir, "fakesnow.log"), sfEnv,
 		filepath.Join(venvBin, "fakesnow"), "-s", "--host", "127.0.0.1", "-p", strconv.Itoa(sfPort))
 	if err != nil {
 		return nil, err
@@ -299,7 +299,7 @@ func (s *Stack) Env() []string {
 func (s *Stack) ProcessRSS() map[string]int64 {
 	m := map[string]int64{}
 	for _, p := range s.procs {
-		m[p.name] = p.rssBytes()
+		m[p.name] = p.RSS()
 	}
 	return m
 }
@@ -317,8 +317,8 @@ func (s *Stack) PIDs() map[string]int {
 // Check returns an error naming the first process that has exited.
 func (s *Stack) Check() error {
 	for _, p := range s.procs {
-		if done, err := p.exited(); done {
-			return fmt.Errorf("devstack: %s exited (%v); last log lines:\n%s", p.name, err, p.tail(2000))
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("devstack: %s exited (%v); last log lines:\n%s", p.name, err, p.Tail(2000))
 		}
 	}
 	return nil
@@ -331,7 +331,7 @@ func (s *Stack) Stop() {
 		s.pipe.Wait()
 	}
 	for i := len(s.procs) - 1; i >= 0; i-- {
-		s.procs[i].stop(10 * time.Second)
+		s.procs[i].Stop(10 * time.Second)
 	}
 	s.procs = nil
 }
@@ -387,7 +387,7 @@ type readyLine struct {
 	UI        string `json:"ui"`
 }
 
-func waitReadyLine(ctx context.Context, p *process, path string, limit time.Duration) (readyLine, error) {
+func waitReadyLine(ctx context.Context, p *Process, path string, limit time.Duration) (readyLine, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		if f, err := os.Open(path); err == nil {
@@ -401,8 +401,8 @@ func waitReadyLine(ctx context.Context, p *process, path string, limit time.Dura
 			}
 			f.Close()
 		}
-		if done, err := p.exited(); done {
-			return readyLine{}, fmt.Errorf("devstack: %s exited before it was ready (%v):\n%s", p.name, err, p.tail(2000))
+		if done, err := p.Exited(); done {
+			return readyLine{}, fmt.Errorf("devstack: %s exited before it was ready (%v):\n%s", p.name, err, p.Tail(2000))
 		}
 		if time.Now().After(deadline) {
 			return readyLine{}, fmt.Errorf("devstack: %s not ready after %s; see %s", p.name, limit, p.logPath)
@@ -415,7 +415,7 @@ func waitReadyLine(ctx context.Context, p *process, path string, limit time.Dura
 	}
 }
 
-func waitHealthy(ctx context.Context, p *process, url string, limit time.Duration) error {
+func waitHealthy(ctx context.Context, p *Process, url string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
@@ -427,8 +427,8 @@ func waitHealthy(ctx context.Context, p *process, url string, limit time.Duratio
 				return nil
 			}
 		}
-		if done, werr := p.exited(); done {
-			return fmt.Errorf("devstack: %s exited before it was ready (%v):\n%s", p.name, werr, p.tail(2000))
+		if done, werr := p.Exited(); done {
+			return fmt.Errorf("devstack: %s exited before it was ready (%v):\n%s", p.name, werr, p.Tail(2000))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("devstack: %s did not answer %s within %s (last error: %v); see %s", p.name, url, limit, err, p.logPath)

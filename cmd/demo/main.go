@@ -1,0 +1,235 @@
+// Command demo runs feedpipe's main job end to end on the local stack: it
+// brings up the stack, runs the worker and the starter (listening to the
+// source bucket's events) as processes, uploads a generated customers feed
+// with a few bad lines, follows the run, and prints its result. It exits
+// non-zero unless the run reconciles: read = loaded + rejected.
+//
+//	go run ./cmd/demo -records 100000
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.temporal.io/sdk/client"
+
+	"github.com/feedpipe/feedpipe/internal/devstack"
+	"github.com/feedpipe/feedpipe/internal/feed"
+	"github.com/feedpipe/feedpipe/internal/feedgen"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/provision"
+	"github.com/feedpipe/feedpipe/workflows"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	records := flag.Int("records", 100000, "lines in the generated feed")
+	badEvery := flag.Int("bad-every", 20000, "every Nth line is malformed (0: none)")
+	mode := flag.String("pipeline", "customers", "pipeline to run: customers (local Parquet) or customers-glue (Glue job)")
+	runDir := flag.String("run-dir", ".run/demo", "directory for logs and data")
+	keep := flag.Bool("keep", false, "keep the stack running after the run, for the Temporal UI, until Ctrl-C")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, err := devstack.FindRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(*runDir)
+	if err != nil {
+		return err
+	}
+	_ = os.RemoveAll(dir)
+	cfgPath := filepath.Join(root, "pipelines.local.toml")
+	cfg, err := pipeline.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	p, err := cfg.Get(*mode)
+	if err != nil {
+		return err
+	}
+
+	t0 := time.Now()
+	fmt.Println("starting the local stack (Temporal + UI, MiniStack, fakesnow)…")
+	s, err := devstack.Start(ctx, devstack.Options{RunDir: dir, Root: root})
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	fmt.Printf("  up in %s; Temporal UI %s; logs in %s\n", time.Since(t0).Round(time.Millisecond), s.UIURL, dir)
+
+	bins, err := buildBinaries(ctx, root, filepath.Join(dir, "bin"))
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(), s.Env()...)
+	env = append(env, "FEEDPIPE_CONFIG="+cfgPath)
+	worker, err := devstack.StartProcess("worker", filepath.Join(dir, "worker.log"), env, bins["worker"], "-config", cfgPath)
+	if err != nil {
+		return err
+	}
+	defer worker.Stop(10 * time.Second)
+	listener, err := devstack.StartProcess("starter", filepath.Join(dir, "starter.log"), env, bins["starter"], "listen", "-config", cfgPath, "-queue", s.AWS.FeedQueueURL)
+	if err != nil {
+		return err
+	}
+	defer listener.Stop(10 * time.Second)
+	fmt.Printf("  worker (pid %d) and starter listening on %s (pid %d)\n", worker.PID(), s.Names.FeedQueue, listener.PID())
+
+	var body bytes.Buffer
+	st, err := feedgen.Write(&body, feedgen.Options{Records: *records, BadEvery: *badEvery, Seed: uint64(time.Now().UnixNano())})
+	if err != nil {
+		return err
+	}
+	key := fmt.Sprintf("%sdemo-%s.ndjson", p.SourcePrefix, time.Now().UTC().Format("20060102T150405"))
+	c := provision.NewAWSClients(s.AWSConfig(), true)
+	put, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.SourceBucket, Key: &key, Body: bytes.NewReader(body.Bytes())})
+	if err != nil {
+		return fmt.Errorf("upload the feed: %w", err)
+	}
+	ref := feed.Ref{Bucket: p.SourceBucket, Key: key, ETag: strings.Trim(aws.ToString(put.ETag), `"`), Size: int64(body.Len())}
+	fmt.Printf("uploaded s3://%s/%s: %d lines (%d malformed), %.1f MB\n", ref.Bucket, ref.Key, st.Lines, st.Bad, float64(st.Bytes)/1e6)
+
+	tc, err := client.Dial(client.Options{HostPort: s.TemporalAddress, Namespace: s.TemporalNamespace, Logger: quietLogger{}})
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	res, runID, runErr := follow(ctx, tc, ref, worker, listener)
+	runURL := fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", s.UIURL, s.TemporalNamespace, url.PathEscape(ref.WorkflowID()), runID)
+
+	db, err := s.OpenSnowflake(s.Names.Snowflake.Database, s.Names.Snowflake.Schema)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var rows int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+p.Snowflake.Table+" WHERE _FEED_ID = ?", ref.ID()).Scan(&rows); err != nil {
+		return fmt.Errorf("count the feed's rows in Snowflake: %w", err)
+	}
+
+	fmt.Println()
+	fmt.Printf("feed        %s (feed id %s, pipeline %s)\n", ref, ref.ID(), p.Name)
+	fmt.Printf("workflow    %s\n", runURL)
+	if runErr != nil {
+		fmt.Printf("FAILED      %v\n", runErr)
+	}
+	cn := res.Counts
+	fmt.Printf("counts      read %d · rejected %d · put %d · delivered %d · converted %d · loaded %d\n",
+		cn.Read, cn.Rejected, cn.Put, cn.Delivered, cn.Converted, cn.Loaded)
+	fmt.Printf("            duplicates delivered and dropped %d · PutRecords entries re-sent %d\n", res.Duplicates, res.Resends)
+	for _, stage := range []string{workflows.StagePut, workflows.StageDelivery, workflows.StageConvert, workflows.StageConfirm} {
+		fmt.Printf("  %-18s %s\n", stage, res.Durations[stage].Round(time.Millisecond))
+	}
+	fmt.Printf("snowflake   %d rows of this feed in %s.%s.%s (checked with %s)\n", rows, p.Snowflake.Database, p.Snowflake.Schema, p.Snowflake.Table, res.Confirmation)
+	if res.QuarantineKey != "" {
+		fmt.Printf("quarantine  s3://%s/%s (%d lines, first: line %d)\n", p.QuarantineBucket, res.QuarantineKey, cn.Rejected, firstBad(st))
+	}
+	if res.ParquetKey != "" {
+		fmt.Printf("parquet     s3://%s/%s\n", p.DestBucket, res.ParquetKey)
+	}
+	if res.GlueRunID != "" {
+		fmt.Printf("glue run    %s\n", res.GlueRunID)
+	}
+	fmt.Printf("worker      peak RSS %.0f MiB\n", float64(worker.PeakRSS())/(1<<20))
+	fmt.Printf("total       %s from stack start\n", time.Since(t0).Round(time.Millisecond))
+
+	reconciled := runErr == nil && cn.Read == int64(st.Lines) && cn.Read == cn.Loaded+cn.Rejected && rows == cn.Loaded
+	if reconciled {
+		fmt.Printf("RECONCILED  read %d = loaded %d + rejected %d\n", cn.Read, cn.Loaded, cn.Rejected)
+	}
+	if *keep {
+		fmt.Println("the stack stays up for the Temporal UI; Ctrl-C stops it")
+		<-ctx.Done()
+	}
+	if !reconciled {
+		return fmt.Errorf("the run does not reconcile: lines %d, read %d, loaded %d, rejected %d, rows in Snowflake %d (see %s)", st.Lines, cn.Read, cn.Loaded, cn.Rejected, rows, dir)
+	}
+	return nil
+}
+
+func firstBad(st feedgen.Stats) int {
+	if len(st.BadLines) == 0 {
+		return 0
+	}
+	return st.BadLines[0]
+}
+
+// follow waits for the run the listener starts for ref, printing each stage
+// as it begins, and returns its result.
+func follow(ctx context.Context, tc client.Client, ref feed.Ref, procs ...*devstack.Process) (workflows.FeedResult, string, error) {
+	id := ref.WorkflowID()
+	var runID, stage string
+	start := time.Now()
+	for {
+		for _, p := range procs {
+			if done, err := p.Exited(); done {
+				return workflows.FeedResult{}, runID, fmt.Errorf("a demo process exited (%v):\n%s", err, p.Tail(2000))
+			}
+		}
+		desc, err := tc.DescribeWorkflowExecution(ctx, id, "")
+		if err == nil {
+			runID = desc.WorkflowExecutionInfo.Execution.RunId
+			if v, qerr := tc.QueryWorkflow(ctx, id, "", workflows.ProgressQuery); qerr == nil {
+				var prog workflows.Progress
+				if v.Get(&prog) == nil && prog.Stage != stage {
+					stage = prog.Stage
+					fmt.Printf("  %6.1fs  %s\n", time.Since(start).Seconds(), stage)
+				}
+			}
+			if desc.WorkflowExecutionInfo.CloseTime != nil {
+				var res workflows.FeedResult
+				err := tc.GetWorkflow(ctx, id, runID).Get(ctx, &res)
+				return res, runID, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return workflows.FeedResult{}, runID, errors.New("interrupted")
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func buildBinaries(ctx context.Context, root, dir string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, name := range []string{"worker", "starter"} {
+		bin := filepath.Join(dir, name)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+name)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build cmd/%s: %v\n%s", name, err, b)
+		}
+		out[name] = bin
+	}
+	return out, nil
+}
+
+// quietLogger drops the Temporal client's own logs from the demo's output.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}
