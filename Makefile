@@ -6,7 +6,7 @@ GO ?= go
 # build (it has no tests of its own: integration/ drives the built binary).
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /integration -e /cmd/devtemporal -e /internal/temporaldev)
 
-.PHONY: all venv build devtemporal test test-unit test-integration lint stack demo clean
+.PHONY: all venv build devtemporal test test-unit test-integration lint stack demo histories clean
 
 all: build
 
@@ -44,3 +44,9 @@ demo: venv devtemporal
 
 clean:
 	rm -rf bin .run
+
+# Re-record the workflow histories the replay tests replay (after an intended
+# change to FeedWorkflow's commands; commit the result).
+histories: venv devtemporal
+	FEEDPIPE_RECORD_HISTORIES=1 FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) test -count=1 -timeout 30m \
+	  -run 'TestFeed(CleanLandsIntact|OverThreshold|WorkerKilled|GlueModeLands)' ./integration/

@@ -73,11 +73,14 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 	seen := newBitset(in.Lines)
 	var dups int64
 	marker := []byte(`"` + schema.FeedIDField + `":"` + in.FeedID + `"`)
+	fetched, stop := a.prefetch(ctx, m.Bucket, m.Keys, 16)
+	defer stop()
 	for i, k := range m.Keys {
-		body, err := a.readObject(ctx, m.Bucket, k)
-		if err != nil {
-			return ConvertResult{}, err
+		f := <-fetched[i]
+		if f.err != nil {
+			return ConvertResult{}, f.err
 		}
+		body := f.body
 		for n := 1; len(body) > 0; n++ {
 			var rec []byte
 			if j := bytes.IndexByte(body, '\n'); j >= 0 {
@@ -106,7 +109,7 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 				return ConvertResult{}, fmt.Errorf("convert feed %s: %w", in.FeedID, err)
 			}
 		}
-		if i%100 == 0 {
+		if i%500 == 0 {
 			activity.RecordHeartbeat(ctx, i)
 		}
 	}
@@ -129,6 +132,41 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 		return ConvertResult{}, classifyAWS(err, fmt.Sprintf("convert feed %s: upload s3://%s/%s", in.FeedID, p.DestBucket, key))
 	}
 	return ConvertResult{Rows: rows, Duplicates: dups, ParquetKey: key}, nil
+}
+
+type fetched struct {
+	body []byte
+	err  error
+}
+
+// prefetch reads keys with up to n objects in flight or waiting to be taken,
+// ahead of the reader, and hands the bodies over in key order; memory stays
+// bounded by n objects. Stop ends it early.
+func (a *Activities) prefetch(ctx context.Context, bucket string, keys []string, n int) ([]chan fetched, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	out := make([]chan fetched, len(keys))
+	for i := range out {
+		out[i] = make(chan fetched)
+	}
+	sem := make(chan struct{}, n)
+	go func() {
+		for i, k := range keys {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				defer func() { <-sem }()
+				b, err := a.readObject(ctx, bucket, k)
+				select {
+				case out[i] <- fetched{b, err}: // held until the reader takes it
+				case <-ctx.Done():
+				}
+			}()
+		}
+	}()
+	return out, cancel
 }
 
 func (a *Activities) readManifest(ctx context.Context, p pipeline.Pipeline, key string) (Manifest, error) {

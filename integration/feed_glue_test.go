@@ -35,6 +35,7 @@ func TestFeedGlueModeLands(t *testing.T) {
 		t.Errorf("counts %+v, want loaded %d rejected %d", res.Counts, st.Good, st.Bad)
 	}
 	checkValues(t, body, loadedRows(t, ctx, ref.ID()))
+	recordHistory(t, ref.WorkflowID(), "success-glue")
 }
 
 // A Glue-mode feed whose job run fails ends with Glue's own error message,

@@ -141,6 +141,7 @@ source_prefix      = "customers-kill/"`, 1)
 		t.Errorf("%d distinct lines loaded, want %d", len(got), st.Good)
 	}
 	t.Logf("put resent %d records after the kill; %d duplicates delivered and dropped", res.Resends, res.Duplicates)
+	recordHistory(t, started.WorkflowID, "retried-after-worker-kill")
 }
 
 func decodeHeartbeat(data []byte, v any) error {

@@ -162,6 +162,13 @@ func TestFeedCleanLandsIntact(t *testing.T) {
 		t.Errorf("loaded %d rows, want %d", len(got), st.Good)
 	}
 	checkValues(t, body, got)
+	// Operators find runs by the search attributes the workflow upserts.
+	resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: stack.TemporalNamespace,
+		Query: fmt.Sprintf("FeedPipeline = 'customers' AND FeedStage = 'Done' AND FeedRecordsLoaded = 300 AND FeedKey = %q", ref.Key)})
+	if err != nil || len(resp.Executions) != 1 {
+		t.Errorf("visibility query by search attributes found %d runs (%v), want 1", len(resp.GetExecutions()), err)
+	}
+	recordHistory(t, ref.WorkflowID(), "success")
 }
 
 // The same event twice starts one run; a direct start of the same version is
@@ -282,6 +289,7 @@ func TestFeedOverThresholdLoadsNothing(t *testing.T) {
 	if prog.Stage != workflows.StageFailed || len(prog.FirstBad) == 0 || prog.FirstBad[0].Line != 10 || prog.LastError == "" {
 		t.Errorf("progress = %+v, want stage Failed with line 10 first bad and the error", prog)
 	}
+	recordHistory(t, ref.WorkflowID(), "failed-reject-threshold")
 }
 
 func sendMessage(t *testing.T, ctx context.Context, body string) {

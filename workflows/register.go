@@ -10,6 +10,10 @@ import (
 
 // Register registers FeedWorkflow and the activities of acts on w.
 func Register(w worker.Registry, acts *activities.Activities) {
-	w.RegisterWorkflowWithOptions(FeedWorkflow, workflow.RegisterOptions{Name: FeedWorkflowName})
+	w.RegisterWorkflowWithOptions(FeedWorkflow, workflowRegisterOptions())
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+}
+
+func workflowRegisterOptions() workflow.RegisterOptions {
+	return workflow.RegisterOptions{Name: FeedWorkflowName}
 }
