@@ -462,6 +462,9 @@ func (l *lineReader) next() (line []byte, n int, tooLong bool, err error) {
 				buf = append(buf, chunk[:room]...)
 			}
 		}
+		if tooLong && len(buf) > l.max {
+			buf = buf[:l.max]
+		}
 		switch {
 		case err == nil:
 			if !tooLong {

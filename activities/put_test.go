@@ -1,0 +1,301 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/feedpipe/feedpipe/internal/feed"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/schema"
+)
+
+// memS3 is an in-memory S3 for unit tests; integration tests use MiniStack.
+type memS3 struct {
+	mu   sync.Mutex
+	objs map[string][]byte
+}
+
+func newMemS3() *memS3 { return &memS3{objs: map[string][]byte{}} }
+
+func (m *memS3) key(b, k *string) string { return aws.ToString(b) + "/" + aws.ToString(k) }
+
+func (m *memS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[m.key(in.Bucket, in.Key)]
+	if !ok {
+		return nil, &s3types.NoSuchKey{}
+	}
+	if r := aws.ToString(in.Range); r != "" {
+		var from, to int
+		if n, _ := fmt.Sscanf(r, "bytes=%d-%d", &from, &to); n == 2 {
+			b = b[from : to+1]
+		} else {
+			b = b[from:]
+		}
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(b)), ContentLength: aws.Int64(int64(len(b)))}, nil
+}
+
+func (m *memS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	b, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objs[m.key(in.Bucket, in.Key)] = b
+	return &s3.PutObjectOutput{}, nil
+}
+
+func (m *memS3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[m.key(in.Bucket, in.Key)]
+	if !ok {
+		return nil, &s3types.NotFound{}
+	}
+	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(b)))}, nil
+}
+
+func (m *memS3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := &s3.ListObjectsV2Output{}
+	prefix := aws.ToString(in.Bucket) + "/" + aws.ToString(in.Prefix)
+	var keys []string
+	for k := range m.objs {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, strings.TrimPrefix(k, aws.ToString(in.Bucket)+"/"))
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out.Contents = append(out.Contents, s3types.Object{Key: aws.String(k)})
+	}
+	return out, nil
+}
+
+func (m *memS3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objs, m.key(in.Bucket, in.Key))
+	return &s3.DeleteObjectOutput{}, nil
+}
+
+// flakyKinesis fails every failEvery-th entry of each call once, like a
+// throttled shard, and records what it accepted.
+type flakyKinesis struct {
+	mu        sync.Mutex
+	failEvery int
+	accepted  map[string]int // record data → times accepted
+	calls     int
+	failures  int
+}
+
+func (k *flakyKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.calls++
+	if len(in.Records) > 500 {
+		return nil, errors.New("more than 500 records in one PutRecords")
+	}
+	size := 0
+	out := &kinesis.PutRecordsOutput{}
+	for i, r := range in.Records {
+		size += len(r.Data) + len(aws.ToString(r.PartitionKey))
+		if k.failEvery > 0 && i%k.failEvery == 0 && k.calls%2 == 1 {
+			out.Records = append(out.Records, kintypes.PutRecordsResultEntry{ErrorCode: aws.String("ProvisionedThroughputExceededException")})
+			k.failures++
+			continue
+		}
+		k.accepted[string(r.Data)]++
+		out.Records = append(out.Records, kintypes.PutRecordsResultEntry{SequenceNumber: aws.String("1")})
+	}
+	if size > 5<<20 {
+		return nil, errors.New("PutRecords over 5 MiB")
+	}
+	out.FailedRecordCount = aws.Int32(int32(k.failures))
+	return out, nil
+}
+
+func testPipeline() pipeline.Pipeline {
+	return pipeline.Pipeline{Name: "customers", Stream: "s", QuarantineBucket: "q", MaxRejectedRatio: 0.5,
+		Schema: schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64}, {Name: "name", Type: schema.String, Nullable: true}}}}
+}
+
+func runPut(t *testing.T, a *Activities, in PutInput) (PutResult, error) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.PutToKinesis, in)
+	if err != nil {
+		return PutResult{}, err
+	}
+	var res PutResult
+	if err := v.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	return res, nil
+}
+
+func TestPutResendsOnlyFailedEntriesAndQuarantinesBadLines(t *testing.T) {
+	m := newMemS3()
+	var feedBody strings.Builder
+	feedBody.WriteString("\xef\xbb\xbf") // a BOM before line 1
+	for i := 1; i <= 1200; i++ {
+		switch i {
+		case 7:
+			feedBody.WriteString("{broken\r\n")
+		case 900:
+			feedBody.WriteString(`{"name":"no id"}` + "\n")
+		default:
+			fmt.Fprintf(&feedBody, `{"id":%d,"name":"n%d"}`+"\r\n", i, i)
+		}
+	}
+	m.objs["src/customers/a.ndjson"] = []byte(strings.TrimSuffix(feedBody.String(), "\r\n")) // no final newline
+	k := &flakyKinesis{failEvery: 3, accepted: map[string]int{}}
+	a := &Activities{S3: m, Kinesis: k}
+	ref := feed.Ref{Bucket: "src", Key: "customers/a.ndjson", VersionID: "v1"}
+	res, err := runPut(t, a, PutInput{FeedID: "f1", Ref: ref, Pipeline: testPipeline()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Read != 1200 || res.Rejected != 2 || res.Put != 1198 {
+		t.Errorf("result %+v", res)
+	}
+	if res.Resends == 0 || k.failures == 0 {
+		t.Errorf("no entry was failed and re-sent (resends %d, failures %d)", res.Resends, k.failures)
+	}
+	if len(k.accepted) != 1198 {
+		t.Errorf("Kinesis has %d distinct records, want 1198", len(k.accepted))
+	}
+	for data, n := range k.accepted {
+		if n != 1 {
+			t.Errorf("record %q accepted %d times; only failed entries may be re-sent", data, n)
+		}
+		if !strings.HasPrefix(data, `{"_feed_id":"f1","_line":`) || !strings.HasSuffix(data, "}\n") {
+			t.Errorf("record %q is not the line with feed id and line number, ending in a newline", data)
+		}
+	}
+	if k.accepted[`{"_feed_id":"f1","_line":1,"id":1,"name":"n1"}`+"\n"] != 1 {
+		t.Error("line 1 (after the BOM) is missing or changed")
+	}
+	if k.accepted[`{"_feed_id":"f1","_line":1200,"id":1200,"name":"n1200"}`+"\n"] != 1 {
+		t.Error("the last line, without a final newline, is missing")
+	}
+	q := m.objs["q/"+res.QuarantineKey]
+	var got []quarantined
+	for _, l := range bytes.Split(bytes.TrimSpace(q), []byte("\n")) {
+		var r quarantined
+		if err := json.Unmarshal(l, &r); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if len(got) != 2 || got[0].Line != 7 || got[0].Raw != "{broken" || !strings.Contains(got[0].Reason, "invalid JSON") ||
+		got[1].Line != 900 || !strings.Contains(got[1].Reason, `"id" is required`) {
+		t.Errorf("quarantine = %+v", got)
+	}
+	for k := range m.objs {
+		if strings.Contains(k, ".parts/") {
+			t.Errorf("quarantine part %s left behind", k)
+		}
+	}
+}
+
+func TestPutResumesFromItsCheckpoint(t *testing.T) {
+	m := newMemS3()
+	var body strings.Builder
+	for i := 1; i <= 10; i++ {
+		fmt.Fprintf(&body, `{"id":%d}`+"\n", i)
+	}
+	m.objs["src/k"] = []byte(body.String())
+	offset := int64(strings.Index(body.String(), `{"id":7}`))
+	k := &flakyKinesis{accepted: map[string]int{}}
+	a := &Activities{S3: m, Kinesis: k}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	env.SetHeartbeatDetails(PutProgress{Offset: offset, Line: 6, Read: 6, Put: 6})
+	v, err := env.ExecuteActivity(a.PutToKinesis, PutInput{FeedID: "f", Ref: feed.Ref{Bucket: "src", Key: "k", VersionID: "v"}, Pipeline: testPipeline()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res PutResult
+	_ = v.Get(&res)
+	if res.Read != 10 || res.Put != 10 || len(k.accepted) != 4 {
+		t.Errorf("result %+v after resuming at line 6; Kinesis got %d records, want lines 7-10 only", res, len(k.accepted))
+	}
+	for l := 7; l <= 10; l++ {
+		if k.accepted[fmt.Sprintf(`{"_feed_id":"f","_line":%d,"id":%d}`+"\n", l, l)] != 1 {
+			t.Errorf("line %d not sent once", l)
+		}
+	}
+}
+
+func TestPutFailsOverThresholdNamingLines(t *testing.T) {
+	m := newMemS3()
+	m.objs["src/k"] = []byte("{\"id\":1}\nnot json\n[1]\n{\"id\":4}\n")
+	p := testPipeline()
+	p.MaxRejectedRatio, p.MaxRejectedLines = 0, 1
+	a := &Activities{S3: m, Kinesis: &flakyKinesis{accepted: map[string]int{}}}
+	_, err := runPut(t, a, PutInput{FeedID: "f", Ref: feed.Ref{Bucket: "src", Key: "k", VersionID: "v"}, Pipeline: p})
+	if err == nil || !strings.Contains(err.Error(), "RejectThresholdExceeded") || !strings.Contains(err.Error(), "line 2: not a JSON object") || !strings.Contains(err.Error(), "line 3: not a JSON object") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLineReaderCutsLongLinesWithoutHoldingThem(t *testing.T) {
+	long := strings.Repeat("x", 3<<20)
+	r := newLineReader(strings.NewReader("a\n"+long+"\nb"), 1<<20)
+	want := []struct {
+		line    string
+		tooLong bool
+	}{{"a", false}, {long[:1<<20], true}, {"b", false}}
+	for i, w := range want {
+		line, n, tooLong, err := r.next()
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		if string(line) != w.line || tooLong != w.tooLong || n == 0 {
+			t.Errorf("line %d: %d bytes tooLong=%v n=%d, want %d bytes tooLong=%v", i+1, len(line), tooLong, n, len(w.line), w.tooLong)
+		}
+	}
+	if _, n, _, err := r.next(); !errors.Is(err, io.EOF) || n != 0 {
+		t.Errorf("after the last line: n=%d err=%v, want EOF", n, err)
+	}
+}
+
+func TestRecordAddsFeedFieldsFirst(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":1}`:     `{"_feed_id":"f","_line":3,"a":1}` + "\n",
+		`{}`:          `{"_feed_id":"f","_line":3}` + "\n",
+		`{ "a" : 1 }`: `{"_feed_id":"f","_line":3,"a" : 1}` + "\n",
+	} {
+		got := string(record("f", 3, []byte(in)))
+		if got != want {
+			t.Errorf("record(%s) = %q, want %q", in, got, want)
+		}
+		var v map[string]any
+		if err := json.Unmarshal([]byte(got), &v); err != nil {
+			t.Errorf("record(%s) is not JSON: %v", in, err)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package pipeline
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `
+[[pipeline]]
+name = "c"
+source_bucket = "src"
+source_prefix = "c/"
+stream = "s"
+delivery_stream = "d"
+staging_bucket = "st"
+destination_bucket = "dst"
+quarantine_bucket = "q"
+snowflake = { database = "DB", schema = "S", table = "T" }
+schema.columns = [ { name = "id", type = "int64" } ]
+`
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("t.toml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Pipelines[0]
+	if c.TaskQueue != "feedpipe" || p.Conversion != ConvertLocal || p.Confirm != ConfirmCopyHistory || p.Deadlines.Delivery.Std() != 30*time.Minute {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestParseErrorsNameTheKey(t *testing.T) {
+	for name, c := range map[string]struct{ text, want string }{
+		"unknown key":  {minimal + "\nstreem = \"x\"\n", "unknown key pipeline.streem"},
+		"missing":      {strings.Replace(minimal, `stream = "s"`, "", 1), "stream is required"},
+		"conversion":   {strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\nconversion = \"spark\"", 1), `conversion = "spark"`},
+		"glue job":     {strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\nconversion = \"glue\"", 1), "needs glue_job"},
+		"ratio":        {strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\nmax_rejected_ratio = 5.0", 1), "max_rejected_ratio"},
+		"duration":     {strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\ndeadlines = { put = \"soon\" }", 1), `"soon" is not a duration`},
+		"bad type":     {strings.Replace(minimal, `"int64"`, `"integer"`, 1), `unknown type "integer"`},
+		"syntax":       {minimal + "\n[[pipeline]\n", "line"},
+		"same routing": {minimal + strings.Replace(minimal, `name = "c"`, `name = "d"`, 1), "both route s3://src/c/"},
+	} {
+		_, err := Parse("t.toml", []byte(c.text))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "t.toml") {
+			t.Errorf("%s: %v, want an error naming t.toml and %q", name, err, c.want)
+		}
+	}
+}
+
+func TestRouteLongestPrefix(t *testing.T) {
+	text := minimal + strings.NewReplacer(`name = "c"`, `name = "deep"`, `source_prefix = "c/"`, `source_prefix = "c/deep/"`).Replace(minimal)
+	c, err := Parse("t.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"c/a.ndjson": "c", "c/deep/a.ndjson": "deep"} {
+		p, err := c.Route("src", key)
+		if err != nil || p.Name != want {
+			t.Errorf("Route(%s) = %v, %v; want %s", key, p, err, want)
+		}
+	}
+	if _, err := c.Route("src", "other/a"); err == nil || !strings.Contains(err.Error(), "no pipeline routes s3://src/other/a") {
+		t.Errorf("unrouted key: %v", err)
+	}
+}
+
+// The configs shipped in the repository load.
+func TestShippedConfigsLoad(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	for _, name := range []string{"pipelines.local.toml", "pipelines.example.toml"} {
+		if _, err := os.Stat(filepath.Join(root, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if _, err := Load(filepath.Join(root, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
