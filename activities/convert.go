@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,9 +42,9 @@ func ParquetKey(p pipeline.Pipeline, feedID string) string {
 
 const feedIDMetadata = "feedpipe-feed-id"
 
-// ConvertLocal streams the manifest's staged records of the feed, drops
-// duplicate line numbers, and writes one Parquet file with parquet-go to the
-// destination bucket.
+// ConvertLocal streams the manifest's staged records of the feed (NDJSON, or
+// Parquet that Firehose converted them to), drops duplicate line numbers, and
+// writes the feed's one Parquet file with parquet-go to the destination bucket.
 func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (ConvertResult, error) {
 	p := in.Pipeline
 	key := ParquetKey(p, in.FeedID)
@@ -80,34 +79,39 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 		if f.err != nil {
 			return ConvertResult{}, f.err
 		}
-		body := f.body
-		for n := 1; len(body) > 0; n++ {
-			var rec []byte
-			if j := bytes.IndexByte(body, '\n'); j >= 0 {
-				rec, body = body[:j], body[j+1:]
-			} else {
-				rec, body = body, nil
-			}
-			if len(bytes.TrimSpace(rec)) == 0 || !bytes.Contains(rec, marker) {
-				continue
-			}
-			feedID, line, vals, err := p.Schema.ParseRecord(rec)
-			if err != nil {
-				return ConvertResult{}, nonRetryable(ErrBadInput, "convert feed %s: staged s3://%s/%s record %d: %v", in.FeedID, m.Bucket, k, n, err)
-			}
+		keep := func(feedID string, line int64, vals []schema.Value) error {
 			if feedID != in.FeedID {
-				continue
+				return nil
 			}
 			if line < 1 || line > in.Lines {
-				return ConvertResult{}, nonRetryable(ErrBadInput, "convert feed %s: staged s3://%s/%s holds line %d, outside 1..%d", in.FeedID, m.Bucket, k, line, in.Lines)
+				return nonRetryable(ErrBadInput, "convert feed %s: staged s3://%s/%s holds line %d, outside 1..%d", in.FeedID, m.Bucket, k, line, in.Lines)
 			}
 			if !seen.set(line) {
 				dups++
-				continue
+				return nil
 			}
 			if err := w.Write(feedID, line, vals); err != nil {
-				return ConvertResult{}, fmt.Errorf("convert feed %s: %w", in.FeedID, err)
+				return fmt.Errorf("convert feed %s: %w", in.FeedID, err)
 			}
+			return nil
+		}
+		var err error
+		if p.Conversion == pipeline.ConvertFirehose {
+			err = parquetconv.ReadRecords(f.body, p.Schema, keep)
+			if err != nil && !isNonRetryable(err) {
+				err = nonRetryable(ErrBadInput, "convert feed %s: staged Parquet s3://%s/%s: %v", in.FeedID, m.Bucket, k, err)
+			}
+		} else {
+			err = eachFeedRecord(f.body, marker, func(n int, rec []byte) error {
+				feedID, line, vals, err := p.Schema.ParseRecord(rec)
+				if err != nil {
+					return nonRetryable(ErrBadInput, "convert feed %s: staged s3://%s/%s record %d: %v", in.FeedID, m.Bucket, k, n, err)
+				}
+				return keep(feedID, line, vals)
+			})
+		}
+		if err != nil {
+			return ConvertResult{}, err
 		}
 		if i%500 == 0 {
 			activity.RecordHeartbeat(ctx, i)

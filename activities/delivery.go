@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/schema"
 )
@@ -105,12 +106,12 @@ func (a *Activities) AwaitDelivery(ctx context.Context, in DeliveryInput) (Deliv
 				if err != nil {
 					return err
 				}
-				if !bytes.Contains(body, marker) {
-					return nil
-				}
-				lines, err := feedLines(body, in.FeedID, marker)
+				lines, err := stagedLines(body, p, in.FeedID, marker)
 				if err != nil {
 					return nonRetryable(ErrBadInput, "await delivery of feed %s: staging object s3://%s/%s: %v", in.FeedID, p.StagingBucket, k, err)
+				}
+				if len(lines) == 0 {
+					return nil
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -203,12 +204,28 @@ func (a *Activities) readObject(ctx context.Context, bucket, key string) ([]byte
 	return b, nil
 }
 
-// feedLines returns the line numbers of feedID's records in a staging
-// object. Records start with the fields PutToKinesis wrote first, which are
-// read without decoding the rest; anything else is decoded in full.
-func feedLines(body []byte, feedID string, marker []byte) ([]int64, error) {
-	prefix := []byte(`{"` + schema.FeedIDField + `":"` + feedID + `","` + schema.LineField + `":`)
+// stagedLines returns the line numbers of feedID's records in a staging
+// object: NDJSON, or Parquet when Firehose converts the records.
+func stagedLines(body []byte, p pipeline.Pipeline, feedID string, marker []byte) ([]int64, error) {
+	if p.Conversion != pipeline.ConvertFirehose {
+		if !bytes.Contains(body, marker) {
+			return nil, nil
+		}
+		return feedLines(body, feedID, marker)
+	}
 	var lines []int64
+	err := parquetconv.ReadRecords(body, schema.Schema{}, func(id string, line int64, _ []schema.Value) error {
+		if id == feedID {
+			lines = append(lines, line)
+		}
+		return nil
+	})
+	return lines, err
+}
+
+// eachFeedRecord calls fn with every non-blank line of a staging object that
+// contains marker (the feed's id field), numbered from 1 within the object.
+func eachFeedRecord(body, marker []byte, fn func(n int, rec []byte) error) error {
 	for n := 1; len(body) > 0; n++ {
 		var rec []byte
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -219,12 +236,25 @@ func feedLines(body []byte, feedID string, marker []byte) ([]int64, error) {
 		if len(bytes.TrimSpace(rec)) == 0 || !bytes.Contains(rec, marker) {
 			continue
 		}
+		if err := fn(n, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// feedLines returns the line numbers of feedID's records in a staging
+// object. Records start with the fields PutToKinesis wrote first, which are
+// read without decoding the rest; anything else is decoded in full.
+func feedLines(body []byte, feedID string, marker []byte) ([]int64, error) {
+	prefix := []byte(`{"` + schema.FeedIDField + `":"` + feedID + `","` + schema.LineField + `":`)
+	var lines []int64
+	err := eachFeedRecord(body, marker, func(n int, rec []byte) error {
 		if rest, ok := bytes.CutPrefix(rec, prefix); ok {
-			end := bytes.IndexAny(rest, ",}")
-			if end > 0 {
+			if end := bytes.IndexAny(rest, ",}"); end > 0 {
 				if l, err := strconv.ParseInt(string(rest[:end]), 10, 64); err == nil {
 					lines = append(lines, l)
-					continue
+					return nil
 				}
 			}
 		}
@@ -233,13 +263,14 @@ func feedLines(body []byte, feedID string, marker []byte) ([]int64, error) {
 			Line   int64  `json:"_line"`
 		}
 		if err := json.Unmarshal(rec, &r); err != nil {
-			return nil, fmt.Errorf("record %d is not JSON: %v", n, err)
+			return fmt.Errorf("record %d is not JSON: %v", n, err)
 		}
 		if r.FeedID == feedID {
 			lines = append(lines, r.Line)
 		}
-	}
-	return lines, nil
+		return nil
+	})
+	return lines, err
 }
 
 type bitset []uint64
@@ -255,8 +286,6 @@ func (b bitset) set(i int64) bool {
 	b[w] |= m
 	return true
 }
-
-func (b bitset) has(i int64) bool { return b[i/64]&(uint64(1)<<(i%64)) != 0 }
 
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))

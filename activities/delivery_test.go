@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
+
+	"github.com/feedpipe/feedpipe/internal/parquetconv"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/schema"
 )
 
 // Staging holds this feed's records (one delivered twice, one written by
@@ -108,5 +114,61 @@ func TestAwaitDeliveryGivesUpWithTheMissingCount(t *testing.T) {
 		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("delivered 3 of 5 records")) || !bytes.Contains([]byte(err.Error()), []byte(ErrDelivery)) {
 		t.Fatalf("err = %v, want DeliveryIncomplete with 3 of 5", err)
+	}
+}
+
+func parquetObject(t *testing.T, p pipeline.Pipeline, rows ...[3]any) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := parquetconv.NewWriter(&b, p.Schema, parquetconv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		vals := []schema.Value{{I: r[2].(int64)}, {Null: true}}
+		if err := w.Write(r[0].(string), r[1].(int64), vals); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// Firehose mode: the staged objects are Parquet (Firehose's record format
+// conversion); delivery counts and conversion dedups this feed's rows there.
+func TestFirehoseModeReadsParquetStaging(t *testing.T) {
+	m := newMemS3()
+	p := testPipeline()
+	p.Conversion, p.StagingBucket, p.StagingPrefix, p.DestBucket, p.DestPrefix = pipeline.ConvertFirehose, "st", "raw/", "dst", "c/"
+	m.objs["st/raw/2026/01/01/00/a.parquet"] = parquetObject(t, p, [3]any{"f1", int64(1), int64(10)}, [3]any{"zz", int64(1), int64(99)})
+	m.objs["st/raw/2026/01/01/00/b.parquet"] = parquetObject(t, p, [3]any{"f1", int64(2), int64(20)}, [3]any{"f1", int64(1), int64(10)})
+	a := &Activities{S3: m, PollInterval: time.Millisecond}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.AwaitDelivery, DeliveryInput{FeedID: "f1", Pipeline: p, Expected: 2, Lines: 2, Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var del DeliveryResult
+	_ = v.Get(&del)
+	if del.Delivered != 2 || del.Duplicates != 1 || del.Objects != 2 {
+		t.Fatalf("delivery %+v", del)
+	}
+	v, err = env.ExecuteActivity(a.ConvertLocal, ConvertInput{FeedID: "f1", Pipeline: p, ManifestKey: del.ManifestKey, Expected: 2, Lines: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conv ConvertResult
+	_ = v.Get(&conv)
+	var got []string
+	err = parquetconv.ReadRecords(m.objs["dst/"+conv.ParquetKey], p.Schema, func(id string, line int64, vals []schema.Value) error {
+		got = append(got, fmt.Sprintf("%s:%d:%d", id, line, vals[0].I))
+		return nil
+	})
+	if err != nil || conv.Rows != 2 || conv.Duplicates != 1 || strings.Join(got, ",") != "f1:1:10,f1:2:20" {
+		t.Errorf("convert %+v, rows %v, %v", conv, got, err)
 	}
 }

@@ -246,7 +246,7 @@ func (w *feedWorkflow) convert(ctx workflow.Context, in activities.ConvertInput,
 		w.progress.GlueRunID, w.result.GlueRunID = run.RunID, run.RunID
 		err := workflow.ExecuteActivity(actx, a.AwaitGlueRun, in, run).Get(ctx, &res)
 		return res, err
-	case pipeline.ConvertLocal:
+	case pipeline.ConvertLocal, pipeline.ConvertFirehose:
 		err := workflow.ExecuteActivity(actx, a.ConvertLocal, in).Get(ctx, &res)
 		return res, err
 	}

@@ -22,6 +22,10 @@ import (
 const (
 	ConvertLocal = "local" // the worker writes Parquet with parquet-go
 	ConvertGlue  = "glue"  // a Glue job run does
+	// ConvertFirehose: Firehose's record format conversion already wrote the
+	// staged records as Parquet; the worker keeps this feed's rows, drops
+	// duplicates and writes the feed's own file.
+	ConvertFirehose = "firehose"
 )
 
 // Ingestion confirmation strategies.
@@ -202,13 +206,13 @@ func (p *Pipeline) validate() error {
 		}
 	}
 	switch p.Conversion {
-	case ConvertLocal:
+	case ConvertLocal, ConvertFirehose:
 	case ConvertGlue:
 		if p.GlueJob == "" {
 			return errors.New(`conversion = "glue" needs glue_job, the Glue job's name`)
 		}
 	default:
-		return fmt.Errorf("conversion = %q; use %q or %q", p.Conversion, ConvertLocal, ConvertGlue)
+		return fmt.Errorf("conversion = %q; use %q, %q or %q", p.Conversion, ConvertLocal, ConvertGlue, ConvertFirehose)
 	}
 	switch p.Confirm {
 	case ConfirmCopyHistory, ConfirmLoadHistory:
