@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 )
 
 // Options shape a feed.
@@ -16,6 +17,11 @@ type Options struct {
 	Records  int    // lines in the feed, good and bad
 	BadEvery int    // every BadEvery-th line is bad; 0: none
 	Seed     uint64 // same seed, same feed
+	// Bytes, when set, stops after the line that reaches this size (Records is ignored).
+	Bytes int64
+	// Wide writes 26 fields a line: numbers, booleans, RFC 3339 timestamps,
+	// nulls, a nested object, arrays and occasional long strings.
+	Wide bool
 }
 
 // Stats says what was written.
@@ -43,7 +49,7 @@ func Write(w io.Writer, o Options) (Stats, error) {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	r := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
 	var st Stats
-	for i := 1; i <= o.Records; i++ {
+	for i := 1; (o.Bytes > 0 && st.Bytes < o.Bytes) || (o.Bytes == 0 && i <= o.Records); i++ {
 		var line []byte
 		if o.BadEvery > 0 && i%o.BadEvery == 0 {
 			line = []byte(bad[(i/o.BadEvery)%len(bad)])
@@ -63,6 +69,9 @@ func Write(w io.Writer, o Options) (Stats, error) {
 			if r.IntN(10) == 0 {
 				rec["email"] = nil
 			}
+			if o.Wide {
+				widen(rec, r, i)
+			}
 			var err error
 			if line, err = json.Marshal(rec); err != nil {
 				return st, err
@@ -78,4 +87,45 @@ func Write(w io.Writer, o Options) (Stats, error) {
 		st.Lines++
 	}
 	return st, bw.Flush()
+}
+
+var (
+	cities = []string{"Paris", "Berlin", "Austin", "London", "Aarhus", "Osaka", "Recife", "Pune"}
+	words  = strings.Fields("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua")
+)
+
+func widen(rec map[string]any, r *rand.Rand, i int) {
+	ts := func() string {
+		return fmt.Sprintf("20%02d-%02d-%02dT%02d:%02d:%02d.%06dZ", 15+r.IntN(11), 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60), r.IntN(1000000))
+	}
+	city := cities[r.IntN(len(cities))]
+	rec["phone"] = fmt.Sprintf("+%d %03d %04d", 1+r.IntN(90), r.IntN(1000), r.IntN(10000))
+	rec["city"] = city
+	rec["postcode"] = fmt.Sprintf("%05d", r.IntN(100000))
+	rec["company"] = lastNames[r.IntN(len(lastNames))] + " " + []string{"GmbH", "Inc", "SA", "Ltd"}[r.IntN(4)]
+	rec["age"] = 18 + r.IntN(70)
+	rec["score"] = r.Float64() * 100
+	rec["ratio"] = r.Float64()
+	rec["logins"] = r.IntN(5000)
+	rec["last_login"] = ts()
+	rec["created_at"] = ts()
+	rec["is_vip"] = r.IntN(20) == 0
+	rec["newsletter"] = r.IntN(2) == 0
+	rec["currency"] = []string{"EUR", "USD", "GBP", "JPY"}[r.IntN(4)]
+	rec["language"] = []string{"fr", "de", "en", "ja", "pt"}[r.IntN(5)]
+	rec["referrer"] = nil
+	if r.IntN(3) == 0 {
+		rec["referrer"] = fmt.Sprintf("https://example.com/r/%d", r.IntN(1000))
+	}
+	rec["address"] = map[string]any{"street": fmt.Sprintf("%d %s street", 1+r.IntN(200), words[r.IntN(len(words))]), "city": city, "geo": []float64{r.Float64()*180 - 90, r.Float64()*360 - 180}}
+	rec["preferences"] = map[string]any{"theme": []string{"dark", "light"}[r.IntN(2)], "notifications": r.IntN(2) == 0}
+	n := 8
+	if r.IntN(50) == 0 {
+		n = 200 + r.IntN(300) // an occasional long note
+	}
+	note := make([]string, n)
+	for j := range note {
+		note[j] = words[r.IntN(len(words))]
+	}
+	rec["notes"] = strings.Join(note, " ")
 }

@@ -22,9 +22,20 @@ import (
 type Options struct {
 	// Compression is "zstd" (default), "snappy" or "none".
 	Compression string
-	// RowGroupRows bounds a row group, and so the writer's memory. Default 64Ki rows.
+	// RowGroupRows bounds a row group's rows. Default 1Mi rows.
 	RowGroupRows int64
+	// RowGroupBytes bounds a row group's buffered bytes, and so the writer's
+	// memory, whatever the rows' width. Default 64 MiB.
+	RowGroupBytes int64
+	// NoFeedColumns leaves out _feed_id and _line (plain file conversion).
+	NoFeedColumns bool
+	// Extra adds an optional JSON column _extra for fields the schema does
+	// not declare.
+	Extra bool
 }
+
+// ExtraField is the column that keeps undeclared fields as a JSON object.
+const ExtraField = "_extra"
 
 // Writer writes rows of one schema to one Parquet file.
 type Writer struct {
@@ -33,8 +44,11 @@ type Writer struct {
 	colIndex []int // position of cols[i] among the file's leaf columns
 	feedIdx  int
 	lineIdx  int
+	extraIdx int
 	pending  []parquet.Row
 	rows     int64
+	opt      Options
+	buffered int64 // bytes written since the last row group flush (estimated)
 }
 
 // NewWriter returns a Writer of s's columns to out.
@@ -44,11 +58,18 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 		return nil, err
 	}
 	if opt.RowGroupRows <= 0 {
-		opt.RowGroupRows = 64 << 10
+		opt.RowGroupRows = 1 << 20
 	}
-	group := parquet.Group{
-		schema.FeedIDField: parquet.String(),
-		schema.LineField:   parquet.Int(64),
+	if opt.RowGroupBytes <= 0 {
+		opt.RowGroupBytes = 64 << 20
+	}
+	group := parquet.Group{}
+	if !opt.NoFeedColumns {
+		group[schema.FeedIDField] = parquet.String()
+		group[schema.LineField] = parquet.Int(64)
+	}
+	if opt.Extra {
+		group[ExtraField] = parquet.Optional(parquet.JSON())
 	}
 	for _, c := range s.Columns {
 		var node parquet.Node
@@ -85,12 +106,22 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	for i, n := range names {
 		pos[n] = i
 	}
-	w := &Writer{cols: s.Columns, feedIdx: pos[schema.FeedIDField], lineIdx: pos[schema.LineField]}
+	w := &Writer{cols: s.Columns, opt: opt, feedIdx: -1, lineIdx: -1, extraIdx: -1}
+	if !opt.NoFeedColumns {
+		w.feedIdx, w.lineIdx = pos[schema.FeedIDField], pos[schema.LineField]
+	}
+	if opt.Extra {
+		w.extraIdx = pos[ExtraField]
+	}
 	for _, c := range s.Columns {
 		w.colIndex = append(w.colIndex, pos[c.Name])
 	}
 	w.pw = parquet.NewWriter(out, parquet.NewSchema("feed", group), parquet.Compression(codec),
-		parquet.MaxRowsPerRowGroup(opt.RowGroupRows), parquet.CreatedBy("feedpipe", "0", ""))
+		parquet.MaxRowsPerRowGroup(opt.RowGroupRows), parquet.CreatedBy("feedpipe", "0", ""),
+		// No min/max in data page headers: the column index has (truncated)
+		// page bounds already, and a long string's full bounds in a page
+		// header make it too large for pyarrow to read.
+		parquet.DataPageStatistics(false))
 	return w, nil
 }
 
@@ -109,9 +140,34 @@ func Codec(name string) (compress.Codec, error) {
 
 // Write adds one row.
 func (w *Writer) Write(feedID string, line int64, vals []schema.Value) error {
-	row := make(parquet.Row, len(w.cols)+2)
-	row[w.feedIdx] = parquet.ByteArrayValue([]byte(feedID)).Level(0, 0, w.feedIdx)
-	row[w.lineIdx] = parquet.Int64Value(line).Level(0, 0, w.lineIdx)
+	return w.WriteExtra(feedID, line, vals, "")
+}
+
+// WriteExtra adds one row with its undeclared fields as a JSON object in
+// _extra ("" for none); only for a Writer made with Options.Extra.
+func (w *Writer) WriteExtra(feedID string, line int64, vals []schema.Value, extra string) error {
+	n := len(w.cols)
+	if w.feedIdx >= 0 {
+		n += 2
+	}
+	if w.extraIdx >= 0 {
+		n++
+	}
+	row := make(parquet.Row, n)
+	size := int64(8 * n)
+	if w.feedIdx >= 0 {
+		row[w.feedIdx] = parquet.ByteArrayValue([]byte(feedID)).Level(0, 0, w.feedIdx)
+		row[w.lineIdx] = parquet.Int64Value(line).Level(0, 0, w.lineIdx)
+		size += int64(len(feedID))
+	}
+	if w.extraIdx >= 0 {
+		if extra == "" {
+			row[w.extraIdx] = parquet.Value{}.Level(0, 0, w.extraIdx)
+		} else {
+			row[w.extraIdx] = parquet.ByteArrayValue([]byte(extra)).Level(0, 1, w.extraIdx)
+			size += int64(len(extra))
+		}
+	}
 	for i, c := range w.cols {
 		idx := w.colIndex[i]
 		v := vals[i]
@@ -127,6 +183,7 @@ func (w *Writer) Write(feedID string, line int64, vals []schema.Value) error {
 		switch c.Type {
 		case schema.String, schema.JSON:
 			pv = parquet.ByteArrayValue([]byte(v.S))
+			size += int64(len(v.S))
 		case schema.Int64, schema.Timestamp:
 			pv = parquet.Int64Value(v.I)
 		case schema.Date:
@@ -140,8 +197,17 @@ func (w *Writer) Write(feedID string, line int64, vals []schema.Value) error {
 	}
 	w.pending = append(w.pending, row)
 	w.rows++
+	w.buffered += size
 	if len(w.pending) >= 1024 {
-		return w.flushPending()
+		if err := w.flushPending(); err != nil {
+			return err
+		}
+		if w.buffered >= w.opt.RowGroupBytes {
+			if err := w.pw.Flush(); err != nil {
+				return fmt.Errorf("parquet: flush row group: %w", err)
+			}
+			w.buffered = 0
+		}
 	}
 	return nil
 }

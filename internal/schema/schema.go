@@ -48,6 +48,9 @@ type Column struct {
 	Type     Type     `toml:"type" json:"type"`
 	Nullable bool     `toml:"nullable" json:"nullable"`
 	Formats  []string `toml:"formats" json:"formats,omitempty"` // timestamp/date layouts (Go reference time); default RFC 3339 / 2006-01-02
+	// AnyScalar lets a string column take numbers and booleans as their JSON
+	// text (inferred columns widened to string); objects and arrays are still rejected.
+	AnyScalar bool `toml:"any_scalar" json:"any_scalar,omitempty"`
 }
 
 // Schema is a feed's columns and its unknown-field policy.
@@ -188,6 +191,9 @@ func (c Column) parse(raw json.RawMessage) (Value, error) {
 	case String:
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
+			if c.AnyScalar && raw[0] != '{' && raw[0] != '[' {
+				return Value{S: string(raw)}, nil
+			}
 			return Value{}, fmt.Errorf("want a string, got %s", truncate(string(raw), 40))
 		}
 		return Value{S: s}, nil

@@ -1,0 +1,207 @@
+// Command feedpipe holds operator tools.
+//
+//	feedpipe convert [-schema FILE | -infer N] [-compression zstd|snappy|none]
+//	                 [-unknown drop|reject|extra] [-rejects FILE] IN OUT
+//	    NDJSON (plain or gzip; "-" for stdin) → Parquet, in bounded memory.
+//	    Prints rows, rejects, input MB, MB/s and peak memory.
+//	feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT
+//	    Writes a deterministic customers feed (for tests and benchmarks).
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/feedpipe/feedpipe/internal/convert"
+	"github.com/feedpipe/feedpipe/internal/feedgen"
+	"github.com/feedpipe/feedpipe/internal/schema"
+)
+
+const usage = `usage:
+  feedpipe convert [-schema FILE | -infer N] [-compression zstd|snappy|none] [-unknown drop|reject|extra] [-rejects FILE] IN OUT
+  feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT`
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "feedpipe:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "convert":
+		return runConvert(args[1:])
+	case "gen":
+		return runGen(args[1:])
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+func runConvert(args []string) error {
+	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
+	schemaPath := fs.String("schema", "", "schema file (TOML: columns = [{name, type, nullable, formats}], unknown_fields)")
+	infer := fs.Int("infer", 10000, "infer the schema from the first N lines (without -schema)")
+	compression := fs.String("compression", "zstd", "zstd, snappy or none")
+	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop")
+	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (default: OUT.rejects.ndjson when any)")
+	rowGroupMB := fs.Int("row-group-mb", 64, "row group size bound in MiB")
+	rowGroupRows := fs.Int64("row-group-rows", 0, "row group size bound in rows (default 1Mi)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return errors.New(usage)
+	}
+	inPath, outPath := fs.Arg(0), fs.Arg(1)
+	opt := convert.Options{InferLines: *infer, Compression: *compression, Unknown: *unknown, RowGroupBytes: int64(*rowGroupMB) << 20, RowGroupRows: *rowGroupRows}
+	if *schemaPath != "" {
+		s, err := loadSchema(*schemaPath)
+		if err != nil {
+			return err
+		}
+		opt.Schema = s
+		if opt.Unknown == "" {
+			opt.Unknown = s.Unknown
+		}
+	}
+	in := io.Reader(os.Stdin)
+	if inPath != "-" {
+		f, err := os.Open(inPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	out, err := os.Create(outPath)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+
+	var rejects *bufio.Writer
+	var rejectsFile *os.File
+	if *rejectsPath == "" {
+		*rejectsPath = outPath + ".rejects.ndjson"
+	}
+	var rejectErr error
+	opt.OnReject = func(line int64, reason string, raw []byte) {
+		if rejects == nil {
+			if rejectsFile, rejectErr = os.Create(*rejectsPath); rejectErr != nil {
+				return
+			}
+			rejects = bufio.NewWriter(rejectsFile)
+		}
+		b, _ := json.Marshal(map[string]any{"line": line, "reason": reason, "raw": string(raw)})
+		rejects.Write(append(b, '\n'))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	t0 := time.Now()
+	st, err := convert.Convert(ctx, in, bw, opt)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if rejects != nil {
+		rejects.Flush()
+		rejectsFile.Close()
+	}
+	if err != nil {
+		os.Remove(outPath)
+		return fmt.Errorf("convert %s: %w", inPath, err)
+	}
+	if rejectErr != nil {
+		return fmt.Errorf("write rejects: %w", rejectErr)
+	}
+	secs := time.Since(t0).Seconds()
+	mb := float64(st.InputBytes) / 1e6
+	fmt.Printf("rows %d  rejects %d  input %.1f MB  %.1f MB/s  %.2f s  peak memory %.0f MiB  columns %d\n",
+		st.Rows, st.Rejected, mb, mb/secs, secs, float64(peakRSS())/(1<<20), len(st.Schema.Columns))
+	if st.Rejected > 0 {
+		fmt.Printf("rejected lines: %s\n", *rejectsPath)
+	}
+	return nil
+}
+
+func loadSchema(path string) (*schema.Schema, error) {
+	var s schema.Schema
+	md, err := toml.DecodeFile(path, &s)
+	if err != nil {
+		return nil, fmt.Errorf("schema %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		var keys []string
+		for _, k := range und {
+			keys = append(keys, k.String())
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("schema %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("schema %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+// peakRSS is this process's peak resident set size (VmHWM).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func runGen(args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	records := fs.Int("records", 100000, "lines to write")
+	size := fs.Int64("size", 0, "write lines until the feed reaches this many bytes (overrides -records)")
+	wide := fs.Bool("wide", false, "26 fields a line with nested objects, arrays, timestamps and long strings")
+	badEvery := fs.Int("bad-every", 0, "every Nth line is malformed")
+	seed := fs.Uint64("seed", 1, "random seed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New(usage)
+	}
+	f, err := os.Create(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	st, err := feedgen.Write(f, feedgen.Options{Records: *records, Bytes: *size, Wide: *wide, BadEvery: *badEvery, Seed: *seed})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: %d lines (%d bad), %.1f MB\n", fs.Arg(0), st.Lines, st.Bad, float64(st.Bytes)/1e6)
+	return nil
+}
