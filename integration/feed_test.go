@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"go.temporal.io/api/workflowservice/v1"
@@ -17,6 +18,8 @@ import (
 	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/feed"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/starter"
 	"github.com/feedpipe/feedpipe/workflows"
 )
 
@@ -315,4 +318,46 @@ func waitQueueDrained(t *testing.T, ctx context.Context) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("the feed queue was not drained")
+}
+
+// Backfill starts one run per object under a prefix, and a second backfill
+// of the same prefix starts none.
+func TestBackfillIsIdempotent(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	p, err := config.Get("customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp := *p
+	// Objects in the quarantine bucket, which sends no events: only the backfill starts them.
+	bp.SourceBucket, bp.SourcePrefix = stack.Names.QuarantineBucket, fmt.Sprintf("backfill-%d/", time.Now().UnixNano())
+	cfg := &pipeline.Config{TaskQueue: config.TaskQueue, Pipelines: []pipeline.Pipeline{bp}}
+	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: cfg, Logger: starts.Logger}
+	for i := range 3 {
+		body, _ := generate(t, feedgen.Options{Records: 5, Seed: uint64(20 + i)})
+		putObject(t, ctx, bp.SourceBucket, fmt.Sprintf("%s%d.ndjson", bp.SourcePrefix, i), body)
+	}
+	var progress []starter.BackfillStats
+	first, err := s.Backfill(ctx, bp.SourceBucket, bp.SourcePrefix, 50, func(st starter.BackfillStats) { progress = append(progress, st) })
+	if err != nil || first.Listed != 3 || first.Started != 3 || first.Existed != 0 {
+		t.Fatalf("first backfill %+v, %v", first, err)
+	}
+	if len(progress) != 3 || progress[2].Started != 3 {
+		t.Errorf("progress reports %+v", progress)
+	}
+	second, err := s.Backfill(ctx, bp.SourceBucket, bp.SourcePrefix, 50, nil)
+	if err != nil || second.Started != 0 || second.Existed != 3 {
+		t.Errorf("second backfill %+v, %v; want all 3 already started", second, err)
+	}
+	for i := range 3 {
+		key := fmt.Sprintf("%s%d.ndjson", bp.SourcePrefix, i)
+		head, err := clients().S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bp.SourceBucket, Key: &key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := feed.Ref{Bucket: bp.SourceBucket, Key: key, ETag: strings.Trim(aws.ToString(head.ETag), `"`)}
+		if _, err := waitRun(t, ctx, ref); err != nil {
+			t.Errorf("backfilled run %s: %v", ref.WorkflowID(), err)
+		}
+	}
 }
