@@ -51,6 +51,19 @@ for i in $(seq 1 "$runs"); do
   duck+=("$s $r $b")
   printf '%-8s %4d %9.2f %9.1f %10.0f %12.1f\n' duckdb "$i" "$s" "$(echo "$mb / $s" | bc -l)" "$(echo "$r / 1024" | bc -l)" "$(echo "$b / 1000000" | bc -l)"
 done
+# Our output must hold what DuckDB reads from the source: the same aggregates.
+cat > "$work/compare.py" <<'PY'
+import sys, duckdb
+src, ours = sys.argv[1], sys.argv[2]
+q = ("select count(*), sum(id), count(email), round(sum(score), 3), epoch_us(max(created_at)), count(distinct name),"
+     " sum(length(notes)), sum(active::int), count(referrer), count(address) from {}")
+a = duckdb.sql(q.format(f"read_json('{src}', format='newline_delimited')")).fetchall()
+b = duckdb.sql(q.format(f"'{ours}'")).fetchall()
+print("output check:", "same aggregates as DuckDB's read of the feed" if a == b else f"DIFFERENT: duckdb {a} ours {b}")
+sys.exit(0 if a == b else 1)
+PY
+"$py" "$work/compare.py" "$feed" "$work/ours.parquet"
+
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 os=$(printf '%s\n' "${ours[@]}" | awk '{print $1}' | median); ds=$(printf '%s\n' "${duck[@]}" | awk '{print $1}' | median)
 orss=$(printf '%s\n' "${ours[@]}" | awk '{print $2}' | median); drss=$(printf '%s\n' "${duck[@]}" | awk '{print $2}' | median)

@@ -114,7 +114,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 		return st, err
 	}
 
-	p := pipelineRun{sch: &sch, opt: opt, pw: pw, st: &st}
+	p := pipelineRun{sch: &sch, fp: schema.NewParser(&sch), opt: opt, pw: pw, st: &st}
 	if err := p.run(ctx, lr, sample); err != nil {
 		return st, err
 	}
@@ -148,14 +148,21 @@ type lineSource struct {
 }
 
 // next returns the next line; tooLong lines come back truncated to 1 MiB.
-func (l *lineSource) next() (line []byte, tooLong bool, ok bool) {
+// A line is copied into arena when it fits there (arena is then advanced),
+// so that a batch's lines share a few large allocations.
+func (l *lineSource) next(arena *[]byte) (line []byte, tooLong bool, ok bool) {
 	var buf []byte
 	for {
 		chunk, err := l.br.ReadSlice('\n')
 		l.bytes += int64(len(chunk))
-		if len(buf) <= MaxLineBytes {
+		switch {
+		case buf == nil && err == nil && arena != nil && len(chunk) <= cap(*arena)-len(*arena):
+			start := len(*arena)
+			*arena = append(*arena, chunk...)
+			buf = (*arena)[start:len(*arena):len(*arena)]
+		case len(buf) <= MaxLineBytes:
 			buf = append(buf, chunk...)
-		} else {
+		default:
 			tooLong = true
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -184,7 +191,7 @@ func (l *lineSource) next() (line []byte, tooLong bool, ok bool) {
 func (l *lineSource) take(n int) ([][]byte, error) {
 	var out [][]byte
 	for len(out) < n {
-		line, tooLong, ok := l.next()
+		line, tooLong, ok := l.next(nil)
 		if !ok {
 			break
 		}
@@ -213,6 +220,7 @@ type batch struct {
 
 type pipelineRun struct {
 	sch *schema.Schema
+	fp  *schema.Parser
 	opt Options
 	pw  *parquetconv.Writer
 	st  *Stats
@@ -230,8 +238,10 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 		go func() {
 			for b := range work {
 				b.out = make([]parsed, len(b.lines))
+				n := len(p.sch.Columns)
+				slab := make([]schema.Value, len(b.lines)*n)
 				for i, line := range b.lines {
-					b.out[i] = p.parse(line, b.long[i])
+					b.out[i] = p.parse(line, b.long[i], slab[i*n:(i+1)*n:(i+1)*n])
 				}
 				close(b.done)
 			}
@@ -245,6 +255,7 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 		pending := sample
 		for {
 			b := &batch{first: next, done: make(chan struct{})}
+			arena := make([]byte, 0, 1<<20)
 			for len(b.lines) < batchLines {
 				if len(pending) > 0 {
 					b.lines = append(b.lines, pending[0])
@@ -252,7 +263,10 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 					pending = pending[1:]
 					continue
 				}
-				line, tooLong, ok := lr.next()
+				if cap(arena)-len(arena) < 64<<10 {
+					arena = make([]byte, 0, 1<<20)
+				}
+				line, tooLong, ok := lr.next(&arena)
 				if !ok {
 					break
 				}
@@ -303,18 +317,23 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 	return nil
 }
 
-func (p *pipelineRun) parse(line []byte, tooLong bool) parsed {
+func (p *pipelineRun) parse(line []byte, tooLong bool, vals []schema.Value) parsed {
 	if tooLong || line == nil {
 		return parsed{reject: fmt.Sprintf("line longer than %d bytes", MaxLineBytes), raw: truncate(line)}
+	}
+	if p.opt.Unknown != UnknownExtra {
+		vals, err := p.fp.Parse(line, vals)
+		if err != nil {
+			return parsed{reject: err.Error(), raw: truncate(line)}
+		}
+		return parsed{vals: vals}
 	}
 	vals, fields, err := p.sch.Parse(line)
 	if err != nil {
 		return parsed{reject: err.Error(), raw: truncate(line)}
 	}
 	out := parsed{vals: vals}
-	if p.opt.Unknown == UnknownExtra {
-		out.extra = extraJSON(fields, p.sch)
-	}
+	out.extra = extraJSON(fields, p.sch)
 	return out
 }
 

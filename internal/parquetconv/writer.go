@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -45,6 +46,8 @@ type Writer struct {
 	feedIdx  int
 	lineIdx  int
 	extraIdx int
+	width    int
+	slab     []parquet.Value // backing store of pending rows, reused after each flush
 	pending  []parquet.Row
 	rows     int64
 	opt      Options
@@ -125,6 +128,13 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	return w, nil
 }
 
+// pendingRows is how many rows are handed to parquet-go at once.
+const pendingRows = 1024
+
+// bytesOf views a string's bytes without copying them: parquet-go copies a
+// value's bytes into its column buffers and never writes to them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
 // Codec returns the parquet-go codec named by name.
 func Codec(name string) (compress.Codec, error) {
 	switch name {
@@ -146,17 +156,23 @@ func (w *Writer) Write(feedID string, line int64, vals []schema.Value) error {
 // WriteExtra adds one row with its undeclared fields as a JSON object in
 // _extra ("" for none); only for a Writer made with Options.Extra.
 func (w *Writer) WriteExtra(feedID string, line int64, vals []schema.Value, extra string) error {
-	n := len(w.cols)
-	if w.feedIdx >= 0 {
-		n += 2
+	n := w.width
+	if n == 0 {
+		n = len(w.cols)
+		if w.feedIdx >= 0 {
+			n += 2
+		}
+		if w.extraIdx >= 0 {
+			n++
+		}
+		w.width = n
+		w.slab = make([]parquet.Value, pendingRows*n)
 	}
-	if w.extraIdx >= 0 {
-		n++
-	}
-	row := make(parquet.Row, n)
+	k := len(w.pending)
+	row := parquet.Row(w.slab[k*n : (k+1)*n : (k+1)*n])
 	size := int64(8 * n)
 	if w.feedIdx >= 0 {
-		row[w.feedIdx] = parquet.ByteArrayValue([]byte(feedID)).Level(0, 0, w.feedIdx)
+		row[w.feedIdx] = parquet.ByteArrayValue(bytesOf(feedID)).Level(0, 0, w.feedIdx)
 		row[w.lineIdx] = parquet.Int64Value(line).Level(0, 0, w.lineIdx)
 		size += int64(len(feedID))
 	}
@@ -164,7 +180,7 @@ func (w *Writer) WriteExtra(feedID string, line int64, vals []schema.Value, extr
 		if extra == "" {
 			row[w.extraIdx] = parquet.Value{}.Level(0, 0, w.extraIdx)
 		} else {
-			row[w.extraIdx] = parquet.ByteArrayValue([]byte(extra)).Level(0, 1, w.extraIdx)
+			row[w.extraIdx] = parquet.ByteArrayValue(bytesOf(extra)).Level(0, 1, w.extraIdx)
 			size += int64(len(extra))
 		}
 	}
@@ -182,7 +198,7 @@ func (w *Writer) WriteExtra(feedID string, line int64, vals []schema.Value, extr
 		var pv parquet.Value
 		switch c.Type {
 		case schema.String, schema.JSON:
-			pv = parquet.ByteArrayValue([]byte(v.S))
+			pv = parquet.ByteArrayValue(bytesOf(v.S))
 			size += int64(len(v.S))
 		case schema.Int64, schema.Timestamp:
 			pv = parquet.Int64Value(v.I)
@@ -198,7 +214,7 @@ func (w *Writer) WriteExtra(feedID string, line int64, vals []schema.Value, extr
 	w.pending = append(w.pending, row)
 	w.rows++
 	w.buffered += size
-	if len(w.pending) >= 1024 {
+	if len(w.pending) >= pendingRows {
 		if err := w.flushPending(); err != nil {
 			return err
 		}

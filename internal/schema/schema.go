@@ -226,22 +226,7 @@ func (c Column) parse(raw json.RawMessage) (Value, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return Value{}, fmt.Errorf("want a %s string, got %s", c.Type, truncate(string(raw), 40))
 		}
-		formats := c.Formats
-		if len(formats) == 0 {
-			formats = []string{time.RFC3339Nano, "2006-01-02"}
-			if c.Type == Date {
-				formats = []string{"2006-01-02"}
-			}
-		}
-		for _, f := range formats {
-			if t, err := time.Parse(f, s); err == nil {
-				if c.Type == Date {
-					return Value{I: t.UTC().Unix() / 86400}, nil
-				}
-				return Value{I: t.UTC().UnixMicro()}, nil
-			}
-		}
-		return Value{}, fmt.Errorf("%q matches none of the formats %q", truncate(s, 40), formats)
+		return c.parseTime(s)
 	case JSON:
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, raw); err != nil {
@@ -250,6 +235,26 @@ func (c Column) parse(raw json.RawMessage) (Value, error) {
 		return Value{S: buf.String()}, nil
 	}
 	return Value{}, fmt.Errorf("unsupported type %q", c.Type)
+}
+
+// parseTime parses a timestamp or date string by the column's formats.
+func (c Column) parseTime(s string) (Value, error) {
+	formats := c.Formats
+	if len(formats) == 0 {
+		formats = []string{time.RFC3339Nano, "2006-01-02"}
+		if c.Type == Date {
+			formats = []string{"2006-01-02"}
+		}
+	}
+	for _, f := range formats {
+		if t, err := time.Parse(f, s); err == nil {
+			if c.Type == Date {
+				return Value{I: t.UTC().Unix() / 86400}, nil
+			}
+			return Value{I: t.UTC().UnixMicro()}, nil
+		}
+	}
+	return Value{}, fmt.Errorf("%q matches none of the formats %q", truncate(s, 40), formats)
 }
 
 func truncate(s string, n int) string {

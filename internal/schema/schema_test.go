@@ -118,3 +118,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The fast parser accepts and rejects exactly the lines the reference does,
+// with the same values.
+func FuzzFastParserMatchesReference(f *testing.F) {
+	for _, seed := range []string{`{"id":1,"name":"a","score":1.5,"ok":true,"at":"2026-01-01T00:00:00Z","day":"2026-01-02","meta":{"a":[1,{"b":null}]}}`,
+		`{"id":1,"x":tru}`, `{"id":1,"x":[1,,2]}`, `{"id":1,"\u0069d":2}`, `{"id":1,"id":2}`, `{"id":1e3}`, `{"id":01}`, `{"id":1,"name":"a\"b"}`,
+		`{"id":1,"name":7}`, "{\"id\":1,\"\xff\":1}", `{"id":9007199254740993}`, `{"id":-0,"score":-0.0e+1}`, ` {"id":1} `, `{"id":1}x`, `{}`, `{"id":null}`} {
+		f.Add([]byte(seed))
+	}
+	s := testSchema()
+	p := NewParser(&s)
+	f.Fuzz(func(t *testing.T, line []byte) {
+		want, _, werr := s.Parse(line)
+		got, gerr := p.Parse(line, nil)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%q: reference error %v, fast error %v", line, werr, gerr)
+		}
+		if werr != nil {
+			if werr.Error() != gerr.Error() {
+				t.Fatalf("%q: reasons differ: %v / %v", line, werr, gerr)
+			}
+			return
+		}
+		for i := range want {
+			if want[i] != got[i] {
+				t.Fatalf("%q column %s: reference %+v, fast %+v", line, s.Columns[i].Name, want[i], got[i])
+			}
+		}
+	})
+}
