@@ -150,7 +150,7 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 		body = zr
 	}
 
-	s := &putter{a: a, in: in, prog: prog, kinesis: a.Kinesis}
+	s := &putter{a: a, in: in, prog: prog, kinesis: a.Kinesis, parser: schema.NewParser(&in.Pipeline.Schema)}
 	lr := newLineReader(body, maxRecordBytes-128)
 	line := int64(0)
 	offset := int64(0)
@@ -234,6 +234,8 @@ type putter struct {
 	in      PutInput
 	prog    PutProgress
 	kinesis KinesisAPI
+	parser  *schema.Parser
+	vals    []schema.Value
 
 	batch        []kintypes.PutRecordsRequestEntry
 	batchBytes   int
@@ -254,10 +256,12 @@ func (s *putter) handleLine(line int64, raw []byte, tooLong bool) {
 		s.reject(line, raw, fmt.Sprintf("line longer than %d bytes, the most a Kinesis record holds", maxRecordBytes-128), true)
 		return
 	}
-	if _, _, err := s.in.Pipeline.Schema.Parse(raw); err != nil {
+	vals, err := s.parser.Parse(raw, s.vals)
+	if err != nil {
 		s.reject(line, raw, err.Error(), false)
 		return
 	}
+	s.vals = vals
 	rec := record(s.in.FeedID, line, bytes.TrimSpace(raw))
 	s.batch = append(s.batch, kintypes.PutRecordsRequestEntry{
 		Data:         rec,
