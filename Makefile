@@ -25,7 +25,7 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test-unit:
+test-unit: venv
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-integration: venv devtemporal
