@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -211,11 +210,32 @@ type parsed struct {
 }
 
 type batch struct {
-	first int64
-	lines [][]byte
-	long  []bool
-	out   []parsed
-	done  chan struct{}
+	first  int64
+	lines  [][]byte
+	long   []bool
+	out    []parsed
+	slab   []schema.Value // the rows' values, len(lines)×columns
+	arenas [][]byte       // the lines' bytes
+	done   chan struct{}
+}
+
+// reset readies a used batch for reuse, keeping its buffers.
+func (b *batch) reset(first int64) {
+	b.first, b.lines, b.long, b.done = first, b.lines[:0], b.long[:0], make(chan struct{})
+	for i := range b.arenas {
+		b.arenas[i] = b.arenas[i][:0]
+	}
+}
+
+// arena returns a buffer with room for a typical line, from the batch's own.
+func (b *batch) arena() *[]byte {
+	for i := range b.arenas {
+		if cap(b.arenas[i])-len(b.arenas[i]) >= 64<<10 {
+			return &b.arenas[i]
+		}
+	}
+	b.arenas = append(b.arenas, make([]byte, 0, 1<<20))
+	return &b.arenas[len(b.arenas)-1]
 }
 
 type pipelineRun struct {
@@ -227,21 +247,28 @@ type pipelineRun struct {
 }
 
 // run parses batches of lines on opt.Workers goroutines and writes them in
-// order; at most 2×Workers batches are in flight, bounding memory.
+// order. At most 2×Workers+1 batches exist; each is reused once written, so
+// memory stays bounded and allocation low.
 func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) error {
 	const batchLines = 2048
 	work := make(chan *batch, p.opt.Workers)
 	ordered := make(chan *batch, 2*p.opt.Workers)
+	free := make(chan *batch, 2*p.opt.Workers+1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	ncol := len(p.sch.Columns)
 	for range p.opt.Workers {
 		go func() {
 			for b := range work {
-				b.out = make([]parsed, len(b.lines))
-				n := len(p.sch.Columns)
-				slab := make([]schema.Value, len(b.lines)*n)
+				if cap(b.out) < len(b.lines) {
+					b.out = make([]parsed, len(b.lines))
+				}
+				b.out = b.out[:len(b.lines)]
+				if cap(b.slab) < len(b.lines)*ncol {
+					b.slab = make([]schema.Value, len(b.lines)*ncol)
+				}
 				for i, line := range b.lines {
-					b.out[i] = p.parse(line, b.long[i], slab[i*n:(i+1)*n:(i+1)*n])
+					b.out[i] = p.parse(line, b.long[i], b.slab[i*ncol:(i+1)*ncol:(i+1)*ncol])
 				}
 				close(b.done)
 			}
@@ -254,8 +281,13 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 		next := int64(1)
 		pending := sample
 		for {
-			b := &batch{first: next, done: make(chan struct{})}
-			arena := make([]byte, 0, 1<<20)
+			var b *batch
+			select {
+			case b = <-free:
+				b.reset(next)
+			default:
+				b = &batch{first: next, done: make(chan struct{})}
+			}
 			for len(b.lines) < batchLines {
 				if len(pending) > 0 {
 					b.lines = append(b.lines, pending[0])
@@ -263,10 +295,7 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 					pending = pending[1:]
 					continue
 				}
-				if cap(arena)-len(arena) < 64<<10 {
-					arena = make([]byte, 0, 1<<20)
-				}
-				line, tooLong, ok := lr.next(&arena)
+				line, tooLong, ok := lr.next(b.arena())
 				if !ok {
 					break
 				}
@@ -308,6 +337,12 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 				cancel()
 				return err
 			}
+		}
+		// The writer has copied this batch's values: reuse its buffers.
+		clear(b.out)
+		select {
+		case free <- b:
+		default:
 		}
 	}
 	p.st.InputBytes = lr.bytes
@@ -367,32 +402,56 @@ func truncate(b []byte) []byte {
 // bool + number → string; int64 + float64 → float64; a number or bool and a
 // string → string; a timestamp string and another string → string; objects
 // and arrays → json (their JSON text); a field seen only as null → string.
-// Columns keep the order fields first appear in.
+// Columns keep the order fields first appear in; lines that are not JSON
+// objects are skipped.
 func Infer(lines [][]byte) schema.Schema {
 	types := map[string]schema.Type{}
 	var order []string
+	add := func(k string, raw []byte) {
+		if k == schema.FeedIDField || k == schema.LineField {
+			return
+		}
+		t := valueType(raw)
+		old, seen := types[k]
+		if !seen {
+			order = append(order, k)
+			types[k] = t
+			return
+		}
+		types[k] = widen(old, t)
+	}
 	for _, line := range lines {
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")), &obj) != nil {
+		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+		if schema.Fields(line, func(string, []byte) {}) {
+			schema.Fields(line, add)
 			continue
 		}
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			keys = append(keys, k)
+		// An unusual line (escaped keys, …): decode it, keeping key order.
+		dec := json.NewDecoder(bytes.NewReader(line))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			continue
 		}
-		sort.Strings(keys) // a stable order within a line for new fields
-		for _, k := range firstSeenOrder(line, keys) {
-			if k == schema.FeedIDField || k == schema.LineField {
-				continue
+		type field struct {
+			k   string
+			raw json.RawMessage
+		}
+		var fields []field
+		ok := true
+		for dec.More() {
+			tok, err := dec.Token()
+			k, isKey := tok.(string)
+			var raw json.RawMessage
+			if err != nil || !isKey || dec.Decode(&raw) != nil {
+				ok = false
+				break
 			}
-			t := valueType(obj[k])
-			old, seen := types[k]
-			if !seen {
-				order = append(order, k)
-				types[k] = t
-				continue
-			}
-			types[k] = widen(old, t)
+			fields = append(fields, field{k, raw})
+		}
+		if !ok {
+			continue
+		}
+		for _, f := range fields {
+			add(f.k, f.raw)
 		}
 	}
 	s := schema.Schema{Unknown: schema.UnknownDrop}
@@ -405,14 +464,6 @@ func Infer(lines [][]byte) schema.Schema {
 		s.Columns = append(s.Columns, schema.Column{Name: k, Type: t, Nullable: true, AnyScalar: t == schema.String})
 	}
 	return s
-}
-
-// firstSeenOrder orders keys by where they appear in the line's text.
-func firstSeenOrder(line []byte, keys []string) []string {
-	sort.SliceStable(keys, func(i, j int) bool {
-		return bytes.Index(line, []byte(`"`+keys[i]+`"`)) < bytes.Index(line, []byte(`"`+keys[j]+`"`))
-	})
-	return keys
 }
 
 // valueType is the type of one JSON value; "" for null.

@@ -355,3 +355,54 @@ func validNumber(b []byte) bool {
 	}
 	return i == len(b)
 }
+
+// Fields calls fn with each top-level field of a JSON object line, in order,
+// with the value's raw bytes. It reports false, having called fn for some
+// fields perhaps, when the line is not a plain well-formed object (escapes in
+// keys, invalid values); callers then use encoding/json.
+func Fields(line []byte, fn func(key string, raw []byte)) bool {
+	i := skipSpace(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return false
+	}
+	i = skipSpace(line, i+1)
+	if i < len(line) && line[i] == '}' {
+		return skipSpace(line, i+1) == len(line)
+	}
+	for {
+		if i >= len(line) || line[i] != '"' {
+			return false
+		}
+		end := i + 1
+		for end < len(line) && line[end] != '"' && line[end] != '\\' && line[end] >= 0x20 {
+			end++
+		}
+		if end >= len(line) || line[end] != '"' {
+			return false
+		}
+		key := line[i+1 : end]
+		i = skipSpace(line, end+1)
+		if i >= len(line) || line[i] != ':' {
+			return false
+		}
+		i = skipSpace(line, i+1)
+		vend, ok := valueEnd(line, i)
+		if !ok {
+			return false
+		}
+		raw := line[i:vend]
+		if raw[0] != '"' && raw[0] != '{' && raw[0] != '[' && string(raw) != "null" && !validScalar(raw) {
+			return false
+		}
+		fn(string(key), raw)
+		i = skipSpace(line, vend)
+		if i < len(line) && line[i] == ',' {
+			i = skipSpace(line, i+1)
+			continue
+		}
+		if i < len(line) && line[i] == '}' {
+			return skipSpace(line, i+1) == len(line)
+		}
+		return false
+	}
+}
