@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,6 +64,7 @@ func runConvert(args []string) error {
 	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (default: OUT.rejects.ndjson when any)")
 	rowGroupMB := fs.Int("row-group-mb", 64, "row group size bound in MiB")
 	rowGroupRows := fs.Int64("row-group-rows", 0, "row group size bound in rows (default 1Mi)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the conversion to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -114,6 +116,16 @@ func runConvert(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
 	t0 := time.Now()
 	st, err := convert.Convert(ctx, in, bw, opt)
 	if err == nil {
