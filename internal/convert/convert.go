@@ -402,16 +402,30 @@ func truncate(b []byte) []byte {
 // bool + number → string; int64 + float64 → float64; a number or bool and a
 // string → string; a timestamp string and another string → string; objects
 // and arrays → json (their JSON text); a field seen only as null → string.
+// A string column with at most one distinct value per 8 sampled lines (and
+// at most 4,096) is dictionary-encoded.
 // Columns keep the order fields first appear in; lines that are not JSON
 // objects are skipped.
 func Infer(lines [][]byte) schema.Schema {
 	types := map[string]schema.Type{}
+	distinct := map[string]map[string]bool{} // string values seen per field, up to a cap
+	const maxDistinct = 4096
 	var order []string
 	add := func(k string, raw []byte) {
 		if k == schema.FeedIDField || k == schema.LineField {
 			return
 		}
 		t := valueType(raw)
+		if t == schema.String || t == schema.Timestamp {
+			d := distinct[k]
+			if d == nil {
+				d = map[string]bool{}
+				distinct[k] = d
+			}
+			if len(d) <= maxDistinct {
+				d[string(raw)] = true
+			}
+		}
 		old, seen := types[k]
 		if !seen {
 			order = append(order, k)
@@ -460,8 +474,11 @@ func Infer(lines [][]byte) schema.Schema {
 		if t == "" {
 			t = schema.String
 		}
-		// A column widened to string takes any scalar as its JSON text.
-		s.Columns = append(s.Columns, schema.Column{Name: k, Type: t, Nullable: true, AnyScalar: t == schema.String})
+		// A column widened to string takes any scalar as its JSON text. A
+		// string column with few distinct values in the sample is
+		// dictionary-encoded.
+		dict := t == schema.String && len(distinct[k]) <= maxDistinct && len(distinct[k])*8 <= len(lines)
+		s.Columns = append(s.Columns, schema.Column{Name: k, Type: t, Nullable: true, AnyScalar: t == schema.String, Dictionary: dict})
 	}
 	return s
 }

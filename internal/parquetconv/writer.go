@@ -79,6 +79,9 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 		switch c.Type {
 		case schema.String:
 			node = parquet.String()
+			if c.Dictionary {
+				node = parquet.Encoded(node, &parquet.RLEDictionary)
+			}
 		case schema.JSON:
 			node = parquet.JSON()
 		case schema.Int64:

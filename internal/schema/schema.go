@@ -51,6 +51,9 @@ type Column struct {
 	// AnyScalar lets a string column take numbers and booleans as their JSON
 	// text (inferred columns widened to string); objects and arrays are still rejected.
 	AnyScalar bool `toml:"any_scalar" json:"any_scalar,omitempty"`
+	// Dictionary asks for dictionary encoding in Parquet: for string columns
+	// with few distinct values (countries, currencies, names).
+	Dictionary bool `toml:"dictionary" json:"dictionary,omitempty"`
 }
 
 // Schema is a feed's columns and its unknown-field policy.
