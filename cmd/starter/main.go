@@ -62,15 +62,11 @@ func run(logger *slog.Logger, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := clients.Env(os.LookupEnv)
-	tc, err := clients.DialTemporal(ctx, env, logger)
+	tc, awsc, err := clients.Connect(ctx, env, logger)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	awsc, err := clients.LoadAWS(ctx, env)
-	if err != nil {
-		return err
-	}
 	s := &starter.Starter{Temporal: tc, S3: awsc.S3, SQS: awsc.SQS, Config: cfg, Logger: logger}
 
 	switch cmd {

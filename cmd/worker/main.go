@@ -47,15 +47,11 @@ func run(logger *slog.Logger) error {
 	}
 	ctx := context.Background()
 	env := clients.Env(os.LookupEnv)
-	tc, err := clients.DialTemporal(ctx, env, logger)
+	tc, awsc, err := clients.Connect(ctx, env, logger)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	awsc, err := clients.LoadAWS(ctx, env)
-	if err != nil {
-		return err
-	}
 	sf, err := clients.OpenSnowflake(env)
 	if err != nil {
 		return err

@@ -181,3 +181,18 @@ func readRSAKey(path string) (*rsa.PrivateKey, error) {
 	}
 	return rk, nil
 }
+
+// Connect dials Temporal and loads the AWS clients, as the worker and the
+// starter both need. The caller closes the Temporal client.
+func Connect(ctx context.Context, env Env, logger *slog.Logger) (client.Client, AWS, error) {
+	tc, err := DialTemporal(ctx, env, logger)
+	if err != nil {
+		return nil, AWS{}, err
+	}
+	awsc, err := LoadAWS(ctx, env)
+	if err != nil {
+		tc.Close()
+		return nil, AWS{}, err
+	}
+	return tc, awsc, nil
+}
