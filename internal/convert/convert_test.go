@@ -52,9 +52,11 @@ func readBack(t *testing.T, pq []byte) []map[string]any {
 		t.Fatal(err)
 	}
 	script := `
-import json, sys, datetime, pyarrow.parquet as pq
+import json, sys, datetime, decimal, pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1])
 def conv(v):
+    if isinstance(v, decimal.Decimal):
+        return str(v)
     if isinstance(v, datetime.datetime):
         return v.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(v, datetime.date):
@@ -273,5 +275,18 @@ func TestInferWidens(t *testing.T) {
 	vals, _, err := s.Parse([]byte(`{"g": 7, "c": false}`))
 	if err != nil || vals[6].S != "7" || vals[2].S != "false" {
 		t.Errorf("widened string columns: %+v %v", vals, err)
+	}
+}
+
+// A declared decimal column is written as Parquet DECIMAL and reads back exactly.
+func TestConvertDecimal(t *testing.T) {
+	s := &schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64}, {Name: "amount", Type: schema.Decimal, Precision: 12, Scale: 2, Nullable: true}}}
+	pq, st, rej := convertBytes(t, []byte(`{"id":1,"amount":19.99}`+"\n"+`{"id":2,"amount":"-0.10"}`+"\n"+`{"id":3,"amount":null}`+"\n"+`{"id":4,"amount":0.001}`+"\n"), Options{Schema: s})
+	if st.Rows != 3 || len(rej) != 1 || rej[0].line != 4 {
+		t.Fatalf("rows %d rejects %v", st.Rows, rej)
+	}
+	rows := readBack(t, pq)
+	if rows[0]["amount"] != "19.99" || rows[1]["amount"] != "-0.10" || rows[2]["amount"] != nil {
+		t.Errorf("decimals read back as %v %v %v", rows[0]["amount"], rows[1]["amount"], rows[2]["amount"])
 	}
 }

@@ -130,6 +130,10 @@ func fromParquet(c schema.Column, v parquet.Value) (schema.Value, error) {
 			}
 			return schema.Value{I: t.UTC().UnixMicro()}, nil
 		}
+	case schema.Decimal:
+		if v.Kind() == parquet.Int64 {
+			return schema.Value{I: v.Int64()}, nil // unscaled, as written with the same scale
+		}
 	case schema.Date:
 		if v.Kind() == parquet.Int32 {
 			return schema.Value{I: int64(v.Int32())}, nil

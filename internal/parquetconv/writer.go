@@ -94,6 +94,8 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 			node = parquet.Timestamp(parquet.Microsecond)
 		case schema.Date:
 			node = parquet.Date()
+		case schema.Decimal:
+			node = parquet.Decimal(c.Scale, c.Precision, parquet.Int64Type)
 		default:
 			return nil, fmt.Errorf("parquet: column %q has unsupported type %q", c.Name, c.Type)
 		}
@@ -203,7 +205,7 @@ func (w *Writer) WriteExtra(feedID string, line int64, vals []schema.Value, extr
 		case schema.String, schema.JSON:
 			pv = parquet.ByteArrayValue(bytesOf(v.S))
 			size += int64(len(v.S))
-		case schema.Int64, schema.Timestamp:
+		case schema.Int64, schema.Timestamp, schema.Decimal:
 			pv = parquet.Int64Value(v.I)
 		case schema.Date:
 			pv = parquet.Int32Value(int32(v.I))

@@ -99,6 +99,9 @@ func (p *Parser) fast(line []byte, vals []Value) ([]Value, bool) {
 				raw := line[i:vend]
 				switch raw[0] {
 				case '"':
+					if bytes.IndexByte(raw, '\\') >= 0 && !json.Valid(raw) {
+						return nil, false // an invalid escape
+					}
 				case '{', '[':
 					if !json.Valid(raw) {
 						return nil, false
@@ -266,6 +269,11 @@ func (p *Parser) typed(c Column, raw []byte) (Value, bool) {
 			v, err := c.parseTime(string(raw[1 : len(raw)-1]))
 			return v, err == nil
 		}
+	case Decimal:
+		if validNumber(raw) || raw[0] == '"' {
+			v, err := c.parse(raw)
+			return v, err == nil
+		}
 	case JSON:
 		if raw[0] == '"' || raw[0] == '{' || raw[0] == '[' || validScalar(raw) {
 			if bytes.IndexAny(raw, " \t\r\n") < 0 {
@@ -392,6 +400,9 @@ func Fields(line []byte, fn func(key string, raw []byte)) bool {
 		}
 		raw := line[i:vend]
 		if raw[0] != '"' && raw[0] != '{' && raw[0] != '[' && string(raw) != "null" && !validScalar(raw) {
+			return false
+		}
+		if raw[0] == '"' && bytes.IndexByte(raw, '\\') >= 0 && !json.Valid(raw) {
 			return false
 		}
 		fn(string(key), raw)

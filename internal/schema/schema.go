@@ -27,7 +27,8 @@ const (
 	Bool      Type = "bool"
 	Timestamp Type = "timestamp" // UTC, microsecond precision
 	Date      Type = "date"
-	JSON      Type = "json" // any JSON value, kept as its JSON text
+	JSON      Type = "json"    // any JSON value, kept as its JSON text
+	Decimal   Type = "decimal" // exact, with the column's precision (≤ 18) and scale
 )
 
 // Unknown-field policies.
@@ -54,6 +55,10 @@ type Column struct {
 	// Dictionary asks for dictionary encoding in Parquet: for string columns
 	// with few distinct values (countries, currencies, names).
 	Dictionary bool `toml:"dictionary" json:"dictionary,omitempty"`
+	// Precision and Scale of a decimal column: at most Precision digits in
+	// all, Scale of them after the point.
+	Precision int `toml:"precision" json:"precision,omitempty"`
+	Scale     int `toml:"scale" json:"scale,omitempty"`
 }
 
 // Schema is a feed's columns and its unknown-field policy.
@@ -80,8 +85,12 @@ func (s *Schema) Validate() error {
 		seen[strings.ToLower(c.Name)] = true
 		switch c.Type {
 		case String, Int64, Float64, Bool, Timestamp, Date, JSON:
+		case Decimal:
+			if c.Precision < 1 || c.Precision > 18 || c.Scale < 0 || c.Scale > c.Precision {
+				return fmt.Errorf("column %q: decimal needs 1 <= precision <= 18 and 0 <= scale <= precision (got precision %d, scale %d)", c.Name, c.Precision, c.Scale)
+			}
 		default:
-			return fmt.Errorf("column %q: unknown type %q; use one of string, int64, float64, bool, timestamp, date, json", c.Name, c.Type)
+			return fmt.Errorf("column %q: unknown type %q; use one of string, int64, float64, bool, timestamp, date, json, decimal", c.Name, c.Type)
 		}
 	}
 	switch s.Unknown {
@@ -95,7 +104,7 @@ func (s *Schema) Validate() error {
 // Value is one parsed column value; Null marks a missing or null field.
 type Value struct {
 	Null bool
-	I    int64   // Int64, Timestamp (µs since epoch, UTC), Date (days since epoch)
+	I    int64   // Int64, Timestamp (µs since epoch, UTC), Date (days since epoch), Decimal (unscaled)
 	F    float64 // Float64
 	B    bool    // Bool
 	S    string  // String, JSON
@@ -236,8 +245,55 @@ func (c Column) parse(raw json.RawMessage) (Value, error) {
 			return Value{}, err
 		}
 		return Value{S: buf.String()}, nil
+	case Decimal:
+		text := string(raw)
+		if raw[0] == '"' {
+			if err := json.Unmarshal(raw, &text); err != nil {
+				return Value{}, err
+			}
+		}
+		n, err := c.parseDecimal(text)
+		if err != nil {
+			return Value{}, err
+		}
+		return Value{I: n}, nil
 	}
 	return Value{}, fmt.Errorf("unsupported type %q", c.Type)
+}
+
+// parseDecimal reads a decimal number (as JSON writes it, or quoted) exactly,
+// into its value scaled by 10^Scale. Digits beyond the scale or the
+// precision are an error, never rounded away.
+func (c Column) parseDecimal(text string) (int64, error) {
+	t := text
+	neg := false
+	if strings.HasPrefix(t, "-") {
+		neg, t = true, t[1:]
+	}
+	intPart, frac, _ := strings.Cut(t, ".")
+	if intPart == "" || strings.ContainsAny(intPart+frac, "eE+-") {
+		return 0, fmt.Errorf("want a decimal number like 12.34, got %q", truncate(text, 40))
+	}
+	frac = strings.TrimRight(frac, "0")
+	if len(frac) > c.Scale {
+		return 0, fmt.Errorf("%s has %d digits after the point; the column keeps %d", truncate(text, 40), len(frac), c.Scale)
+	}
+	intPart = strings.TrimLeft(intPart, "0")
+	if len(intPart)+c.Scale > c.Precision {
+		return 0, fmt.Errorf("%s has more than the %d digits of decimal(%d,%d)", truncate(text, 40), c.Precision, c.Precision, c.Scale)
+	}
+	digits := intPart + frac + strings.Repeat("0", c.Scale-len(frac))
+	var n int64
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, fmt.Errorf("want a decimal number like 12.34, got %q", truncate(text, 40))
+		}
+		n = n*10 + int64(d-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, nil
 }
 
 // parseTime parses a timestamp or date string by the column's formats.

@@ -15,6 +15,7 @@ func testSchema() Schema {
 		{Name: "at", Type: Timestamp, Nullable: true},
 		{Name: "day", Type: Date, Nullable: true},
 		{Name: "meta", Type: JSON, Nullable: true},
+		{Name: "amount", Type: Decimal, Precision: 9, Scale: 3, Nullable: true},
 	}, Unknown: UnknownDrop}
 }
 
@@ -122,7 +123,7 @@ func FuzzParse(f *testing.F) {
 // The fast parser accepts and rejects exactly the lines the reference does,
 // with the same values.
 func FuzzFastParserMatchesReference(f *testing.F) {
-	for _, seed := range []string{`{"id":1,"name":"a","score":1.5,"ok":true,"at":"2026-01-01T00:00:00Z","day":"2026-01-02","meta":{"a":[1,{"b":null}]}}`,
+	for _, seed := range []string{`{"id":1,"amount":"12.5"}`, `{"id":1,"amount":-0.001}`, `{"id":1,"amount":1.0001}`, `{"id":1,"name":"a","score":1.5,"ok":true,"at":"2026-01-01T00:00:00Z","day":"2026-01-02","meta":{"a":[1,{"b":null}]}}`,
 		`{"id":1,"x":tru}`, `{"id":1,"x":[1,,2]}`, `{"id":1,"\u0069d":2}`, `{"id":1,"id":2}`, `{"id":1e3}`, `{"id":01}`, `{"id":1,"name":"a\"b"}`,
 		`{"id":1,"name":7}`, "{\"id\":1,\"\xff\":1}", `{"id":9007199254740993}`, `{"id":-0,"score":-0.0e+1}`, ` {"id":1} `, `{"id":1}x`, `{}`, `{"id":null}`} {
 		f.Add([]byte(seed))
@@ -147,4 +148,26 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDecimalIsExact(t *testing.T) {
+	s := Schema{Columns: []Column{{Name: "amount", Type: Decimal, Precision: 10, Scale: 2}}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]int64{`12.34`: 1234, `"12.3"`: 1230, `-0.05`: -5, `7`: 700, `12345678.90`: 1234567890, `0.10`: 10} {
+		vals, _, err := s.Parse([]byte(`{"amount":` + in + `}`))
+		if err != nil || vals[0].I != want {
+			t.Errorf("%s → %+v %v, want %d", in, vals, err, want)
+		}
+	}
+	for in, want := range map[string]string{`1.234`: "3 digits after the point", `123456789.1`: "more than the 10 digits", `1e3`: "want a decimal number", `"x"`: "want a decimal number"} {
+		if _, _, err := s.Parse([]byte(`{"amount":` + in + `}`)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", in, err, want)
+		}
+	}
+	bad := Schema{Columns: []Column{{Name: "a", Type: Decimal, Precision: 19, Scale: 2}}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "precision") {
+		t.Errorf("precision 19: %v", err)
+	}
 }
