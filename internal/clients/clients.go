@@ -117,16 +117,22 @@ func LoadAWS(ctx context.Context, env Env) (AWS, error) {
 	}
 	pathStyle := env.get("FEEDPIPE_S3_PATH_STYLE", "") == "true"
 	return AWS{
-		Config: cfg,
-		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
-			o.UsePathStyle = pathStyle
-			// Emulators send no response checksums; do not log each skip.
-			o.DisableLogOutputChecksumValidationSkipped = true
-		}),
+		Config:  cfg,
+		S3:      NewS3(cfg, pathStyle),
 		SQS:     sqs.NewFromConfig(cfg),
 		Kinesis: kinesis.NewFromConfig(cfg),
 		Glue:    glue.NewFromConfig(cfg),
 	}, nil
+}
+
+// NewS3 is the S3 client feedpipe uses: path-style addressing when
+// pathStyle is set (emulators need it), and no log line for each response
+// without a checksum (emulators send none).
+func NewS3(cfg aws.Config, pathStyle bool) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = pathStyle
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
 }
 
 // OpenSnowflake opens the Snowflake connection the environment describes,

@@ -28,6 +28,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/feedpipe/feedpipe/internal/clients"
 )
 
 // GlueScript is the Python-shell Glue job that converts a feed's staged NDJSON
@@ -91,10 +93,7 @@ type AWSClients struct {
 // path-style addressing when usePathStyle is set, as emulators need.
 func NewAWSClients(cfg aws.Config, usePathStyle bool) AWSClients {
 	return AWSClients{
-		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
-			o.UsePathStyle = usePathStyle
-			o.DisableLogOutputChecksumValidationSkipped = true
-		}),
+		S3:          clients.NewS3(cfg, usePathStyle),
 		SQS:         sqs.NewFromConfig(cfg),
 		Kinesis:     kinesis.NewFromConfig(cfg),
 		Firehose:    firehose.NewFromConfig(cfg),
