@@ -150,7 +150,11 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 		body = zr
 	}
 
-	s := &putter{a: a, in: in, prog: prog, kinesis: a.Kinesis, parser: schema.NewParser(&in.Pipeline.Schema)}
+	layout, err := schema.NewLayout(&in.Pipeline.Schema, schema.LayoutOptions{})
+	if err != nil {
+		return PutResult{}, nonRetryable(ErrBadInput, "put feed %s: pipeline %s: schema: %v", ref, in.Pipeline.Name, err)
+	}
+	s := &putter{a: a, in: in, prog: prog, kinesis: a.Kinesis, parser: schema.NewParser(layout)}
 	lr := newLineReader(body, maxRecordBytes-128)
 	line := int64(0)
 	offset := int64(0)
@@ -235,7 +239,6 @@ type putter struct {
 	prog    PutProgress
 	kinesis KinesisAPI
 	parser  *schema.Parser
-	vals    []schema.Value
 
 	batch        []kintypes.PutRecordsRequestEntry
 	batchBytes   int
@@ -256,12 +259,10 @@ func (s *putter) handleLine(line int64, raw []byte, tooLong bool) {
 		s.reject(line, raw, fmt.Sprintf("line longer than %d bytes, the most a Kinesis record holds", maxRecordBytes-128), true)
 		return
 	}
-	vals, err := s.parser.Parse(raw, s.vals)
-	if err != nil {
+	if err := s.parser.Check(raw); err != nil {
 		s.reject(line, raw, err.Error(), false)
 		return
 	}
-	s.vals = vals
 	rec := record(s.in.FeedID, line, bytes.TrimSpace(raw))
 	s.batch = append(s.batch, kintypes.PutRecordsRequestEntry{
 		Data:         rec,

@@ -10,13 +10,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
-	"strings"
-	"time"
 
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/schema"
@@ -113,7 +110,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 		return st, err
 	}
 
-	p := pipelineRun{sch: &sch, fp: schema.NewParser(&sch), opt: opt, pw: pw, st: &st}
+	p := pipelineRun{layout: pw.Layout(), opt: opt, pw: pw, st: &st}
 	if err := p.run(ctx, lr, sample); err != nil {
 		return st, err
 	}
@@ -202,26 +199,29 @@ func (l *lineSource) take(n int) ([][]byte, error) {
 	return out, l.err
 }
 
-type parsed struct {
-	vals   []schema.Value
-	extra  string
-	reject string
+type lineReject struct {
+	line   int64
+	reason string
 	raw    []byte
 }
 
 type batch struct {
-	first  int64
-	lines  [][]byte
-	long   []bool
-	out    []parsed
-	slab   []schema.Value // the rows' values, len(lines)×columns
-	arenas [][]byte       // the lines' bytes
-	done   chan struct{}
+	first   int64
+	lines   [][]byte
+	long    []bool
+	rows    *schema.Rows
+	rejects []lineReject
+	arenas  [][]byte // the lines' bytes
+	done    chan struct{}
 }
 
 // reset readies a used batch for reuse, keeping its buffers.
 func (b *batch) reset(first int64) {
 	b.first, b.lines, b.long, b.done = first, b.lines[:0], b.long[:0], make(chan struct{})
+	b.rejects = b.rejects[:0]
+	if b.rows != nil {
+		b.rows.Reset()
+	}
 	for i := range b.arenas {
 		b.arenas[i] = b.arenas[i][:0]
 	}
@@ -239,16 +239,16 @@ func (b *batch) arena() *[]byte {
 }
 
 type pipelineRun struct {
-	sch *schema.Schema
-	fp  *schema.Parser
-	opt Options
-	pw  *parquetconv.Writer
-	st  *Stats
+	layout *schema.Layout
+	opt    Options
+	pw     *parquetconv.Writer
+	st     *Stats
 }
 
-// run parses batches of lines on opt.Workers goroutines and writes them in
-// order. At most 2×Workers+1 batches exist; each is reused once written, so
-// memory stays bounded and allocation low.
+// run parses batches of lines on opt.Workers goroutines, each into its
+// batch's columns, and writes the batches in order. At most 2×Workers+1
+// batches exist; each is reused once written, so memory stays bounded and
+// allocation low.
 func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) error {
 	const batchLines = 2048
 	work := make(chan *batch, p.opt.Workers)
@@ -256,19 +256,22 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 	free := make(chan *batch, 2*p.opt.Workers+1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ncol := len(p.sch.Columns)
 	for range p.opt.Workers {
 		go func() {
+			parser := schema.NewParser(p.layout)
 			for b := range work {
-				if cap(b.out) < len(b.lines) {
-					b.out = make([]parsed, len(b.lines))
-				}
-				b.out = b.out[:len(b.lines)]
-				if cap(b.slab) < len(b.lines)*ncol {
-					b.slab = make([]schema.Value, len(b.lines)*ncol)
+				if b.rows == nil {
+					b.rows = schema.NewRows(p.layout)
 				}
 				for i, line := range b.lines {
-					b.out[i] = p.parse(line, b.long[i], b.slab[i*ncol:(i+1)*ncol:(i+1)*ncol])
+					n := b.first + int64(i)
+					if b.long[i] || line == nil {
+						b.rejects = append(b.rejects, lineReject{n, fmt.Sprintf("line longer than %d bytes", MaxLineBytes), truncate(line)})
+						continue
+					}
+					if err := parser.AppendLine(b.rows, line); err != nil {
+						b.rejects = append(b.rejects, lineReject{n, err.Error(), truncate(line)})
+					}
 				}
 				close(b.done)
 			}
@@ -323,23 +326,18 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 	}()
 	for b := range ordered {
 		<-b.done
-		for i, r := range b.out {
-			p.st.Lines++
-			n := b.first + int64(i)
-			if r.reject != "" {
-				p.st.Rejected++
-				if p.opt.OnReject != nil {
-					p.opt.OnReject(n, r.reject, r.raw)
-				}
-				continue
-			}
-			if err := p.pw.WriteExtra("", n, r.vals, r.extra); err != nil {
-				cancel()
-				return err
+		p.st.Lines += int64(len(b.lines))
+		p.st.Rejected += int64(len(b.rejects))
+		if p.opt.OnReject != nil {
+			for _, r := range b.rejects {
+				p.opt.OnReject(r.line, r.reason, r.raw)
 			}
 		}
+		if err := p.pw.WriteRows(b.rows); err != nil {
+			cancel()
+			return err
+		}
 		// The writer has copied this batch's values: reuse its buffers.
-		clear(b.out)
 		select {
 		case free <- b:
 		default:
@@ -352,180 +350,9 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 	return nil
 }
 
-func (p *pipelineRun) parse(line []byte, tooLong bool, vals []schema.Value) parsed {
-	if tooLong || line == nil {
-		return parsed{reject: fmt.Sprintf("line longer than %d bytes", MaxLineBytes), raw: truncate(line)}
-	}
-	if p.opt.Unknown != UnknownExtra {
-		vals, err := p.fp.Parse(line, vals)
-		if err != nil {
-			return parsed{reject: err.Error(), raw: truncate(line)}
-		}
-		return parsed{vals: vals}
-	}
-	vals, fields, err := p.sch.Parse(line)
-	if err != nil {
-		return parsed{reject: err.Error(), raw: truncate(line)}
-	}
-	out := parsed{vals: vals}
-	out.extra = extraJSON(fields, p.sch)
-	return out
-}
-
-func extraJSON(fields map[string]json.RawMessage, s *schema.Schema) string {
-	known := make(map[string]bool, len(s.Columns))
-	for _, c := range s.Columns {
-		known[c.Name] = true
-	}
-	extra := map[string]json.RawMessage{}
-	for k, v := range fields {
-		if !known[k] {
-			extra[k] = v
-		}
-	}
-	if len(extra) == 0 {
-		return ""
-	}
-	b, _ := json.Marshal(extra)
-	return string(b)
-}
-
 func truncate(b []byte) []byte {
 	if len(b) > 1<<20 {
 		b = b[:1<<20]
 	}
 	return append([]byte(nil), b...)
-}
-
-// Infer derives a schema from sample lines: each top-level field becomes a
-// nullable column, typed by the values seen and widened on conflict:
-// bool + number → string; int64 + float64 → float64; a number or bool and a
-// string → string; a timestamp string and another string → string; objects
-// and arrays → json (their JSON text); a field seen only as null → string.
-// A string column with at most one distinct value per 8 sampled lines (and
-// at most 4,096) is dictionary-encoded.
-// Columns keep the order fields first appear in; lines that are not JSON
-// objects are skipped.
-func Infer(lines [][]byte) schema.Schema {
-	types := map[string]schema.Type{}
-	distinct := map[string]map[string]bool{} // string values seen per field, up to a cap
-	const maxDistinct = 4096
-	var order []string
-	add := func(k string, raw []byte) {
-		if k == schema.FeedIDField || k == schema.LineField {
-			return
-		}
-		t := valueType(raw)
-		if t == schema.String || t == schema.Timestamp {
-			d := distinct[k]
-			if d == nil {
-				d = map[string]bool{}
-				distinct[k] = d
-			}
-			if len(d) <= maxDistinct {
-				d[string(raw)] = true
-			}
-		}
-		old, seen := types[k]
-		if !seen {
-			order = append(order, k)
-			types[k] = t
-			return
-		}
-		types[k] = widen(old, t)
-	}
-	for _, line := range lines {
-		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
-		if schema.Fields(line, func(string, []byte) {}) {
-			schema.Fields(line, add)
-			continue
-		}
-		// An unusual line (escaped keys, …): decode it, keeping key order.
-		dec := json.NewDecoder(bytes.NewReader(line))
-		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-			continue
-		}
-		type field struct {
-			k   string
-			raw json.RawMessage
-		}
-		var fields []field
-		ok := true
-		for dec.More() {
-			tok, err := dec.Token()
-			k, isKey := tok.(string)
-			var raw json.RawMessage
-			if err != nil || !isKey || dec.Decode(&raw) != nil {
-				ok = false
-				break
-			}
-			fields = append(fields, field{k, raw})
-		}
-		if !ok {
-			continue
-		}
-		for _, f := range fields {
-			add(f.k, f.raw)
-		}
-	}
-	s := schema.Schema{Unknown: schema.UnknownDrop}
-	for _, k := range order {
-		t := types[k]
-		if t == "" {
-			t = schema.String
-		}
-		// A column widened to string takes any scalar as its JSON text. A
-		// string column with few distinct values in the sample is
-		// dictionary-encoded.
-		dict := t == schema.String && len(distinct[k]) <= maxDistinct && len(distinct[k])*8 <= len(lines)
-		s.Columns = append(s.Columns, schema.Column{Name: k, Type: t, Nullable: true, AnyScalar: t == schema.String, Dictionary: dict})
-	}
-	return s
-}
-
-// valueType is the type of one JSON value; "" for null.
-func valueType(raw json.RawMessage) schema.Type {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return ""
-	}
-	switch raw[0] {
-	case 'n':
-		return ""
-	case 't', 'f':
-		return schema.Bool
-	case '{', '[':
-		return schema.JSON
-	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			if _, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				return schema.Timestamp
-			}
-		}
-		return schema.String
-	}
-	if bytes.ContainsAny(raw, ".eE") {
-		return schema.Float64
-	}
-	if strings.HasPrefix(string(raw), "-") && len(raw) > 20 || len(raw) > 19 {
-		return schema.Float64 // beyond int64
-	}
-	return schema.Int64
-}
-
-func widen(a, b schema.Type) schema.Type {
-	switch {
-	case a == b:
-		return a
-	case a == "":
-		return b
-	case b == "":
-		return a
-	case (a == schema.Int64 && b == schema.Float64) || (a == schema.Float64 && b == schema.Int64):
-		return schema.Float64
-	case a == schema.JSON || b == schema.JSON:
-		return schema.JSON
-	}
-	return schema.String
 }

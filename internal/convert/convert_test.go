@@ -55,6 +55,10 @@ func readBack(t *testing.T, pq []byte) []map[string]any {
 import json, sys, datetime, decimal, pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1])
 def conv(v):
+    if isinstance(v, dict):
+        return {k: conv(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [conv(x) for x in v]
     if isinstance(v, decimal.Decimal):
         return str(v)
     if isinstance(v, datetime.datetime):
@@ -99,15 +103,18 @@ func TestConvertRoundTripThroughPyarrow(t *testing.T) {
 			t.Errorf("reject %d = %+v, want line %d with a reason", i, r, st.BadLines[i])
 		}
 	}
-	types := map[string]schema.Type{}
+	cols := map[string]schema.Column{}
 	for _, c := range cst.Schema.Columns {
-		types[c.Name] = c.Type
+		cols[c.Name] = c
 	}
 	for name, want := range map[string]schema.Type{"id": schema.Int64, "balance": schema.Float64, "active": schema.Bool,
-		"name": schema.String, "created_at": schema.Timestamp, "address": schema.JSON, "tags": schema.JSON, "referrer": schema.String} {
-		if types[name] != want {
-			t.Errorf("inferred %s as %q, want %q", name, types[name], want)
+		"name": schema.String, "created_at": schema.Timestamp, "address": schema.Object, "tags": schema.List, "referrer": schema.String} {
+		if cols[name].Type != want {
+			t.Errorf("inferred %s as %q, want %q", name, cols[name].Type, want)
 		}
+	}
+	if geo := cols["address"].Fields[1]; geo.Name != "geo" || geo.Type != schema.List || geo.Items.Type != schema.Float64 {
+		t.Errorf("inferred address.%s as %+v, want geo, a list of float64", geo.Name, geo)
 	}
 	rows := readBack(t, pq)
 	if len(rows) != st.Good {
@@ -132,19 +139,21 @@ func TestConvertRoundTripThroughPyarrow(t *testing.T) {
 		r++
 		for k, wv := range want {
 			gv := got[k]
-			if !sameValue(types[k], wv, gv) {
+			if !sameValue(cols[k], wv, gv) {
 				t.Errorf("line %d field %s: got %v (%T), want %v", i+1, k, gv, gv, wv)
 			}
 		}
 	}
 }
 
-func sameValue(typ schema.Type, want, got any) bool {
-	switch typ {
+// sameValue reports whether got, as pyarrow read it, is want, as
+// encoding/json decoded the input (numbers as json.Number), for column c.
+func sameValue(c schema.Column, want, got any) bool {
+	if want == nil {
+		return got == nil
+	}
+	switch c.Type {
 	case schema.Timestamp:
-		if want == nil {
-			return got == nil
-		}
 		tw, err := time.Parse(time.RFC3339Nano, want.(string))
 		if err != nil {
 			return false
@@ -152,15 +161,36 @@ func sameValue(typ schema.Type, want, got any) bool {
 		return got == tw.UTC().Truncate(time.Microsecond).Format("2006-01-02T15:04:05.000000Z")
 	case schema.JSON:
 		b, _ := json.Marshal(want)
-		if want == nil {
-			return got == nil
-		}
 		var a, g any
 		_ = json.Unmarshal(b, &a)
 		if s, ok := got.(string); !ok || json.Unmarshal([]byte(s), &g) != nil {
 			return false
 		}
 		return fmt.Sprint(a) == fmt.Sprint(g)
+	case schema.Object:
+		w, ok1 := want.(map[string]any)
+		g, ok2 := got.(map[string]any)
+		if !ok1 || !ok2 || len(g) != len(c.Fields) {
+			return false
+		}
+		for _, f := range c.Fields {
+			if !sameValue(f, w[f.Name], g[f.Name]) {
+				return false
+			}
+		}
+		return true
+	case schema.List:
+		w, ok1 := want.([]any)
+		g, ok2 := got.([]any)
+		if !ok1 || !ok2 || len(w) != len(g) {
+			return false
+		}
+		for i := range w {
+			if !sameValue(*c.Items, w[i], g[i]) {
+				return false
+			}
+		}
+		return true
 	}
 	if n, ok := want.(json.Number); ok {
 		f, _ := n.Float64()
@@ -168,6 +198,112 @@ func sameValue(typ schema.Type, want, got any) bool {
 		return ok && g == f
 	}
 	return fmt.Sprint(want) == fmt.Sprint(got)
+}
+
+// Objects and lists are Parquet groups and lists: nulls and empties at
+// every level read back with pyarrow as they were, and a value of the wrong
+// shape rejects its line with the path of the field.
+func TestConvertNestedThroughPyarrow(t *testing.T) {
+	sch := &schema.Schema{Columns: []schema.Column{
+		{Name: "id", Type: schema.Int64},
+		{Name: "addr", Type: schema.Object, Nullable: true, Fields: []schema.Column{
+			{Name: "city", Type: schema.String, Nullable: true},
+			{Name: "geo", Type: schema.List, Nullable: true, Items: &schema.Column{Type: schema.Float64, Nullable: true}},
+		}},
+		{Name: "events", Type: schema.List, Nullable: true, Items: &schema.Column{Type: schema.Object, Nullable: true, Fields: []schema.Column{
+			{Name: "at", Type: schema.Timestamp, Nullable: true},
+			{Name: "n", Type: schema.List, Nullable: true, Items: &schema.Column{Type: schema.Int64}},
+			{Name: "raw", Type: schema.JSON, Nullable: true},
+		}}},
+		{Name: "tags", Type: schema.List, Items: &schema.Column{Type: schema.String}},
+	}}
+	lines := []string{
+		`{"id":1,"addr":{"city":"Oslo","geo":[59.9,10.7]},"events":[{"at":"2026-01-02T03:04:05.123456Z","n":[1,2,3],"raw":{"a":[1]}}],"tags":["x","y"]}`,
+		`{"id":2,"addr":null,"events":null,"tags":[]}`,
+		`{"id":3,"tags":["z"]}`,
+		`{"id":4,"addr":{},"events":[],"tags":[]}`,
+		`{"id":5,"addr":{"geo":[]},"events":[null,{},{"n":[]},{"n":null,"at":null}],"tags":[]}`,
+		`{"id":6,"addr":{"city":null,"geo":[null,1,null]},"events":[{"n":[7]},{"n":[8,9]}],"tags":["a"]}`,
+		"{ \"id\" : 7 , \"addr\" : { \"city\" : \"tab\\there\" } , \"tags\" : [ \"b\" , \"c\" ] }",
+		`{"id":8,"addr":{"city":"a","extra":{"deep":[1]}},"tags":["q"],"events":[{"n":[1],"other":true}]}`,
+		`{"id":9,"addr":[1],"tags":[]}`,
+		`{"id":10,"tags":[null]}`,
+		`{"id":11,"events":[{"n":["x"]}],"tags":[]}`,
+		`{"id":12}`,
+		`{"id":13,"addr":{"geo":{"lat":1}},"tags":[]}`,
+	}
+	in := []byte(strings.Join(lines, "\n") + "\n")
+	pq, st, rej := convertBytes(t, in, Options{Schema: sch})
+	wantRej := map[int64]string{
+		9:  `field "addr": want an object`,
+		10: `field "tags": element 1 is null`,
+		11: `field "events": element 1: field "n": element 1: want an integer`,
+		12: `field "tags" is required`,
+		13: `field "addr": field "geo": want an array`,
+	}
+	if st.Rows != 8 || len(rej) != len(wantRej) {
+		t.Fatalf("rows %d, rejects %+v", st.Rows, rej)
+	}
+	for _, r := range rej {
+		if !strings.Contains(r.reason, wantRej[r.line]) {
+			t.Errorf("line %d rejected for %q, want %q", r.line, r.reason, wantRej[r.line])
+		}
+	}
+	rows := readBack(t, pq)
+	cols := map[string]schema.Column{}
+	for _, c := range sch.Columns {
+		cols[c.Name] = c
+	}
+	for i, line := range lines[:8] {
+		var want map[string]any
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.UseNumber()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		// Fields the schema does not declare are dropped; missing ones are null.
+		pruneUndeclared(want, sch.Columns)
+		for _, c := range sch.Columns {
+			if !sameValue(c, want[c.Name], rows[i][c.Name]) {
+				t.Errorf("line %d %s: got %#v, want %#v", i+1, c.Name, rows[i][c.Name], want[c.Name])
+			}
+		}
+	}
+}
+
+// pruneUndeclared deletes the fields of obj, at every level, that cols do
+// not declare, and fills in nulls for declared ones missing.
+func pruneUndeclared(obj map[string]any, cols []schema.Column) {
+	known := map[string]schema.Column{}
+	for _, c := range cols {
+		known[c.Name] = c
+		if _, ok := obj[c.Name]; !ok {
+			obj[c.Name] = nil
+		}
+	}
+	for k, v := range obj {
+		c, ok := known[k]
+		if !ok {
+			delete(obj, k)
+			continue
+		}
+		prune(c, v)
+	}
+}
+
+func prune(c schema.Column, v any) {
+	switch c.Type {
+	case schema.Object:
+		if m, ok := v.(map[string]any); ok {
+			pruneUndeclared(m, c.Fields)
+		}
+	case schema.List:
+		if l, ok := v.([]any); ok {
+			for _, it := range l {
+				prune(*c.Items, it)
+			}
+		}
+	}
 }
 
 // Each kind of bad input has a defined outcome, never a panic.

@@ -7,8 +7,6 @@ package parquetconv
 import (
 	"fmt"
 	"io"
-	"sort"
-	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -36,22 +34,18 @@ type Options struct {
 }
 
 // ExtraField is the column that keeps undeclared fields as a JSON object.
-const ExtraField = "_extra"
+const ExtraField = schema.ExtraField
 
-// Writer writes rows of one schema to one Parquet file.
+// Writer writes rows of one schema to one Parquet file, column by column.
 type Writer struct {
-	pw       *parquet.Writer
-	cols     []schema.Column
-	colIndex []int // position of cols[i] among the file's leaf columns
-	feedIdx  int
-	lineIdx  int
-	extraIdx int
-	width    int
-	slab     []parquet.Value // backing store of pending rows, reused after each flush
-	pending  []parquet.Row
-	rows     int64
-	opt      Options
-	buffered int64 // bytes written since the last row group flush (estimated)
+	pw         *parquet.Writer
+	layout     *schema.Layout
+	opt        Options
+	pending    *schema.Rows // rows added one at a time by Write
+	rows       int64
+	groupRows  int64 // rows in the open row group
+	groupBytes int64 // their estimated size
+	cut        []int // per leaf: where a split batch's first part ends
 }
 
 // NewWriter returns a Writer of s's columns to out.
@@ -66,66 +60,13 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	if opt.RowGroupBytes <= 0 {
 		opt.RowGroupBytes = 64 << 20
 	}
-	group := parquet.Group{}
-	if !opt.NoFeedColumns {
-		group[schema.FeedIDField] = parquet.String()
-		group[schema.LineField] = parquet.Int(64)
+	layout, err := schema.NewLayout(&s, schema.LayoutOptions{FeedColumns: !opt.NoFeedColumns, Extra: opt.Extra})
+	if err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	if opt.Extra {
-		group[ExtraField] = parquet.Optional(parquet.JSON())
-	}
-	for _, c := range s.Columns {
-		var node parquet.Node
-		switch c.Type {
-		case schema.String:
-			node = parquet.String()
-			if c.Dictionary {
-				node = parquet.Encoded(node, &parquet.RLEDictionary)
-			}
-		case schema.JSON:
-			node = parquet.JSON()
-		case schema.Int64:
-			node = parquet.Int(64)
-		case schema.Float64:
-			node = parquet.Leaf(parquet.DoubleType)
-		case schema.Bool:
-			node = parquet.Leaf(parquet.BooleanType)
-		case schema.Timestamp:
-			node = parquet.Timestamp(parquet.Microsecond)
-		case schema.Date:
-			node = parquet.Date()
-		case schema.Decimal:
-			node = parquet.Decimal(c.Scale, c.Precision, parquet.Int64Type)
-		default:
-			return nil, fmt.Errorf("parquet: column %q has unsupported type %q", c.Name, c.Type)
-		}
-		if c.Nullable {
-			node = parquet.Optional(node)
-		}
-		group[c.Name] = node
-	}
-	// A Group orders its fields by name; each leaf's column index follows.
-	names := make([]string, 0, len(group))
-	for n := range group {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	pos := make(map[string]int, len(names))
-	for i, n := range names {
-		pos[n] = i
-	}
-	w := &Writer{cols: s.Columns, opt: opt, feedIdx: -1, lineIdx: -1, extraIdx: -1}
-	if !opt.NoFeedColumns {
-		w.feedIdx, w.lineIdx = pos[schema.FeedIDField], pos[schema.LineField]
-	}
-	if opt.Extra {
-		w.extraIdx = pos[ExtraField]
-	}
-	for _, c := range s.Columns {
-		w.colIndex = append(w.colIndex, pos[c.Name])
-	}
-	w.pw = parquet.NewWriter(out, parquet.NewSchema("feed", group), parquet.Compression(codec),
-		parquet.MaxRowsPerRowGroup(opt.RowGroupRows), parquet.CreatedBy("feedpipe", "0", ""),
+	w := &Writer{layout: layout, opt: opt, cut: make([]int, layout.Leaves)}
+	w.pw = parquet.NewWriter(out, layout.Parquet, parquet.Compression(codec),
+		parquet.CreatedBy("feedpipe", "0", ""),
 		// No min/max in data page headers: the column index has (truncated)
 		// page bounds already, and a long string's full bounds in a page
 		// header make it too large for pyarrow to read.
@@ -133,12 +74,11 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	return w, nil
 }
 
-// pendingRows is how many rows are handed to parquet-go at once.
-const pendingRows = 1024
+// Layout is the file's layout: rows for WriteRows are built for it.
+func (w *Writer) Layout() *schema.Layout { return w.layout }
 
-// bytesOf views a string's bytes without copying them: parquet-go copies a
-// value's bytes into its column buffers and never writes to them.
-func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+// pendingRows is how many rows Write collects before writing them.
+const pendingRows = 1024
 
 // Codec returns the parquet-go codec named by name.
 func Codec(name string) (compress.Codec, error) {
@@ -161,87 +101,93 @@ func (w *Writer) Write(feedID string, line int64, vals []schema.Value) error {
 // WriteExtra adds one row with its undeclared fields as a JSON object in
 // _extra ("" for none); only for a Writer made with Options.Extra.
 func (w *Writer) WriteExtra(feedID string, line int64, vals []schema.Value, extra string) error {
-	n := w.width
-	if n == 0 {
-		n = len(w.cols)
-		if w.feedIdx >= 0 {
-			n += 2
-		}
-		if w.extraIdx >= 0 {
-			n++
-		}
-		w.width = n
-		w.slab = make([]parquet.Value, pendingRows*n)
+	if w.pending == nil {
+		w.pending = schema.NewRows(w.layout)
 	}
-	k := len(w.pending)
-	row := parquet.Row(w.slab[k*n : (k+1)*n : (k+1)*n])
-	size := int64(8 * n)
-	if w.feedIdx >= 0 {
-		row[w.feedIdx] = parquet.ByteArrayValue(bytesOf(feedID)).Level(0, 0, w.feedIdx)
-		row[w.lineIdx] = parquet.Int64Value(line).Level(0, 0, w.lineIdx)
-		size += int64(len(feedID))
-	}
-	if w.extraIdx >= 0 {
-		if extra == "" {
-			row[w.extraIdx] = parquet.Value{}.Level(0, 0, w.extraIdx)
-		} else {
-			row[w.extraIdx] = parquet.ByteArrayValue(bytesOf(extra)).Level(0, 1, w.extraIdx)
-			size += int64(len(extra))
-		}
-	}
-	for i, c := range w.cols {
-		idx := w.colIndex[i]
-		v := vals[i]
-		def := 0
-		if c.Nullable {
-			def = 1
-		}
-		if v.Null {
-			row[idx] = parquet.Value{}.Level(0, 0, idx)
-			continue
-		}
-		var pv parquet.Value
-		switch c.Type {
-		case schema.String, schema.JSON:
-			pv = parquet.ByteArrayValue(bytesOf(v.S))
-			size += int64(len(v.S))
-		case schema.Int64, schema.Timestamp, schema.Decimal:
-			pv = parquet.Int64Value(v.I)
-		case schema.Date:
-			pv = parquet.Int32Value(int32(v.I))
-		case schema.Float64:
-			pv = parquet.DoubleValue(v.F)
-		case schema.Bool:
-			pv = parquet.BooleanValue(v.B)
-		}
-		row[idx] = pv.Level(0, def, idx)
-	}
-	w.pending = append(w.pending, row)
-	w.rows++
-	w.buffered += size
-	if len(w.pending) >= pendingRows {
-		if err := w.flushPending(); err != nil {
-			return err
-		}
-		if w.buffered >= w.opt.RowGroupBytes {
-			if err := w.pw.Flush(); err != nil {
-				return fmt.Errorf("parquet: flush row group: %w", err)
-			}
-			w.buffered = 0
-		}
+	w.layout.AppendValues(w.pending, feedID, line, vals, extra)
+	if w.pending.N >= pendingRows {
+		return w.flushPending()
 	}
 	return nil
 }
 
 func (w *Writer) flushPending() error {
-	if len(w.pending) == 0 {
+	if w.pending == nil || w.pending.N == 0 {
 		return nil
 	}
-	if _, err := w.pw.WriteRows(w.pending); err != nil {
-		return fmt.Errorf("parquet: write rows: %w", err)
+	err := w.WriteRows(w.pending)
+	w.pending.Reset()
+	return err
+}
+
+// WriteRows writes r (rows of w.Layout()), starting a new row group
+// whenever the open one reaches Options.RowGroupRows rows or
+// Options.RowGroupBytes bytes. r may be reused once it returns.
+func (w *Writer) WriteRows(r *schema.Rows) error {
+	leaves := r.Leaves
+	n, size := int64(r.N), r.Bytes
+	for n > 0 {
+		take := n
+		if room := w.opt.RowGroupRows - w.groupRows; take > room {
+			take = room
+		}
+		part := leaves
+		if take < n {
+			part = w.split(leaves, int(take))
+		}
+		cols := w.pw.ColumnWriters()
+		for i, vals := range part {
+			if _, err := cols[i].WriteRowValues(vals); err != nil {
+				return fmt.Errorf("parquet: write column %d: %w", i, err)
+			}
+		}
+		partSize := size * take / n
+		w.rows += take
+		w.groupRows += take
+		w.groupBytes += partSize
+		if w.groupRows >= w.opt.RowGroupRows || w.groupBytes >= w.opt.RowGroupBytes {
+			if err := w.pw.Flush(); err != nil {
+				return fmt.Errorf("parquet: flush row group: %w", err)
+			}
+			w.groupRows, w.groupBytes = 0, 0
+		}
+		if take < n {
+			rest := make([][]parquet.Value, len(leaves))
+			for i := range leaves {
+				rest[i] = leaves[i][w.cut[i]:]
+			}
+			leaves = rest
+		}
+		n -= take
+		size -= partSize
 	}
-	w.pending = w.pending[:0]
 	return nil
+}
+
+// split returns the first rows rows of leaves, noting in w.cut where each
+// leaf's part ends.
+func (w *Writer) split(leaves [][]parquet.Value, rows int) [][]parquet.Value {
+	part := make([][]parquet.Value, len(leaves))
+	for i, vals := range leaves {
+		end := rows
+		if w.layout.Repeated(i) {
+			// A row starts at each value of repetition level 0.
+			seen := 0
+			end = len(vals)
+			for j, v := range vals {
+				if v.RepetitionLevel() == 0 {
+					if seen == rows {
+						end = j
+						break
+					}
+					seen++
+				}
+			}
+		}
+		w.cut[i] = end
+		part[i] = vals[:end]
+	}
+	return part
 }
 
 // Close writes what is buffered and the footer, and returns the row count.

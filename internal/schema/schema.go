@@ -29,7 +29,12 @@ const (
 	Date      Type = "date"
 	JSON      Type = "json"    // any JSON value, kept as its JSON text
 	Decimal   Type = "decimal" // exact, with the column's precision (≤ 18) and scale
+	Object    Type = "object"  // a JSON object of declared Fields: a Parquet group
+	List      Type = "list"    // a JSON array of Items: a Parquet LIST
 )
+
+// maxDepth bounds how deeply objects and lists nest in a schema.
+const maxDepth = 32
 
 // Unknown-field policies.
 const (
@@ -59,6 +64,11 @@ type Column struct {
 	// all, Scale of them after the point.
 	Precision int `toml:"precision" json:"precision,omitempty"`
 	Scale     int `toml:"scale" json:"scale,omitempty"`
+	// Fields are an object column's fields.
+	Fields []Column `toml:"fields" json:"fields,omitempty"`
+	// Items is a list column's element; its Name is not used and its
+	// Nullable says whether elements may be null.
+	Items *Column `toml:"items" json:"items,omitempty"`
 }
 
 // Schema is a feed's columns and its unknown-field policy.
@@ -72,31 +82,76 @@ func (s *Schema) Validate() error {
 	if len(s.Columns) == 0 {
 		return errors.New("no columns declared; add [[pipeline.schema.columns]] entries with name and type")
 	}
-	seen := map[string]bool{}
-	for i, c := range s.Columns {
-		switch {
-		case c.Name == "":
-			return fmt.Errorf("column %d has no name", i+1)
-		case c.Name == FeedIDField || c.Name == LineField:
+	for _, c := range s.Columns {
+		if c.Name == FeedIDField || c.Name == LineField {
 			return fmt.Errorf("column %q is reserved: feedpipe adds it to every record", c.Name)
-		case seen[strings.ToLower(c.Name)]:
-			return fmt.Errorf("column %q is declared twice (names are case-insensitive in Snowflake)", c.Name)
 		}
-		seen[strings.ToLower(c.Name)] = true
-		switch c.Type {
-		case String, Int64, Float64, Bool, Timestamp, Date, JSON:
-		case Decimal:
-			if c.Precision < 1 || c.Precision > 18 || c.Scale < 0 || c.Scale > c.Precision {
-				return fmt.Errorf("column %q: decimal needs 1 <= precision <= 18 and 0 <= scale <= precision (got precision %d, scale %d)", c.Name, c.Precision, c.Scale)
-			}
-		default:
-			return fmt.Errorf("column %q: unknown type %q; use one of string, int64, float64, bool, timestamp, date, json, decimal", c.Name, c.Type)
-		}
+	}
+	if err := validateColumns(s.Columns, "", 0); err != nil {
+		return err
 	}
 	switch s.Unknown {
 	case "", UnknownDrop, UnknownReject:
 	default:
 		return fmt.Errorf("unknown_fields = %q; use %q or %q", s.Unknown, UnknownDrop, UnknownReject)
+	}
+	return nil
+}
+
+// validateColumns checks the columns (or fields) under path.
+func validateColumns(cols []Column, path string, depth int) error {
+	seen := map[string]bool{}
+	for i, c := range cols {
+		name := path + c.Name
+		switch {
+		case c.Name == "":
+			return fmt.Errorf("column %d%s has no name", i+1, under(path))
+		case seen[strings.ToLower(c.Name)]:
+			return fmt.Errorf("column %q is declared twice (names are case-insensitive in Snowflake)", name)
+		}
+		seen[strings.ToLower(c.Name)] = true
+		if err := validateColumn(c, name, depth); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func under(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " of " + strings.TrimSuffix(path, ".")
+}
+
+func validateColumn(c Column, name string, depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("column %q: objects and lists nest deeper than %d levels; declare a level as json", name, maxDepth)
+	}
+	if c.Type != Object && len(c.Fields) > 0 {
+		return fmt.Errorf("column %q: fields are for type object, not %s", name, c.Type)
+	}
+	if c.Type != List && c.Items != nil {
+		return fmt.Errorf("column %q: items is for type list, not %s", name, c.Type)
+	}
+	switch c.Type {
+	case String, Int64, Float64, Bool, Timestamp, Date, JSON:
+	case Decimal:
+		if c.Precision < 1 || c.Precision > 18 || c.Scale < 0 || c.Scale > c.Precision {
+			return fmt.Errorf("column %q: decimal needs 1 <= precision <= 18 and 0 <= scale <= precision (got precision %d, scale %d)", name, c.Precision, c.Scale)
+		}
+	case Object:
+		if len(c.Fields) == 0 {
+			return fmt.Errorf("column %q: an object needs fields (or declare it json to keep it as JSON text)", name)
+		}
+		return validateColumns(c.Fields, name+".", depth+1)
+	case List:
+		if c.Items == nil {
+			return fmt.Errorf("column %q: a list needs items, e.g. items = { type = \"string\" }", name)
+		}
+		return validateColumn(*c.Items, name+"[]", depth+1)
+	default:
+		return fmt.Errorf("column %q: unknown type %q; use one of string, int64, float64, bool, timestamp, date, json, decimal, object, list", name, c.Type)
 	}
 	return nil
 }
@@ -108,6 +163,10 @@ type Value struct {
 	F    float64 // Float64
 	B    bool    // Bool
 	S    string  // String, JSON
+	// Fields are an object's values, in Column.Fields order.
+	Fields []Value
+	// Items are a list's elements (empty, not nil, for []).
+	Items []Value
 }
 
 // LineError is why a line is rejected.
@@ -168,38 +227,85 @@ func (s *Schema) ParseRecord(line []byte) (feedID string, lineNo int64, vals []V
 }
 
 func (s *Schema) values(fields map[string]json.RawMessage) ([]Value, error) {
-	if s.Unknown == UnknownReject && len(fields) > 0 {
-		known := make(map[string]bool, len(s.Columns))
-		for _, c := range s.Columns {
+	vals, err := objectValues(s.Columns, fields, s.Unknown)
+	if err != nil {
+		return nil, &LineError{Reason: err.Error()}
+	}
+	return vals, nil
+}
+
+// objectValues types an object's fields by cols; unknown is the policy for
+// fields cols does not declare.
+func objectValues(cols []Column, fields map[string]json.RawMessage, unknown string) ([]Value, error) {
+	if unknown == UnknownReject && len(fields) > 0 {
+		known := make(map[string]bool, len(cols))
+		for _, c := range cols {
 			known[c.Name] = true
 		}
 		for k := range fields {
 			if !known[k] {
-				return nil, reject("unknown field %q (the pipeline rejects unknown fields)", k)
+				return nil, fmt.Errorf("unknown field %q (the pipeline rejects unknown fields)", k)
 			}
 		}
 	}
-	vals := make([]Value, len(s.Columns))
-	for i, c := range s.Columns {
+	vals := make([]Value, len(cols))
+	for i, c := range cols {
 		raw, ok := fields[c.Name]
 		if !ok || string(raw) == "null" {
 			if !c.Nullable {
-				return nil, reject("field %q is required", c.Name)
+				return nil, fmt.Errorf("field %q is required", c.Name)
 			}
 			vals[i] = Value{Null: true}
 			continue
 		}
-		v, err := c.parse(raw)
+		v, err := c.parse(raw, unknown)
 		if err != nil {
-			return nil, reject("field %q: %v", c.Name, err)
+			return nil, fmt.Errorf("field %q: %w", c.Name, err)
 		}
 		vals[i] = v
 	}
 	return vals, nil
 }
 
-func (c Column) parse(raw json.RawMessage) (Value, error) {
+func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 	switch c.Type {
+	case Object:
+		if raw[0] != '{' {
+			return Value{}, fmt.Errorf("want an object, got %s", truncate(string(raw), 40))
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return Value{}, err
+		}
+		vals, err := objectValues(c.Fields, fields, unknown)
+		if err != nil {
+			return Value{}, err
+		}
+		return Value{Fields: vals}, nil
+	case List:
+		if raw[0] != '[' {
+			return Value{}, fmt.Errorf("want an array, got %s", truncate(string(raw), 40))
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return Value{}, err
+		}
+		vals := make([]Value, len(items))
+		for i, it := range items {
+			if string(it) == "null" {
+				if !c.Items.Nullable {
+					return Value{}, fmt.Errorf("element %d is null; the list's items are not nullable", i+1)
+				}
+				vals[i] = Value{Null: true}
+				continue
+			}
+			v, err := c.Items.parse(it, unknown)
+			if err != nil {
+				return Value{}, fmt.Errorf("element %d: %w", i+1, err)
+			}
+			vals[i] = v
+		}
+		return Value{Items: vals}, nil
 	case String:
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {

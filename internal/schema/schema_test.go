@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 func testSchema() Schema {
@@ -121,18 +124,30 @@ func FuzzParse(f *testing.F) {
 }
 
 // The fast parser accepts and rejects exactly the lines the reference does,
-// with the same values.
+// with the same values and levels in every leaf column.
 func FuzzFastParserMatchesReference(f *testing.F) {
 	for _, seed := range []string{`{"id":1,"amount":"12.5"}`, `{"id":1,"amount":-0.001}`, `{"id":1,"amount":1.0001}`, `{"id":1,"name":"a","score":1.5,"ok":true,"at":"2026-01-01T00:00:00Z","day":"2026-01-02","meta":{"a":[1,{"b":null}]}}`,
 		`{"id":1,"x":tru}`, `{"id":1,"x":[1,,2]}`, `{"id":1,"\u0069d":2}`, `{"id":1,"id":2}`, `{"id":1e3}`, `{"id":01}`, `{"id":1,"name":"a\"b"}`,
-		`{"id":1,"name":7}`, "{\"id\":1,\"\xff\":1}", `{"id":9007199254740993}`, `{"id":-0,"score":-0.0e+1}`, ` {"id":1} `, `{"id":1}x`, `{}`, `{"id":null}`} {
+		`{"id":1,"name":7}`, "{\"id\":1,\"\xff\":1}", `{"id":9007199254740993}`, `{"id":-0,"score":-0.0e+1}`, ` {"id":1} `, `{"id":1}x`, `{}`, `{"id":null}`,
+		`{"id":1,"addr":{"city":"x","geo":[1.5,-2],"tags":[]}}`, `{"id":1,"addr":{"geo":[null]}}`, `{"id":1,"addr":{"city":"a","city":"b"}}`,
+		`{"id":1,"events":[{"at":"2026-01-01T00:00:00.5+02:00","n":[1,2]},{"n":null},{}]}`, `{"id":1,"events":[[]]}`, `{"id":1,"addr":[]}`,
+		`{"id":1,"at":"2026-02-29T00:00:00Z"}`, `{"id":1,"at":"2024-02-29T23:59:59.1234567891Z"}`, `{"id":1,"day":"0000-03-01"}`} {
 		f.Add([]byte(seed))
 	}
-	s := testSchema()
-	p := NewParser(&s)
+	s := nestedSchema()
+	l, err := NewLayout(&s, LayoutOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := NewParser(l)
 	f.Fuzz(func(t *testing.T, line []byte) {
 		want, _, werr := s.Parse(line)
-		got, gerr := p.Parse(line, nil)
+		wantRows := NewRows(l)
+		if werr == nil {
+			l.AppendValues(wantRows, "", 0, want, "")
+		}
+		got := NewRows(l)
+		gerr := p.AppendLine(got, line)
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("%q: reference error %v, fast error %v", line, werr, gerr)
 		}
@@ -140,14 +155,57 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 			if werr.Error() != gerr.Error() {
 				t.Fatalf("%q: reasons differ: %v / %v", line, werr, gerr)
 			}
+			if got.N != 0 {
+				t.Fatalf("%q: rejected, yet %d rows added", line, got.N)
+			}
+			for i, vals := range got.Leaves {
+				if len(vals) != 0 {
+					t.Fatalf("%q: rejected, yet leaf %d holds %d values", line, i, len(vals))
+				}
+			}
 			return
 		}
-		for i := range want {
-			if want[i] != got[i] {
-				t.Fatalf("%q column %s: reference %+v, fast %+v", line, s.Columns[i].Name, want[i], got[i])
+		sameRows(t, string(line), wantRows, got)
+	})
+}
+
+func sameRows(t *testing.T, what string, want, got *Rows) {
+	t.Helper()
+	if want.N != got.N {
+		t.Fatalf("%s: %d rows, want %d", what, got.N, want.N)
+	}
+	for i := range want.Leaves {
+		w, g := want.Leaves[i], got.Leaves[i]
+		if len(w) != len(g) {
+			t.Fatalf("%s leaf %d: %d values, want %d", what, i, len(g), len(w))
+		}
+		for j := range w {
+			if w[j].RepetitionLevel() != g[j].RepetitionLevel() || w[j].DefinitionLevel() != g[j].DefinitionLevel() ||
+				w[j].Column() != g[j].Column() || !parquet.Equal(w[j], g[j]) {
+				t.Fatalf("%s leaf %d value %d: got %v (r%d d%d c%d), want %v (r%d d%d c%d)", what, i, j,
+					g[j], g[j].RepetitionLevel(), g[j].DefinitionLevel(), g[j].Column(),
+					w[j], w[j].RepetitionLevel(), w[j].DefinitionLevel(), w[j].Column())
 			}
 		}
-	})
+	}
+}
+
+// nestedSchema is testSchema plus an object with a list and a list of
+// objects with a list inside.
+func nestedSchema() Schema {
+	s := testSchema()
+	s.Columns = append(s.Columns,
+		Column{Name: "addr", Type: Object, Nullable: true, Fields: []Column{
+			{Name: "city", Type: String, Nullable: true},
+			{Name: "geo", Type: List, Nullable: true, Items: &Column{Type: Float64, Nullable: true}},
+			{Name: "tags", Type: List, Items: &Column{Type: String}, Nullable: true},
+		}},
+		Column{Name: "events", Type: List, Nullable: true, Items: &Column{Type: Object, Nullable: true, Fields: []Column{
+			{Name: "at", Type: Timestamp, Nullable: true},
+			{Name: "n", Type: List, Nullable: true, Items: &Column{Type: Int64}},
+		}}},
+	)
+	return s
 }
 
 func TestDecimalIsExact(t *testing.T) {
@@ -170,4 +228,54 @@ func TestDecimalIsExact(t *testing.T) {
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "precision") {
 		t.Errorf("precision 19: %v", err)
 	}
+}
+
+// Well-formed lines, nested ones included, take the fast path: the
+// reference is for the unusual line only.
+func TestFastPathTakesWellFormedLines(t *testing.T) {
+	s := nestedSchema()
+	l, err := NewLayout(&s, LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewParser(l)
+	for _, line := range []string{
+		`{"id":1,"name":"a","score":1.5,"ok":true,"at":"2026-01-01T00:00:00.5Z","day":"2026-01-02","meta":{"a":[1,{"b":null}]},"amount":"1.5"}`,
+		`{"id":2,"addr":{"city":"x","geo":[1.5,null,-2],"tags":[]},"events":[{"at":"2026-01-01T00:00:00+02:00","n":[1,2]},null,{"n":[]},{}]}`,
+		`{"addr":null,"id":3,"events":[],"unknown":{"x":[1,"y"]}}`,
+	} {
+		r := NewRows(l)
+		r.mark()
+		if !p.fast(r, []byte(line)) {
+			t.Errorf("%s: fast path declined", line)
+		}
+	}
+}
+
+// What the fast timestamp reader accepts, time.Parse accepts with the same
+// microseconds.
+func FuzzRFC3339MatchesTime(f *testing.F) {
+	for _, seed := range []string{"2026-01-02T03:04:05Z", "2024-02-29T23:59:59.999999999-01:30", "2023-02-29T00:00:00Z", "0000-01-01T00:00:00+23:59",
+		"2026-13-01T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:00:60Z", "2026-01-01T00:00:00.Z", "9999-12-31T23:59:59.1234567891Z"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		us, ok := rfc3339Micros([]byte(s))
+		if !ok {
+			return
+		}
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("%q: fast reader accepts, time.Parse says %v", s, err)
+		}
+		if tm.UnixMicro() != us {
+			t.Fatalf("%q: fast reader %d µs, time.Parse %d", s, us, tm.UnixMicro())
+		}
+		if d, ok := isoDate([]byte(s[:10])); ok {
+			td, err := time.Parse("2006-01-02", s[:10])
+			if err != nil || td.Unix()/86400 != d {
+				t.Fatalf("%q: fast date %d, time.Parse %v %v", s[:10], d, td, err)
+			}
+		}
+	})
 }

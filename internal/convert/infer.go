@@ -1,0 +1,236 @@
+package convert
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/feedpipe/feedpipe/internal/schema"
+)
+
+// maxInferDepth is how deeply inference follows nested objects and arrays;
+// deeper values become json columns.
+const maxInferDepth = 8
+
+// maxDistinct caps the distinct strings counted per field.
+const maxDistinct = 4096
+
+// Infer derives a schema from sample lines: each top-level field becomes a
+// nullable column, typed by the values seen and widened on conflict:
+// bool + number → string; int64 + float64 → float64; a number or bool and a
+// string → string; a timestamp string and another string → string; a field
+// seen only as null → string. Objects become object columns (Parquet
+// groups) of the union of the fields seen, arrays list columns of their
+// elements' widened type (string when only empty arrays were seen); an
+// object or array seen together with another kind of value, an object
+// with no fields, or nesting deeper than 8 levels becomes json (its JSON
+// text). A string column with at most one distinct value per 8 values seen
+// (and at most 4,096) is dictionary-encoded.
+// Columns and fields keep the order they first appear in; lines that are
+// not JSON objects are skipped.
+func Infer(lines [][]byte) schema.Schema {
+	root := &inferred{t: schema.Object}
+	for _, line := range lines {
+		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+		if schema.Fields(line, func(string, []byte) {}) {
+			schema.Fields(line, func(k string, raw []byte) {
+				if k != schema.FeedIDField && k != schema.LineField {
+					root.field(k).add(raw, 1)
+				}
+			})
+			continue
+		}
+		// An unusual line (escaped keys, …): decode it, keeping key order.
+		fields, ok := objectFields(line)
+		if !ok {
+			continue
+		}
+		for _, f := range fields {
+			if f.k != schema.FeedIDField && f.k != schema.LineField {
+				root.field(f.k).add(f.raw, 1)
+			}
+		}
+	}
+	s := schema.Schema{Unknown: schema.UnknownDrop}
+	for _, k := range root.order {
+		s.Columns = append(s.Columns, root.fields[k].column(k))
+	}
+	return s
+}
+
+// inferred is what the sample says of one field (or list element).
+type inferred struct {
+	t        schema.Type // "" while only nulls were seen
+	count    int         // non-null values seen
+	distinct map[string]bool
+	fields   map[string]*inferred // objects
+	order    []string
+	items    *inferred // lists
+}
+
+func (n *inferred) field(k string) *inferred {
+	if n.fields == nil {
+		n.fields = map[string]*inferred{}
+	}
+	f := n.fields[k]
+	if f == nil {
+		f = &inferred{}
+		n.fields[k] = f
+		n.order = append(n.order, k)
+	}
+	return f
+}
+
+func (n *inferred) add(raw []byte, depth int) {
+	t := valueType(raw)
+	if t == "" {
+		return
+	}
+	n.count++
+	if t == schema.Object || t == schema.List {
+		if depth > maxInferDepth {
+			t = schema.JSON
+		}
+	}
+	n.t = widen(n.t, t)
+	switch n.t {
+	case schema.String, schema.Timestamp:
+		if t == schema.String || t == schema.Timestamp {
+			if n.distinct == nil {
+				n.distinct = map[string]bool{}
+			}
+			if len(n.distinct) <= maxDistinct {
+				n.distinct[string(raw)] = true
+			}
+		}
+	case schema.Object:
+		if !schema.Fields(raw, func(k string, v []byte) { n.field(k).add(v, depth+1) }) {
+			fields, ok := objectFields(raw)
+			if !ok {
+				n.t = schema.JSON
+				return
+			}
+			for _, f := range fields {
+				n.field(f.k).add(f.raw, depth+1)
+			}
+		}
+	case schema.List:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			n.t = schema.JSON
+			return
+		}
+		if n.items == nil {
+			n.items = &inferred{}
+		}
+		for _, it := range items {
+			n.items.add(it, depth+1)
+		}
+	}
+}
+
+// column is the column the sample suggests for field name.
+func (n *inferred) column(name string) schema.Column {
+	c := schema.Column{Name: name, Type: n.t, Nullable: true}
+	switch n.t {
+	case "":
+		c.Type = schema.String
+	case schema.Object:
+		if len(n.order) == 0 {
+			c.Type = schema.JSON // only {} seen: a group needs fields
+			break
+		}
+		for _, k := range n.order {
+			c.Fields = append(c.Fields, n.fields[k].column(k))
+		}
+	case schema.List:
+		items := &inferred{}
+		if n.items != nil {
+			items = n.items
+		}
+		it := items.column("element")
+		c.Items = &it
+	}
+	if c.Type == schema.String {
+		// A column widened to string takes any scalar as its JSON text. A
+		// string column with few distinct values in the sample is
+		// dictionary-encoded.
+		c.AnyScalar = true
+		c.Dictionary = len(n.distinct) <= maxDistinct && len(n.distinct)*8 <= n.count
+	}
+	return c
+}
+
+type rawField struct {
+	k   string
+	raw json.RawMessage
+}
+
+// objectFields decodes a JSON object's fields in order.
+func objectFields(b []byte) ([]rawField, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var fields []rawField
+	for dec.More() {
+		tok, err := dec.Token()
+		k, isKey := tok.(string)
+		var raw json.RawMessage
+		if err != nil || !isKey || dec.Decode(&raw) != nil {
+			return nil, false
+		}
+		fields = append(fields, rawField{k, raw})
+	}
+	return fields, true
+}
+
+// valueType is the type of one JSON value; "" for null.
+func valueType(raw json.RawMessage) schema.Type {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return ""
+	}
+	switch raw[0] {
+	case 'n':
+		return ""
+	case 't', 'f':
+		return schema.Bool
+	case '{':
+		return schema.Object
+	case '[':
+		return schema.List
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			if _, err := time.Parse(time.RFC3339Nano, s); err == nil {
+				return schema.Timestamp
+			}
+		}
+		return schema.String
+	}
+	if bytes.ContainsAny(raw, ".eE") {
+		return schema.Float64
+	}
+	if strings.HasPrefix(string(raw), "-") && len(raw) > 20 || len(raw) > 19 {
+		return schema.Float64 // beyond int64
+	}
+	return schema.Int64
+}
+
+func widen(a, b schema.Type) schema.Type {
+	switch {
+	case a == b:
+		return a
+	case a == "":
+		return b
+	case b == "":
+		return a
+	case (a == schema.Int64 && b == schema.Float64) || (a == schema.Float64 && b == schema.Int64):
+		return schema.Float64
+	case a == schema.JSON || b == schema.JSON || a == schema.Object || b == schema.Object || a == schema.List || b == schema.List:
+		return schema.JSON
+	}
+	return schema.String
+}

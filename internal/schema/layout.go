@@ -1,0 +1,322 @@
+package schema
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// LayoutOptions choose the columns feedpipe adds to a file.
+type LayoutOptions struct {
+	// FeedColumns adds _feed_id and _line (staged records of a feed).
+	FeedColumns bool
+	// Extra adds an optional JSON column _extra for fields the schema does
+	// not declare.
+	Extra bool
+}
+
+// ExtraField is the column that keeps undeclared fields as a JSON object.
+const ExtraField = "_extra"
+
+// Layout places a schema's columns in a Parquet file: objects become
+// groups, lists three-level LISTs, and every scalar a leaf column with its
+// definition and repetition levels. Rows are built for one Layout.
+type Layout struct {
+	// Parquet is the file's schema.
+	Parquet *parquet.Schema
+	// Leaves is the number of leaf columns.
+	Leaves int
+	// FeedLeaf, LineLeaf and ExtraLeaf are those columns' leaves, or -1.
+	FeedLeaf, LineLeaf, ExtraLeaf int
+
+	s     *Schema
+	top   []*node // s.Columns order
+	index map[string]int
+	// repeated marks leaves under a list (their rows span several values).
+	repeated []bool
+}
+
+type nodeKind uint8
+
+const (
+	scalarNode nodeKind = iota
+	objectNode
+	listNode
+)
+
+// node is one column (or field, or list element) placed in the file.
+type node struct {
+	c       *Column
+	kind    nodeKind
+	leaf    int // scalarNode: its leaf column
+	def     int // definition level of a present value
+	nullDef int // definition level written for a null (its parent's)
+	rep     int // listNode: repetition level of elements after the first
+	fields  []*node
+	index   map[string]int
+	items   *node
+	leaves  []int // every leaf under the node
+}
+
+// NewLayout places s's columns (validated) in a file.
+func NewLayout(s *Schema, opt LayoutOptions) (*Layout, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	group := parquet.Group{}
+	if opt.FeedColumns {
+		group[FeedIDField] = parquet.String()
+		group[LineField] = parquet.Int(64)
+	}
+	if opt.Extra {
+		group[ExtraField] = parquet.Optional(parquet.JSON())
+	}
+	for _, c := range s.Columns {
+		group[c.Name] = parquetNode(c)
+	}
+	l := &Layout{Parquet: parquet.NewSchema("feed", group), s: s, FeedLeaf: -1, LineLeaf: -1, ExtraLeaf: -1,
+		index: make(map[string]int, len(s.Columns))}
+	l.Leaves = len(l.Parquet.Columns())
+	l.repeated = make([]bool, l.Leaves)
+	lookup := func(path ...string) int {
+		leaf, _ := l.Parquet.Lookup(path...)
+		return leaf.ColumnIndex
+	}
+	if opt.FeedColumns {
+		l.FeedLeaf, l.LineLeaf = lookup(FeedIDField), lookup(LineField)
+	}
+	if opt.Extra {
+		l.ExtraLeaf = lookup(ExtraField)
+	}
+	for i := range s.Columns {
+		n, err := l.place(&s.Columns[i], []string{s.Columns[i].Name}, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		l.top = append(l.top, n)
+		l.index[s.Columns[i].Name] = i
+	}
+	return l, nil
+}
+
+// parquetNode is c's node in the Parquet schema.
+func parquetNode(c Column) parquet.Node {
+	var n parquet.Node
+	switch c.Type {
+	case String:
+		n = parquet.String()
+		if c.Dictionary {
+			n = parquet.Encoded(n, &parquet.RLEDictionary)
+		}
+	case JSON:
+		n = parquet.JSON()
+	case Int64:
+		n = parquet.Int(64)
+	case Float64:
+		n = parquet.Leaf(parquet.DoubleType)
+	case Bool:
+		n = parquet.Leaf(parquet.BooleanType)
+	case Timestamp:
+		n = parquet.Timestamp(parquet.Microsecond)
+	case Date:
+		n = parquet.Date()
+	case Decimal:
+		n = parquet.Decimal(c.Scale, c.Precision, parquet.Int64Type)
+	case Object:
+		g := parquet.Group{}
+		for _, f := range c.Fields {
+			g[f.Name] = parquetNode(f)
+		}
+		n = g
+	case List:
+		n = parquet.List(parquetNode(*c.Items))
+	}
+	if c.Nullable {
+		n = parquet.Optional(n)
+	}
+	return n
+}
+
+// place computes the levels of c, at path, under a parent whose present
+// values have definition level def and repetition level rep.
+func (l *Layout) place(c *Column, path []string, def, rep int) (*node, error) {
+	n := &node{c: c, nullDef: def, def: def}
+	if c.Nullable {
+		n.def++
+	}
+	switch c.Type {
+	case Object:
+		n.kind = objectNode
+		n.index = make(map[string]int, len(c.Fields))
+		for i := range c.Fields {
+			f, err := l.place(&c.Fields[i], append(path[:len(path):len(path)], c.Fields[i].Name), n.def, rep)
+			if err != nil {
+				return nil, err
+			}
+			n.fields = append(n.fields, f)
+			n.index[c.Fields[i].Name] = i
+			n.leaves = append(n.leaves, f.leaves...)
+		}
+	case List:
+		n.kind = listNode
+		n.rep = rep + 1
+		items, err := l.place(c.Items, append(path[:len(path):len(path)], "list", "element"), n.def+1, n.rep)
+		if err != nil {
+			return nil, err
+		}
+		n.items = items
+		n.leaves = items.leaves
+		for _, leaf := range n.leaves {
+			l.repeated[leaf] = true
+		}
+	default:
+		leaf, ok := l.Parquet.Lookup(path...)
+		if !ok || leaf.MaxDefinitionLevel != n.def || leaf.MaxRepetitionLevel != rep {
+			return nil, fmt.Errorf("layout of column %v: levels (%d, %d) differ from Parquet's (%d, %d)", path, n.def, rep, leaf.MaxDefinitionLevel, leaf.MaxRepetitionLevel)
+		}
+		n.leaf = leaf.ColumnIndex
+		n.leaves = []int{n.leaf}
+	}
+	return n, nil
+}
+
+// Repeated reports whether leaf lies under a list, so that one row may hold
+// several of its values (or none but a level).
+func (l *Layout) Repeated(leaf int) bool { return l.repeated[leaf] }
+
+// Rows holds parsed rows column by column: for each leaf column of a
+// Layout, its values with their levels, ready for a Parquet column writer.
+// Byte-array values point into the parsed lines and into the Rows' own
+// buffer; both must stay unchanged until the Rows are written.
+type Rows struct {
+	Leaves [][]parquet.Value
+	// N is the number of rows.
+	N int
+	// Bytes estimates the rows' size in memory.
+	Bytes int64
+	buf   []byte // unescaped strings, compacted JSON
+	marks []int
+}
+
+// NewRows returns empty Rows for l.
+func NewRows(l *Layout) *Rows {
+	return &Rows{Leaves: make([][]parquet.Value, l.Leaves), marks: make([]int, l.Leaves+1)}
+}
+
+// Reset empties r, keeping its buffers.
+func (r *Rows) Reset() {
+	for i := range r.Leaves {
+		clear(r.Leaves[i]) // drop references to the lines
+		r.Leaves[i] = r.Leaves[i][:0]
+	}
+	r.N, r.Bytes, r.buf = 0, 0, r.buf[:0]
+}
+
+func (r *Rows) mark() {
+	for i, l := range r.Leaves {
+		r.marks[i] = len(l)
+	}
+	r.marks[len(r.Leaves)] = len(r.buf)
+}
+
+func (r *Rows) rollback() {
+	for i := range r.Leaves {
+		r.Leaves[i] = r.Leaves[i][:r.marks[i]]
+	}
+	r.buf = r.buf[:r.marks[len(r.Leaves)]]
+}
+
+func (r *Rows) nulls(n *node, rep, def int) {
+	for _, leaf := range n.leaves {
+		r.Leaves[leaf] = append(r.Leaves[leaf], parquet.Value{}.Level(rep, def, leaf))
+	}
+}
+
+func (r *Rows) put(leaf int, v parquet.Value) {
+	r.Leaves[leaf] = append(r.Leaves[leaf], v)
+}
+
+// keep copies b into r's buffer and returns the copy.
+func (r *Rows) keep(b []byte) []byte {
+	start := len(r.buf)
+	r.buf = append(r.buf, b...)
+	return r.buf[start:len(r.buf):len(r.buf)]
+}
+
+// bytesOf views a string's bytes without copying them: parquet-go copies a
+// value's bytes into its column buffers and never writes to them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// AppendValues adds one row of typed values (as Schema.Parse returns them,
+// in Schema.Columns order), with its feed id and line number when l has
+// those columns and its undeclared fields as JSON text (or "") when l has
+// _extra.
+func (l *Layout) AppendValues(r *Rows, feedID string, line int64, vals []Value, extra string) {
+	size := int64(8 * l.Leaves)
+	if l.FeedLeaf >= 0 {
+		r.put(l.FeedLeaf, parquet.ByteArrayValue(bytesOf(feedID)).Level(0, 0, l.FeedLeaf))
+		r.put(l.LineLeaf, parquet.Int64Value(line).Level(0, 0, l.LineLeaf))
+		size += int64(len(feedID))
+	}
+	if l.ExtraLeaf >= 0 {
+		if extra == "" {
+			r.put(l.ExtraLeaf, parquet.Value{}.Level(0, 0, l.ExtraLeaf))
+		} else {
+			r.put(l.ExtraLeaf, parquet.ByteArrayValue(bytesOf(extra)).Level(0, 1, l.ExtraLeaf))
+			size += int64(len(extra))
+		}
+	}
+	for i, n := range l.top {
+		size += r.appendValue(n, vals[i], 0)
+	}
+	r.N++
+	r.Bytes += size
+}
+
+// appendValue adds v, a value of n, at repetition level rep and returns the
+// bytes of its strings.
+func (r *Rows) appendValue(n *node, v Value, rep int) int64 {
+	if v.Null {
+		r.nulls(n, rep, n.nullDef)
+		return 0
+	}
+	switch n.kind {
+	case objectNode:
+		var size int64
+		for i, f := range n.fields {
+			size += r.appendValue(f, v.Fields[i], rep)
+		}
+		return size
+	case listNode:
+		if len(v.Items) == 0 {
+			r.nulls(n, rep, n.def)
+			return 0
+		}
+		var size int64
+		for j, it := range v.Items {
+			if j > 0 {
+				rep = n.rep
+			}
+			size += r.appendValue(n.items, it, rep)
+		}
+		return size
+	}
+	var pv parquet.Value
+	var size int64
+	switch n.c.Type {
+	case String, JSON:
+		pv = parquet.ByteArrayValue(bytesOf(v.S))
+		size = int64(len(v.S))
+	case Int64, Timestamp, Decimal:
+		pv = parquet.Int64Value(v.I)
+	case Date:
+		pv = parquet.Int32Value(int32(v.I))
+	case Float64:
+		pv = parquet.DoubleValue(v.F)
+	case Bool:
+		pv = parquet.BooleanValue(v.B)
+	}
+	r.put(n.leaf, pv.Level(rep, n.def, n.leaf))
+	return size
+}

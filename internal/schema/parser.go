@@ -1,0 +1,372 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// Parser turns NDJSON lines into rows of a Layout. Its fast path scans a
+// line once and types each declared field in place, straight into the
+// leaf columns; anything unusual (escapes in keys, duplicate or reserved
+// keys, a missing required field, a value of the wrong type, non-UTF-8
+// bytes, …) goes to Schema.Parse, the reference, so both accept and reject
+// exactly the same lines with the same reasons. A Parser is not safe for
+// concurrent use; make one per goroutine.
+type Parser struct {
+	l       *Layout
+	scratch *Rows
+	order   []int // the previous line's top-level fields, by position: a guess at this line's
+	keyBuf  []byte
+}
+
+// NewParser returns a Parser of lines into rows of l.
+func NewParser(l *Layout) *Parser {
+	return &Parser{l: l}
+}
+
+// ErrFeedColumns is returned by AppendLine for a layout with feed columns:
+// those rows come from AppendValues.
+var ErrFeedColumns = errors.New("schema: AppendLine on a layout with _feed_id and _line; use AppendValues")
+
+// AppendLine adds line to r as one row, or returns a *LineError saying why
+// the line is rejected and leaves r as it was.
+func (p *Parser) AppendLine(r *Rows, line []byte) error {
+	l := p.l
+	if l.FeedLeaf >= 0 {
+		return ErrFeedColumns
+	}
+	if l.ExtraLeaf < 0 && l.s.Unknown != UnknownReject {
+		r.mark()
+		if p.fast(r, line) {
+			r.N++
+			r.Bytes += int64(len(line)) + int64(8*l.Leaves)
+			return nil
+		}
+		r.rollback()
+	}
+	vals, fields, err := l.s.Parse(line)
+	if err != nil {
+		return err
+	}
+	extra := ""
+	if l.ExtraLeaf >= 0 {
+		extra = extraJSON(fields, l.s)
+	}
+	l.AppendValues(r, "", 0, vals, extra)
+	return nil
+}
+
+// Check reports whether line is a valid row: nil, or a *LineError.
+func (p *Parser) Check(line []byte) error {
+	if p.scratch == nil {
+		p.scratch = NewRows(p.l)
+	}
+	defer p.scratch.Reset()
+	if p.l.FeedLeaf >= 0 {
+		_, _, err := p.l.s.Parse(line)
+		return err
+	}
+	return p.AppendLine(p.scratch, line)
+}
+
+// extraJSON is the object of fields s does not declare, or "".
+func extraJSON(fields map[string]json.RawMessage, s *Schema) string {
+	known := make(map[string]bool, len(s.Columns))
+	for _, c := range s.Columns {
+		known[c.Name] = true
+	}
+	extra := map[string]json.RawMessage{}
+	for k, v := range fields {
+		if !known[k] {
+			extra[k] = v
+		}
+	}
+	if len(extra) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(extra)
+	return string(b)
+}
+
+func (p *Parser) fast(r *Rows, line []byte) bool {
+	i := skipSpace(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return false
+	}
+	end, ok := p.object(r, p.l.top, p.l.index, line, i, 0, true)
+	return ok && skipSpace(line, end) == len(line)
+}
+
+// object scans the object at line[i] (a '{'), adding the values of the
+// declared fields nodes (by name in index) at repetition level rep, and
+// nulls for the ones missing. top marks the line's own object.
+func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, line []byte, i, rep int, top bool) (int, bool) {
+	var seen [4]uint64 // up to 256 fields; wider objects take the reference path
+	if len(nodes) > 256 {
+		return 0, false
+	}
+	i = skipSpace(line, i+1)
+	if i < len(line) && line[i] == '}' {
+		i++
+	} else {
+		for pos := 0; ; pos++ {
+			if i >= len(line) || line[i] != '"' {
+				return 0, false
+			}
+			end := i + 1
+			for end < len(line) && line[end] != '"' && line[end] != '\\' && line[end] >= 0x20 {
+				end++
+			}
+			if end >= len(line) || line[end] != '"' {
+				return 0, false // escape or control character in a key
+			}
+			key := line[i+1 : end]
+			for _, c := range key {
+				if c >= 0x80 {
+					if !utf8.Valid(key) {
+						return 0, false
+					}
+					break
+				}
+			}
+			i = skipSpace(line, end+1)
+			if i >= len(line) || line[i] != ':' {
+				return 0, false
+			}
+			i = skipSpace(line, i+1)
+			col := -1
+			if top && pos < len(p.order) && p.order[pos] >= 0 && string(key) == nodes[p.order[pos]].c.Name {
+				col = p.order[pos] // the field is where it was in the previous line
+			} else if c, ok := index[string(key)]; ok {
+				col = c
+			}
+			if top {
+				if pos < len(p.order) {
+					p.order[pos] = col
+				} else if pos < 1024 {
+					p.order = append(p.order, col)
+				}
+			}
+			var vend int
+			if col < 0 {
+				if top && (string(key) == FeedIDField || string(key) == LineField) {
+					return 0, false
+				}
+				var ok bool
+				if vend, ok = skipValue(line, i); !ok {
+					return 0, false
+				}
+			} else {
+				if seen[col/64]&(1<<(col%64)) != 0 {
+					return 0, false // duplicate key: the reference keeps the last
+				}
+				seen[col/64] |= 1 << (col % 64)
+				var ok bool
+				if vend, ok = p.value(r, nodes[col], line, i, rep); !ok {
+					return 0, false
+				}
+			}
+			i = skipSpace(line, vend)
+			if i < len(line) && line[i] == ',' {
+				i = skipSpace(line, i+1)
+				continue
+			}
+			if i < len(line) && line[i] == '}' {
+				i++
+				break
+			}
+			return 0, false
+		}
+	}
+	for c, n := range nodes {
+		if seen[c/64]&(1<<(c%64)) == 0 {
+			if !n.c.Nullable {
+				return 0, false
+			}
+			r.nulls(n, rep, n.nullDef)
+		}
+	}
+	return i, true
+}
+
+// skipValue returns the end of a field's value that the schema drops; it
+// must still be valid JSON.
+func skipValue(line []byte, i int) (int, bool) {
+	vend, ok := valueEnd(line, i)
+	if !ok {
+		return 0, false
+	}
+	raw := line[i:vend]
+	switch raw[0] {
+	case '"':
+		if bytes.IndexByte(raw, '\\') >= 0 && !json.Valid(raw) {
+			return 0, false // an invalid escape
+		}
+	case '{', '[':
+		if !json.Valid(raw) {
+			return 0, false
+		}
+	default:
+		if string(raw) != "null" && !validScalar(raw) {
+			return 0, false
+		}
+	}
+	return vend, true
+}
+
+// value adds the value at line[i] as n's at repetition level rep.
+func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
+	if i >= len(line) {
+		return 0, false
+	}
+	if line[i] == 'n' {
+		vend, ok := valueEnd(line, i)
+		if !ok || string(line[i:vend]) != "null" || !n.c.Nullable {
+			return 0, false
+		}
+		r.nulls(n, rep, n.nullDef)
+		return vend, true
+	}
+	switch n.kind {
+	case objectNode:
+		if line[i] != '{' {
+			return 0, false
+		}
+		return p.object(r, n.fields, n.index, line, i, rep, false)
+	case listNode:
+		if line[i] != '[' {
+			return 0, false
+		}
+		j := skipSpace(line, i+1)
+		if j < len(line) && line[j] == ']' {
+			r.nulls(n, rep, n.def)
+			return j + 1, true
+		}
+		for {
+			var ok bool
+			if j, ok = p.value(r, n.items, line, j, rep); !ok {
+				return 0, false
+			}
+			rep = n.rep
+			j = skipSpace(line, j)
+			if j < len(line) && line[j] == ',' {
+				j = skipSpace(line, j+1)
+				continue
+			}
+			if j < len(line) && line[j] == ']' {
+				return j + 1, true
+			}
+			return 0, false
+		}
+	}
+	vend, ok := valueEnd(line, i)
+	if !ok {
+		return 0, false
+	}
+	v, ok := scalar(r, n.c, line[i:vend])
+	if !ok {
+		return 0, false
+	}
+	r.put(n.leaf, v.Level(rep, n.def, n.leaf))
+	return vend, true
+}
+
+// str views b as a string without copying; only for calls that do not keep it.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// scalar types raw (not null) as c's value, or reports false when the
+// reference must decide.
+func scalar(r *Rows, c *Column, raw []byte) (parquet.Value, bool) {
+	switch c.Type {
+	case String:
+		if raw[0] == '"' {
+			if bytes.IndexByte(raw, '\\') < 0 {
+				return parquet.ByteArrayValue(raw[1 : len(raw)-1]), true
+			}
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				return parquet.Value{}, false
+			}
+			return parquet.ByteArrayValue(r.keep(bytesOf(s))), true
+		}
+		if c.AnyScalar && validScalar(raw) {
+			return parquet.ByteArrayValue(raw), true
+		}
+	case Int64:
+		if n, ok := parseInt(raw); ok {
+			return parquet.Int64Value(n), true
+		}
+		if validNumber(raw) {
+			f, err := strconv.ParseFloat(str(raw), 64)
+			if err == nil && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+				return parquet.Int64Value(int64(f)), true
+			}
+		}
+	case Float64:
+		if validNumber(raw) {
+			if n, ok := parseInt(raw); ok && n > -1<<53 && n < 1<<53 {
+				return parquet.DoubleValue(float64(n)), true
+			}
+			if f, err := strconv.ParseFloat(str(raw), 64); err == nil {
+				return parquet.DoubleValue(f), true
+			}
+		}
+	case Bool:
+		switch string(raw) {
+		case "true":
+			return parquet.BooleanValue(true), true
+		case "false":
+			return parquet.BooleanValue(false), true
+		}
+	case Timestamp:
+		if raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+			s := raw[1 : len(raw)-1]
+			if len(c.Formats) == 0 {
+				if us, ok := rfc3339Micros(s); ok {
+					return parquet.Int64Value(us), true
+				}
+			}
+			v, err := c.parseTime(string(s))
+			return parquet.Int64Value(v.I), err == nil
+		}
+	case Date:
+		if raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+			s := raw[1 : len(raw)-1]
+			if len(c.Formats) == 0 {
+				if d, ok := isoDate(s); ok {
+					return parquet.Int32Value(int32(d)), true
+				}
+			}
+			v, err := c.parseTime(string(s))
+			return parquet.Int32Value(int32(v.I)), err == nil
+		}
+	case Decimal:
+		if validNumber(raw) || raw[0] == '"' {
+			v, err := c.parse(raw, "")
+			return parquet.Int64Value(v.I), err == nil
+		}
+	case JSON:
+		if raw[0] == '"' || raw[0] == '{' || raw[0] == '[' || validScalar(raw) {
+			if bytes.IndexAny(raw, " \t\r\n") < 0 {
+				// Already compact; the reference's Compact would return it as is.
+				if raw[0] != '{' && raw[0] != '[' || json.Valid(raw) {
+					return parquet.ByteArrayValue(raw), true
+				}
+				return parquet.Value{}, false
+			}
+			var buf bytes.Buffer
+			if json.Compact(&buf, raw) != nil {
+				return parquet.Value{}, false
+			}
+			return parquet.ByteArrayValue(r.keep(buf.Bytes())), true
+		}
+	}
+	return parquet.Value{}, false
+}

@@ -1,0 +1,202 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns the end of the JSON value at b[i:], checking strings
+// (valid UTF-8, no raw control characters) and the nesting of objects and
+// arrays; numbers and literals are checked when typed.
+func valueEnd(b []byte, i int) (int, bool) {
+	if i >= len(b) {
+		return 0, false
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				e, ok := stringEnd(b, j)
+				if !ok {
+					return 0, false
+				}
+				j = e - 1
+			case '{', '[':
+				depth++
+				if depth > 1000 {
+					return 0, false
+				}
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1, true
+				}
+			}
+		}
+		return 0, false
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
+		j++
+	}
+	return j, j > i
+}
+
+// stringEnd returns the index after the string starting at b[i] (a quote).
+func stringEnd(b []byte, i int) (int, bool) {
+	ascii := true
+	for j := i + 1; j < len(b); j++ {
+		c := b[j]
+		switch {
+		case c == '"':
+			if !ascii && !utf8.Valid(b[i+1:j]) {
+				return 0, false
+			}
+			return j + 1, true
+		case c == '\\':
+			j++
+		case c < 0x20:
+			return 0, false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return 0, false
+}
+
+func validScalar(raw []byte) bool {
+	s := string(raw)
+	return s == "true" || s == "false" || validNumber(raw)
+}
+
+// parseInt parses a JSON integer (no sign but '-', no leading zeros).
+func parseInt(b []byte) (int64, bool) {
+	neg := false
+	i := 0
+	if len(b) > 0 && b[0] == '-' {
+		neg, i = true, 1
+	}
+	if i >= len(b) || len(b)-i > 18 || (b[i] == '0' && len(b)-i > 1) {
+		return 0, false
+	}
+	var n int64
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// validNumber checks the JSON number grammar.
+func validNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return false
+	}
+	if b[i] == '0' {
+		i++
+	} else if b[i] >= '1' && b[i] <= '9' {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	} else {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	return i == len(b)
+}
+
+// Fields calls fn with each top-level field of a JSON object line, in order,
+// with the value's raw bytes. It reports false, having called fn for some
+// fields perhaps, when the line is not a plain well-formed object (escapes in
+// keys, invalid values); callers then use encoding/json.
+func Fields(line []byte, fn func(key string, raw []byte)) bool {
+	i := skipSpace(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return false
+	}
+	i = skipSpace(line, i+1)
+	if i < len(line) && line[i] == '}' {
+		return skipSpace(line, i+1) == len(line)
+	}
+	for {
+		if i >= len(line) || line[i] != '"' {
+			return false
+		}
+		end := i + 1
+		for end < len(line) && line[end] != '"' && line[end] != '\\' && line[end] >= 0x20 {
+			end++
+		}
+		if end >= len(line) || line[end] != '"' {
+			return false
+		}
+		key := line[i+1 : end]
+		i = skipSpace(line, end+1)
+		if i >= len(line) || line[i] != ':' {
+			return false
+		}
+		i = skipSpace(line, i+1)
+		vend, ok := valueEnd(line, i)
+		if !ok {
+			return false
+		}
+		raw := line[i:vend]
+		if raw[0] != '"' && raw[0] != '{' && raw[0] != '[' && string(raw) != "null" && !validScalar(raw) {
+			return false
+		}
+		if raw[0] == '"' && bytes.IndexByte(raw, '\\') >= 0 && !json.Valid(raw) {
+			return false
+		}
+		fn(string(key), raw)
+		i = skipSpace(line, vend)
+		if i < len(line) && line[i] == ',' {
+			i = skipSpace(line, i+1)
+			continue
+		}
+		if i < len(line) && line[i] == '}' {
+			return skipSpace(line, i+1) == len(line)
+		}
+		return false
+	}
+}
