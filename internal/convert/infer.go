@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
-	"time"
 
 	"github.com/feedpipe/feedpipe/internal/schema"
 )
@@ -31,14 +30,16 @@ const maxDistinct = 4096
 // not JSON objects are skipped.
 func Infer(lines [][]byte) schema.Schema {
 	root := &inferred{t: schema.Object}
+	var fields []rawField
 	for _, line := range lines {
 		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
-		if schema.Fields(line, func(string, []byte) {}) {
-			schema.Fields(line, func(k string, raw []byte) {
-				if k != schema.FeedIDField && k != schema.LineField {
-					root.field(k).add(raw, 1)
+		fields = fields[:0]
+		if schema.Fields(line, func(k string, raw []byte) { fields = append(fields, rawField{k, raw}) }) {
+			for _, f := range fields {
+				if f.k != schema.FeedIDField && f.k != schema.LineField {
+					root.field(f.k).add(f.raw, 1)
 				}
-			})
+			}
 			continue
 		}
 		// An unusual line (escaped keys, …): decode it, keeping key order.
@@ -202,11 +203,8 @@ func valueType(raw json.RawMessage) schema.Type {
 	case '[':
 		return schema.List
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			if _, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				return schema.Timestamp
-			}
+		if schema.IsTimestamp(raw) {
+			return schema.Timestamp
 		}
 		return schema.String
 	}

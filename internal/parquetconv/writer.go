@@ -5,8 +5,12 @@
 package parquetconv
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sort"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -31,6 +35,8 @@ type Options struct {
 	// Extra adds an optional JSON column _extra for fields the schema does
 	// not declare.
 	Extra bool
+	// Workers encode and compress columns in parallel (default GOMAXPROCS).
+	Workers int
 }
 
 // ExtraField is the column that keeps undeclared fields as a JSON object.
@@ -43,9 +49,10 @@ type Writer struct {
 	opt        Options
 	pending    *schema.Rows // rows added one at a time by Write
 	rows       int64
-	groupRows  int64 // rows in the open row group
-	groupBytes int64 // their estimated size
-	cut        []int // per leaf: where a split batch's first part ends
+	groupRows  int64   // rows in the open row group
+	groupBytes int64   // their estimated size
+	cut        []int   // per leaf: where a split batch's first part ends
+	groups     [][]int // leaves written by each worker, balanced by size
 }
 
 // NewWriter returns a Writer of s's columns to out.
@@ -59,6 +66,9 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	}
 	if opt.RowGroupBytes <= 0 {
 		opt.RowGroupBytes = 64 << 20
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	layout, err := schema.NewLayout(&s, schema.LayoutOptions{FeedColumns: !opt.NoFeedColumns, Extra: opt.Extra})
 	if err != nil {
@@ -135,17 +145,15 @@ func (w *Writer) WriteRows(r *schema.Rows) error {
 		if take < n {
 			part = w.split(leaves, int(take))
 		}
-		cols := w.pw.ColumnWriters()
-		for i, vals := range part {
-			if _, err := cols[i].WriteRowValues(vals); err != nil {
-				return fmt.Errorf("parquet: write column %d: %w", i, err)
-			}
-		}
 		partSize := size * take / n
 		w.rows += take
 		w.groupRows += take
 		w.groupBytes += partSize
-		if w.groupRows >= w.opt.RowGroupRows || w.groupBytes >= w.opt.RowGroupBytes {
+		full := w.groupRows >= w.opt.RowGroupRows || w.groupBytes >= w.opt.RowGroupBytes
+		if err := w.writeColumns(part, full); err != nil {
+			return err
+		}
+		if full {
 			if err := w.pw.Flush(); err != nil {
 				return fmt.Errorf("parquet: flush row group: %w", err)
 			}
@@ -162,6 +170,71 @@ func (w *Writer) WriteRows(r *schema.Rows) error {
 		size -= partSize
 	}
 	return nil
+}
+
+// writeColumns hands each leaf its values, the leaves shared out among
+// the workers (parquet-go's column writers are independent of each other);
+// flush also encodes and compresses each column's last page of the row group.
+func (w *Writer) writeColumns(leaves [][]parquet.Value, flush bool) error {
+	if w.groups == nil {
+		w.groups = balance(leaves, w.opt.Workers)
+	}
+	cols := w.pw.ColumnWriters()
+	write := func(group []int) error {
+		for _, i := range group {
+			if _, err := cols[i].WriteRowValues(leaves[i]); err != nil {
+				return fmt.Errorf("parquet: write column %d: %w", i, err)
+			}
+			if flush {
+				if err := cols[i].Flush(); err != nil {
+					return fmt.Errorf("parquet: flush column %d: %w", i, err)
+				}
+			}
+		}
+		return nil
+	}
+	if len(w.groups) == 1 {
+		return write(w.groups[0])
+	}
+	errs := make([]error, len(w.groups))
+	var wg sync.WaitGroup
+	for g := 1; g < len(w.groups); g++ {
+		wg.Go(func() { errs[g] = write(w.groups[g]) })
+	}
+	errs[0] = write(w.groups[0])
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// balance shares the leaves out among n workers, largest first, each to
+// the least loaded, by the size of their values in a first batch.
+func balance(leaves [][]parquet.Value, n int) [][]int {
+	n = max(1, min(n, len(leaves)))
+	cost := make([]int64, len(leaves))
+	order := make([]int, len(leaves))
+	for i, vals := range leaves {
+		order[i] = i
+		cost[i] = int64(len(vals)) * 16
+		for _, v := range vals {
+			if v.Kind() == parquet.ByteArray {
+				cost[i] += int64(len(v.ByteArray()))
+			}
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return cost[order[a]] > cost[order[b]] })
+	groups := make([][]int, n)
+	load := make([]int64, n)
+	for _, i := range order {
+		g := 0
+		for k := range load {
+			if load[k] < load[g] {
+				g = k
+			}
+		}
+		groups[g] = append(groups[g], i)
+		load[g] += cost[i]
+	}
+	return groups
 }
 
 // split returns the first rows rows of leaves, noting in w.cut where each

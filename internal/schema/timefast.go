@@ -1,5 +1,10 @@
 package schema
 
+import (
+	"encoding/json"
+	"time"
+)
+
 // rfc3339Micros reads the common RFC 3339 form
 // YYYY-MM-DDTHH:MM:SS[.F{1,9}](Z|±HH:MM) as microseconds since the epoch
 // (UTC, truncated like time.Time.UnixMicro). Any other form reports false,
@@ -111,4 +116,21 @@ func daysFromCivil(y, m, d int) int64 {
 	doy := (153*mp+2)/5 + d - 1
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
 	return int64(era)*146097 + int64(doe) - 719468
+}
+
+// IsTimestamp reports whether raw, a JSON string, holds an RFC 3339
+// timestamp that a timestamp column with the default formats accepts.
+func IsTimestamp(raw []byte) bool {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return false
+	}
+	if _, ok := rfc3339Micros(raw[1 : len(raw)-1]); ok {
+		return true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return false
+	}
+	_, err := time.Parse(time.RFC3339Nano, s)
+	return err == nil
 }
