@@ -7,10 +7,8 @@ package convert
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -77,10 +75,10 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	if err != nil {
 		return st, err
 	}
-	lr := &lineSource{br: bufio.NewReaderSize(in, 1<<20)}
+	lr := &lineSource{r: in}
 
 	var sch schema.Schema
-	var sample [][]byte
+	var sample *lines
 	if opt.Schema != nil {
 		sch = *opt.Schema
 	} else {
@@ -88,7 +86,13 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 		if err != nil {
 			return st, err
 		}
-		sch = Infer(sample)
+		var infer [][]byte
+		for i, line := range sample.lines {
+			if len(infer) < opt.InferLines && !sample.long[i] {
+				infer = append(infer, line)
+			}
+		}
+		sch = Infer(infer)
 	}
 	sch.Unknown = schema.UnknownDrop
 	if opt.Unknown == schema.UnknownReject {
@@ -135,70 +139,6 @@ func maybeGunzip(r io.Reader) (io.Reader, error) {
 	return br, nil
 }
 
-// lineSource yields lines (without "\n" and a trailing "\r").
-type lineSource struct {
-	br    *bufio.Reader
-	bytes int64
-	err   error
-	n     int64
-}
-
-// next returns the next line; tooLong lines come back truncated to 1 MiB.
-// A line is copied into arena when it fits there (arena is then advanced),
-// so that a batch's lines share a few large allocations.
-func (l *lineSource) next(arena *[]byte) (line []byte, tooLong bool, ok bool) {
-	var buf []byte
-	for {
-		chunk, err := l.br.ReadSlice('\n')
-		l.bytes += int64(len(chunk))
-		switch {
-		case buf == nil && err == nil && arena != nil && len(chunk) <= cap(*arena)-len(*arena):
-			start := len(*arena)
-			*arena = append(*arena, chunk...)
-			buf = (*arena)[start:len(*arena):len(*arena)]
-		case len(buf) <= MaxLineBytes:
-			buf = append(buf, chunk...)
-		default:
-			tooLong = true
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			l.err = err
-			return nil, false, false
-		}
-		if len(buf) == 0 && errors.Is(err, io.EOF) {
-			return nil, false, false
-		}
-		buf = bytes.TrimSuffix(buf, []byte("\n"))
-		buf = bytes.TrimSuffix(buf, []byte("\r"))
-		if l.n++; l.n == 1 {
-			buf = bytes.TrimPrefix(buf, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
-		}
-		if len(buf) > MaxLineBytes {
-			tooLong = true
-			buf = buf[:1<<20]
-		}
-		return buf, tooLong, true
-	}
-}
-
-func (l *lineSource) take(n int) ([][]byte, error) {
-	var out [][]byte
-	for len(out) < n {
-		line, tooLong, ok := l.next(nil)
-		if !ok {
-			break
-		}
-		if tooLong {
-			line = nil // marked by a nil entry: rejected in order later
-		}
-		out = append(out, line)
-	}
-	return out, l.err
-}
-
 type lineReject struct {
 	line   int64
 	reason string
@@ -206,36 +146,21 @@ type lineReject struct {
 }
 
 type batch struct {
-	first   int64
-	lines   [][]byte
-	long    []bool
+	first int64
+	lines
 	rows    *schema.Rows
 	rejects []lineReject
-	arenas  [][]byte // the lines' bytes
 	done    chan struct{}
 }
 
 // reset readies a used batch for reuse, keeping its buffers.
 func (b *batch) reset(first int64) {
-	b.first, b.lines, b.long, b.done = first, b.lines[:0], b.long[:0], make(chan struct{})
+	b.first, b.done = first, make(chan struct{})
+	b.lines.reset()
 	b.rejects = b.rejects[:0]
 	if b.rows != nil {
 		b.rows.Reset()
 	}
-	for i := range b.arenas {
-		b.arenas[i] = b.arenas[i][:0]
-	}
-}
-
-// arena returns a buffer with room for a typical line, from the batch's own.
-func (b *batch) arena() *[]byte {
-	for i := range b.arenas {
-		if cap(b.arenas[i])-len(b.arenas[i]) >= 64<<10 {
-			return &b.arenas[i]
-		}
-	}
-	b.arenas = append(b.arenas, make([]byte, 0, 1<<20))
-	return &b.arenas[len(b.arenas)-1]
 }
 
 type pipelineRun struct {
@@ -249,8 +174,7 @@ type pipelineRun struct {
 // batch's columns, and writes the batches in order. At most 2×Workers+1
 // batches exist; each is reused once written, so memory stays bounded and
 // allocation low.
-func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) error {
-	const batchLines = 2048
+func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) error {
 	work := make(chan *batch, p.opt.Workers)
 	ordered := make(chan *batch, 2*p.opt.Workers)
 	free := make(chan *batch, 2*p.opt.Workers+1)
@@ -263,9 +187,9 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 				if b.rows == nil {
 					b.rows = schema.NewRows(p.layout)
 				}
-				for i, line := range b.lines {
+				for i, line := range b.lines.lines {
 					n := b.first + int64(i)
-					if b.long[i] || line == nil {
+					if b.lines.long[i] {
 						b.rejects = append(b.rejects, lineReject{n, fmt.Sprintf("line longer than %d bytes", MaxLineBytes), truncate(line)})
 						continue
 					}
@@ -282,7 +206,6 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 		defer close(work)
 		defer close(ordered)
 		next := int64(1)
-		pending := sample
 		for {
 			var b *batch
 			select {
@@ -291,25 +214,16 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 			default:
 				b = &batch{first: next, done: make(chan struct{})}
 			}
-			for len(b.lines) < batchLines {
-				if len(pending) > 0 {
-					b.lines = append(b.lines, pending[0])
-					b.long = append(b.long, pending[0] == nil)
-					pending = pending[1:]
-					continue
-				}
-				line, tooLong, ok := lr.next(b.arena())
-				if !ok {
-					break
-				}
-				b.lines = append(b.lines, line)
-				b.long = append(b.long, tooLong)
+			if sample != nil {
+				b.lines, sample = *sample, nil // the lines inference read
+			} else {
+				lr.fill(&b.lines)
 			}
-			if len(b.lines) == 0 {
+			if len(b.lines.lines) == 0 {
 				readErr <- lr.err
 				return
 			}
-			next += int64(len(b.lines))
+			next += int64(len(b.lines.lines))
 			select {
 			case ordered <- b:
 			case <-ctx.Done():
@@ -326,7 +240,7 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample [][]byte) 
 	}()
 	for b := range ordered {
 		<-b.done
-		p.st.Lines += int64(len(b.lines))
+		p.st.Lines += int64(len(b.lines.lines))
 		p.st.Rejected += int64(len(b.rejects))
 		if p.opt.OnReject != nil {
 			for _, r := range b.rejects {

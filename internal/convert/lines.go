@@ -1,0 +1,146 @@
+package convert
+
+import (
+	"bytes"
+	"errors"
+	"io"
+)
+
+// Input is read in blocks of blockBytes, cut into at most blockLines lines
+// each; a batch's lines point into its block, so no line is copied.
+const (
+	blockBytes = 2 << 20
+	blockLines = 4096
+)
+
+// lines is a block of input and the lines in it.
+type lines struct {
+	block []byte   // the input the lines point into
+	lines [][]byte // without "\n" and a trailing "\r"
+	long  []bool   // longer than MaxLineBytes: kept cut to 1 MiB, rejected
+}
+
+func (ls *lines) reset() {
+	ls.block, ls.lines, ls.long = ls.block[:0], ls.lines[:0], ls.long[:0]
+}
+
+// lineSource cuts an input stream into lines.
+type lineSource struct {
+	r     io.Reader
+	carry []byte // the start of a line the previous block cut off
+	bytes int64  // bytes read
+	n     int64  // lines returned
+	eof   bool
+	err   error // a read error other than io.EOF
+}
+
+// fill reads the next lines into ls (empty); it adds none at the end of the
+// input or after a read error (then in l.err).
+func (l *lineSource) fill(ls *lines) {
+	ls.reset()
+	if cap(ls.block) < blockBytes {
+		ls.block = make([]byte, 0, blockBytes)
+	}
+	block := append(ls.block, l.carry...) // carry points into the previous batch's block, not yet reused
+	l.carry = nil
+	for len(block) < cap(block) && !l.eof {
+		n, err := l.r.Read(block[len(block):cap(block)])
+		block = block[:len(block)+n]
+		l.bytes += int64(n)
+		if err != nil {
+			l.eof = true
+			if !errors.Is(err, io.EOF) {
+				l.err = err
+			}
+		}
+	}
+	ls.block = block
+	start := 0
+	for len(ls.lines) < blockLines {
+		i := bytes.IndexByte(block[start:], '\n')
+		if i < 0 {
+			break
+		}
+		l.add(ls, block[start:start+i], false)
+		start += i + 1
+	}
+	rest := block[start:]
+	switch {
+	case l.err != nil:
+	case len(ls.lines) >= blockLines || (len(ls.lines) > 0 && !l.eof):
+		l.carry = rest
+	case l.eof:
+		if len(rest) > 0 {
+			l.add(ls, rest, false) // the last line, without "\n"
+		}
+	default:
+		// A whole block and no newline: a long line; read on to its end.
+		l.longLine(ls, rest)
+	}
+}
+
+// longLine reads the rest of a line that starts with head and does not fit
+// a block. Past MaxLineBytes it stops keeping the line's bytes.
+func (l *lineSource) longLine(ls *lines, head []byte) {
+	buf := append([]byte(nil), head...)
+	total := len(head)
+	chunk := make([]byte, 1<<20)
+	for {
+		n, err := l.r.Read(chunk)
+		l.bytes += int64(n)
+		part := chunk[:n]
+		nl := bytes.IndexByte(part, '\n')
+		if nl >= 0 {
+			part = part[:nl]
+		}
+		total += len(part)
+		if len(buf) <= MaxLineBytes {
+			buf = append(buf, part[:min(len(part), MaxLineBytes+1-len(buf))]...)
+		}
+		if nl >= 0 {
+			l.carry = append([]byte(nil), chunk[nl+1:n]...)
+			break
+		}
+		if err != nil {
+			l.eof = true
+			if !errors.Is(err, io.EOF) {
+				l.err = err
+				return
+			}
+			break
+		}
+	}
+	if bytes.HasSuffix(buf, []byte("\r")) && total == len(buf) {
+		total--
+	}
+	tooLong := total > MaxLineBytes
+	if tooLong {
+		buf = buf[:1<<20]
+	}
+	l.add(ls, buf, tooLong)
+}
+
+func (l *lineSource) add(ls *lines, line []byte, tooLong bool) {
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if l.n++; l.n == 1 {
+		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
+	}
+	ls.lines = append(ls.lines, line)
+	ls.long = append(ls.long, tooLong)
+}
+
+// take reads at least n lines (fewer at the end of the input), each block
+// in a buffer of its own.
+func (l *lineSource) take(n int) (*lines, error) {
+	all := &lines{}
+	for len(all.lines) < n {
+		var part lines
+		l.fill(&part)
+		if len(part.lines) == 0 {
+			break
+		}
+		all.lines = append(all.lines, part.lines...)
+		all.long = append(all.long, part.long...)
+	}
+	return all, l.err
+}
