@@ -27,8 +27,10 @@ type Options struct {
 	Compression string
 	// RowGroupRows bounds a row group's rows. Default 1Mi rows.
 	RowGroupRows int64
-	// RowGroupBytes bounds a row group's buffered bytes, and so the writer's
-	// memory, whatever the rows' width. Default 64 MiB.
+	// RowGroupBytes bounds a row group's size as the writer holds it until
+	// the row group is flushed (pages encoded and compressed, each column's
+	// open page, dictionaries), and so the writer's memory, whatever the
+	// rows' width. Default 64 MiB.
 	RowGroupBytes int64
 	// NoFeedColumns leaves out _feed_id and _line (plain file conversion).
 	NoFeedColumns bool
@@ -50,7 +52,7 @@ type Writer struct {
 	pending    *schema.Rows // rows added one at a time by Write
 	rows       int64
 	groupRows  int64   // rows in the open row group
-	groupBytes int64   // their estimated size
+	groupStart int64   // the file's size when it began
 	cut        []int   // per leaf: where a split batch's first part ends
 	groups     [][]int // leaves written by each worker, balanced by size
 }
@@ -135,7 +137,7 @@ func (w *Writer) flushPending() error {
 // Options.RowGroupBytes bytes. r may be reused once it returns.
 func (w *Writer) WriteRows(r *schema.Rows) error {
 	leaves := r.Leaves
-	n, size := int64(r.N), r.Bytes
+	n := int64(r.N)
 	for n > 0 {
 		take := n
 		if room := w.opt.RowGroupRows - w.groupRows; take > room {
@@ -145,19 +147,26 @@ func (w *Writer) WriteRows(r *schema.Rows) error {
 		if take < n {
 			part = w.split(leaves, int(take))
 		}
-		partSize := size * take / n
 		w.rows += take
 		w.groupRows += take
-		w.groupBytes += partSize
-		full := w.groupRows >= w.opt.RowGroupRows || w.groupBytes >= w.opt.RowGroupBytes
+		full := w.groupRows >= w.opt.RowGroupRows
 		if err := w.writeColumns(part, full); err != nil {
 			return err
+		}
+		// What a row group holds in memory until it is flushed: its pages,
+		// encoded and compressed, the values of each column's open page and
+		// the dictionaries.
+		if !full && w.pw.Size()-w.groupStart >= w.opt.RowGroupBytes {
+			if err := w.writeColumns(nil, true); err != nil {
+				return err
+			}
+			full = true
 		}
 		if full {
 			if err := w.pw.Flush(); err != nil {
 				return fmt.Errorf("parquet: flush row group: %w", err)
 			}
-			w.groupRows, w.groupBytes = 0, 0
+			w.groupRows, w.groupStart = 0, w.pw.Size()
 		}
 		if take < n {
 			rest := make([][]parquet.Value, len(leaves))
@@ -167,7 +176,6 @@ func (w *Writer) WriteRows(r *schema.Rows) error {
 			leaves = rest
 		}
 		n -= take
-		size -= partSize
 	}
 	return nil
 }
@@ -182,8 +190,10 @@ func (w *Writer) writeColumns(leaves [][]parquet.Value, flush bool) error {
 	cols := w.pw.ColumnWriters()
 	write := func(group []int) error {
 		for _, i := range group {
-			if _, err := cols[i].WriteRowValues(leaves[i]); err != nil {
-				return fmt.Errorf("parquet: write column %d: %w", i, err)
+			if leaves != nil {
+				if _, err := cols[i].WriteRowValues(leaves[i]); err != nil {
+					return fmt.Errorf("parquet: write column %d: %w", i, err)
+				}
 			}
 			if flush {
 				if err := cols[i].Flush(); err != nil {

@@ -35,6 +35,47 @@ type Layout struct {
 	index map[string]int
 	// repeated marks leaves under a list (their rows span several values).
 	repeated []bool
+	// quickLevels: valueBits matches parquet.Value, so levels are stored directly.
+	quickLevels bool
+}
+
+// valueBits mirrors the memory layout of parquet-go's Value (v0.32), so that
+// a value's levels and column are set with three stores instead of a call
+// to Value.Level, a measurable share of parsing. levelsMirrorWorks checks
+// the mirror against Level when a Layout is made; should parquet-go ever
+// change the layout, Level is used.
+type valueBits struct {
+	ptr  *byte
+	u64  uint64
+	kind int8
+	def  byte
+	rep  byte
+	col  uint16 // ^column
+}
+
+// levelsMirrorWorks reports whether valueBits sets the same levels as
+// parquet.Value.Level, on values of every kind feedpipe writes.
+func levelsMirrorWorks() bool {
+	if unsafe.Sizeof(parquet.Value{}) != unsafe.Sizeof(valueBits{}) {
+		return false
+	}
+	for _, v := range []parquet.Value{parquet.BooleanValue(true), parquet.Int32Value(-7), parquet.Int64Value(-1 << 40),
+		parquet.DoubleValue(-1.5), parquet.ByteArrayValue([]byte("abc")), {}} {
+		for _, lv := range [][3]int{{0, 0, 0}, {1, 2, 3}, {255, 255, 32767}, {3, 0, 4096}} {
+			want := v.Level(lv[0], lv[1], lv[2])
+			got := withLevels(v, lv[0], lv[1], lv[2])
+			if got != want || got.RepetitionLevel() != lv[0] || got.DefinitionLevel() != lv[1] || got.Column() != lv[2] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func withLevels(v parquet.Value, rep, def, col int) parquet.Value {
+	b := (*valueBits)(unsafe.Pointer(&v))
+	b.rep, b.def, b.col = byte(rep), byte(def), ^uint16(col)
+	return v
 }
 
 type nodeKind uint8
@@ -78,6 +119,10 @@ func NewLayout(s *Schema, opt LayoutOptions) (*Layout, error) {
 	l := &Layout{Parquet: parquet.NewSchema("feed", group), s: s, FeedLeaf: -1, LineLeaf: -1, ExtraLeaf: -1,
 		index: make(map[string]int, len(s.Columns))}
 	l.Leaves = len(l.Parquet.Columns())
+	if l.Leaves > parquet.MaxColumnIndex {
+		return nil, fmt.Errorf("%d leaf columns; Parquet holds at most %d", l.Leaves, parquet.MaxColumnIndex)
+	}
+	l.quickLevels = levelsMirrorWorks()
 	l.repeated = make([]bool, l.Leaves)
 	lookup := func(path ...string) int {
 		leaf, _ := l.Parquet.Lookup(path...)
@@ -192,16 +237,26 @@ func (l *Layout) Repeated(leaf int) bool { return l.repeated[leaf] }
 type Rows struct {
 	Leaves [][]parquet.Value
 	// N is the number of rows.
-	N int
-	// Bytes estimates the rows' size in memory.
-	Bytes int64
+	N     int
 	buf   []byte // unescaped strings, compacted JSON
 	marks []int
+	quick bool // Layout.quickLevels
 }
 
 // NewRows returns empty Rows for l.
 func NewRows(l *Layout) *Rows {
-	return &Rows{Leaves: make([][]parquet.Value, l.Leaves), marks: make([]int, l.Leaves+1)}
+	return &Rows{Leaves: make([][]parquet.Value, l.Leaves), marks: make([]int, l.Leaves+1), quick: l.quickLevels}
+}
+
+// putLevel adds v to n's leaf at repetition level rep (levels are within
+// range: a schema nests at most maxDepth deep).
+func (r *Rows) putLevel(n *node, rep int, v parquet.Value) {
+	if r.quick {
+		v = withLevels(v, rep, n.def, n.leaf)
+	} else {
+		v = v.Level(rep, n.def, n.leaf)
+	}
+	r.Leaves[n.leaf] = append(r.Leaves[n.leaf], v)
 }
 
 // Reset empties r, keeping its buffers.
@@ -210,7 +265,7 @@ func (r *Rows) Reset() {
 		clear(r.Leaves[i]) // drop references to the lines
 		r.Leaves[i] = r.Leaves[i][:0]
 	}
-	r.N, r.Bytes, r.buf = 0, 0, r.buf[:0]
+	r.N, r.buf = 0, r.buf[:0]
 }
 
 func (r *Rows) mark() {
@@ -253,61 +308,52 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // those columns and its undeclared fields as JSON text (or "") when l has
 // _extra.
 func (l *Layout) AppendValues(r *Rows, feedID string, line int64, vals []Value, extra string) {
-	size := int64(8 * l.Leaves)
 	if l.FeedLeaf >= 0 {
 		r.put(l.FeedLeaf, parquet.ByteArrayValue(bytesOf(feedID)).Level(0, 0, l.FeedLeaf))
 		r.put(l.LineLeaf, parquet.Int64Value(line).Level(0, 0, l.LineLeaf))
-		size += int64(len(feedID))
 	}
 	if l.ExtraLeaf >= 0 {
 		if extra == "" {
 			r.put(l.ExtraLeaf, parquet.Value{}.Level(0, 0, l.ExtraLeaf))
 		} else {
 			r.put(l.ExtraLeaf, parquet.ByteArrayValue(bytesOf(extra)).Level(0, 1, l.ExtraLeaf))
-			size += int64(len(extra))
 		}
 	}
 	for i, n := range l.top {
-		size += r.appendValue(n, vals[i], 0)
+		r.appendValue(n, vals[i], 0)
 	}
 	r.N++
-	r.Bytes += size
 }
 
-// appendValue adds v, a value of n, at repetition level rep and returns the
-// bytes of its strings.
-func (r *Rows) appendValue(n *node, v Value, rep int) int64 {
+// appendValue adds v, a value of n, at repetition level rep.
+func (r *Rows) appendValue(n *node, v Value, rep int) {
 	if v.Null {
 		r.nulls(n, rep, n.nullDef)
-		return 0
+		return
 	}
 	switch n.kind {
 	case objectNode:
-		var size int64
 		for i, f := range n.fields {
-			size += r.appendValue(f, v.Fields[i], rep)
+			r.appendValue(f, v.Fields[i], rep)
 		}
-		return size
+		return
 	case listNode:
 		if len(v.Items) == 0 {
 			r.nulls(n, rep, n.def)
-			return 0
+			return
 		}
-		var size int64
 		for j, it := range v.Items {
 			if j > 0 {
 				rep = n.rep
 			}
-			size += r.appendValue(n.items, it, rep)
+			r.appendValue(n.items, it, rep)
 		}
-		return size
+		return
 	}
 	var pv parquet.Value
-	var size int64
 	switch n.c.Type {
 	case String, JSON:
 		pv = parquet.ByteArrayValue(bytesOf(v.S))
-		size = int64(len(v.S))
 	case Int64, Timestamp, Decimal:
 		pv = parquet.Int64Value(v.I)
 	case Date:
@@ -317,6 +363,5 @@ func (r *Rows) appendValue(n *node, v Value, rep int) int64 {
 	case Bool:
 		pv = parquet.BooleanValue(v.B)
 	}
-	r.put(n.leaf, pv.Level(rep, n.def, n.leaf))
-	return size
+	r.putLevel(n, rep, pv)
 }

@@ -46,7 +46,6 @@ func (p *Parser) AppendLine(r *Rows, line []byte) error {
 		r.mark()
 		if p.fast(r, line) {
 			r.N++
-			r.Bytes += int64(len(line)) + int64(8*l.Leaves)
 			return nil
 		}
 		r.rollback()
@@ -274,7 +273,7 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	r.put(n.leaf, v.Level(rep, n.def, n.leaf))
+	r.putLevel(n, rep, v)
 	return vend, true
 }
 

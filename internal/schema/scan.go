@@ -2,7 +2,9 @@ package schema
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -58,6 +60,10 @@ func valueEnd(b []byte, i int) (int, bool) {
 func stringEnd(b []byte, i int) (int, bool) {
 	ascii := true
 	for j := i + 1; j < len(b); j++ {
+		j = plainRun(b, j)
+		if j >= len(b) {
+			break
+		}
 		c := b[j]
 		switch {
 		case c == '"':
@@ -74,6 +80,27 @@ func stringEnd(b []byte, i int) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// plainRun returns the index of the first byte at or after j that is a
+// quote, a backslash, a control character or not ASCII, or a position
+// near the end of b from which the caller checks byte by byte; it looks at
+// eight bytes at a time.
+func plainRun(b []byte, j int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for j+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[j:])
+		q := x ^ 0x2222222222222222  // zero where '"'
+		bs := x ^ 0x5C5C5C5C5C5C5C5C // zero where '\\'
+		// The lowest flagged byte is exact: a false flag only ever sits above
+		// a true one (a borrow moves up).
+		t := ((q - ones) &^ q) | ((bs - ones) &^ bs) | (x - 0x2020202020202020) | x
+		if t &= highs; t != 0 {
+			return j + bits.TrailingZeros64(t)/8
+		}
+		j += 8
+	}
+	return j
 }
 
 func validScalar(raw []byte) bool {

@@ -279,3 +279,32 @@ func FuzzRFC3339MatchesTime(f *testing.F) {
 		}
 	})
 }
+
+// plainRun skips exactly the plain bytes: everything before the index it
+// returns is plain, and it stops at the first special byte it reaches.
+func FuzzPlainRun(f *testing.F) {
+	for _, seed := range []string{"abcdefghijklmnop\"", "abc\\def", "ab\x01cdefghijkl", "héllo wörld, long enough", "\x7f\x80", ""} {
+		f.Add([]byte(seed))
+	}
+	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := plainRun(b, 0)
+		for k := 0; k < p; k++ {
+			if special(b[k]) {
+				t.Fatalf("%q: skipped special byte %#x at %d (stopped at %d)", b, b[k], k, p)
+			}
+		}
+		if p < len(b) && !special(b[p]) && p+8 <= len(b) {
+			t.Fatalf("%q: stopped at plain byte %#x at %d", b, b[p], p)
+		}
+	})
+}
+
+// The quick way of setting levels agrees with parquet-go's Value.Level; if
+// this fails after a parquet-go upgrade, layouts fall back to Level (slower,
+// still correct) until valueBits is brought up to date.
+func TestLevelsMirrorWorks(t *testing.T) {
+	if !levelsMirrorWorks() {
+		t.Fatal("valueBits no longer mirrors parquet.Value; update it to the new layout")
+	}
+}
