@@ -7,9 +7,11 @@ import (
 )
 
 // Input is read in blocks of blockBytes, cut into at most blockLines lines
-// each; a batch's lines point into its block, so no line is copied.
+// each; a batch's lines point into its block, so no line is copied. Small
+// blocks keep a batch's values in the CPU caches between parsing and
+// writing (256 KiB measured faster than 2 MiB).
 const (
-	blockBytes = 2 << 20
+	blockBytes = 256 << 10
 	blockLines = 4096
 )
 
@@ -31,7 +33,8 @@ type lineSource struct {
 	bytes int64  // bytes read
 	n     int64  // lines returned
 	eof   bool
-	err   error // a read error other than io.EOF
+	err   error  // a read error other than io.EOF
+	chunk []byte // read buffer of long lines
 }
 
 // fill reads the next lines into ls (empty); it adds none at the end of the
@@ -84,7 +87,10 @@ func (l *lineSource) fill(ls *lines) {
 func (l *lineSource) longLine(ls *lines, head []byte) {
 	buf := append([]byte(nil), head...)
 	total := len(head)
-	chunk := make([]byte, 1<<20)
+	if l.chunk == nil {
+		l.chunk = make([]byte, 1<<20)
+	}
+	chunk := l.chunk
 	for {
 		n, err := l.r.Read(chunk)
 		l.bytes += int64(n)
