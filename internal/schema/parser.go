@@ -309,10 +309,10 @@ func scalar(r *Rows, c *Column, raw []byte) (parquet.Value, bool) {
 			}
 		}
 	case Float64:
+		if f, ok := parseFloatFast(raw); ok {
+			return parquet.DoubleValue(f), true
+		}
 		if validNumber(raw) {
-			if n, ok := parseInt(raw); ok && n > -1<<53 && n < 1<<53 {
-				return parquet.DoubleValue(float64(n)), true
-			}
 			if f, err := strconv.ParseFloat(str(raw), 64); err == nil {
 				return parquet.DoubleValue(f), true
 			}

@@ -2,6 +2,8 @@ package schema
 
 import (
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -307,4 +309,26 @@ func TestLevelsMirrorWorks(t *testing.T) {
 	if !levelsMirrorWorks() {
 		t.Fatal("valueBits no longer mirrors parquet.Value; update it to the new layout")
 	}
+}
+
+// What the fast float reader accepts is a JSON number, read as
+// strconv.ParseFloat reads it, to the bit.
+func FuzzFloatFastMatchesStrconv(f *testing.F) {
+	for _, seed := range []string{"0", "-0", "1.5", "-69.68541499253126", "0.18376608278451934", "9007199254740993", "1e22", "1e23", "123.456e-7",
+		"0.000001", "1E+2", "01", "1.", ".5", "-", "1e", "3453.8", "1e-22", "4.9e-324"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseFloatFast([]byte(s))
+		if !ok {
+			return
+		}
+		if !validNumber([]byte(s)) {
+			t.Fatalf("%q: fast reader accepts what JSON does not", s)
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%q: fast %v (%#x), strconv %v (%#x) %v", s, got, math.Float64bits(got), want, math.Float64bits(want), err)
+		}
+	})
 }
