@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
@@ -37,6 +38,8 @@ type Layout struct {
 	repeated []bool
 	// quickLevels: valueBits matches parquet.Value, so levels are stored directly.
 	quickLevels bool
+	// objects counts the objects (the line's own is 0), for Parser's key order hints.
+	objects int
 }
 
 // valueBits mirrors the memory layout of parquet-go's Value (v0.32), so that
@@ -96,6 +99,8 @@ type node struct {
 	rep     int // listNode: repetition level of elements after the first
 	fields  []*node
 	index   map[string]int
+	obj     int  // objectNode: its number among the layout's objects
+	plain   bool // the name needs no JSON escape: a key can be compared byte for byte
 	items   *node
 	leaves  []int // every leaf under the node
 }
@@ -186,13 +191,15 @@ func parquetNode(c Column) parquet.Node {
 // place computes the levels of c, at path, under a parent whose present
 // values have definition level def and repetition level rep.
 func (l *Layout) place(c *Column, path []string, def, rep int) (*node, error) {
-	n := &node{c: c, nullDef: def, def: def}
+	n := &node{c: c, nullDef: def, def: def, plain: plainName(c.Name)}
 	if c.Nullable {
 		n.def++
 	}
 	switch c.Type {
 	case Object:
 		n.kind = objectNode
+		l.objects++
+		n.obj = l.objects
 		n.index = make(map[string]int, len(c.Fields))
 		for i := range c.Fields {
 			f, err := l.place(&c.Fields[i], append(path[:len(path):len(path)], c.Fields[i].Name), n.def, rep)
@@ -224,6 +231,16 @@ func (l *Layout) place(c *Column, path []string, def, rep int) (*node, error) {
 		n.leaves = []int{n.leaf}
 	}
 	return n, nil
+}
+
+// plainName reports whether name is written in JSON as itself between quotes.
+func plainName(name string) bool {
+	for _, c := range []byte(name) {
+		if c == '"' || c == '\\' || c < 0x20 {
+			return false
+		}
+	}
+	return utf8.ValidString(name)
 }
 
 // Repeated reports whether leaf lies under a list, so that one row may hold

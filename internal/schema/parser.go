@@ -22,13 +22,15 @@ import (
 type Parser struct {
 	l       *Layout
 	scratch *Rows
-	order   []int // the previous line's top-level fields, by position: a guess at this line's
-	keyBuf  []byte
+	// order holds, per object of the layout, the fields of the previous
+	// line by position: a guess at this line's, checked byte for byte.
+	order  [][]int
+	keyBuf []byte
 }
 
 // NewParser returns a Parser of lines into rows of l.
 func NewParser(l *Layout) *Parser {
-	return &Parser{l: l}
+	return &Parser{l: l, order: make([][]int, l.objects+1)}
 }
 
 // ErrFeedColumns is returned by AppendLine for a layout with feed columns:
@@ -99,18 +101,19 @@ func (p *Parser) fast(r *Rows, line []byte) bool {
 	if i >= len(line) || line[i] != '{' {
 		return false
 	}
-	end, ok := p.object(r, p.l.top, p.l.index, line, i, 0, true)
+	end, ok := p.object(r, p.l.top, p.l.index, 0, line, i, 0)
 	return ok && skipSpace(line, end) == len(line)
 }
 
 // object scans the object at line[i] (a '{'), adding the values of the
 // declared fields nodes (by name in index) at repetition level rep, and
-// nulls for the ones missing. top marks the line's own object.
-func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, line []byte, i, rep int, top bool) (int, bool) {
+// nulls for the ones missing. obj numbers the object (0: the line's own).
+func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, line []byte, i, rep int) (int, bool) {
 	var seen [4]uint64 // up to 256 fields; wider objects take the reference path
 	if len(nodes) > 256 {
 		return 0, false
 	}
+	order := p.order[obj]
 	i = skipSpace(line, i+1)
 	if i < len(line) && line[i] == '}' {
 		i++
@@ -119,45 +122,52 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, line []byt
 			if i >= len(line) || line[i] != '"' {
 				return 0, false
 			}
-			end := i + 1
-			for end < len(line) && line[end] != '"' && line[end] != '\\' && line[end] >= 0x20 {
-				end++
-			}
-			if end >= len(line) || line[end] != '"' {
-				return 0, false // escape or control character in a key
-			}
-			key := line[i+1 : end]
-			for _, c := range key {
-				if c >= 0x80 {
-					if !utf8.Valid(key) {
-						return 0, false
+			col, end := -1, -1
+			if pos < len(order) && order[pos] >= 0 {
+				// Most lines list their fields in the same order.
+				if n := nodes[order[pos]]; n.plain {
+					e := i + 1 + len(n.c.Name)
+					if e < len(line) && line[e] == '"' && string(line[i+1:e]) == n.c.Name {
+						col, end = order[pos], e
 					}
-					break
 				}
+			}
+			if end < 0 {
+				end = i + 1
+				for end < len(line) && line[end] != '"' && line[end] != '\\' && line[end] >= 0x20 {
+					end++
+				}
+				if end >= len(line) || line[end] != '"' {
+					return 0, false // escape or control character in a key
+				}
+				key := line[i+1 : end]
+				for _, c := range key {
+					if c >= 0x80 {
+						if !utf8.Valid(key) {
+							return 0, false
+						}
+						break
+					}
+				}
+				if c, ok := index[string(key)]; ok {
+					col = c
+				} else if obj == 0 && (string(key) == FeedIDField || string(key) == LineField) {
+					return 0, false
+				}
+			}
+			if pos < len(order) {
+				order[pos] = col
+			} else if pos < 1024 {
+				order = append(order, col)
+				p.order[obj] = order
 			}
 			i = skipSpace(line, end+1)
 			if i >= len(line) || line[i] != ':' {
 				return 0, false
 			}
 			i = skipSpace(line, i+1)
-			col := -1
-			if top && pos < len(p.order) && p.order[pos] >= 0 && string(key) == nodes[p.order[pos]].c.Name {
-				col = p.order[pos] // the field is where it was in the previous line
-			} else if c, ok := index[string(key)]; ok {
-				col = c
-			}
-			if top {
-				if pos < len(p.order) {
-					p.order[pos] = col
-				} else if pos < 1024 {
-					p.order = append(p.order, col)
-				}
-			}
 			var vend int
 			if col < 0 {
-				if top && (string(key) == FeedIDField || string(key) == LineField) {
-					return 0, false
-				}
 				var ok bool
 				if vend, ok = skipValue(line, i); !ok {
 					return 0, false
@@ -238,7 +248,7 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 		if line[i] != '{' {
 			return 0, false
 		}
-		return p.object(r, n.fields, n.index, line, i, rep, false)
+		return p.object(r, n.fields, n.index, n.obj, line, i, rep)
 	case listNode:
 		if line[i] != '[' {
 			return 0, false
