@@ -10,14 +10,20 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // (Clinger's fast path). It reports false for anything else, valid or not,
 // and the caller asks strconv.
 func parseFloatFast(b []byte) (float64, bool) {
-	i := 0
+	f, end, ok := floatAt(b, 0)
+	return f, ok && end == len(b)
+}
+
+// floatAt is parseFloatFast of the number at b[i:], which ends at end (the
+// first byte that cannot continue it).
+func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 	neg := false
 	if i < len(b) && b[i] == '-' {
 		neg = true
 		i++
 	}
 	if i >= len(b) {
-		return 0, false
+		return 0, 0, false
 	}
 	var mant uint64
 	nd, exp := 0, 0
@@ -27,13 +33,13 @@ func parseFloatFast(b []byte) (float64, bool) {
 	case c >= '1' && c <= '9':
 		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
 			if nd == 19 {
-				return 0, false
+				return 0, 0, false
 			}
 			mant = mant*10 + uint64(b[i]-'0')
 			nd++
 		}
 	default:
-		return 0, false
+		return 0, 0, false
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
@@ -44,14 +50,14 @@ func parseFloatFast(b []byte) (float64, bool) {
 				continue
 			}
 			if nd == 19 {
-				return 0, false
+				return 0, 0, false
 			}
 			mant = mant*10 + uint64(b[i]-'0')
 			nd++
 			exp--
 		}
 		if i == start {
-			return 0, false
+			return 0, 0, false
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -65,22 +71,22 @@ func parseFloatFast(b []byte) (float64, bool) {
 		e := 0
 		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
 			if i-start == 4 {
-				return 0, false
+				return 0, 0, false
 			}
 			e = e*10 + int(b[i]-'0')
 		}
 		if i == start {
-			return 0, false
+			return 0, 0, false
 		}
 		if eneg {
 			e = -e
 		}
 		exp += e
 	}
-	if i != len(b) || mant > 1<<53 {
-		return 0, false
+	if mant > 1<<53 {
+		return 0, 0, false
 	}
-	f := float64(mant)
+	f = float64(mant)
 	switch {
 	case mant == 0:
 	case exp == 0:
@@ -89,10 +95,37 @@ func parseFloatFast(b []byte) (float64, bool) {
 	case exp < 0 && exp >= -22:
 		f /= pow10[-exp]
 	default:
-		return 0, false
+		return 0, 0, false
 	}
 	if neg {
 		f = -f
 	}
-	return f, true
+	return f, i, true
+}
+
+// intAt reads the JSON integer at b[i:] (at most 18 digits), which ends at
+// end (the first byte that cannot continue it: a '.', 'e' or 'E' there
+// means it is not an integer).
+func intAt(b []byte, i int) (n int64, end int, ok bool) {
+	neg := false
+	if i < len(b) && b[i] == '-' {
+		neg = true
+		i++
+	}
+	start := i
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		n = n*10 + int64(b[i]-'0')
+	}
+	if d := i - start; d == 0 || d > 18 || (b[start] == '0' && d > 1) {
+		return 0, 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, i, true
+}
+
+// delimits reports whether c may follow a value inside an object or array.
+func delimits(c byte) bool {
+	return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\r' || c == '\n'
 }

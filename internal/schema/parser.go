@@ -275,6 +275,21 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 			return 0, false
 		}
 	}
+	if c := line[i]; c == '-' || c >= '0' && c <= '9' {
+		// Numbers are typed as they are scanned, in the common cases.
+		switch n.c.Type {
+		case Float64:
+			if f, end, ok := floatAt(line, i); ok && (end == len(line) || delimits(line[end])) {
+				r.putLevel(n, rep, parquet.DoubleValue(f))
+				return end, true
+			}
+		case Int64:
+			if v, end, ok := intAt(line, i); ok && (end == len(line) || delimits(line[end])) {
+				r.putLevel(n, rep, parquet.Int64Value(v))
+				return end, true
+			}
+		}
+	}
 	vend, ok := valueEnd(line, i)
 	if !ok {
 		return 0, false

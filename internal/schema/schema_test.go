@@ -332,3 +332,20 @@ func FuzzFloatFastMatchesStrconv(f *testing.F) {
 		}
 	})
 }
+
+// intAt reads what parseInt reads, and says where the number ends.
+func FuzzIntAtMatchesParseInt(f *testing.F) {
+	for _, seed := range []string{"0", "-0", "12", "01", "-", "123456789012345678", "1234567890123456789", "12.5", "7e3", "12,"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, end, ok := intAt([]byte(s), 0)
+		if !ok {
+			return
+		}
+		want, wok := parseInt([]byte(s[:end]))
+		if !wok || want != n {
+			t.Fatalf("%q: intAt %d (end %d), parseInt %d %v", s, n, end, want, wok)
+		}
+	})
+}
