@@ -278,8 +278,9 @@ func (r *Rows) putLevel(n *node, rep int, v parquet.Value) {
 
 // Reset empties r, keeping its buffers.
 func (r *Rows) Reset() {
+	// The values still point into the lines they came from; those buffers
+	// are reused as well, so nothing is kept alive that would be freed.
 	for i := range r.Leaves {
-		clear(r.Leaves[i]) // drop references to the lines
 		r.Leaves[i] = r.Leaves[i][:0]
 	}
 	r.N, r.buf = 0, r.buf[:0]

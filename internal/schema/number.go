@@ -44,21 +44,23 @@ func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 	if i < len(b) && b[i] == '.' {
 		i++
 		start := i
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			if mant == 0 && b[i] == '0' {
-				exp-- // a leading zero of the fraction
-				continue
+		if mant == 0 {
+			for i < len(b) && b[i] == '0' { // leading zeros of the fraction
+				i++
 			}
-			if nd == 19 {
-				return 0, 0, false
-			}
+		}
+		digits := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 			mant = mant*10 + uint64(b[i]-'0')
-			nd++
-			exp--
+			i++
 		}
 		if i == start {
 			return 0, 0, false
 		}
+		if nd += i - digits; nd > 19 {
+			return 0, 0, false // the mantissa overflowed
+		}
+		exp = start - i
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++

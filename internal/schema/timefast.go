@@ -14,12 +14,15 @@ func rfc3339Micros(s []byte) (int64, bool) {
 	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
 		return 0, false
 	}
-	year, ok1 := digits(s[0:4])
-	month, ok2 := digits(s[5:7])
-	day, ok3 := digits(s[8:10])
-	hour, ok4 := digits(s[11:13])
-	minute, ok5 := digits(s[14:16])
-	sec, ok6 := digits(s[17:19])
+	y1, ok1 := two(s, 0)
+	y2, ok7 := two(s, 2)
+	year := y1*100 + y2
+	month, ok2 := two(s, 5)
+	day, ok3 := two(s, 8)
+	hour, ok4 := two(s, 11)
+	minute, ok5 := two(s, 14)
+	sec, ok6 := two(s, 17)
+	ok1 = ok1 && ok7
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
@@ -47,8 +50,8 @@ func rfc3339Micros(s []byte) (int64, bool) {
 	switch {
 	case i == len(s)-1 && s[i] == 'Z':
 	case i == len(s)-6 && (s[i] == '+' || s[i] == '-') && s[i+3] == ':':
-		oh, ok1 := digits(s[i+1 : i+3])
-		om, ok2 := digits(s[i+4 : i+6])
+		oh, ok1 := two(s, i+1)
+		om, ok2 := two(s, i+4)
 		if !ok1 || !ok2 || oh > 23 || om > 59 {
 			return 0, false
 		}
@@ -68,24 +71,21 @@ func isoDate(s []byte) (int64, bool) {
 	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
 		return 0, false
 	}
-	year, ok1 := digits(s[0:4])
-	month, ok2 := digits(s[5:7])
-	day, ok3 := digits(s[8:10])
-	if !(ok1 && ok2 && ok3) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+	y1, ok1 := two(s, 0)
+	y2, ok4 := two(s, 2)
+	year := y1*100 + y2
+	month, ok2 := two(s, 5)
+	day, ok3 := two(s, 8)
+	if !(ok1 && ok2 && ok3 && ok4) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
 		return 0, false
 	}
 	return daysFromCivil(year, month, day), true
 }
 
-func digits(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
+// two reads the two decimal digits at b[i:] (the caller checked the length).
+func two(b []byte, i int) (int, bool) {
+	hi, lo := b[i]-'0', b[i+1]-'0' // bytes below '0' wrap around above 9
+	return int(hi)*10 + int(lo), hi <= 9 && lo <= 9
 }
 
 func daysIn(month, year int) int {
