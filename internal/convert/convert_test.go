@@ -414,6 +414,70 @@ func TestInferWidens(t *testing.T) {
 	}
 }
 
+// Nested values infer as objects and lists, merged across the whole sample:
+// fields seen late join the object, an empty list takes its element type
+// from a later one, and the answer does not depend on how the sample is
+// cut into chunks read in parallel.
+func TestInferNestedAcrossChunks(t *testing.T) {
+	var lines [][]byte
+	for i := range 5000 {
+		var l string
+		switch {
+		case i < 2500:
+			l = fmt.Sprintf(`{"id":%d,"addr":{"city":"c%d"},"tags":[],"n":%d,"deep":{"a":{"b":[{"c":1}]}}}`, i, i%3, i)
+		case i < 4000:
+			l = fmt.Sprintf(`{"id":%d,"addr":{"zip":"%05d","city":null},"tags":["t%d"],"n":%d.5}`, i, i, i%2, i)
+		default:
+			l = fmt.Sprintf(`{"id":%d,"addr":{"geo":[1.5,%d]},"tags":null,"n":"x","mixed":{"a":1}}`, i, i)
+		}
+		if i == 4999 {
+			l = `{"id":1,"mixed":[1]}`
+		}
+		lines = append(lines, []byte(l))
+	}
+	describe := func(s schema.Schema) string {
+		var b strings.Builder
+		var walk func(c schema.Column)
+		walk = func(c schema.Column) {
+			fmt.Fprintf(&b, "%s:%s", c.Name, c.Type)
+			if c.Dictionary {
+				b.WriteString("(dict)")
+			}
+			if len(c.Fields) > 0 {
+				b.WriteString("{")
+				for _, f := range c.Fields {
+					walk(f)
+					b.WriteString(" ")
+				}
+				b.WriteString("}")
+			}
+			if c.Items != nil {
+				b.WriteString("[")
+				walk(*c.Items)
+				b.WriteString("]")
+			}
+		}
+		for _, c := range s.Columns {
+			walk(c)
+			b.WriteString(" ")
+		}
+		return b.String()
+	}
+	want := "id:int64 addr:object{city:string(dict) zip:string geo:list[element:float64] } tags:list[element:string(dict)] " +
+		"n:string(dict) deep:object{a:object{b:list[element:object{c:int64 }] } } mixed:json "
+	if got := describe(Infer(lines)); got != want {
+		t.Errorf("Infer =\n%s\nwant\n%s", got, want)
+	}
+	seq := inferLines(lines)
+	var s schema.Schema
+	for _, k := range seq.order {
+		s.Columns = append(s.Columns, seq.fields[k].column(k))
+	}
+	if got := describe(s); got != want {
+		t.Errorf("one chunk =\n%s\nwant\n%s", got, want)
+	}
+}
+
 // A declared decimal column is written as Parquet DECIMAL and reads back exactly.
 func TestConvertDecimal(t *testing.T) {
 	s := &schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64}, {Name: "amount", Type: schema.Decimal, Precision: 12, Scale: 2, Nullable: true}}}

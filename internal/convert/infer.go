@@ -3,7 +3,10 @@ package convert
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/feedpipe/feedpipe/internal/schema"
 )
@@ -29,6 +32,38 @@ const maxDistinct = 4096
 // Columns and fields keep the order they first appear in; lines that are
 // not JSON objects are skipped.
 func Infer(lines [][]byte) schema.Schema {
+	// Chunks of the sample are read in parallel and their findings merged in
+	// order; the chunk size is fixed, so the result does not depend on the
+	// number of cores.
+	const chunk = 2048
+	parts := make([]*inferred, (len(lines)+chunk-1)/chunk)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(parts)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(parts) {
+					return
+				}
+				parts[i] = inferLines(lines[i*chunk : min((i+1)*chunk, len(lines))])
+			}
+		})
+	}
+	wg.Wait()
+	root := &inferred{t: schema.Object}
+	for _, part := range parts {
+		root.merge(part)
+	}
+	s := schema.Schema{Unknown: schema.UnknownDrop}
+	for _, k := range root.order {
+		s.Columns = append(s.Columns, root.fields[k].column(k))
+	}
+	return s
+}
+
+// inferLines reads what lines say of their fields.
+func inferLines(lines [][]byte) *inferred {
 	root := &inferred{t: schema.Object}
 	var fields []rawField
 	for _, line := range lines {
@@ -53,11 +88,34 @@ func Infer(lines [][]byte) schema.Schema {
 			}
 		}
 	}
-	s := schema.Schema{Unknown: schema.UnknownDrop}
-	for _, k := range root.order {
-		s.Columns = append(s.Columns, root.fields[k].column(k))
+	return root
+}
+
+// merge adds what o found, in later lines, to n.
+func (n *inferred) merge(o *inferred) {
+	t := widen(n.t, o.t)
+	n.count += o.count
+	for v := range o.distinct {
+		if n.distinct == nil {
+			n.distinct = map[string]bool{}
+		}
+		if len(n.distinct) > maxDistinct {
+			break
+		}
+		n.distinct[v] = true
 	}
-	return s
+	switch {
+	case t == schema.Object && o.t == schema.Object:
+		for _, k := range o.order {
+			n.field(k).merge(o.fields[k])
+		}
+	case t == schema.List && o.t == schema.List && o.items != nil:
+		if n.items == nil {
+			n.items = &inferred{}
+		}
+		n.items.merge(o.items)
+	}
+	n.t = t
 }
 
 // inferred is what the sample says of one field (or list element).
