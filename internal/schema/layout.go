@@ -83,6 +83,24 @@ func withLevels(v parquet.Value, rep, def, col int) parquet.Value {
 
 type nodeKind uint8
 
+// scalarType is a scalar column's Type as a small number: switching on it
+// is a jump, where switching on the Type string compares strings.
+type scalarType uint8
+
+const (
+	tString scalarType = iota
+	tInt64
+	tFloat64
+	tBool
+	tTimestamp
+	tDate
+	tDecimal
+	tJSON
+)
+
+var scalarTypes = map[Type]scalarType{String: tString, Int64: tInt64, Float64: tFloat64, Bool: tBool,
+	Timestamp: tTimestamp, Date: tDate, Decimal: tDecimal, JSON: tJSON}
+
 const (
 	scalarNode nodeKind = iota
 	objectNode
@@ -93,6 +111,7 @@ const (
 type node struct {
 	c       *Column
 	kind    nodeKind
+	typ     scalarType // scalarNode: c.Type
 	leaf    int // scalarNode: its leaf column
 	def     int // definition level of a present value
 	nullDef int // definition level written for a null (its parent's)
@@ -223,6 +242,7 @@ func (l *Layout) place(c *Column, path []string, def, rep int) (*node, error) {
 			l.repeated[leaf] = true
 		}
 	default:
+		n.typ = scalarTypes[c.Type]
 		leaf, ok := l.Parquet.Lookup(path...)
 		if !ok || leaf.MaxDefinitionLevel != n.def || leaf.MaxRepetitionLevel != rep {
 			return nil, fmt.Errorf("layout of column %v: levels (%d, %d) differ from Parquet's (%d, %d)", path, n.def, rep, leaf.MaxDefinitionLevel, leaf.MaxRepetitionLevel)
@@ -369,16 +389,16 @@ func (r *Rows) appendValue(n *node, v Value, rep int) {
 		return
 	}
 	var pv parquet.Value
-	switch n.c.Type {
-	case String, JSON:
+	switch n.typ {
+	case tString, tJSON:
 		pv = parquet.ByteArrayValue(bytesOf(v.S))
-	case Int64, Timestamp, Decimal:
+	case tInt64, tTimestamp, tDecimal:
 		pv = parquet.Int64Value(v.I)
-	case Date:
+	case tDate:
 		pv = parquet.Int32Value(int32(v.I))
-	case Float64:
+	case tFloat64:
 		pv = parquet.DoubleValue(v.F)
-	case Bool:
+	case tBool:
 		pv = parquet.BooleanValue(v.B)
 	}
 	r.putLevel(n, rep, pv)

@@ -277,13 +277,13 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 	}
 	if c := line[i]; c == '-' || c >= '0' && c <= '9' {
 		// Numbers are typed as they are scanned, in the common cases.
-		switch n.c.Type {
-		case Float64:
+		switch n.typ {
+		case tFloat64:
 			if f, end, ok := floatAt(line, i); ok && (end == len(line) || delimits(line[end])) {
 				r.putLevel(n, rep, parquet.DoubleValue(f))
 				return end, true
 			}
-		case Int64:
+		case tInt64:
 			if v, end, ok := intAt(line, i); ok && (end == len(line) || delimits(line[end])) {
 				r.putLevel(n, rep, parquet.Int64Value(v))
 				return end, true
@@ -294,7 +294,7 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	v, ok := scalar(r, n.c, line[i:vend])
+	v, ok := scalar(r, n, line[i:vend])
 	if !ok {
 		return 0, false
 	}
@@ -307,9 +307,10 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // scalar types raw (not null) as c's value, or reports false when the
 // reference must decide.
-func scalar(r *Rows, c *Column, raw []byte) (parquet.Value, bool) {
-	switch c.Type {
-	case String:
+func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
+	c := n.c
+	switch n.typ {
+	case tString:
 		if raw[0] == '"' {
 			if bytes.IndexByte(raw, '\\') < 0 {
 				return parquet.ByteArrayValue(raw[1 : len(raw)-1]), true
@@ -323,7 +324,7 @@ func scalar(r *Rows, c *Column, raw []byte) (parquet.Value, bool) {
 		if c.AnyScalar && validScalar(raw) {
 			return parquet.ByteArrayValue(raw), true
 		}
-	case Int64:
+	case tInt64:
 		if n, ok := parseInt(raw); ok {
 			return parquet.Int64Value(n), true
 		}
@@ -333,7 +334,7 @@ func scalar(r *Rows, c *Column, raw []byte) (parquet.Value, bool) {
 				return parquet.Int64Value(int64(f)), true
 			}
 		}
-	case Float64:
+	case tFloat64:
 		if f, ok := parseFloatFast(raw); ok {
 			return parquet.DoubleValue(f), true
 		}
@@ -342,14 +343,14 @@ func scalar(r *Rows, c *Column, raw []byte) (parquet.Value, bool) {
 				return parquet.DoubleValue(f), true
 			}
 		}
-	case Bool:
+	case tBool:
 		switch string(raw) {
 		case "true":
 			return parquet.BooleanValue(true), true
 		case "false":
 			return parquet.BooleanValue(false), true
 		}
-	case Timestamp:
+	case tTimestamp:
 		if raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
 			s := raw[1 : len(raw)-1]
 			if len(c.Formats) == 0 {
@@ -360,7 +361,7 @@ func scalar(r *Rows, c *Column, raw []byte) (parquet.Value, bool) {
 			v, err := c.parseTime(string(s))
 			return parquet.Int64Value(v.I), err == nil
 		}
-	case Date:
+	case tDate:
 		if raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
 			s := raw[1 : len(raw)-1]
 			if len(c.Formats) == 0 {
@@ -371,12 +372,12 @@ func scalar(r *Rows, c *Column, raw []byte) (parquet.Value, bool) {
 			v, err := c.parseTime(string(s))
 			return parquet.Int32Value(int32(v.I)), err == nil
 		}
-	case Decimal:
+	case tDecimal:
 		if validNumber(raw) || raw[0] == '"' {
 			v, err := c.parse(raw, "")
 			return parquet.Int64Value(v.I), err == nil
 		}
-	case JSON:
+	case tJSON:
 		if raw[0] == '"' || raw[0] == '{' || raw[0] == '[' || validScalar(raw) {
 			if bytes.IndexAny(raw, " \t\r\n") < 0 {
 				// Already compact; the reference's Compact would return it as is.
