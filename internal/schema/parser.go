@@ -290,16 +290,51 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 			}
 		}
 	}
+	if line[i] == '"' && (n.typ == tString || n.typ == tTimestamp || n.typ == tDate) {
+		// A string without escapes needs no second look.
+		end, escaped, ok := stringSpan(line, i)
+		if !ok {
+			return 0, false
+		}
+		if !escaped {
+			s := line[i+1 : end-1]
+			var v parquet.Value
+			switch n.typ {
+			case tString:
+				v = parquet.ByteArrayValue(s)
+			case tTimestamp:
+				us, ok := rfc3339Micros(s)
+				if !ok || len(n.c.Formats) > 0 {
+					return p.scalarAt(r, n, line, i, end, rep)
+				}
+				v = parquet.Int64Value(us)
+			case tDate:
+				d, ok := isoDate(s)
+				if !ok || len(n.c.Formats) > 0 {
+					return p.scalarAt(r, n, line, i, end, rep)
+				}
+				v = parquet.Int32Value(int32(d))
+			}
+			r.putLevel(n, rep, v)
+			return end, true
+		}
+		return p.scalarAt(r, n, line, i, end, rep)
+	}
 	vend, ok := valueEnd(line, i)
 	if !ok {
 		return 0, false
 	}
-	v, ok := scalar(r, n, line[i:vend])
+	return p.scalarAt(r, n, line, i, vend, rep)
+}
+
+// scalarAt adds line[i:end], a value of scalar node n, at repetition level rep.
+func (p *Parser) scalarAt(r *Rows, n *node, line []byte, i, end, rep int) (int, bool) {
+	v, ok := scalar(r, n, line[i:end])
 	if !ok {
 		return 0, false
 	}
 	r.putLevel(n, rep, v)
-	return vend, true
+	return end, true
 }
 
 // str views b as a string without copying; only for calls that do not keep it.

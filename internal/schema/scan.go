@@ -58,6 +58,14 @@ func valueEnd(b []byte, i int) (int, bool) {
 
 // stringEnd returns the index after the string starting at b[i] (a quote).
 func stringEnd(b []byte, i int) (int, bool) {
+	end, _, ok := stringSpan(b, i)
+	return end, ok
+}
+
+// stringSpan is stringEnd, and says whether the string has escapes. It
+// checks that the string is valid UTF-8 and holds no raw control
+// characters; escapes are checked by whoever decodes them.
+func stringSpan(b []byte, i int) (end int, escaped, ok bool) {
 	ascii := true
 	for j := i + 1; j < len(b); j++ {
 		j = plainRun(b, j)
@@ -68,18 +76,19 @@ func stringEnd(b []byte, i int) (int, bool) {
 		switch {
 		case c == '"':
 			if !ascii && !utf8.Valid(b[i+1:j]) {
-				return 0, false
+				return 0, false, false
 			}
-			return j + 1, true
+			return j + 1, escaped, true
 		case c == '\\':
+			escaped = true
 			j++
 		case c < 0x20:
-			return 0, false
+			return 0, false, false
 		case c >= 0x80:
 			ascii = false
 		}
 	}
-	return 0, false
+	return 0, false, false
 }
 
 // plainRun returns the index of the first byte at or after j that is a
