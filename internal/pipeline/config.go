@@ -228,6 +228,13 @@ func (p *Pipeline) validate() error {
 	if err := p.Schema.Validate(); err != nil {
 		return fmt.Errorf("schema: %w", err)
 	}
+	if p.Conversion == ConvertFirehose {
+		for _, c := range p.Schema.Columns {
+			if c.Type == schema.Object || c.Type == schema.List {
+				return fmt.Errorf(`schema: column %q is of type %s, but conversion = "firehose" reads Firehose's Parquet by flat columns; declare it json, or use conversion = "local" or "glue"`, c.Name, c.Type)
+			}
+		}
+	}
 	return nil
 }
 

@@ -45,6 +45,13 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		"bad type":     {strings.Replace(minimal, `"int64"`, `"integer"`, 1), `unknown type "integer"`},
 		"syntax":       {minimal + "\n[[pipeline]\n", "line"},
 		"same routing": {minimal + strings.Replace(minimal, `name = "c"`, `name = "d"`, 1), "both route s3://src/c/"},
+		"empty object": {strings.Replace(minimal, `{ name = "id", type = "int64" }`, `{ name = "id", type = "int64" }, { name = "a", type = "object" }`, 1), `column "a": an object needs fields`},
+		"no items":     {strings.Replace(minimal, `{ name = "id", type = "int64" }`, `{ name = "id", type = "int64" }, { name = "l", type = "list" }`, 1), `column "l": a list needs items`},
+		"nested type": {strings.Replace(minimal, `{ name = "id", type = "int64" }`, `{ name = "id", type = "int64" }, { name = "a", type = "object", fields = [ { name = "b", type = "list", items = { type = "uuid" } } ] }`, 1),
+			`column "a.b[]": unknown type "uuid"`},
+		"firehose nested": {strings.Replace(strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\nconversion = \"firehose\"", 1),
+			`{ name = "id", type = "int64" }`, `{ name = "id", type = "int64" }, { name = "tags", type = "list", items = { type = "string" } }`, 1),
+			`column "tags" is of type list, but conversion = "firehose"`},
 	} {
 		_, err := Parse("t.toml", []byte(c.text))
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "t.toml") {
