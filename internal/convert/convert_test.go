@@ -6,15 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/feedpipe/feedpipe/internal/feedgen"
+	"github.com/feedpipe/feedpipe/internal/pyarrowtest"
 	"github.com/feedpipe/feedpipe/internal/schema"
 )
 
@@ -38,51 +35,10 @@ func convertBytes(t *testing.T, in []byte, opt Options) ([]byte, Stats, []reject
 	return out.Bytes(), st, rej
 }
 
-// readBack reads a Parquet file with pyarrow, an independent reader, from
-// the project's venv (make venv), and returns its rows as JSON objects.
+// readBack reads a Parquet file with pyarrow, an independent reader.
 func readBack(t *testing.T, pq []byte) []map[string]any {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	py := filepath.Join(filepath.Dir(file), "..", "..", ".venv", "bin", "python")
-	if _, err := os.Stat(py); err != nil {
-		t.Fatalf("no %s: run `make venv` (pyarrow reads our Parquet back in this test)", py)
-	}
-	path := filepath.Join(t.TempDir(), "out.parquet")
-	if err := os.WriteFile(path, pq, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	script := `
-import json, sys, datetime, decimal, pyarrow.parquet as pq
-t = pq.read_table(sys.argv[1])
-def conv(v):
-    if isinstance(v, dict):
-        return {k: conv(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [conv(x) for x in v]
-    if isinstance(v, decimal.Decimal):
-        return str(v)
-    if isinstance(v, datetime.datetime):
-        return v.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(v, datetime.date):
-        return v.isoformat()
-    return v
-print(json.dumps({"schema": {f.name: str(f.type) for f in t.schema}, "rows": [{k: conv(v) for k, v in r.items()} for r in t.to_pylist()]}))
-`
-	cmd := exec.Command(py, "-c", script, path)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("pyarrow could not read our Parquet: %v\n%s", err, stderr.String())
-	}
-	var res struct {
-		Schema map[string]string
-		Rows   []map[string]any
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatal(err)
-	}
-	return res.Rows
+	return pyarrowtest.Read(t, pq).Rows
 }
 
 // Every value of a wide generated feed — numbers, booleans, strings,

@@ -112,10 +112,10 @@ type node struct {
 	c       *Column
 	kind    nodeKind
 	typ     scalarType // scalarNode: c.Type
-	leaf    int // scalarNode: its leaf column
-	def     int // definition level of a present value
-	nullDef int // definition level written for a null (its parent's)
-	rep     int // listNode: repetition level of elements after the first
+	leaf    int        // scalarNode: its leaf column
+	def     int        // definition level of a present value
+	nullDef int        // definition level written for a null (its parent's)
+	rep     int        // listNode: repetition level of elements after the first
 	fields  []*node
 	index   map[string]int
 	obj     int  // objectNode: its number among the layout's objects

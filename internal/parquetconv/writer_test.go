@@ -1,0 +1,123 @@
+package parquetconv
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/feedpipe/feedpipe/internal/pyarrowtest"
+	"github.com/feedpipe/feedpipe/internal/schema"
+)
+
+var nested = schema.Schema{Columns: []schema.Column{
+	{Name: "id", Type: schema.Int64},
+	{Name: "tags", Type: schema.List, Nullable: true, Items: &schema.Column{Type: schema.String}},
+	{Name: "doc", Type: schema.Object, Nullable: true, Fields: []schema.Column{
+		{Name: "n", Type: schema.List, Items: &schema.Column{Type: schema.List, Nullable: true, Items: &schema.Column{Type: schema.Int64, Nullable: true}}},
+	}},
+}}
+
+// line i of a feed whose rows hold lists of every length from 0 to 4, nulls
+// at every level and lists of lists.
+func nestedLine(i int) string {
+	tags := make([]string, i%5)
+	for k := range tags {
+		tags[k] = fmt.Sprintf("%q", fmt.Sprintf("t%d-%d", i, k))
+	}
+	doc := fmt.Sprintf(`{"n":[[%d,null],[],null,[%d]]}`, i, -i)
+	switch i % 7 {
+	case 3:
+		doc = "null"
+	case 5:
+		doc = `{"n":[]}`
+	}
+	tagList := "[" + strings.Join(tags, ",") + "]"
+	if i%11 == 4 {
+		tagList = "null"
+	}
+	return fmt.Sprintf(`{"id":%d,"tags":%s,"doc":%s}`, i, tagList, doc)
+}
+
+// Row groups end at exactly RowGroupRows rows, however the batches fall and
+// however many values each row has in its repeated columns; pyarrow reads
+// every value back.
+func TestWriteRowsSplitsRowGroupsAtRowBoundaries(t *testing.T) {
+	var out bytes.Buffer
+	w, err := NewWriter(&out, nested, Options{NoFeedColumns: true, RowGroupRows: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := schema.NewParser(w.Layout())
+	var lines []string
+	rows := schema.NewRows(w.Layout())
+	for _, batch := range []int{1, 5, 13, 0, 7, 2, 30} {
+		for range batch {
+			line := nestedLine(len(lines) + 1)
+			lines = append(lines, line)
+			if err := p.AppendLine(rows, []byte(line)); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+		}
+		if err := w.WriteRows(rows); err != nil {
+			t.Fatal(err)
+		}
+		rows.Reset()
+	}
+	n, err := w.Close()
+	if err != nil || n != int64(len(lines)) {
+		t.Fatalf("Close: %d rows, %v; want %d", n, err, len(lines))
+	}
+	f := pyarrowtest.Read(t, out.Bytes())
+	wantGroups := []int{7, 7, 7, 7, 7, 7, 7, 7, 2}
+	if fmt.Sprint(f.RowGroups) != fmt.Sprint(wantGroups) {
+		t.Errorf("row groups %v, want %v", f.RowGroups, wantGroups)
+	}
+	for i, line := range lines {
+		var want map[string]any
+		if err := json.Unmarshal([]byte(line), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(f.Rows[i])
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != string(wantJSON) {
+			t.Errorf("row %d:\n got %s\nwant %s", i+1, got, wantJSON)
+		}
+	}
+}
+
+// Rows written one at a time carry their feed id and line number; a row
+// group ends once what it holds reaches RowGroupBytes.
+func TestWriteFeedRecordsBoundedByBytes(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64}, {Name: "text", Type: schema.String}}}
+	var out bytes.Buffer
+	w, err := NewWriter(&out, s, Options{RowGroupBytes: 1 << 20, Compression: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rows = 5000
+	text := strings.Repeat("x", 1000) // 5 MB in all, incompressible enough uncompressed
+	for i := 1; i <= rows; i++ {
+		if err := w.Write("feed-1", int64(i), []schema.Value{{I: int64(i)}, {S: fmt.Sprintf("%d%s", i, text)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := w.Close(); err != nil || n != rows {
+		t.Fatalf("Close: %d, %v", n, err)
+	}
+	f := pyarrowtest.Read(t, out.Bytes())
+	if len(f.RowGroups) < 4 {
+		t.Errorf("row groups %v: want several, each near 1 MiB", f.RowGroups)
+	}
+	for _, g := range f.RowGroups {
+		if g > 2000 { // 1 MiB holds about 1,000 of these rows; the check runs per 1,024-row batch
+			t.Errorf("row group of %d rows: over the byte bound", g)
+		}
+	}
+	for i, r := range f.Rows {
+		if r["_feed_id"] != "feed-1" || r["_line"] != float64(i+1) || r["id"] != float64(i+1) || !strings.HasPrefix(r["text"].(string), fmt.Sprint(i+1)) {
+			t.Fatalf("row %d: %v", i+1, r)
+		}
+	}
+}

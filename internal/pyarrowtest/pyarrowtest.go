@@ -1,0 +1,78 @@
+// Package pyarrowtest reads Parquet files with pyarrow, from the project's
+// Python venv (make venv), for tests that check our files with an
+// independent reader.
+package pyarrowtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// File is what pyarrow read from a Parquet file.
+type File struct {
+	// Schema maps each top-level column to its Arrow type.
+	Schema map[string]string
+	// Rows are the file's rows: timestamps as "2006-01-02T15:04:05.000000Z"
+	// in UTC, dates as "2006-01-02", decimals as strings, objects as maps,
+	// lists as slices, numbers as float64.
+	Rows []map[string]any
+	// RowGroups holds the number of rows of each row group.
+	RowGroups []int
+}
+
+const script = `
+import json, sys, datetime, decimal, pyarrow.parquet as pq
+f = pq.ParquetFile(sys.argv[1])
+t = f.read()
+def conv(v):
+    if isinstance(v, dict):
+        return {k: conv(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [conv(x) for x in v]
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, datetime.datetime):
+        return v.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(v, datetime.date):
+        return v.isoformat()
+    return v
+print(json.dumps({"schema": {x.name: str(x.type) for x in t.schema},
+                  "rows": [{k: conv(v) for k, v in r.items()} for r in t.to_pylist()],
+                  "rowgroups": [f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)]}))
+`
+
+// Read reads the Parquet file data with pyarrow; the test fails if pyarrow
+// cannot.
+func Read(t testing.TB, data []byte) File {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	py := filepath.Join(filepath.Dir(file), "..", "..", ".venv", "bin", "python")
+	if _, err := os.Stat(py); err != nil {
+		t.Fatalf("no %s: run `make venv` (pyarrow reads our Parquet back in this test)", py)
+	}
+	path := filepath.Join(t.TempDir(), "out.parquet")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, "-c", script, path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pyarrow could not read our Parquet: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		Schema    map[string]string
+		Rows      []map[string]any
+		RowGroups []int `json:"rowgroups"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	return File{Schema: res.Schema, Rows: res.Rows, RowGroups: res.RowGroups}
+}
