@@ -57,7 +57,7 @@ func run(args []string) error {
 
 func runConvert(args []string) error {
 	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
-	schemaPath := fs.String("schema", "", "schema file (TOML: columns = [{name, type, nullable, formats}], unknown_fields)")
+	schemaPath := fs.String("schema", "", "schema file (TOML: columns = [{name, type, nullable, formats, precision, scale, dictionary, fields, items}], unknown_fields)")
 	infer := fs.Int("infer", 10000, "infer the schema from the first N lines (without -schema)")
 	compression := fs.String("compression", "zstd", "zstd, snappy or none")
 	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop")
