@@ -69,6 +69,7 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 	if err != nil {
 		return ConvertResult{}, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
 	}
+	defer w.Abort() // stops its workers if the conversion fails; nothing after Close
 	seen := newBitset(in.Lines)
 	var dups int64
 	marker := []byte(`"` + schema.FeedIDField + `":"` + in.FeedID + `"`)

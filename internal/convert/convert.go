@@ -116,6 +116,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 
 	p := pipelineRun{layout: pw.Layout(), opt: opt, pw: pw, st: &st}
 	if err := p.run(ctx, lr, sample); err != nil {
+		pw.Abort()
 		return st, err
 	}
 	rows, err := pw.Close()
@@ -171,13 +172,15 @@ type pipelineRun struct {
 }
 
 // run parses batches of lines on opt.Workers goroutines, each into its
-// batch's columns, and writes the batches in order. At most 2×Workers+1
-// batches exist; each is reused once written, so memory stays bounded and
+// batch's columns, and hands the batches in order to the writer, whose
+// workers write their columns independently. At most 3×Workers+2 batches
+// exist; each is reused once written, so memory stays bounded and
 // allocation low.
 func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) error {
+	maxBatches := 3*p.opt.Workers + 2
 	work := make(chan *batch, p.opt.Workers)
-	ordered := make(chan *batch, 2*p.opt.Workers)
-	free := make(chan *batch, 2*p.opt.Workers+1)
+	ordered := make(chan *batch, maxBatches)
+	free := make(chan *batch, maxBatches)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for range p.opt.Workers {
@@ -206,13 +209,25 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) er
 		defer close(work)
 		defer close(ordered)
 		next := int64(1)
+		made := 0
 		for {
 			var b *batch
-			select {
-			case b = <-free:
-				b.reset(next)
-			default:
-				b = &batch{first: next, done: make(chan struct{})}
+			if made < maxBatches {
+				select {
+				case b = <-free:
+					b.reset(next)
+				default:
+					b = &batch{first: next, done: make(chan struct{})}
+					made++
+				}
+			} else {
+				select {
+				case b = <-free:
+					b.reset(next)
+				case <-ctx.Done():
+					readErr <- ctx.Err()
+					return
+				}
 			}
 			if sample != nil {
 				b.lines, sample = *sample, nil // the lines inference read
@@ -247,14 +262,16 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) er
 				p.opt.OnReject(r.line, r.reason, r.raw)
 			}
 		}
-		if err := p.pw.WriteRows(b.rows); err != nil {
+		// Once the writer's workers have copied this batch's values, its
+		// buffers are reused.
+		if err := p.pw.WriteRowsAsync(b.rows, func() {
+			select {
+			case free <- b:
+			default:
+			}
+		}); err != nil {
 			cancel()
 			return err
-		}
-		// The writer has copied this batch's values: reuse its buffers.
-		select {
-		case free <- b:
-		default:
 		}
 	}
 	p.st.InputBytes = lr.bytes

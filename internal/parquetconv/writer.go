@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -55,6 +56,24 @@ type Writer struct {
 	groupStart int64   // the file's size when it began
 	cut        []int   // per leaf: where a split batch's first part ends
 	groups     [][]int // leaves written by each worker, balanced by size
+	jobs       []chan job
+	workers    sync.WaitGroup
+	mu         sync.Mutex
+	failure    error // the first error of a worker
+	// bytesPerRow is what a row took in the last row group, once one was
+	// flushed; the open row group's size is checked exactly (which waits
+	// for the workers) when its estimate passes checkAt.
+	bytesPerRow float64
+	checkAt     float64
+	closed      bool
+}
+
+// job is a part of a batch for one worker: the values of its leaves, then
+// (flush) the last page of each of its columns; done is called after.
+type job struct {
+	leaves [][]parquet.Value
+	flush  bool
+	done   func()
 }
 
 // NewWriter returns a Writer of s's columns to out.
@@ -136,6 +155,39 @@ func (w *Writer) flushPending() error {
 // whenever the open one reaches Options.RowGroupRows rows or
 // Options.RowGroupBytes bytes. r may be reused once it returns.
 func (w *Writer) WriteRows(r *schema.Rows) error {
+	done := make(chan struct{})
+	if err := w.WriteRowsAsync(r, func() { close(done) }); err != nil {
+		return err
+	}
+	<-done
+	return w.err()
+}
+
+// WriteRowsAsync is WriteRows that returns once r is queued: each worker
+// writes its columns of r in the order the Rows were queued, and release is
+// called (on some goroutine) when all have, or when the Writer is aborted;
+// only then may r be reused. An error of a worker is returned by a later
+// call, or by Close.
+func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
+	if w.closed {
+		release()
+		return errors.New("parquet: write after Close")
+	}
+	if err := w.err(); err != nil {
+		release()
+		return err
+	}
+	if w.groups == nil {
+		w.start(r.Leaves)
+	}
+	var pending atomic.Int64 // jobs of r not done, plus one held here
+	pending.Store(1)
+	done := func() {
+		if pending.Add(-1) == 0 {
+			release()
+		}
+	}
+	defer done()
 	leaves := r.Leaves
 	n := int64(r.N)
 	for n > 0 {
@@ -150,23 +202,34 @@ func (w *Writer) WriteRows(r *schema.Rows) error {
 		w.rows += take
 		w.groupRows += take
 		full := w.groupRows >= w.opt.RowGroupRows
-		if err := w.writeColumns(part, full); err != nil {
-			return err
-		}
+		pending.Add(int64(len(w.groups)))
+		w.send(job{leaves: part, flush: full, done: done})
 		// What a row group holds in memory until it is flushed: its pages,
 		// encoded and compressed, the values of each column's open page and
-		// the dictionaries.
-		if !full && w.pw.Size()-w.groupStart >= w.opt.RowGroupBytes {
-			if err := w.writeColumns(nil, true); err != nil {
-				return err
+		// the dictionaries. Measuring it waits for the workers, so it is
+		// measured each batch only until a row group has shown how large a
+		// row is, then at each quarter of the bound the estimate passes.
+		if estimate := float64(w.groupRows) * w.bytesPerRow; !full && (w.bytesPerRow == 0 || estimate >= w.checkAt) {
+			w.wait()
+			size := float64(w.pw.Size() - w.groupStart)
+			if size >= float64(w.opt.RowGroupBytes) {
+				w.send(job{flush: true})
+				full = true
+			} else if w.bytesPerRow > 0 {
+				w.checkAt = estimate + float64(w.opt.RowGroupBytes)/4
 			}
-			full = true
 		}
 		if full {
+			w.wait()
+			if err := w.err(); err != nil {
+				return err
+			}
 			if err := w.pw.Flush(); err != nil {
 				return fmt.Errorf("parquet: flush row group: %w", err)
 			}
-			w.groupRows, w.groupStart = 0, w.pw.Size()
+			size := w.pw.Size()
+			w.bytesPerRow = float64(size-w.groupStart) / float64(w.groupRows)
+			w.groupRows, w.groupStart, w.checkAt = 0, size, float64(w.opt.RowGroupBytes)/4
 		}
 		if take < n {
 			rest := make([][]parquet.Value, len(leaves))
@@ -180,40 +243,94 @@ func (w *Writer) WriteRows(r *schema.Rows) error {
 	return nil
 }
 
-// writeColumns hands each leaf its values, the leaves shared out among
-// the workers (parquet-go's column writers are independent of each other);
-// flush also encodes and compresses each column's last page of the row group.
-func (w *Writer) writeColumns(leaves [][]parquet.Value, flush bool) error {
-	if w.groups == nil {
-		w.groups = balance(leaves, w.opt.Workers)
+// start shares the leaves out among the workers and starts them.
+func (w *Writer) start(leaves [][]parquet.Value) {
+	w.groups = balance(leaves, w.opt.Workers)
+	if len(w.groups) == 1 {
+		return // the caller's goroutine writes
+	}
+	for _, group := range w.groups {
+		jobs := make(chan job, 64)
+		w.jobs = append(w.jobs, jobs)
+		w.workers.Go(func() {
+			for j := range jobs {
+				w.run(group, j)
+			}
+		})
+	}
+}
+
+// send hands j to every worker (or runs it, with one).
+func (w *Writer) send(j job) {
+	if w.jobs == nil {
+		w.run(w.groups[0], j)
+		return
+	}
+	for _, jobs := range w.jobs {
+		jobs <- j
+	}
+}
+
+// wait returns once the workers have done every job sent so far.
+func (w *Writer) wait() {
+	if w.jobs == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(len(w.jobs))
+	for _, jobs := range w.jobs {
+		jobs <- job{done: wg.Done}
+	}
+	wg.Wait()
+}
+
+// run writes j's values of the group's leaves, parquet-go's column writers
+// being independent of each other.
+func (w *Writer) run(group []int, j job) {
+	if j.done != nil {
+		defer j.done()
+	}
+	if w.err() != nil {
+		return
 	}
 	cols := w.pw.ColumnWriters()
-	write := func(group []int) error {
-		for _, i := range group {
-			if leaves != nil {
-				if _, err := cols[i].WriteRowValues(leaves[i]); err != nil {
-					return fmt.Errorf("parquet: write column %d: %w", i, err)
-				}
-			}
-			if flush {
-				if err := cols[i].Flush(); err != nil {
-					return fmt.Errorf("parquet: flush column %d: %w", i, err)
-				}
+	for _, i := range group {
+		if j.leaves != nil {
+			if _, err := cols[i].WriteRowValues(j.leaves[i]); err != nil {
+				w.fail(fmt.Errorf("parquet: write column %d: %w", i, err))
+				return
 			}
 		}
-		return nil
+		if j.flush {
+			if err := cols[i].Flush(); err != nil {
+				w.fail(fmt.Errorf("parquet: flush column %d: %w", i, err))
+				return
+			}
+		}
 	}
-	if len(w.groups) == 1 {
-		return write(w.groups[0])
+}
+
+func (w *Writer) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failure == nil {
+		w.failure = err
 	}
-	errs := make([]error, len(w.groups))
-	var wg sync.WaitGroup
-	for g := 1; g < len(w.groups); g++ {
-		wg.Go(func() { errs[g] = write(w.groups[g]) })
+}
+
+func (w *Writer) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failure
+}
+
+// stop ends the workers once they have done their jobs.
+func (w *Writer) stop() {
+	for _, jobs := range w.jobs {
+		close(jobs)
 	}
-	errs[0] = write(w.groups[0])
-	wg.Wait()
-	return errors.Join(errs...)
+	w.workers.Wait()
+	w.jobs = nil
 }
 
 // balance shares the leaves out among n workers, largest first, each to
@@ -275,13 +392,32 @@ func (w *Writer) split(leaves [][]parquet.Value, rows int) [][]parquet.Value {
 
 // Close writes what is buffered and the footer, and returns the row count.
 func (w *Writer) Close() (int64, error) {
-	if err := w.flushPending(); err != nil {
+	if w.closed {
+		return 0, errors.New("parquet: writer already closed")
+	}
+	err := w.flushPending()
+	w.stop()
+	w.closed = true
+	if err != nil {
+		return 0, err
+	}
+	if err := w.err(); err != nil {
 		return 0, err
 	}
 	if err := w.pw.Close(); err != nil {
 		return 0, fmt.Errorf("parquet: close: %w", err)
 	}
 	return w.rows, nil
+}
+
+// Abort stops the workers without finishing the file: for a conversion
+// that failed. It does nothing after Close.
+func (w *Writer) Abort() {
+	if !w.closed {
+		w.fail(errors.New("parquet: writer aborted"))
+		w.stop()
+		w.closed = true
+	}
 }
 
 // RowCount reads the number of rows from a Parquet file's footer.
