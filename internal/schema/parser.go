@@ -24,13 +24,18 @@ type Parser struct {
 	scratch *Rows
 	// order holds, per object of the layout, the fields of the previous
 	// line by position: a guess at this line's, checked byte for byte.
-	order  [][]int
-	keyBuf []byte
+	order [][]int
+	// tmpl holds, per object, the exact key sequence of a recent compact
+	// line: a line laid out the same is read without scanning its keys.
+	tmpl []template
+	// noTmpl is set while a line is re-read after its template failed;
+	// usedTmpl records that the line being read used one.
+	noTmpl, usedTmpl bool
 }
 
 // NewParser returns a Parser of lines into rows of l.
 func NewParser(l *Layout) *Parser {
-	return &Parser{l: l, order: make([][]int, l.objects+1)}
+	return &Parser{l: l, order: make([][]int, l.objects+1), tmpl: make([]template, l.objects+1)}
 }
 
 // ErrFeedColumns is returned by AppendLine for a layout with feed columns:
@@ -46,7 +51,7 @@ func (p *Parser) AppendLine(r *Rows, line []byte) error {
 	}
 	if l.ExtraLeaf < 0 && l.s.Unknown != UnknownReject {
 		r.mark()
-		if p.fast(r, line) {
+		if p.fastLine(r, line) {
 			r.N++
 			return nil
 		}
@@ -96,7 +101,23 @@ func extraJSON(fields map[string]json.RawMessage, s *Schema) string {
 	return string(b)
 }
 
+// fastLine reads line by the fast path into r (marked), with templates,
+// and again without them if one misled.
+func (p *Parser) fastLine(r *Rows, line []byte) bool {
+	if p.fast(r, line) {
+		return true
+	}
+	if !p.usedTmpl {
+		return false
+	}
+	r.rollback()
+	p.noTmpl = true
+	defer func() { p.noTmpl = false }()
+	return p.fast(r, line)
+}
+
 func (p *Parser) fast(r *Rows, line []byte) bool {
+	p.usedTmpl = false
 	i := skipSpace(line, 0)
 	if i >= len(line) || line[i] != '{' {
 		return false
@@ -113,8 +134,17 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 	if len(nodes) > 256 {
 		return 0, false
 	}
+	if t := &p.tmpl[obj]; t.ok && !p.noTmpl {
+		p.usedTmpl = true
+		return p.objectByTemplate(r, nodes, t, line, i, rep)
+	}
 	order := p.order[obj]
-	i = skipSpace(line, i+1)
+	npos := 0
+	compact := true // no white space between the object's keys and punctuation
+	i++
+	if j := skipSpace(line, i); j != i {
+		i, compact = j, false
+	}
 	if i < len(line) && line[i] == '}' {
 		i++
 	} else {
@@ -161,11 +191,18 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 				order = append(order, col)
 				p.order[obj] = order
 			}
-			i = skipSpace(line, end+1)
+			npos = pos + 1
+			i = end + 1
+			if j := skipSpace(line, i); j != i {
+				i, compact = j, false
+			}
 			if i >= len(line) || line[i] != ':' {
 				return 0, false
 			}
-			i = skipSpace(line, i+1)
+			i++
+			if j := skipSpace(line, i); j != i {
+				i, compact = j, false
+			}
 			var vend int
 			if col < 0 {
 				var ok bool
@@ -182,9 +219,15 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 					return 0, false
 				}
 			}
-			i = skipSpace(line, vend)
+			i = vend
+			if j := skipSpace(line, i); j != i {
+				i, compact = j, false
+			}
 			if i < len(line) && line[i] == ',' {
-				i = skipSpace(line, i+1)
+				i++
+				if j := skipSpace(line, i); j != i {
+					i, compact = j, false
+				}
 				continue
 			}
 			if i < len(line) && line[i] == '}' {
@@ -202,7 +245,89 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 			r.nulls(n, rep, n.nullDef)
 		}
 	}
+	if t := &p.tmpl[obj]; compact && !t.ok && t.misses < maxTemplateMisses && npos <= len(order) {
+		t.learn(nodes, order[:npos])
+	}
 	return i, true
+}
+
+// maxTemplateMisses is how often an object's template may fail before the
+// parser stops learning one (a feed whose lines vary in layout).
+const maxTemplateMisses = 8
+
+// template is the layout of an object in a recent line: its keys in order,
+// each written "name": with nothing between, and the fields it lacked.
+type template struct {
+	ok      bool
+	keys    []templateKey
+	missing []int // fields not in keys, all nullable
+	misses  int
+}
+
+type templateKey struct {
+	col    int
+	prefix string // "name":
+}
+
+// learn sets t from a compact object read field by field: cols are its
+// fields in order (-1 for an undeclared one). Objects with undeclared
+// fields or names that need escapes are not learned.
+func (t *template) learn(nodes []*node, cols []int) {
+	in := make([]bool, len(nodes))
+	for _, c := range cols {
+		if c < 0 || !nodes[c].plain || in[c] {
+			return
+		}
+		in[c] = true
+	}
+	t.keys = t.keys[:0]
+	for _, c := range cols {
+		t.keys = append(t.keys, templateKey{col: c, prefix: `"` + nodes[c].c.Name + `":`})
+	}
+	t.missing = t.missing[:0]
+	for c := range nodes {
+		if !in[c] {
+			t.missing = append(t.missing, c)
+		}
+	}
+	t.ok = true
+}
+
+// objectByTemplate reads the object at line[i] (a '{') if its keys are
+// exactly t's, in order, with nothing between the punctuation; otherwise it
+// reports false (and the line is read again without templates).
+func (p *Parser) objectByTemplate(r *Rows, nodes []*node, t *template, line []byte, i, rep int) (int, bool) {
+	i++
+	for k, key := range t.keys {
+		if k > 0 {
+			if i >= len(line) || line[i] != ',' {
+				return p.templateMiss(t)
+			}
+			i++
+		}
+		if len(line)-i < len(key.prefix) || string(line[i:i+len(key.prefix)]) != key.prefix {
+			return p.templateMiss(t)
+		}
+		end, ok := p.value(r, nodes[key.col], line, i+len(key.prefix), rep)
+		if !ok {
+			return p.templateMiss(t)
+		}
+		i = end
+	}
+	if i >= len(line) || line[i] != '}' {
+		return p.templateMiss(t)
+	}
+	for _, c := range t.missing {
+		r.nulls(nodes[c], rep, nodes[c].nullDef)
+	}
+	return i + 1, true
+}
+
+// templateMiss forgets t, to be learned again from a later line.
+func (p *Parser) templateMiss(t *template) (int, bool) {
+	t.ok = false
+	t.misses++
+	return 0, false
 }
 
 // skipValue returns the end of a field's value that the schema drops; it

@@ -248,7 +248,7 @@ func TestFastPathTakesWellFormedLines(t *testing.T) {
 	} {
 		r := NewRows(l)
 		r.mark()
-		if !p.fast(r, []byte(line)) {
+		if !p.fastLine(r, []byte(line)) {
 			t.Errorf("%s: fast path declined", line)
 		}
 	}
@@ -348,4 +348,50 @@ func FuzzIntAtMatchesParseInt(f *testing.F) {
 			t.Fatalf("%q: intAt %d (end %d), parseInt %d %v", s, n, end, want, wok)
 		}
 	})
+}
+
+// Lines laid out like the one before are read by template; a line that
+// differs in any way (order, a missing or extra field, white space, a value
+// of another shape) is read field by field instead, with the same result as
+// the reference either way.
+func TestTemplatesMatchReference(t *testing.T) {
+	s := nestedSchema()
+	l, err := NewLayout(&s, LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewParser(l)
+	lines := []struct {
+		line     string
+		template bool // read by the template learned from the lines before
+	}{
+		{`{"id":1,"name":"a","addr":{"city":"x","geo":[1,2]}}`, false},
+		{`{"id":2,"name":"b","addr":{"city":"y","geo":[]}}`, true},
+		{`{"id":3,"name":"c","addr":{"city":"z","geo":null}}`, true},
+		{`{"name":"d","id":4,"addr":{"city":"z","geo":null}}`, false},         // order changed: template missed, read again
+		{`{"name":"e","id":5,"addr":{"city":"z","geo":null}}`, true},          // the new order, learned
+		{`{"name":"f","id":6,"addr":{"geo":[3],"city":"w"}}`, false},          // nested order changed
+		{`{"name":"g","id":7,"addr":{"geo":[3],"city":"w"},"x":1}`, false},    // an undeclared field: not learned
+		{`{"name":"h", "id":8,"addr":{"geo":[3],"city":"w"}}`, true},          // white space: only addr by template
+		{`{"name":"i","id":9,"addr":null}`, false},                            // no template for the line yet
+		{`{"name":"j","id":10,"addr":{"geo":[3],"city":"w"}}`, true},          // addr is null in the template: still read
+		{`{"name":"k","id":"11","addr":{"geo":[3],"city":"w"}}`, false},       // rejected: id is a string
+		{`{"name":"l","id":12,"addr":{"geo":[3],"city":"w"},"id":13}`, false}, // duplicate key: the reference decides
+	}
+	for _, c := range lines {
+		want, _, werr := s.Parse([]byte(c.line))
+		wantRows := NewRows(l)
+		if werr == nil {
+			l.AppendValues(wantRows, "", 0, want, "")
+		}
+		got := NewRows(l)
+		gerr := p.AppendLine(got, []byte(c.line))
+		if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+			t.Fatalf("%s: reference %v, parser %v", c.line, werr, gerr)
+		}
+		if p.usedTmpl != c.template {
+			t.Errorf("%s: template used %v, want %v", c.line, p.usedTmpl, c.template)
+		}
+		sameRows(t, c.line, wantRows, got)
+	}
 }
