@@ -131,8 +131,11 @@ func fromParquet(c schema.Column, v parquet.Value) (schema.Value, error) {
 			return schema.Value{I: t.UTC().UnixMicro()}, nil
 		}
 	case schema.Decimal:
-		if v.Kind() == parquet.Int64 {
-			return schema.Value{I: v.Int64()}, nil // unscaled, as written with the same scale
+		switch v.Kind() { // unscaled, as written with the same scale
+		case parquet.Int64:
+			return schema.Value{I: v.Int64()}, nil
+		case parquet.Int32:
+			return schema.Value{I: int64(v.Int32())}, nil
 		}
 	case schema.Date:
 		if v.Kind() == parquet.Int32 {

@@ -95,6 +95,7 @@ const (
 	tTimestamp
 	tDate
 	tDecimal
+	tDecimal32 // precision <= 9, stored as INT32
 	tJSON
 )
 
@@ -191,7 +192,11 @@ func parquetNode(c Column) parquet.Node {
 	case Date:
 		n = parquet.Date()
 	case Decimal:
+		// INT32 up to 9 digits, INT64 up to 18, as the Parquet spec asks.
 		n = parquet.Decimal(c.Scale, c.Precision, parquet.Int64Type)
+		if c.Precision <= 9 {
+			n = parquet.Decimal(c.Scale, c.Precision, parquet.Int32Type)
+		}
 	case Object:
 		g := parquet.Group{}
 		for _, f := range c.Fields {
@@ -243,6 +248,9 @@ func (l *Layout) place(c *Column, path []string, def, rep int) (*node, error) {
 		}
 	default:
 		n.typ = scalarTypes[c.Type]
+		if c.Type == Decimal && c.Precision <= 9 {
+			n.typ = tDecimal32
+		}
 		leaf, ok := l.Parquet.Lookup(path...)
 		if !ok || leaf.MaxDefinitionLevel != n.def || leaf.MaxRepetitionLevel != rep {
 			return nil, fmt.Errorf("layout of column %v: levels (%d, %d) differ from Parquet's (%d, %d)", path, n.def, rep, leaf.MaxDefinitionLevel, leaf.MaxRepetitionLevel)
@@ -394,7 +402,7 @@ func (r *Rows) appendValue(n *node, v Value, rep int) {
 		pv = parquet.ByteArrayValue(bytesOf(v.S))
 	case tInt64, tTimestamp, tDecimal:
 		pv = parquet.Int64Value(v.I)
-	case tDate:
+	case tDate, tDecimal32:
 		pv = parquet.Int32Value(int32(v.I))
 	case tFloat64:
 		pv = parquet.DoubleValue(v.F)

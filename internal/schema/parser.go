@@ -532,9 +532,12 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			v, err := c.parseTime(string(s))
 			return parquet.Int32Value(int32(v.I)), err == nil
 		}
-	case tDecimal:
+	case tDecimal, tDecimal32:
 		if validNumber(raw) || raw[0] == '"' {
 			v, err := c.parse(raw, "")
+			if n.typ == tDecimal32 {
+				return parquet.Int32Value(int32(v.I)), err == nil // at most 9 digits
+			}
 			return parquet.Int64Value(v.I), err == nil
 		}
 	case tJSON:
