@@ -434,15 +434,26 @@ func TestInferNestedAcrossChunks(t *testing.T) {
 	}
 }
 
-// A declared decimal column is written as Parquet DECIMAL and reads back exactly.
+// A declared decimal column is written as Parquet DECIMAL (INT32 up to 9
+// digits, INT64 above) and reads back exactly.
 func TestConvertDecimal(t *testing.T) {
-	s := &schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64}, {Name: "amount", Type: schema.Decimal, Precision: 12, Scale: 2, Nullable: true}}}
-	pq, st, rej := convertBytes(t, []byte(`{"id":1,"amount":19.99}`+"\n"+`{"id":2,"amount":"-0.10"}`+"\n"+`{"id":3,"amount":null}`+"\n"+`{"id":4,"amount":0.001}`+"\n"), Options{Schema: s})
-	if st.Rows != 3 || len(rej) != 1 || rej[0].line != 4 {
+	s := &schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64},
+		{Name: "amount", Type: schema.Decimal, Precision: 12, Scale: 2, Nullable: true},
+		{Name: "rate", Type: schema.Decimal, Precision: 5, Scale: 4, Nullable: true}}}
+	pq, st, rej := convertBytes(t, []byte(`{"id":1,"amount":19.99,"rate":"0.0125"}`+"\n"+`{"id":2,"amount":"-0.10","rate":-9.9999}`+"\n"+
+		`{"id":3,"amount":null}`+"\n"+`{"id":4,"amount":0.001}`+"\n"+`{"id":5,"rate":10.5}`+"\n"), Options{Schema: s})
+	if st.Rows != 3 || len(rej) != 2 || rej[0].line != 4 || rej[1].line != 5 {
 		t.Fatalf("rows %d rejects %v", st.Rows, rej)
 	}
-	rows := readBack(t, pq)
+	f := pyarrowtest.Read(t, pq)
+	if f.Schema["amount"] != "decimal128(12, 2)" || f.Schema["rate"] != "decimal128(5, 4)" {
+		t.Errorf("schema %v", f.Schema)
+	}
+	rows := f.Rows
 	if rows[0]["amount"] != "19.99" || rows[1]["amount"] != "-0.10" || rows[2]["amount"] != nil {
 		t.Errorf("decimals read back as %v %v %v", rows[0]["amount"], rows[1]["amount"], rows[2]["amount"])
+	}
+	if rows[0]["rate"] != "0.0125" || rows[1]["rate"] != "-9.9999" || rows[2]["rate"] != nil {
+		t.Errorf("decimal(5,4) read back as %v %v %v", rows[0]["rate"], rows[1]["rate"], rows[2]["rate"])
 	}
 }
