@@ -1,15 +1,13 @@
 package provision
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/feedpipe/feedpipe/internal/pyarrowtest"
 	"github.com/feedpipe/feedpipe/internal/schema"
 )
 
@@ -20,10 +18,6 @@ func glueTable(t *testing.T, cols []schema.Column, records string) ([]map[string
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Dir(file)
-	py := filepath.Join(dir, "..", "..", ".venv", "bin", "python")
-	if _, err := os.Stat(py); err != nil {
-		t.Fatalf("no %s: run `make venv` (the Glue job script runs with the venv's pyarrow)", py)
-	}
 	colJSON, err := json.Marshal(cols) // as StartGlueRun passes them
 	if err != nil {
 		t.Fatal(err)
@@ -44,13 +38,7 @@ buf = io.BytesIO()
 pq.write_table(table, buf)
 print(json.dumps({"rows": pq.read_table(io.BytesIO(buf.getvalue())).to_pylist()}, default=str))
 `
-	cmd := exec.Command(py, "-c", driver, filepath.Join(dir, "glue", "convert_ndjson.py"), string(colJSON), records)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("glue script: %v\n%s", err, stderr.String())
-	}
+	out := pyarrowtest.Run(t, driver, filepath.Join(dir, "glue", "convert_ndjson.py"), string(colJSON), records)
 	var res struct {
 		Rows  []map[string]any
 		Error string

@@ -46,26 +46,34 @@ print(json.dumps({"schema": {x.name: str(x.type) for x in t.schema},
                   "rowgroups": [f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)]}))
 `
 
-// Read reads the Parquet file data with pyarrow; the test fails if pyarrow
-// cannot.
-func Read(t testing.TB, data []byte) File {
+// Run runs a Python script (-c) with the venv's interpreter and args, and
+// returns what it printed; the test fails if it fails.
+func Run(t testing.TB, script string, args ...string) []byte {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	py := filepath.Join(filepath.Dir(file), "..", "..", ".venv", "bin", "python")
 	if _, err := os.Stat(py); err != nil {
-		t.Fatalf("no %s: run `make venv` (pyarrow reads our Parquet back in this test)", py)
+		t.Fatalf("no %s: run `make venv` (this test runs pyarrow)", py)
 	}
-	path := filepath.Join(t.TempDir(), "out.parquet")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(py, "-c", script, path)
+	cmd := exec.Command(py, append([]string{"-c", script}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("pyarrow could not read our Parquet: %v\n%s", err, stderr.String())
+		t.Fatalf("python: %v\n%s", err, stderr.String())
 	}
+	return out
+}
+
+// Read reads the Parquet file data with pyarrow; the test fails if pyarrow
+// cannot.
+func Read(t testing.TB, data []byte) File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out.parquet")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := Run(t, script, path)
 	var res struct {
 		Schema    map[string]string
 		Rows      []map[string]any

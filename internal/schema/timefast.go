@@ -11,20 +11,14 @@ import (
 // and the caller asks time.Parse; what this accepts, time.Parse accepts with
 // the same result (FuzzRFC3339MatchesTime holds it to that).
 func rfc3339Micros(s []byte) (int64, bool) {
-	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+	if len(s) < 20 || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
 		return 0, false
 	}
-	y1, ok1 := two(s, 0)
-	y2, ok7 := two(s, 2)
-	year := y1*100 + y2
-	month, ok2 := two(s, 5)
-	day, ok3 := two(s, 8)
+	days, ok := isoDate(s[:10])
 	hour, ok4 := two(s, 11)
 	minute, ok5 := two(s, 14)
 	sec, ok6 := two(s, 17)
-	ok1 = ok1 && ok7
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
-		hour > 23 || minute > 59 || sec > 59 {
+	if !(ok && ok4 && ok5 && ok6) || hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
 	}
 	i := 19
@@ -62,7 +56,7 @@ func rfc3339Micros(s []byte) (int64, bool) {
 	default:
 		return 0, false
 	}
-	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - offset
+	secs := days*86400 + int64(hour*3600+minute*60+sec) - offset
 	return secs*1_000_000 + micros, true
 }
 
