@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/feedpipe/feedpipe/internal/pyarrowtest"
 	"github.com/feedpipe/feedpipe/internal/schema"
@@ -119,5 +122,38 @@ func TestWriteFeedRecordsBoundedByBytes(t *testing.T) {
 		if r["_feed_id"] != "feed-1" || r["_line"] != float64(i+1) || r["id"] != float64(i+1) || !strings.HasPrefix(r["text"].(string), fmt.Sprint(i+1)) {
 			t.Fatalf("row %d: %v", i+1, r)
 		}
+	}
+}
+
+// A writer given up on (Abort) stops its workers and releases what it was
+// given; Close after Abort, or a second Close, is an error, not a hang.
+func TestAbortStopsWorkers(t *testing.T) {
+	before := runtime.NumGoroutine()
+	w, err := NewWriter(io.Discard, nested, Options{NoFeedColumns: true, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := schema.NewParser(w.Layout())
+	rows := schema.NewRows(w.Layout())
+	for i := 1; i <= 100; i++ {
+		if err := p.AppendLine(rows, []byte(nestedLine(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	released := make(chan struct{})
+	if err := w.WriteRowsAsync(rows, func() { close(released) }); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+	<-released
+	if _, err := w.Close(); err == nil {
+		t.Error("Close after Abort succeeded")
+	}
+	if err := w.WriteRowsAsync(rows, func() {}); err == nil {
+		t.Error("write after Abort succeeded")
+	}
+	time.Sleep(10 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("%d goroutines after Abort, %d before", after, before)
 	}
 }
