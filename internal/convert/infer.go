@@ -65,16 +65,15 @@ func Infer(lines [][]byte) schema.Schema {
 // inferLines reads what lines say of their fields.
 func inferLines(lines [][]byte) *inferred {
 	root := &inferred{t: schema.Object}
-	var fields []rawField
 	for _, line := range lines {
 		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
-		fields = fields[:0]
-		if schema.Fields(line, func(k string, raw []byte) { fields = append(fields, rawField{k, raw}) }) {
-			for _, f := range fields {
-				if f.k != schema.FeedIDField && f.k != schema.LineField {
-					root.field(f.k).add(f.raw, 1)
+		// Checked first, so that an unusual line is not half added twice.
+		if schema.Fields(line, func(_, _ []byte) {}) {
+			schema.Fields(line, func(k, raw []byte) {
+				if string(k) != schema.FeedIDField && string(k) != schema.LineField {
+					root.fieldBytes(k).add(raw, 1)
 				}
-			}
+			})
 			continue
 		}
 		// An unusual line (escaped keys, …): decode it, keeping key order.
@@ -128,6 +127,14 @@ type inferred struct {
 	items    *inferred // lists
 }
 
+// fieldBytes is field, without allocating the key of a field seen before.
+func (n *inferred) fieldBytes(k []byte) *inferred {
+	if f := n.fields[string(k)]; f != nil {
+		return f
+	}
+	return n.field(string(k))
+}
+
 func (n *inferred) field(k string) *inferred {
 	if n.fields == nil {
 		n.fields = map[string]*inferred{}
@@ -159,12 +166,15 @@ func (n *inferred) add(raw []byte, depth int) {
 			if n.distinct == nil {
 				n.distinct = map[string]bool{}
 			}
-			if len(n.distinct) <= maxDistinct {
+			if len(n.distinct) <= maxDistinct && !n.distinct[string(raw)] {
 				n.distinct[string(raw)] = true
 			}
 		}
 	case schema.Object:
-		if !schema.Fields(raw, func(k string, v []byte) { n.field(k).add(v, depth+1) }) {
+		// Checked first, so that an unusual object is not half added twice.
+		if schema.Fields(raw, func(_, _ []byte) {}) {
+			schema.Fields(raw, func(k, v []byte) { n.fieldBytes(k).add(v, depth+1) })
+		} else {
 			fields, ok := objectFields(raw)
 			if !ok {
 				n.t = schema.JSON
@@ -175,16 +185,20 @@ func (n *inferred) add(raw []byte, depth int) {
 			}
 		}
 	case schema.List:
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil {
-			n.t = schema.JSON
-			return
-		}
 		if n.items == nil {
 			n.items = &inferred{}
 		}
-		for _, it := range items {
-			n.items.add(it, depth+1)
+		if schema.Elements(raw, func([]byte) {}) {
+			schema.Elements(raw, func(it []byte) { n.items.add(it, depth+1) })
+		} else {
+			var items []json.RawMessage
+			if json.Unmarshal(raw, &items) != nil {
+				n.t = schema.JSON
+				return
+			}
+			for _, it := range items {
+				n.items.add(it, depth+1)
+			}
 		}
 	}
 }

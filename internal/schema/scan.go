@@ -187,7 +187,7 @@ func validNumber(b []byte) bool {
 // with the value's raw bytes. It reports false, having called fn for some
 // fields perhaps, when the line is not a plain well-formed object (escapes in
 // keys, invalid values); callers then use encoding/json.
-func Fields(line []byte, fn func(key string, raw []byte)) bool {
+func Fields(line []byte, fn func(key, raw []byte)) bool {
 	i := skipSpace(line, 0)
 	if i >= len(line) || line[i] != '{' {
 		return false
@@ -224,7 +224,7 @@ func Fields(line []byte, fn func(key string, raw []byte)) bool {
 		if raw[0] == '"' && bytes.IndexByte(raw, '\\') >= 0 && !json.Valid(raw) {
 			return false
 		}
-		fn(string(key), raw)
+		fn(key, raw)
 		i = skipSpace(line, vend)
 		if i < len(line) && line[i] == ',' {
 			i = skipSpace(line, i+1)
@@ -232,6 +232,44 @@ func Fields(line []byte, fn func(key string, raw []byte)) bool {
 		}
 		if i < len(line) && line[i] == '}' {
 			return skipSpace(line, i+1) == len(line)
+		}
+		return false
+	}
+}
+
+// Elements calls fn with each element of a JSON array, in order, with the
+// element's raw bytes. It reports false, having called fn for some elements
+// perhaps, when raw is not a plain well-formed array; callers then use
+// encoding/json.
+func Elements(raw []byte, fn func(elem []byte)) bool {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '[' {
+		return false
+	}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == ']' {
+		return skipSpace(raw, i+1) == len(raw)
+	}
+	for {
+		end, ok := valueEnd(raw, i)
+		if !ok {
+			return false
+		}
+		v := raw[i:end]
+		if v[0] != '"' && v[0] != '{' && v[0] != '[' && string(v) != "null" && !validScalar(v) {
+			return false
+		}
+		if v[0] == '"' && bytes.IndexByte(v, '\\') >= 0 && !json.Valid(v) {
+			return false
+		}
+		fn(v)
+		i = skipSpace(raw, end)
+		if i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+			continue
+		}
+		if i < len(raw) && raw[i] == ']' {
+			return skipSpace(raw, i+1) == len(raw)
 		}
 		return false
 	}

@@ -395,3 +395,27 @@ func TestTemplatesMatchReference(t *testing.T) {
 		sameRows(t, c.line, wantRows, got)
 	}
 }
+
+// Elements walks a well-formed array's elements and refuses anything else.
+func TestElements(t *testing.T) {
+	for raw, want := range map[string]string{
+		`[]`:                                 "",
+		` [ 1 , "a\"b" , {"x":[1]}, null ] `: `1|"a\"b"|{"x":[1]}|null|`,
+		`[[],[[]]]`:                          `[]|[[]]|`,
+		`[1,]`:                               "false",
+		`[1 2]`:                              "false",
+		`[tru]`:                              "false",
+		`["\x"]`:                             "false",
+		`[1]x`:                               "false",
+		`{"a":1}`:                            "false",
+	} {
+		var got strings.Builder
+		if !Elements([]byte(raw), func(e []byte) { got.Write(e); got.WriteString("|") }) {
+			got.Reset()
+			got.WriteString("false")
+		}
+		if got.String() != want {
+			t.Errorf("Elements(%s) = %s, want %s", raw, got.String(), want)
+		}
+	}
+}

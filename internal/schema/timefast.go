@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -118,8 +119,19 @@ func IsTimestamp(raw []byte) bool {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return false
 	}
-	if _, ok := rfc3339Micros(raw[1 : len(raw)-1]); ok {
+	text := raw[1 : len(raw)-1]
+	if _, ok := rfc3339Micros(text); ok {
 		return true
+	}
+	// Unless escaped, anything time.Parse takes as RFC 3339 is 20 bytes or
+	// more and starts with a year and a dash: most strings stop here.
+	if !bytes.ContainsRune(text, '\\') {
+		if len(text) < 20 {
+			return false
+		}
+		if _, ok := two(text, 0); !ok || text[4] != '-' {
+			return false
+		}
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
