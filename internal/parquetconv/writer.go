@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"sort"
 	"sync"
@@ -61,10 +62,10 @@ type Writer struct {
 	mu         sync.Mutex
 	failure    error // the first error of a worker
 	// bytesPerRow is what a row took in the last row group, once one was
-	// flushed; the open row group's size is checked exactly (which waits
-	// for the workers) when its estimate passes checkAt.
+	// flushed; the open row group's size is measured next when it has
+	// checkRows rows.
 	bytesPerRow float64
-	checkAt     float64
+	checkRows   int64
 	closed      bool
 }
 
@@ -205,18 +206,17 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 		pending.Add(int64(len(w.groups)))
 		w.send(job{leaves: part, flush: full, done: done})
 		// What a row group holds in memory until it is flushed: its pages,
-		// encoded and compressed, the values of each column's open page and
-		// the dictionaries. Measuring it waits for the workers, so it is
-		// measured each batch only until a row group has shown how large a
-		// row is, then at each quarter of the bound the estimate passes.
-		if estimate := float64(w.groupRows) * w.bytesPerRow; !full && (w.bytesPerRow == 0 || estimate >= w.checkAt) {
+		// encoded and compressed, each column's open page and the
+		// dictionaries. Measuring it waits for the workers, so it is
+		// measured at checkpoints only (see nextCheck).
+		if !full && w.groupRows >= w.checkRows {
 			w.wait()
-			size := float64(w.pw.Size() - w.groupStart)
-			if size >= float64(w.opt.RowGroupBytes) {
+			size := w.pw.Size() - w.groupStart
+			if size >= w.opt.RowGroupBytes {
 				w.send(job{flush: true})
 				full = true
-			} else if w.bytesPerRow > 0 {
-				w.checkAt = estimate + float64(w.opt.RowGroupBytes)/4
+			} else {
+				w.checkRows = w.nextCheck(size)
 			}
 		}
 		if full {
@@ -229,7 +229,8 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 			}
 			size := w.pw.Size()
 			w.bytesPerRow = float64(size-w.groupStart) / float64(w.groupRows)
-			w.groupRows, w.groupStart, w.checkAt = 0, size, float64(w.opt.RowGroupBytes)/4
+			w.groupRows, w.groupStart = 0, size
+			w.checkRows = w.nextCheck(0)
 		}
 		if take < n {
 			rest := make([][]parquet.Value, len(leaves))
@@ -241,6 +242,20 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 		n -= take
 	}
 	return nil
+}
+
+// nextCheck is the row count at which the open row group, size bytes now,
+// is measured next. Once a row group has shown how large a row is: where
+// the size estimated from that passes the next quarter of the bound.
+// Before: when the rows have grown by a quarter. Either way a row group
+// of like rows overshoots the bound by at most about a quarter.
+func (w *Writer) nextCheck(size int64) int64 {
+	if w.bytesPerRow == 0 {
+		return w.groupRows + w.groupRows/4 + 1
+	}
+	quarter := float64(w.opt.RowGroupBytes) / 4
+	target := (math.Floor(float64(size)/quarter) + 1) * quarter
+	return max(w.groupRows+1, int64(target/w.bytesPerRow))
 }
 
 // start shares the leaves out among the workers and starts them.
