@@ -1,5 +1,10 @@
 package schema
 
+import (
+	"math"
+	"math/bits"
+)
+
 // pow10 holds the powers of ten that float64 represents exactly.
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
@@ -85,17 +90,18 @@ func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 		}
 		exp += e
 	}
-	if mant > 1<<53 {
-		return 0, 0, false
-	}
-	f = float64(mant)
 	switch {
 	case mant == 0:
-	case exp == 0:
-	case exp > 0 && exp <= 22:
-		f *= pow10[exp]
-	case exp < 0 && exp >= -22:
-		f /= pow10[-exp]
+		f = 0
+	case mant <= 1<<53 && exp >= -22 && exp <= 22:
+		f = float64(mant)
+		if exp > 0 {
+			f *= pow10[exp]
+		} else if exp < 0 {
+			f /= pow10[-exp]
+		}
+	case exp >= -19 && exp <= 19:
+		f = exactDecimal(mant, exp)
 	default:
 		return 0, 0, false
 	}
@@ -103,6 +109,76 @@ func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 		f = -f
 	}
 	return f, i, true
+}
+
+// pow10u holds 10^0 … 10^19, the powers of ten a uint64 holds.
+var pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+	1e15, 1e16, 1e17, 1e18, 1e19}
+
+// exactDecimal is mant × 10^exp (mant > 0, |exp| <= 19) rounded once, to
+// the nearest float64 (ties to even), as strconv.ParseFloat rounds it: the
+// product, or a quotient with at least 62 significant bits and its
+// remainder, is computed exactly in 128 bits and then rounded.
+func exactDecimal(mant uint64, exp int) float64 {
+	if exp >= 0 {
+		hi, lo := bits.Mul64(mant, pow10u[exp])
+		return round128(hi, lo, false, 0)
+	}
+	d := pow10u[-exp]
+	// Shift mant left so that the quotient fills 63 or 64 bits: with
+	// s = 63 + len(d) - len(mant), mant<<s / d lies in [2^62, 2^64).
+	s := 63 + bits.Len64(d) - bits.Len64(mant)
+	var hi, lo uint64
+	if s >= 64 {
+		hi = mant << (s - 64)
+	} else {
+		hi, lo = mant>>(64-s), mant<<s
+	}
+	q, r := bits.Div64(hi, lo, d)
+	return round128(0, q, r != 0, -s)
+}
+
+// round128 is (hi:lo + a sticky fraction if inexact) × 2^shift rounded to
+// the nearest float64, ties to even; the result is a normal number.
+func round128(hi, lo uint64, inexact bool, shift int) float64 {
+	n := 64 + bits.Len64(hi)
+	if hi == 0 {
+		n = bits.Len64(lo)
+	}
+	if n <= 53 && !inexact {
+		return math.Ldexp(float64(lo), shift)
+	}
+	drop := n - 53 // bits below the mantissa
+	var m, rest uint64
+	var half bool
+	switch {
+	case drop <= 0:
+		// All bits fit; only the sticky fraction is below them: never a tie.
+		return math.Ldexp(float64(lo), shift)
+	case drop < 64:
+		m = hi<<(64-drop) | lo>>drop
+		rest = lo & (1<<drop - 1)
+		half = rest == 1<<(drop-1)
+		inexact = inexact || rest&(1<<(drop-1)-1) != 0
+		if rest>>(drop-1) == 1 && (!half || inexact || m&1 == 1) {
+			m++
+		}
+	default: // drop >= 64: hi holds the mantissa's bits and more
+		m = hi >> (drop - 64)
+		below, top := lo, uint64(1)<<63 // drop == 64: the round bit is lo's top
+		if drop > 64 {
+			below, top = hi&(1<<(drop-64)-1), 1<<(drop-64-1)
+			inexact = inexact || lo != 0
+		}
+		if below&top != 0 && (below != top || inexact || m&1 == 1) {
+			m++
+		}
+	}
+	if m == 1<<53 {
+		m >>= 1
+		drop++
+	}
+	return math.Ldexp(float64(m), shift+drop)
 }
 
 // intAt reads the JSON integer at b[i:] (at most 18 digits), which ends at

@@ -2,7 +2,9 @@ package schema
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -315,7 +317,8 @@ func TestLevelsMirrorWorks(t *testing.T) {
 // strconv.ParseFloat reads it, to the bit.
 func FuzzFloatFastMatchesStrconv(f *testing.F) {
 	for _, seed := range []string{"0", "-0", "1.5", "-69.68541499253126", "0.18376608278451934", "9007199254740993", "1e22", "1e23", "123.456e-7",
-		"0.000001", "1E+2", "01", "1.", ".5", "-", "1e", "3453.8", "1e-22", "4.9e-324"} {
+		"0.000001", "1E+2", "01", "1.", ".5", "-", "1e", "3453.8", "1e-22", "4.9e-324", "0.03326394329057725", "9007199254740993",
+		"18446744073709551615", "9999999999999999999e19", "1234567890123456789e-19", "0.5000000000000000555", "2.2250738585072014e-308"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -417,5 +420,43 @@ func TestElements(t *testing.T) {
 		if got.String() != want {
 			t.Errorf("Elements(%s) = %s, want %s", raw, got.String(), want)
 		}
+	}
+}
+
+// Random decimals of 15 to 19 digits with exponents within ±19 — the
+// floats strconv would otherwise read — come out bit for bit as strconv's.
+func TestFloatFastAgreesWithStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	taken := 0
+	for range 300_000 {
+		digits := 15 + rng.IntN(5)
+		var b strings.Builder
+		if rng.IntN(2) == 0 {
+			b.WriteByte('-')
+		}
+		b.WriteByte(byte('1' + rng.IntN(9)))
+		point := rng.IntN(digits)
+		for k := 1; k < digits; k++ {
+			if k == point {
+				b.WriteByte('.')
+			}
+			b.WriteByte(byte('0' + rng.IntN(10)))
+		}
+		if rng.IntN(3) == 0 {
+			fmt.Fprintf(&b, "e%d", rng.IntN(30)-15)
+		}
+		str := b.String()
+		got, ok := parseFloatFast([]byte(str))
+		if !ok {
+			continue
+		}
+		taken++
+		want, err := strconv.ParseFloat(str, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%s: fast %v, strconv %v %v", str, got, want, err)
+		}
+	}
+	if taken < 200_000 {
+		t.Errorf("the fast path took only %d of 300,000", taken)
 	}
 }
