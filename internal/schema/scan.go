@@ -218,10 +218,7 @@ func Fields(line []byte, fn func(key, raw []byte)) bool {
 			return false
 		}
 		raw := line[i:vend]
-		if raw[0] != '"' && raw[0] != '{' && raw[0] != '[' && string(raw) != "null" && !validScalar(raw) {
-			return false
-		}
-		if raw[0] == '"' && bytes.IndexByte(raw, '\\') >= 0 && !json.Valid(raw) {
+		if !plainValue(raw) {
 			return false
 		}
 		fn(key, raw)
@@ -235,6 +232,19 @@ func Fields(line []byte, fn func(key, raw []byte)) bool {
 		}
 		return false
 	}
+}
+
+// plainValue checks a value valueEnd delimited as far as Fields and
+// Elements need: scalars and escaped strings fully, objects and arrays by
+// their nesting only (their contents are checked when they are walked).
+func plainValue(v []byte) bool {
+	switch v[0] {
+	case '"':
+		return bytes.IndexByte(v, '\\') < 0 || json.Valid(v)
+	case '{', '[':
+		return true
+	}
+	return string(v) == "null" || validScalar(v)
 }
 
 // Elements calls fn with each element of a JSON array, in order, with the
@@ -256,10 +266,7 @@ func Elements(raw []byte, fn func(elem []byte)) bool {
 			return false
 		}
 		v := raw[i:end]
-		if v[0] != '"' && v[0] != '{' && v[0] != '[' && string(v) != "null" && !validScalar(v) {
-			return false
-		}
-		if v[0] == '"' && bytes.IndexByte(v, '\\') >= 0 && !json.Valid(v) {
+		if !plainValue(v) {
 			return false
 		}
 		fn(v)
