@@ -1,7 +1,8 @@
-// Package parquetconv writes feed records, typed by a schema.Schema, to
-// Parquet with parquet-go. Every file carries the feed id and line number of
-// each row (columns _feed_id and _line) next to the declared columns, so a
-// load can be reconciled with its source feed line by line.
+// Package parquetconv writes rows of a schema.Layout to Parquet with
+// parquet-go, its columns shared out among worker goroutines. Files of feed
+// records carry the feed id and line number of each row (columns _feed_id
+// and _line) next to the declared columns, so a load can be reconciled with
+// its source feed line by line.
 package parquetconv
 
 import (

@@ -1,7 +1,8 @@
 // Package schema holds a feed's declared columns and turns one NDJSON line
-// into typed values, or into a reason the line is rejected. PutToKinesis uses
-// it to quarantine bad lines before anything is sent; the local converter uses
-// it to write Parquet.
+// into typed values, or into a reason the line is rejected: Schema.Parse is
+// the reference, Parser the fast path that types lines straight into the
+// Parquet leaf columns of a Layout. PutToKinesis uses it to quarantine bad
+// lines before anything is sent; the converters use it to write Parquet.
 package schema
 
 import (
