@@ -138,12 +138,7 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 		`{"id":1,"at":"2026-02-29T00:00:00Z"}`, `{"id":1,"at":"2024-02-29T23:59:59.1234567891Z"}`, `{"id":1,"day":"0000-03-01"}`} {
 		f.Add([]byte(seed))
 	}
-	s := nestedSchema()
-	l, err := NewLayout(&s, LayoutOptions{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	p := NewParser(l)
+	s, l, p := nestedParser(f)
 	f.Fuzz(func(t *testing.T, line []byte) {
 		want, _, werr := s.Parse(line)
 		wantRows := NewRows(l)
@@ -194,6 +189,17 @@ func sameRows(t *testing.T, what string, want, got *Rows) {
 	}
 }
 
+// nestedParser returns nestedSchema, its layout and a parser of it.
+func nestedParser(tb testing.TB) (Schema, *Layout, *Parser) {
+	tb.Helper()
+	s := nestedSchema()
+	l, err := NewLayout(&s, LayoutOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, l, NewParser(l)
+}
+
 // nestedSchema is testSchema plus an object with a list and a list of
 // objects with a list inside.
 func nestedSchema() Schema {
@@ -237,12 +243,7 @@ func TestDecimalIsExact(t *testing.T) {
 // Well-formed lines, nested ones included, take the fast path: the
 // reference is for the unusual line only.
 func TestFastPathTakesWellFormedLines(t *testing.T) {
-	s := nestedSchema()
-	l, err := NewLayout(&s, LayoutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := NewParser(l)
+	_, l, p := nestedParser(t)
 	for _, line := range []string{
 		`{"id":1,"name":"a","score":1.5,"ok":true,"at":"2026-01-01T00:00:00.5Z","day":"2026-01-02","meta":{"a":[1,{"b":null}]},"amount":"1.5"}`,
 		`{"id":2,"addr":{"city":"x","geo":[1.5,null,-2],"tags":[]},"events":[{"at":"2026-01-01T00:00:00+02:00","n":[1,2]},null,{"n":[]},{}]}`,
@@ -358,12 +359,7 @@ func FuzzIntAtMatchesParseInt(f *testing.F) {
 // of another shape) is read field by field instead, with the same result as
 // the reference either way.
 func TestTemplatesMatchReference(t *testing.T) {
-	s := nestedSchema()
-	l, err := NewLayout(&s, LayoutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := NewParser(l)
+	s, l, p := nestedParser(t)
 	lines := []struct {
 		line     string
 		template bool // read by the template learned from the lines before
