@@ -2,16 +2,20 @@
 // stream in bounded memory: lines are parsed in parallel batches, typed by an
 // explicit or inferred schema, and written in row groups flushed by size.
 // Every input line ends as one row or one rejected line with its number and
-// reason; bad input is never a panic.
+// reason; bad input is never a panic. Staged converts one feed's staged
+// records (the feed's lines with _feed_id and _line, delivered at least
+// once) into the feed's Parquet file the same way, one row per line.
 package convert
 
 import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/schema"
@@ -41,7 +45,8 @@ type Options struct {
 	// Workers parse lines in parallel (default GOMAXPROCS).
 	Workers int
 	// OnReject receives each rejected line (its number, a reason, and at most
-	// its first MiB). It may be nil.
+	// its first MiB), in line order, one call at a time, on a goroutine of
+	// Convert's. It may be nil.
 	OnReject func(line int64, reason string, raw []byte)
 }
 
@@ -114,7 +119,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 		return st, err
 	}
 
-	p := pipelineRun{layout: pw.Layout(), opt: opt, pw: pw, st: &st}
+	p := pipelineRun{opt: opt, pw: pw, st: &st}
 	if err := p.run(ctx, lr, sample); err != nil {
 		pw.Abort()
 		return st, err
@@ -151,132 +156,222 @@ type batch struct {
 	lines
 	rows    *schema.Rows
 	rejects []lineReject
+	recs    []stagedRec // staged mode: each line's record
+	names   []string    // staged mode: the objects the records are from
+	err     error       // staged mode: a record that stops the conversion
 	done    chan struct{}
 }
 
 // reset readies a used batch for reuse, keeping its buffers.
-func (b *batch) reset(first int64) {
-	b.first, b.done = first, make(chan struct{})
+func (b *batch) reset() {
+	b.first, b.done, b.err = 0, make(chan struct{}), nil
 	b.lines.reset()
-	b.rejects = b.rejects[:0]
+	b.rejects, b.recs, b.names = b.rejects[:0], b.recs[:0], b.names[:0]
 	if b.rows != nil {
 		b.rows.Reset()
 	}
 }
 
-type pipelineRun struct {
-	layout *schema.Layout
-	opt    Options
-	pw     *parquetconv.Writer
-	st     *Stats
+// pipeline parses batches of lines on workers goroutines, each into its
+// batch's columns, and hands the batches in the order they were sent to
+// the writer, whose workers write their columns independently. At most
+// 3×workers+2 batches exist; each is reused once written, so memory stays
+// bounded and allocation low. One goroutine sends (next, send, finish).
+type pipeline struct {
+	pw *parquetconv.Writer
+	// take is called with each parsed batch, in order, before its rows are
+	// written; an error stops the pipeline.
+	take                func(*batch) error
+	work, ordered, free chan *batch
+	made, maxBatches    int
+	stopped             chan struct{} // closed once the pipeline failed or aborted
+	stopOnce            sync.Once
+	written             chan error // the writing goroutine's outcome
+	workers             sync.WaitGroup
 }
 
-// run parses batches of lines on opt.Workers goroutines, each into its
-// batch's columns, and hands the batches in order to the writer, whose
-// workers write their columns independently. At most 3×Workers+2 batches
-// exist; each is reused once written, so memory stays bounded and
-// allocation low.
-func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) error {
-	maxBatches := 3*p.opt.Workers + 2
-	work := make(chan *batch, p.opt.Workers)
-	ordered := make(chan *batch, maxBatches)
-	free := make(chan *batch, maxBatches)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range p.opt.Workers {
-		go func() {
-			parser := schema.NewParser(p.layout)
-			for b := range work {
+// errStopped is what next and send return once the pipeline has stopped;
+// finish returns why.
+var errStopped = errors.New("convert: pipeline stopped")
+
+// startPipeline starts workers parsing batches with parse (on a worker,
+// with that worker's parser) and a goroutine writing them to pw.
+func startPipeline(pw *parquetconv.Writer, workers int, parse func(*schema.Parser, *batch), take func(*batch) error) *pipeline {
+	p := &pipeline{pw: pw, take: take, maxBatches: 3*workers + 2, written: make(chan error, 1), stopped: make(chan struct{})}
+	p.work = make(chan *batch, workers)
+	p.ordered = make(chan *batch, p.maxBatches)
+	p.free = make(chan *batch, p.maxBatches)
+	layout := pw.Layout()
+	for range workers {
+		p.workers.Go(func() {
+			parser := schema.NewParser(layout)
+			for b := range p.work {
 				if b.rows == nil {
-					b.rows = schema.NewRows(p.layout)
+					b.rows = schema.NewRows(layout)
 				}
-				for i, line := range b.lines.lines {
-					n := b.first + int64(i)
-					if b.lines.long[i] {
-						b.rejects = append(b.rejects, lineReject{n, fmt.Sprintf("line longer than %d bytes", MaxLineBytes), truncate(line)})
-						continue
-					}
-					if err := parser.AppendLine(b.rows, line); err != nil {
-						b.rejects = append(b.rejects, lineReject{n, err.Error(), truncate(line)})
-					}
+				select {
+				case <-p.stopped: // nothing more is written
+				default:
+					parse(parser, b)
 				}
 				close(b.done)
 			}
-		}()
+		})
 	}
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(work)
-		defer close(ordered)
-		next := int64(1)
-		made := 0
-		for {
-			var b *batch
-			if made < maxBatches {
-				select {
-				case b = <-free:
-					b.reset(next)
-				default:
-					b = &batch{first: next, done: make(chan struct{})}
-					made++
-				}
-			} else {
-				select {
-				case b = <-free:
-					b.reset(next)
-				case <-ctx.Done():
-					readErr <- ctx.Err()
-					return
-				}
-			}
-			if sample != nil {
-				b.lines, sample = *sample, nil // the lines inference read
-			} else {
-				lr.fill(&b.lines)
-			}
-			if len(b.lines.lines) == 0 {
-				readErr <- lr.err
-				return
-			}
-			next += int64(len(b.lines.lines))
-			select {
-			case ordered <- b:
-			case <-ctx.Done():
-				readErr <- ctx.Err()
-				return
-			}
-			select {
-			case work <- b:
-			case <-ctx.Done():
-				readErr <- ctx.Err()
-				return
-			}
-		}
-	}()
-	for b := range ordered {
+	go p.write()
+	return p
+}
+
+// write hands the parsed batches to the writer in order, until the first
+// error (then it drains them).
+func (p *pipeline) write() {
+	var err error
+	for b := range p.ordered {
 		<-b.done
-		p.st.Lines += int64(len(b.lines.lines))
-		p.st.Rejected += int64(len(b.rejects))
-		if p.opt.OnReject != nil {
-			for _, r := range b.rejects {
-				p.opt.OnReject(r.line, r.reason, r.raw)
-			}
+		if err != nil {
+			continue
 		}
-		// Once the writer's workers have copied this batch's values, its
-		// buffers are reused.
-		if err := p.pw.WriteRowsAsync(b.rows, func() {
-			select {
-			case free <- b:
-			default:
-			}
-		}); err != nil {
-			cancel()
-			return err
+		if err = p.take(b); err == nil {
+			// Once the writer's workers have copied this batch's values,
+			// its buffers are reused.
+			err = p.pw.WriteRowsAsync(b.rows, func() {
+				select {
+				case p.free <- b:
+				default:
+				}
+			})
 		}
+		if err != nil {
+			p.stop()
+		}
+	}
+	p.written <- err
+}
+
+// next returns an empty batch to fill: a written one, or a new one while
+// fewer than maxBatches exist. It fails once ctx is done or the pipeline
+// has stopped.
+func (p *pipeline) next(ctx context.Context) (*batch, error) {
+	var b *batch
+	if p.made < p.maxBatches {
+		select {
+		case b = <-p.free:
+		default:
+			p.made++
+			return &batch{done: make(chan struct{})}, nil
+		}
+	} else {
+		select {
+		case b = <-p.free:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.stopped:
+			return nil, errStopped
+		}
+	}
+	b.reset()
+	return b, nil
+}
+
+// send queues b to be parsed and written.
+func (p *pipeline) send(ctx context.Context, b *batch) error {
+	// To the workers first: a batch the writer waits for is always parsed.
+	for _, ch := range []chan *batch{p.work, p.ordered} {
+		select {
+		case ch <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.stopped:
+			return errStopped
+		}
+	}
+	return nil
+}
+
+// finish waits until the batches sent are written (or, after an error,
+// dropped) and the workers have ended; it returns the first error of take
+// or the writer.
+func (p *pipeline) finish() error {
+	close(p.work)
+	close(p.ordered)
+	err := <-p.written
+	p.workers.Wait()
+	return err
+}
+
+func (p *pipeline) stop() { p.stopOnce.Do(func() { close(p.stopped) }) }
+
+// abort stops the pipeline without writing what is left, and waits for its
+// goroutines; the caller aborts the writer.
+func (p *pipeline) abort() {
+	p.stop()
+	_ = p.finish()
+}
+
+type pipelineRun struct {
+	opt Options
+	pw  *parquetconv.Writer
+	st  *Stats
+}
+
+// run converts lr's lines (after sample's, if any) in a pipeline.
+func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) error {
+	pl := startPipeline(p.pw, p.opt.Workers, p.parse, p.take)
+	var readErr error
+	for next := int64(1); ; {
+		b, err := pl.next(ctx)
+		if err != nil {
+			readErr = err
+			break
+		}
+		b.first = next
+		if sample != nil {
+			b.lines, sample = *sample, nil // the lines inference read
+		} else {
+			lr.fill(&b.lines)
+		}
+		if len(b.lines.lines) == 0 {
+			readErr = lr.err
+			break
+		}
+		next += int64(len(b.lines.lines))
+		if err := pl.send(ctx, b); err != nil {
+			readErr = err
+			break
+		}
+	}
+	if err := pl.finish(); err != nil {
+		return err
 	}
 	p.st.InputBytes = lr.bytes
-	if err := <-readErr; err != nil {
-		return fmt.Errorf("read after line %d: %w", p.st.Lines, err)
+	if readErr != nil {
+		return fmt.Errorf("read after line %d: %w", p.st.Lines, readErr)
+	}
+	return nil
+}
+
+// parse types a batch's lines into its rows, noting the lines rejected.
+func (p *pipelineRun) parse(parser *schema.Parser, b *batch) {
+	for i, line := range b.lines.lines {
+		n := b.first + int64(i)
+		if b.lines.long[i] {
+			b.rejects = append(b.rejects, lineReject{n, fmt.Sprintf("line longer than %d bytes", MaxLineBytes), truncate(line)})
+			continue
+		}
+		if err := parser.AppendLine(b.rows, line); err != nil {
+			b.rejects = append(b.rejects, lineReject{n, err.Error(), truncate(line)})
+		}
+	}
+}
+
+// take counts a parsed batch and reports its rejected lines.
+func (p *pipelineRun) take(b *batch) error {
+	p.st.Lines += int64(len(b.lines.lines))
+	p.st.Rejected += int64(len(b.rejects))
+	if p.opt.OnReject != nil {
+		for _, r := range b.rejects {
+			p.opt.OnReject(r.line, r.reason, r.raw)
+		}
 	}
 	return nil
 }

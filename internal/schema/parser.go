@@ -50,12 +50,14 @@ func (p *Parser) AppendLine(r *Rows, line []byte) error {
 		return ErrFeedColumns
 	}
 	if l.ExtraLeaf < 0 && l.s.Unknown != UnknownReject {
-		r.mark()
-		if p.fastLine(r, line) {
-			r.N++
-			return nil
+		if i := skipSpace(line, 0); i < len(line) && line[i] == '{' {
+			r.mark()
+			if p.fastLine(r, line, i) {
+				r.N++
+				return nil
+			}
+			r.rollback()
 		}
-		r.rollback()
 	}
 	vals, fields, err := l.s.Parse(line)
 	if err != nil {
@@ -66,6 +68,62 @@ func (p *Parser) AppendLine(r *Rows, line []byte) error {
 		extra = extraJSON(fields, l.s)
 	}
 	l.AppendValues(r, "", 0, vals, extra)
+	return nil
+}
+
+// ErrNoFeedColumns is returned by AppendRecord for a layout without feed
+// columns.
+var ErrNoFeedColumns = errors.New("schema: AppendRecord on a layout without _feed_id and _line")
+
+// AppendRecord adds the staged record rec of feed feedID, line number line,
+// as one row with those in the feed columns, or returns a *LineError (the
+// reason ParseRecord gives) and leaves r as it was. The caller has read
+// feedID and line from the record's start, exactly
+// {"_feed_id":"<feedID>","_line":<line> (a feedID that needs no escape),
+// and at is where the record goes on: at its ',' before the other fields,
+// or at its closing '}'. With at <= 0 (a record laid out otherwise) the
+// record goes to ParseRecord, whose _feed_id and _line must then be feedID
+// and line. The fast path types the other fields as AppendLine does;
+// whatever it declines goes to ParseRecord. Undeclared fields are not kept
+// in _extra.
+func (p *Parser) AppendRecord(r *Rows, rec []byte, feedID string, line int64, at int) error {
+	l := p.l
+	if l.FeedLeaf < 0 {
+		return ErrNoFeedColumns
+	}
+	if at > 0 && at < len(rec) && l.ExtraLeaf < 0 && l.s.Unknown != UnknownReject {
+		// The fields are read from after the byte at open: the ',' before
+		// them or, for none, the last digit of _line.
+		open := at
+		switch {
+		case rec[at] == '}':
+			open = at - 1
+		case rec[at] == ',':
+			if j := skipSpace(rec, at+1); j < len(rec) && rec[j] == '}' {
+				open = -1 // "," then "}" is not JSON
+			}
+		default:
+			open = -1
+		}
+		if open >= 0 {
+			r.mark()
+			if p.fastLine(r, rec, open) {
+				r.put(l.FeedLeaf, parquet.ByteArrayValue(bytesOf(feedID)).Level(0, 0, l.FeedLeaf))
+				r.put(l.LineLeaf, parquet.Int64Value(line).Level(0, 0, l.LineLeaf))
+				r.N++
+				return nil
+			}
+			r.rollback()
+		}
+	}
+	gotFeed, gotLine, vals, err := l.s.ParseRecord(rec)
+	if err != nil {
+		return err
+	}
+	if gotFeed != feedID || gotLine != line {
+		return reject("%s or %s given twice", FeedIDField, LineField)
+	}
+	l.AppendValues(r, feedID, line, vals, "")
 	return nil
 }
 
@@ -101,10 +159,11 @@ func extraJSON(fields map[string]json.RawMessage, s *Schema) string {
 	return string(b)
 }
 
-// fastLine reads line by the fast path into r (marked), with templates,
-// and again without them if one misled.
-func (p *Parser) fastLine(r *Rows, line []byte) bool {
-	if p.fast(r, line) {
+// fastLine reads the object whose fields start after line[open] (its '{')
+// and end the line by the fast path into r (marked), with templates, and
+// again without them if one misled.
+func (p *Parser) fastLine(r *Rows, line []byte, open int) bool {
+	if p.fast(r, line, open) {
 		return true
 	}
 	if !p.usedTmpl {
@@ -113,20 +172,16 @@ func (p *Parser) fastLine(r *Rows, line []byte) bool {
 	r.rollback()
 	p.noTmpl = true
 	defer func() { p.noTmpl = false }()
-	return p.fast(r, line)
+	return p.fast(r, line, open)
 }
 
-func (p *Parser) fast(r *Rows, line []byte) bool {
+func (p *Parser) fast(r *Rows, line []byte, open int) bool {
 	p.usedTmpl = false
-	i := skipSpace(line, 0)
-	if i >= len(line) || line[i] != '{' {
-		return false
-	}
-	end, ok := p.object(r, p.l.top, p.l.index, 0, line, i, 0)
+	end, ok := p.object(r, p.l.top, p.l.index, 0, line, open, 0)
 	return ok && skipSpace(line, end) == len(line)
 }
 
-// object scans the object at line[i] (a '{'), adding the values of the
+// object scans the object whose fields start after line[i] (its '{'), adding the values of the
 // declared fields nodes (by name in index) at repetition level rep, and
 // nulls for the ones missing. obj numbers the object (0: the line's own).
 func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, line []byte, i, rep int) (int, bool) {

@@ -211,20 +211,36 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 
 // ParseRecord parses a staged record (a line plus _feed_id and _line).
 func (s *Schema) ParseRecord(line []byte) (feedID string, lineNo int64, vals []Value, err error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(line, &fields); err != nil {
-		return "", 0, nil, reject("invalid JSON: %v", err)
-	}
-	if err := json.Unmarshal(fields[FeedIDField], &feedID); err != nil || feedID == "" {
-		return "", 0, nil, reject("no %s", FeedIDField)
-	}
-	if err := json.Unmarshal(fields[LineField], &lineNo); err != nil || lineNo <= 0 {
-		return "", 0, nil, reject("no %s", LineField)
+	fields, feedID, lineNo, err := recordFields(line)
+	if err != nil {
+		return "", 0, nil, err
 	}
 	delete(fields, FeedIDField)
 	delete(fields, LineField)
 	vals, err = s.values(fields)
 	return feedID, lineNo, vals, err
+}
+
+// RecordFeed reads a staged record's _feed_id and _line as ParseRecord
+// does, with the same errors, without typing its other fields.
+func RecordFeed(line []byte) (feedID string, lineNo int64, err error) {
+	_, feedID, lineNo, err = recordFields(line)
+	return feedID, lineNo, err
+}
+
+// recordFields decodes a staged record into its fields, its feed id and
+// its line number.
+func recordFields(line []byte) (fields map[string]json.RawMessage, feedID string, lineNo int64, err error) {
+	if err := json.Unmarshal(line, &fields); err != nil {
+		return nil, "", 0, reject("invalid JSON: %v", err)
+	}
+	if err := json.Unmarshal(fields[FeedIDField], &feedID); err != nil || feedID == "" {
+		return nil, "", 0, reject("no %s", FeedIDField)
+	}
+	if err := json.Unmarshal(fields[LineField], &lineNo); err != nil || lineNo <= 0 {
+		return nil, "", 0, reject("no %s", LineField)
+	}
+	return fields, feedID, lineNo, nil
 }
 
 func (s *Schema) values(fields map[string]json.RawMessage) ([]Value, error) {

@@ -251,7 +251,7 @@ func TestFastPathTakesWellFormedLines(t *testing.T) {
 	} {
 		r := NewRows(l)
 		r.mark()
-		if !p.fastLine(r, []byte(line)) {
+		if !p.fastLine(r, []byte(line), 0) {
 			t.Errorf("%s: fast path declined", line)
 		}
 	}
@@ -455,4 +455,82 @@ func TestFloatFastAgreesWithStrconv(t *testing.T) {
 	if taken < 200_000 {
 		t.Errorf("the fast path took only %d of 300,000", taken)
 	}
+}
+
+// AppendRecord accepts and rejects exactly the records ParseRecord does,
+// with the same values and levels, whatever follows the feed fields.
+func FuzzAppendRecordMatchesReference(f *testing.F) {
+	for _, seed := range []string{`}`, ` } `, `,"id":1}`, `,"id":1,"name":"a","addr":{"city":"x","geo":[1,null]},"events":[{"n":[1]}]}`,
+		`,}`, `, }`, `,"id":1,}`, `,"id":1,"_line":7}`, `,"id":1,"_line":8}`, `,"id":1,"_feed_id":"g"}`, `,"id":1,"\u005fline":7}`,
+		`,"id":"x"}`, `,"id":1}x`, `,"id":1}` + "\r", ",\"id\":1,\"name\":\"\xff\"}", `,"id":1,"x":tru}`, `x"id":1}`, `,"id":null}`} {
+		f.Add([]byte(seed))
+	}
+	s, _, _ := nestedParser(f)
+	l, err := NewLayout(&s, LayoutOptions{FeedColumns: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := NewParser(l)
+	const prefix = `{"_feed_id":"f","_line":7`
+	f.Fuzz(func(t *testing.T, rest []byte) {
+		rec := append([]byte(prefix), rest...)
+		feed, line, want, werr := s.ParseRecord(rec)
+		if werr == nil && (feed != "f" || line != 7) {
+			werr = &LineError{Reason: "_feed_id or _line given twice"}
+		}
+		wantRows := NewRows(l)
+		if werr == nil {
+			l.AppendValues(wantRows, "f", 7, want, "")
+		}
+		for _, at := range []int{len(prefix), 0} {
+			got := NewRows(l)
+			gerr := p.AppendRecord(got, rec, "f", 7, at)
+			if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+				t.Fatalf("%q at %d: reference error %v, AppendRecord error %v", rec, at, werr, gerr)
+			}
+			sameRows(t, string(rec), wantRows, got)
+		}
+	})
+}
+
+// Records laid out as PutToKinesis writes them take the fast path: they
+// are typed without allocating.
+func TestAppendRecordFastPath(t *testing.T) {
+	s := nestedSchema()
+	l, err := NewLayout(&s, LayoutOptions{FeedColumns: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, r := NewParser(l), NewRows(l)
+	for _, rec := range []string{
+		`{"_feed_id":"f","_line":7,"id":1,"name":"a","score":1.5,"addr":{"city":"x","geo":[1.5,null,-2],"tags":[]},"events":[{"n":[1,2]},null,{}]}`,
+		`{"_feed_id":"f","_line":7,"id":1}`,
+	} {
+		at := strings.IndexAny(rec[len(`{"_feed_id":"f","_line":`):], ",}") + len(`{"_feed_id":"f","_line":`)
+		b := []byte(rec)
+		allocs := testing.AllocsPerRun(100, func() {
+			if err := p.AppendRecord(r, b, "f", 7, at); err != nil {
+				t.Fatal(err)
+			}
+			r.Reset()
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations a record", rec, allocs)
+		}
+	}
+	if err := p.AppendRecord(r, []byte(`{"_feed_id":"f","_line":7}`), "f", 7, 25); err == nil || err.Error() != `field "id" is required` {
+		t.Errorf("empty record: %v", err)
+	}
+	if err := NewParser(mustLayout(t, s)).AppendRecord(r, []byte(`{"_feed_id":"f","_line":7,"id":1}`), "f", 7, 25); err != ErrNoFeedColumns {
+		t.Errorf("layout without feed columns: %v", err)
+	}
+}
+
+func mustLayout(t *testing.T, s Schema) *Layout {
+	t.Helper()
+	l, err := NewLayout(&s, LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
