@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -91,12 +92,46 @@ func (s *Starter) Start(ctx context.Context, ref feed.Ref) (Started, error) {
 // StartObject looks the object up (its ETag, version and size identify the
 // upload) and starts it.
 func (s *Starter) StartObject(ctx context.Context, bucket, key string) (Started, error) {
+	ref, err := s.headRef(ctx, bucket, key)
+	if err != nil {
+		return Started{}, err
+	}
+	return s.Start(ctx, ref)
+}
+
+// headRef is the Ref of the object's current version, as HeadObject gives
+// it: on a versioned bucket with its version id, as its S3 event has it.
+func (s *Starter) headRef(ctx context.Context, bucket, key string) (feed.Ref, error) {
 	head, err := s.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
-		return Started{}, fmt.Errorf("head s3://%s/%s: %w", bucket, key, err)
+		return feed.Ref{}, fmt.Errorf("head s3://%s/%s: %w", bucket, key, err)
 	}
-	return s.Start(ctx, feed.Ref{Bucket: bucket, Key: key, ETag: strings.Trim(aws.ToString(head.ETag), `"`),
-		VersionID: aws.ToString(head.VersionId), Size: aws.ToInt64(head.ContentLength)})
+	return objectRef(bucket, key, aws.ToString(head.ETag), aws.ToString(head.VersionId), aws.ToInt64(head.ContentLength)), nil
+}
+
+// objectRef is the Ref of one upload, built alike from an S3 event, a
+// HeadObject or a backfill, so that one upload always has one workflow id.
+// The version id "null" (an object written while the bucket was unversioned
+// or versioning was suspended) does not tell uploads apart, and an event
+// for such an object carries none: the ETag identifies it, as on an
+// unversioned bucket.
+func objectRef(bucket, key, etag, versionID string, size int64) feed.Ref {
+	if versionID == "null" {
+		versionID = ""
+	}
+	return feed.Ref{Bucket: bucket, Key: key, ETag: strings.Trim(etag, `"`), VersionID: versionID, Size: size}
+}
+
+// isNotFound says whether err is S3's answer for a missing object.
+func isNotFound(err error) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "NotFound", "NoSuchKey":
+			return true
+		}
+	}
+	return false
 }
 
 // Listen receives S3 Object Created events from queueURL until ctx ends. A
@@ -144,7 +179,7 @@ func (s *Starter) handle(ctx context.Context, id *string, body string) bool {
 	}
 	done := true
 	for _, o := range objs {
-		st, err := s.Start(ctx, feed.Ref{Bucket: o.Bucket, Key: o.Key, ETag: o.ETag, VersionID: o.VersionID, Size: o.Size})
+		st, err := s.Start(ctx, objectRef(o.Bucket, o.Key, o.ETag, o.VersionID, o.Size))
 		if err != nil {
 			s.Logger.Error("listen: could not start a run; message left on the queue", "message_id", aws.ToString(id), "bucket", o.Bucket, "key", o.Key, "err", err)
 			done = false
@@ -155,14 +190,24 @@ func (s *Starter) handle(ctx context.Context, id *string, body string) bool {
 	return done
 }
 
-// BackfillStats counts what a backfill did.
+// BackfillStats counts what a backfill did. Gone counts listed objects
+// deleted before their turn.
 type BackfillStats struct {
-	Listed, Started, Existed, Failed int
+	Listed, Started, Existed, Failed, Gone int
 }
 
 // Backfill starts a run for every object under prefix, at most perSecond a
 // second. Objects that already have a run are skipped (no duplicate), so a
 // backfill can be stopped and run again.
+//
+// Each listed object is looked up with HeadObject, as StartObject does: the
+// listing has no version id, and on a versioned bucket the object's event
+// names its version, so a Ref built from the listing's ETag would give the
+// upload a second workflow id and load it twice. The lookup gives the same
+// Ref as the event and StartObject on any bucket, versioned or not; it needs
+// no permission beyond s3:GetObject, which StartObject needs already. (Not
+// ListObjectVersions: it needs s3:ListBucketVersions and pages through
+// every noncurrent version and delete marker of the prefix.)
 func (s *Starter) Backfill(ctx context.Context, bucket, prefix string, perSecond float64, progress func(BackfillStats)) (BackfillStats, error) {
 	var st BackfillStats
 	interval := time.Duration(float64(time.Second) / max(perSecond, 0.001))
@@ -181,11 +226,19 @@ func (s *Starter) Backfill(ctx context.Context, bucket, prefix string, perSecond
 				return st, ctx.Err()
 			case <-tick.C:
 			}
-			r, err := s.Start(ctx, feed.Ref{Bucket: bucket, Key: aws.ToString(o.Key), ETag: strings.Trim(aws.ToString(o.ETag), `"`), Size: aws.ToInt64(o.Size)})
+			key := aws.ToString(o.Key)
+			ref, err := s.headRef(ctx, bucket, key)
+			var r Started
+			if err == nil {
+				r, err = s.Start(ctx, ref)
+			}
 			switch {
+			case isNotFound(err):
+				st.Gone++
+				s.Logger.Info("backfill: object deleted since the listing", "key", key)
 			case err != nil:
 				st.Failed++
-				s.Logger.Error("backfill: could not start", "key", aws.ToString(o.Key), "err", err)
+				s.Logger.Error("backfill: could not start", "key", key, "err", err)
 			case r.Existed:
 				st.Existed++
 			default:
