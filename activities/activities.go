@@ -26,6 +26,10 @@ type S3API interface {
 	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 }
 
 // KinesisAPI is the part of the Kinesis client PutToKinesis uses.
@@ -48,9 +52,6 @@ type Activities struct {
 	Glue      GlueAPI
 	Snowflake *sql.DB
 	Logger    *slog.Logger
-	// PollInterval is the first wait between polls of Firehose output, Glue
-	// runs and Snowflake load status; it backs off to 10×. Default 1s.
-	PollInterval time.Duration
 	// TempDir holds the local converter's Parquet file before upload.
 	TempDir string
 }
@@ -60,13 +61,6 @@ func (a *Activities) log() *slog.Logger {
 		return slog.Default()
 	}
 	return a.Logger
-}
-
-func (a *Activities) pollInterval() time.Duration {
-	if a.PollInterval <= 0 {
-		return time.Second
-	}
-	return a.PollInterval
 }
 
 // Error types the workflow does not retry: retrying cannot fix them.
@@ -84,7 +78,7 @@ const (
 
 // NonRetryable lists the error types above, for RetryPolicy.NonRetryableErrorTypes.
 var NonRetryable = []string{ErrBadInput, ErrRejectThreshold, ErrNotFound, ErrAccessDenied, ErrDelivery,
-	ErrGlueRun, ErrLoad, ErrRowCount, ErrIngestTimeout}
+	ErrGlueRun, ErrLoad, ErrRowCount, ErrIngestTimeout, ErrQuarantine}
 
 func nonRetryable(typ string, format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), typ, nil)
@@ -121,18 +115,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// deadlineMargin is how long before the activity's own deadline a polling
-// stage gives up and reports what it saw, instead of being timed out blind.
-func deadlineMargin(ctx context.Context) (time.Time, bool) {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return time.Time{}, false
-	}
-	margin := time.Until(dl) / 20
-	margin = min(max(margin, 2*time.Second), 30*time.Second)
-	return dl.Add(-margin), true
-}
-
 func apiCode(err error) string {
 	var api smithy.APIError
 	if errors.As(err, &api) {
@@ -144,6 +126,15 @@ func apiCode(err error) string {
 func isPreconditionFailed(err error) bool { return apiCode(err) == "PreconditionFailed" }
 
 func isRangeNotSatisfiable(err error) bool { return apiCode(err) == "InvalidRange" }
+
+// ErrorTypeOf returns the Temporal application error type inside err, or "".
+func ErrorTypeOf(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Type()
+	}
+	return ""
+}
 
 func isNonRetryable(err error) bool {
 	var app *temporal.ApplicationError

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
-
-	"go.temporal.io/sdk/activity"
 
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 )
@@ -108,51 +105,49 @@ func scanStatus(row *sql.Row) (LoadStatus, error) {
 	return st, nil
 }
 
-// ConfirmIngestion polls Snowflake until the feed's Parquet file is loaded
-// with the expected row count, or fails with what Snowflake reported.
-func (a *Activities) ConfirmIngestion(ctx context.Context, in ConfirmInput) (ConfirmResult, error) {
+// ConfirmStatus is what one look at Snowflake found.
+type ConfirmStatus struct {
+	Done   bool          `json:"done"`
+	Status string        `json:"status"` // the file's load status, "" while Snowflake has no record of it
+	Result ConfirmResult `json:"result"` // when Done
+}
+
+// CheckIngestion looks once at whether Snowflake loaded the feed's Parquet
+// file with the expected row count, and fails with what Snowflake reported
+// when the load failed. The workflow calls it again after a timer until the
+// file is loaded, so waiting holds no worker slot.
+func (a *Activities) CheckIngestion(ctx context.Context, in ConfirmInput) (ConfirmStatus, error) {
 	p := in.Pipeline
 	if a.Snowflake == nil {
-		return ConfirmResult{}, errors.New("confirm ingestion: the worker has no Snowflake connection (set SNOWFLAKE_DSN)")
+		return ConfirmStatus{}, errors.New("confirm ingestion: the worker has no Snowflake connection (set SNOWFLAKE_DSN)")
 	}
 	checker := Checker(p)
-	giveUp, hasDeadline := deadlineMargin(ctx)
-	wait := a.pollInterval()
 	table := p.Snowflake.Database + "." + p.Snowflake.Schema + "." + p.Snowflake.Table
-	var last LoadStatus
-	for {
-		st, err := checker.FileStatus(ctx, a.Snowflake, p, in.ParquetKey)
-		if err != nil {
-			return ConfirmResult{}, fmt.Errorf("confirm feed %s: load status of %s in %s: %w", in.FeedID, in.ParquetKey, table, err)
-		}
-		last = st
-		activity.RecordHeartbeat(ctx, st.Status)
-		if st.Found {
-			switch st.Status {
-			case "LOADED":
-				if st.Rows != in.Expected {
-					return ConfirmResult{}, nonRetryable(ErrRowCount, "confirm feed %s: Snowflake loaded %d rows of %s into %s, want %d", in.FeedID, st.Rows, in.ParquetKey, table, in.Expected)
-				}
-				rows, err := checker.FeedRows(ctx, a.Snowflake, p, in.FeedID)
-				if err != nil {
-					return ConfirmResult{}, fmt.Errorf("confirm feed %s: %w", in.FeedID, err)
-				}
-				if rows >= 0 && rows != in.Expected {
-					return ConfirmResult{}, nonRetryable(ErrRowCount, "confirm feed %s: %s holds %d rows of the feed, want %d (a file of this feed was loaded twice, or rows were deleted)", in.FeedID, table, rows, in.Expected)
-				}
-				return ConfirmResult{Loaded: st.Rows, Status: st.Status, Strategy: p.Confirm}, nil
-			case "LOAD_FAILED", "PARTIALLY_LOADED":
-				return ConfirmResult{}, nonRetryable(ErrLoad, "confirm feed %s: Snowflake %s %s into %s: %s. Fix the table or file, then reload with COPY INTO and reset the workflow to ConfirmIngestion",
-					in.FeedID, strings.ToLower(strings.ReplaceAll(st.Status, "_", " ")), in.ParquetKey, table, st.FirstError)
-			}
-		}
-		if hasDeadline && time.Now().Add(wait).After(giveUp) {
-			return ConfirmResult{}, nonRetryable(ErrIngestTimeout, "confirm feed %s: Snowflake has not loaded %s into %s by the ingestion deadline (%s; last status %q). Check the pipe (SYSTEM$PIPE_STATUS) and its notifications, then reset the workflow to ConfirmIngestion",
-				in.FeedID, in.ParquetKey, table, p.Deadlines.Ingest.Std(), last.Status)
-		}
-		if err := sleepCtx(ctx, wait); err != nil {
-			return ConfirmResult{}, err
-		}
-		wait = min(wait*2, 10*a.pollInterval())
+	st, err := checker.FileStatus(ctx, a.Snowflake, p, in.ParquetKey)
+	if err != nil {
+		return ConfirmStatus{}, fmt.Errorf("confirm feed %s: load status of %s in %s (Snowflake %s): %w", in.FeedID, in.ParquetKey, table, p.Confirm, err)
 	}
+	out := ConfirmStatus{Status: st.Status}
+	if !st.Found {
+		return out, nil
+	}
+	switch st.Status {
+	case "LOADED":
+		if st.Rows != in.Expected {
+			return out, nonRetryable(ErrRowCount, "confirm feed %s: Snowflake loaded %d rows of %s into %s, want %d", in.FeedID, st.Rows, in.ParquetKey, table, in.Expected)
+		}
+		rows, err := checker.FeedRows(ctx, a.Snowflake, p, in.FeedID)
+		if err != nil {
+			return out, fmt.Errorf("confirm feed %s: %w", in.FeedID, err)
+		}
+		if rows >= 0 && rows != in.Expected {
+			return out, nonRetryable(ErrRowCount, "confirm feed %s: %s holds %d rows of the feed, want %d (a file of this feed was loaded twice, or rows were deleted)", in.FeedID, table, rows, in.Expected)
+		}
+		out.Done, out.Result = true, ConfirmResult{Loaded: st.Rows, Status: st.Status, Strategy: p.Confirm}
+		return out, nil
+	case "LOAD_FAILED", "PARTIALLY_LOADED":
+		return out, nonRetryable(ErrLoad, "confirm feed %s: Snowflake %s %s into %s: %s. Fix the table or file, then reload with COPY INTO and reset the workflow to ConfirmIngestion",
+			in.FeedID, strings.ToLower(strings.ReplaceAll(st.Status, "_", " ")), in.ParquetKey, table, st.FirstError)
+	}
+	return out, nil
 }

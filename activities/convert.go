@@ -2,16 +2,17 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/activity"
 
+	"github.com/feedpipe/feedpipe/internal/convert"
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/schema"
@@ -19,11 +20,10 @@ import (
 
 // ConvertInput names a feed's staged records and where its Parquet goes.
 type ConvertInput struct {
-	FeedID      string            `json:"feed_id"`
-	Pipeline    pipeline.Pipeline `json:"pipeline"`
-	ManifestKey string            `json:"manifest_key"`
-	Expected    int64             `json:"expected"` // distinct records delivered
-	Lines       int64             `json:"lines"`    // the feed's line count
+	FeedID   string            `json:"feed_id"`
+	Pipeline pipeline.Pipeline `json:"pipeline"`
+	Expected int64             `json:"expected"` // distinct records delivered
+	Lines    int64             `json:"lines"`    // the feed's line count
 }
 
 // ConvertResult is the Parquet file written.
@@ -31,7 +31,25 @@ type ConvertResult struct {
 	Rows       int64  `json:"rows"`
 	Duplicates int64  `json:"duplicates"`
 	ParquetKey string `json:"parquet_key"`
+	Reads      int64  `json:"reads,omitempty"`  // staging objects read
 	Reused     bool   `json:"reused,omitempty"` // a previous attempt had written it
+	// ResumedAtPart is the first part this attempt uploaded when it continued
+	// an earlier attempt's multipart upload (0: it did not).
+	ResumedAtPart int32 `json:"resumed_at_part,omitempty"`
+}
+
+// ConvertProgress is ConvertLocal's heartbeat checkpoint.
+type ConvertProgress struct {
+	Phase   string `json:"phase"`   // "convert" or "upload"
+	Objects int    `json:"objects"` // staging objects converted so far
+	Rows    int64  `json:"rows"`
+	Dups    int64  `json:"duplicates"`
+	// The Parquet file, once written; an upload resumes from it when the
+	// retry runs on the same host.
+	File   string      `json:"file,omitempty"`
+	Size   int64       `json:"size,omitempty"`
+	Upload UploadState `json:"upload,omitempty"`
+	Reads  int64       `json:"reads"`
 }
 
 // ParquetKey is the feed's deterministic destination key: a retried or
@@ -42,9 +60,12 @@ func ParquetKey(p pipeline.Pipeline, feedID string) string {
 
 const feedIDMetadata = "feedpipe-feed-id"
 
-// ConvertLocal streams the manifest's staged records of the feed (NDJSON, or
-// Parquet that Firehose converted them to), drops duplicate line numbers, and
-// writes the feed's one Parquet file with parquet-go to the destination bucket.
+// ConvertLocal reads the feed's staging prefix (NDJSON records, or Parquet
+// that Firehose converted them to), drops duplicate line numbers, writes the
+// feed's one Parquet file with the internal/convert engine, and uploads it
+// to the destination bucket (multipart, resumable). It heartbeats on a clock
+// throughout; a retry on the same host whose file is complete resumes the
+// upload at the first part not yet uploaded.
 func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (ConvertResult, error) {
 	p := in.Pipeline
 	key := ParquetKey(p, in.FeedID)
@@ -53,90 +74,189 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 	} else if ok && rows == in.Expected {
 		return ConvertResult{Rows: rows, ParquetKey: key, Reused: true}, nil
 	}
+	var prog ConvertProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &prog)
+	}
+	b := startBeat(ctx, prog)
+	defer b.Stop()
 
-	m, err := a.readManifest(ctx, p, in.ManifestKey)
-	if err != nil {
-		return ConvertResult{}, err
-	}
-	tmp, err := os.CreateTemp(a.TempDir, "feedpipe-"+in.FeedID+"-*.parquet")
-	if err != nil {
-		return ConvertResult{}, fmt.Errorf("convert feed %s: temp file: %w", in.FeedID, err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-
-	w, err := parquetconv.NewWriter(tmp, p.Schema, parquetconv.Options{})
-	if err != nil {
-		return ConvertResult{}, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
-	}
-	defer w.Abort() // stops its workers if the conversion fails; nothing after Close
-	seen := newBitset(in.Lines)
-	var dups int64
-	marker := []byte(`"` + schema.FeedIDField + `":"` + in.FeedID + `"`)
-	fetched, stop := a.prefetch(ctx, m.Bucket, m.Keys, 16)
-	defer stop()
-	for i, k := range m.Keys {
-		f := <-fetched[i]
-		if f.err != nil {
-			return ConvertResult{}, f.err
+	resumed := false
+	if prog.Phase == "upload" && prog.File != "" {
+		if st, err := os.Stat(prog.File); err == nil && st.Size() == prog.Size {
+			resumed = true
+			activity.GetLogger(ctx).Info("convert: resuming the upload", "feed", in.FeedID, "file", prog.File, "parts_done", len(prog.Upload.Parts))
 		}
-		keep := func(feedID string, line int64, vals []schema.Value) error {
-			if feedID != in.FeedID {
-				return nil
-			}
-			if line < 1 || line > in.Lines {
-				return nonRetryable(ErrBadInput, "convert feed %s: staged s3://%s/%s holds line %d, outside 1..%d", in.FeedID, m.Bucket, k, line, in.Lines)
-			}
-			if !seen.set(line) {
-				dups++
-				return nil
-			}
-			if err := w.Write(feedID, line, vals); err != nil {
-				return fmt.Errorf("convert feed %s: %w", in.FeedID, err)
-			}
-			return nil
-		}
+	}
+	if !resumed {
+		reads := prog.Reads
+		a.abortUpload(ctx, p.DestBucket, key, prog.Upload)
+		prog = ConvertProgress{Phase: "convert", Reads: reads}
 		var err error
-		if p.Conversion == pipeline.ConvertFirehose {
-			err = parquetconv.ReadRecords(f.body, p.Schema, keep)
-			if err != nil && !isNonRetryable(err) {
-				err = nonRetryable(ErrBadInput, "convert feed %s: staged Parquet s3://%s/%s: %v", in.FeedID, m.Bucket, k, err)
-			}
-		} else {
-			err = eachFeedRecord(f.body, marker, func(n int, rec []byte) error {
-				feedID, line, vals, err := p.Schema.ParseRecord(rec)
-				if err != nil {
-					return nonRetryable(ErrBadInput, "convert feed %s: staged s3://%s/%s record %d: %v", in.FeedID, m.Bucket, k, n, err)
-				}
-				return keep(feedID, line, vals)
-			})
-		}
-		if err != nil {
+		if prog, err = a.convertStaged(ctx, in, prog, b); err != nil {
 			return ConvertResult{}, err
 		}
-		if i%500 == 0 {
-			activity.RecordHeartbeat(ctx, i)
+		prog.Phase = "upload"
+		b.Progress(prog)
+	}
+	first := int32(len(prog.Upload.Parts)) + 1
+	if err := a.uploadFile(ctx, p.DestBucket, key, prog.File, map[string]string{feedIDMetadata: in.FeedID}, &prog.Upload, func(u UploadState) {
+		prog.Upload = u
+		b.Progress(prog)
+	}); err != nil {
+		if isNonRetryable(err) {
+			return ConvertResult{}, err
+		}
+		return ConvertResult{}, fmt.Errorf("convert feed %s: upload s3://%s/%s: %w", in.FeedID, p.DestBucket, key, err)
+	}
+	os.Remove(prog.File)
+	res := ConvertResult{Rows: prog.Rows, Duplicates: prog.Dups, ParquetKey: key, Reads: prog.Reads}
+	if resumed && first > 1 {
+		res.ResumedAtPart = first
+	}
+	return res, nil
+}
+
+// convertStaged writes the feed's staged records to a local Parquet file
+// and returns the progress with the file's path, size, rows and duplicates.
+func (a *Activities) convertStaged(ctx context.Context, in ConvertInput, prog ConvertProgress, b *beat) (ConvertProgress, error) {
+	p := in.Pipeline
+	path := filepath.Join(cmpOr(a.TempDir, os.TempDir()), "feedpipe-"+in.FeedID+".parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		return prog, fmt.Errorf("convert feed %s: temp file: %w", in.FeedID, err)
+	}
+	ok := false
+	defer func() {
+		f.Close()
+		if !ok {
+			os.Remove(path)
+		}
+	}()
+	sink, err := newStagedSink(f, p, in)
+	if err != nil {
+		return prog, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
+	}
+	defer sink.abort()
+
+	var keys []string
+	if err := a.listFeed(ctx, p, in.FeedID, func(page []string) error {
+		keys = append(keys, page...)
+		b.Touch()
+		return nil
+	}); err != nil {
+		return prog, err
+	}
+	fetched, stop := a.prefetch(ctx, p.StagingBucket, keys, stagingReaders)
+	defer stop()
+	for i, k := range keys {
+		got := <-fetched[i]
+		if got.err != nil {
+			return prog, got.err
+		}
+		prog.Reads++
+		if err := sink.add(ctx, "s3://"+p.StagingBucket+"/"+k, got.body); err != nil {
+			if isNonRetryable(err) {
+				return prog, err
+			}
+			return prog, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
+		}
+		prog.Objects = i + 1
+		if i%64 == 0 {
+			b.Progress(prog)
 		}
 	}
-	rows, err := w.Close()
+	rows, dups, err := sink.close()
 	if err != nil {
-		return ConvertResult{}, fmt.Errorf("convert feed %s: %w", in.FeedID, err)
+		return prog, fmt.Errorf("convert feed %s: %w", in.FeedID, err)
 	}
+	prog.Rows, prog.Dups = rows, dups
 	if rows != in.Expected {
-		return ConvertResult{}, nonRetryable(ErrRowCount, "convert feed %s: %d distinct records in the %d staged objects, want %d", in.FeedID, rows, len(m.Keys), in.Expected)
+		return prog, nonRetryable(ErrRowCount, "convert feed %s: %d distinct records in the %d staged objects under s3://%s/%s, want %d",
+			in.FeedID, rows, len(keys), p.StagingBucket, FeedStagingPrefix(p, in.FeedID), in.Expected)
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return ConvertResult{}, err
+	if err := f.Sync(); err != nil {
+		return prog, fmt.Errorf("convert feed %s: write %s: %w", in.FeedID, path, err)
 	}
-	st, err := tmp.Stat()
+	st, err := f.Stat()
 	if err != nil {
-		return ConvertResult{}, err
+		return prog, err
 	}
-	if _, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.DestBucket, Key: &key, Body: tmp,
-		ContentLength: aws.Int64(st.Size()), Metadata: map[string]string{feedIDMetadata: in.FeedID}}); err != nil {
-		return ConvertResult{}, classifyAWS(err, fmt.Sprintf("convert feed %s: upload s3://%s/%s", in.FeedID, p.DestBucket, key))
+	prog.File, prog.Size = path, st.Size()
+	ok = true
+	return prog, nil
+}
+
+// stagedSink turns staged objects into the feed's Parquet file: NDJSON
+// records through the internal/convert engine, or Parquet that Firehose
+// converted through parquetconv's reader.
+type stagedSink struct {
+	ndjson  *convert.Staged
+	parquet *parquetconv.Writer
+	feedID  string
+	lines   int64
+	schema  schema.Schema
+	seen    bitset
+	dups    int64
+}
+
+func newStagedSink(w io.Writer, p pipeline.Pipeline, in ConvertInput) (*stagedSink, error) {
+	s := &stagedSink{feedID: in.FeedID, lines: in.Lines, schema: p.Schema}
+	var err error
+	if p.Conversion == pipeline.ConvertFirehose {
+		s.seen = newBitset(in.Lines)
+		s.parquet, err = parquetconv.NewWriter(w, p.Schema, parquetconv.Options{})
+	} else {
+		s.ndjson, err = convert.NewStaged(w, convert.StagedOptions{Schema: p.Schema, FeedID: in.FeedID, Lines: in.Lines})
 	}
-	return ConvertResult{Rows: rows, Duplicates: dups, ParquetKey: key}, nil
+	return s, err
+}
+
+func (s *stagedSink) add(ctx context.Context, name string, body []byte) error {
+	if s.ndjson != nil {
+		return s.ndjson.Add(ctx, name, body)
+	}
+	err := parquetconv.ReadRecords(body, s.schema, func(feedID string, line int64, vals []schema.Value) error {
+		if feedID != s.feedID {
+			return nil
+		}
+		if line < 1 || line > s.lines {
+			return fmt.Errorf("staged %s holds line %d, outside 1..%d", name, line, s.lines)
+		}
+		if !s.seen.set(line) {
+			s.dups++
+			return nil
+		}
+		return s.parquet.Write(feedID, line, vals)
+	})
+	if err != nil {
+		return fmt.Errorf("staged Parquet %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *stagedSink) close() (rows, dups int64, err error) {
+	if s.ndjson != nil {
+		st, err := s.ndjson.Close()
+		return st.Rows, st.Duplicates, err
+	}
+	rows, err = s.parquet.Close()
+	return rows, s.dups, err
+}
+
+func (s *stagedSink) abort() {
+	if s.ndjson != nil {
+		s.ndjson.Abort()
+	} else {
+		s.parquet.Abort()
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 type fetched struct {
@@ -172,18 +292,6 @@ func (a *Activities) prefetch(ctx context.Context, bucket string, keys []string,
 		}
 	}()
 	return out, cancel
-}
-
-func (a *Activities) readManifest(ctx context.Context, p pipeline.Pipeline, key string) (Manifest, error) {
-	b, err := a.readObject(ctx, p.StagingBucket, key)
-	if err != nil {
-		return Manifest{}, err
-	}
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return Manifest{}, nonRetryable(ErrBadInput, "manifest s3://%s/%s is not valid JSON: %v", p.StagingBucket, key, err)
-	}
-	return m, nil
 }
 
 // existingParquet reports the row count of a Parquet file a previous attempt

@@ -1,27 +1,27 @@
 package activities
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
-	"encoding/json"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
-	"sort"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/activity"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
-	"github.com/feedpipe/feedpipe/internal/schema"
 )
 
-// DeliveryInput says which records to wait for.
+// DeliveryInput says which records to look for, and where the previous pass
+// stopped.
 type DeliveryInput struct {
 	FeedID   string            `json:"feed_id"`
 	Pipeline pipeline.Pipeline `json:"pipeline"`
@@ -29,269 +29,250 @@ type DeliveryInput struct {
 	Expected int64 `json:"expected"`
 	// Lines is the feed's line count: line numbers run from 1 to Lines.
 	Lines int64 `json:"lines"`
-	// Since is when the put began; staging objects older than that (less a
-	// margin for clock skew) cannot hold this feed's records.
-	Since time.Time `json:"since"`
+	// State is what the passes before this one found; zero for the first.
+	State DeliveryState `json:"state"`
 }
 
-// DeliveryProgress is AwaitDelivery's heartbeat.
-type DeliveryProgress struct {
-	Delivered int64 `json:"delivered"`
-	Expected  int64 `json:"expected"`
-	Objects   int   `json:"objects"`
-	Scanned   int   `json:"scanned"`
+// DeliveryState is how far AwaitDelivery has got: what one pass returns,
+// the next pass's starting point, and the heartbeat checkpoint within a pass.
+// The set of staging objects read and of lines seen is kept in an S3
+// checkpoint object (Checkpoint) so that it survives a retry on another worker.
+type DeliveryState struct {
+	Delivered  int64  `json:"delivered"`  // distinct lines seen
+	Duplicates int64  `json:"duplicates"` // records seen more than once (dropped at conversion)
+	Objects    int    `json:"objects"`    // staging objects read that hold this feed's records
+	Reads      int64  `json:"reads"`      // GETs of staging objects, every pass and attempt
+	Passes     int    `json:"passes"`     // passes finished
+	Checkpoint string `json:"checkpoint,omitempty"`
+	Resumed    bool   `json:"resumed,omitempty"` // this pass continued from an interrupted attempt's checkpoint
 }
 
-// DeliveryResult is where the feed's records are in staging.
-type DeliveryResult struct {
-	Delivered   int64  `json:"delivered"`
-	Duplicates  int64  `json:"duplicates"` // records delivered more than once (dropped at conversion)
-	Objects     int    `json:"objects"`    // staging objects holding this feed's records
-	ManifestKey string `json:"manifest_key"`
-}
+// Done reports whether every expected record has been seen.
+func (s DeliveryState) Done(expected int64) bool { return s.Delivered >= expected }
 
-// Manifest lists the staging objects that hold a feed's records. The Glue
-// job script and the local converter read it.
-type Manifest struct {
-	FeedID   string   `json:"feed_id"`
-	Bucket   string   `json:"bucket"`
-	Keys     []string `json:"keys"`
-	Expected int64    `json:"expected"`
-}
+// checkpointEvery is how often a pass saves what it has read to S3 and
+// heartbeats the pointer: what a killed attempt can lose.
+const checkpointEvery = 5 * time.Second
 
-// ManifestKey is where a feed's manifest is written, in the staging bucket.
-func ManifestKey(p pipeline.Pipeline, feedID string) string {
-	return fmt.Sprintf("manifests/%s/%s.json", p.Name, feedID)
-}
+// stagingReaders is how many staging objects a pass reads at once.
+const stagingReaders = 16
 
-const clockSkew = 5 * time.Minute
-
-// AwaitDelivery waits until Firehose has delivered every record of the feed
-// to the staging bucket. There is no acknowledgement API, so it reads the
-// staging objects written since the put began and counts the distinct line
-// numbers of this feed. It then writes the manifest of those objects.
-func (a *Activities) AwaitDelivery(ctx context.Context, in DeliveryInput) (DeliveryResult, error) {
+// CheckDelivery is one pass of AwaitDelivery: it lists the feed's staging
+// prefix, reads the objects no earlier pass has read, and counts the distinct
+// line numbers of the feed. Firehose has no acknowledgement API; this count
+// is the proof. The workflow calls it again after a timer until every record
+// is there, so waiting holds no worker slot; within a pass, progress is
+// saved every few seconds and a retried attempt resumes from it.
+func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (DeliveryState, error) {
 	p := in.Pipeline
-	seen := newBitset(in.Lines)
-	var delivered, dups int64
-	objects := map[string]bool{}
-	scanned := map[string]bool{}
-	var mu sync.Mutex
-	marker := []byte(`"` + schema.FeedIDField + `":"` + in.FeedID + `"`)
-	giveUp, hasDeadline := deadlineMargin(ctx)
-	wait := a.pollInterval()
-	for {
-		keys, err := a.listStaging(ctx, p, in.Since.Add(-clockSkew))
-		if err != nil {
-			return DeliveryResult{}, err
+	st := in.State
+	if activity.HasHeartbeatDetails(ctx) {
+		var hb DeliveryState
+		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && hb.Checkpoint != "" {
+			st, st.Resumed = hb, true
+			activity.GetLogger(ctx).Info("delivery: resuming from checkpoint", "feed", in.FeedID, "delivered", st.Delivered, "objects_read", st.Reads)
 		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(16)
-		lastBeat := time.Now()
+	}
+	cp, err := a.loadDeliveryCheckpoint(ctx, p, in.FeedID, st.Checkpoint, in.Lines)
+	if errors.Is(err, errNoCheckpoint) {
+		// Removed (by hand, or by a zombie attempt): count again from zero.
+		activity.GetLogger(ctx).Warn("delivery: checkpoint gone, counting again", "feed", in.FeedID, "checkpoint", st.Checkpoint)
+		st = DeliveryState{Reads: st.Reads, Passes: st.Passes}
+		cp, err = a.loadDeliveryCheckpoint(ctx, p, in.FeedID, "", in.Lines)
+	}
+	if err != nil {
+		return st, err
+	}
+	b := startBeat(ctx, st)
+	defer b.Stop()
+
+	var todo []string
+	if err := a.listFeed(ctx, p, in.FeedID, func(keys []string) error {
 		for _, k := range keys {
-			if scanned[k] {
-				continue
-			}
-			scanned[k] = true
-			if time.Since(lastBeat) > time.Second {
-				// One pass can read many objects (an emulator writes one per
-				// record): keep heartbeating through it.
-				mu.Lock()
-				activity.RecordHeartbeat(ctx, DeliveryProgress{Delivered: delivered, Expected: in.Expected, Objects: len(objects), Scanned: len(scanned)})
-				mu.Unlock()
-				lastBeat = time.Now()
-			}
-			g.Go(func() error {
-				body, err := a.readObject(gctx, p.StagingBucket, k)
-				if err != nil {
-					return err
-				}
-				lines, err := stagedLines(body, p, in.FeedID, marker)
-				if err != nil {
-					return nonRetryable(ErrBadInput, "await delivery of feed %s: staging object s3://%s/%s: %v", in.FeedID, p.StagingBucket, k, err)
-				}
-				if len(lines) == 0 {
-					return nil
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				objects[k] = true
-				for _, l := range lines {
-					if l < 1 || l > in.Lines {
-						return nonRetryable(ErrBadInput, "await delivery of feed %s: s3://%s/%s holds line %d, outside 1..%d", in.FeedID, p.StagingBucket, k, l, in.Lines)
-					}
-					if seen.set(l) {
-						delivered++
-					} else {
-						dups++
-					}
-				}
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return DeliveryResult{}, err
-		}
-		activity.RecordHeartbeat(ctx, DeliveryProgress{Delivered: delivered, Expected: in.Expected, Objects: len(objects), Scanned: len(scanned)})
-		if delivered >= in.Expected {
-			break
-		}
-		if hasDeadline && time.Now().Add(wait).After(giveUp) {
-			return DeliveryResult{}, nonRetryable(ErrDelivery,
-				"feed %s: Firehose delivered %d of %d records to s3://%s/%s before the delivery deadline (%s); %d are missing. Check the delivery stream %s (errors/ prefix, CloudWatch DeliveryToS3 metrics), then reset the workflow to AwaitDelivery",
-				in.FeedID, delivered, in.Expected, p.StagingBucket, p.StagingPrefix, p.Deadlines.Delivery.Std(), in.Expected-delivered, p.DeliveryStream)
-		}
-		if err := sleepCtx(ctx, wait); err != nil {
-			return DeliveryResult{}, err
-		}
-		wait = min(wait*2, 10*a.pollInterval())
-	}
-
-	m := Manifest{FeedID: in.FeedID, Bucket: p.StagingBucket, Expected: in.Expected}
-	for _, k := range sortedKeys(objects) {
-		m.Keys = append(m.Keys, k)
-	}
-	body, err := json.Marshal(m)
-	if err != nil {
-		return DeliveryResult{}, err
-	}
-	key := ManifestKey(p, in.FeedID)
-	if _, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.StagingBucket, Key: &key, Body: bytes.NewReader(body),
-		ContentType: aws.String("application/json")}); err != nil {
-		return DeliveryResult{}, classifyAWS(err, fmt.Sprintf("write manifest s3://%s/%s", p.StagingBucket, key))
-	}
-	return DeliveryResult{Delivered: delivered, Duplicates: dups, Objects: len(objects), ManifestKey: key}, nil
-}
-
-// listStaging lists the keys under the staging prefix written since since.
-// Firehose names objects PREFIX/YYYY/MM/DD/HH/…, so listing starts at the hour
-// of since and skips older partitions.
-func (a *Activities) listStaging(ctx context.Context, p pipeline.Pipeline, since time.Time) ([]string, error) {
-	start := p.StagingPrefix + since.UTC().Format("2006/01/02/15")
-	var out []string
-	var token *string
-	for {
-		in := &s3.ListObjectsV2Input{Bucket: &p.StagingBucket, Prefix: &p.StagingPrefix, ContinuationToken: token}
-		if token == nil {
-			in.StartAfter = &start
-		}
-		page, err := a.S3.ListObjectsV2(ctx, in)
-		if err != nil {
-			return nil, classifyAWS(err, fmt.Sprintf("list staging s3://%s/%s", p.StagingBucket, p.StagingPrefix))
-		}
-		for _, o := range page.Contents {
-			if o.LastModified == nil || !o.LastModified.Before(since) {
-				out = append(out, aws.ToString(o.Key))
+			if _, ok := cp.read[k]; !ok {
+				todo = append(todo, k)
 			}
 		}
-		if !aws.ToBool(page.IsTruncated) {
-			return out, nil
-		}
-		token = page.NextContinuationToken
-	}
-}
-
-func (a *Activities) readObject(ctx context.Context, bucket, key string) ([]byte, error) {
-	out, err := a.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
-	if err != nil {
-		return nil, classifyAWS(err, fmt.Sprintf("get s3://%s/%s", bucket, key))
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read s3://%s/%s: %w", bucket, key, err)
-	}
-	return b, nil
-}
-
-// stagedLines returns the line numbers of feedID's records in a staging
-// object: NDJSON, or Parquet when Firehose converts the records.
-func stagedLines(body []byte, p pipeline.Pipeline, feedID string, marker []byte) ([]int64, error) {
-	if p.Conversion != pipeline.ConvertFirehose {
-		if !bytes.Contains(body, marker) {
-			return nil, nil
-		}
-		return feedLines(body, feedID, marker)
-	}
-	var lines []int64
-	err := parquetconv.ReadRecords(body, schema.Schema{}, func(id string, line int64, _ []schema.Value) error {
-		if id == feedID {
-			lines = append(lines, line)
-		}
+		b.Touch()
 		return nil
-	})
-	return lines, err
-}
+	}); err != nil {
+		return st, err
+	}
 
-// eachFeedRecord calls fn with every non-blank line of a staging object that
-// contains marker (the feed's id field), numbered from 1 within the object.
-func eachFeedRecord(body, marker []byte, fn func(n int, rec []byte) error) error {
-	for n := 1; len(body) > 0; n++ {
-		var rec []byte
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			rec, body = body[:i], body[i+1:]
-		} else {
-			rec, body = body, nil
-		}
-		if len(bytes.TrimSpace(rec)) == 0 || !bytes.Contains(rec, marker) {
-			continue
-		}
-		if err := fn(n, rec); err != nil {
+	var mu sync.Mutex
+	saved := time.Now()
+	dirty := false
+	save := func(ctx context.Context) error {
+		key, err := a.saveDeliveryCheckpoint(ctx, p, in.FeedID, cp, st)
+		if err != nil {
 			return err
 		}
+		st.Checkpoint, saved, dirty = key, time.Now(), false
+		b.Progress(st)
+		return nil
 	}
-	return nil
-}
-
-// feedLines returns the line numbers of feedID's records in a staging
-// object. Records start with the fields PutToKinesis wrote first, which are
-// read without decoding the rest; anything else is decoded in full.
-func feedLines(body []byte, feedID string, marker []byte) ([]int64, error) {
-	prefix := []byte(`{"` + schema.FeedIDField + `":"` + feedID + `","` + schema.LineField + `":`)
-	var lines []int64
-	err := eachFeedRecord(body, marker, func(n int, rec []byte) error {
-		if rest, ok := bytes.CutPrefix(rec, prefix); ok {
-			if end := bytes.IndexAny(rest, ",}"); end > 0 {
-				if l, err := strconv.ParseInt(string(rest[:end]), 10, 64); err == nil {
-					lines = append(lines, l)
-					return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(stagingReaders)
+	errDone := errors.New("all delivered")
+	var saveErr error
+	for _, k := range todo {
+		mu.Lock()
+		done := st.Done(in.Expected)
+		if !done && dirty && time.Since(saved) >= checkpointEvery {
+			saveErr = save(gctx)
+		}
+		mu.Unlock()
+		if done || saveErr != nil || gctx.Err() != nil {
+			break // when done, the rest can only hold duplicates
+		}
+		g.Go(func() error {
+			body, err := a.readObject(gctx, p.StagingBucket, k)
+			if err != nil {
+				return err
+			}
+			lines, err := stagedLines(body, p, in.FeedID)
+			if err != nil {
+				return nonRetryable(ErrBadInput, "await delivery of feed %s: staging object s3://%s/%s: %v", in.FeedID, p.StagingBucket, k, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			st.Reads++
+			cp.read[k] = struct{}{}
+			dirty = true
+			if len(lines) > 0 {
+				st.Objects++
+			}
+			for _, l := range lines {
+				if l < 1 || l > in.Lines {
+					return nonRetryable(ErrBadInput, "await delivery of feed %s: s3://%s/%s holds line %d, outside 1..%d", in.FeedID, p.StagingBucket, k, l, in.Lines)
+				}
+				if cp.lines.set(l) {
+					st.Delivered++
+				} else {
+					st.Duplicates++
 				}
 			}
+			if st.Done(in.Expected) {
+				return errDone
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil && !errors.Is(err, errDone) {
+		return st, err
+	}
+	if saveErr != nil {
+		return st, saveErr
+	}
+	st.Passes++
+	if st.Done(in.Expected) {
+		a.dropDeliveryCheckpoint(ctx, p, st.Checkpoint)
+		st.Checkpoint = ""
+		return st, nil
+	}
+	if dirty || st.Checkpoint == "" {
+		if err := save(ctx); err != nil {
+			return st, err
 		}
-		var r struct {
-			FeedID string `json:"_feed_id"`
-			Line   int64  `json:"_line"`
-		}
-		if err := json.Unmarshal(rec, &r); err != nil {
-			return fmt.Errorf("record %d is not JSON: %v", n, err)
-		}
-		if r.FeedID == feedID {
-			lines = append(lines, r.Line)
-		}
-		return nil
-	})
-	return lines, err
+	}
+	return st, nil
 }
 
-type bitset []uint64
+var errNoCheckpoint = errors.New("checkpoint not found")
 
-func newBitset(n int64) bitset { return make(bitset, n/64+1) }
-
-// set marks i and reports whether it was new.
-func (b bitset) set(i int64) bool {
-	w, m := i/64, uint64(1)<<(i%64)
-	if b[w]&m != 0 {
-		return false
-	}
-	b[w] |= m
-	return true
+// deliveryCheckpoint is what a pass has read: the staging keys (relative to
+// the feed's prefix) and the set of lines seen.
+type deliveryCheckpoint struct {
+	read  map[string]struct{}
+	lines bitset
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// DeliveryCheckpointPrefix is where AwaitDelivery keeps its checkpoints for
+// a feed, in the staging bucket (outside the staging prefix).
+func DeliveryCheckpointPrefix(p pipeline.Pipeline, feedID string) string {
+	return fmt.Sprintf("checkpoints/%s/%s/", p.Name, feedID)
+}
+
+// The checkpoint object is gzip of: the line count (uvarint), the line set's
+// words (8 bytes each, little endian), then the keys read, one per line.
+func (a *Activities) saveDeliveryCheckpoint(ctx context.Context, p pipeline.Pipeline, feedID string, cp *deliveryCheckpoint, st DeliveryState) (string, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	var hdr [binary.MaxVarintLen64]byte
+	zw.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(cp.lines)))])
+	words := make([]byte, 8*len(cp.lines))
+	for i, w := range cp.lines {
+		binary.LittleEndian.PutUint64(words[8*i:], w)
 	}
-	sort.Strings(out)
-	return out
+	zw.Write(words)
+	prefix := FeedStagingPrefix(p, feedID)
+	for k := range cp.read {
+		zw.Write([]byte(strings.TrimPrefix(k, prefix)))
+		zw.Write([]byte{'\n'})
+	}
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	key := fmt.Sprintf("%sdelivery-%d-%d.gz", DeliveryCheckpointPrefix(p, feedID), st.Passes, st.Reads)
+	if _, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.StagingBucket, Key: &key, Body: bytes.NewReader(buf.Bytes())}); err != nil {
+		return "", classifyAWS(err, fmt.Sprintf("await delivery of feed %s: save checkpoint s3://%s/%s", feedID, p.StagingBucket, key))
+	}
+	if st.Checkpoint != "" && st.Checkpoint != key {
+		a.dropDeliveryCheckpoint(ctx, p, st.Checkpoint)
+	}
+	return key, nil
+}
+
+func (a *Activities) loadDeliveryCheckpoint(ctx context.Context, p pipeline.Pipeline, feedID, key string, lines int64) (*deliveryCheckpoint, error) {
+	cp := &deliveryCheckpoint{read: map[string]struct{}{}, lines: newBitset(lines)}
+	if key == "" {
+		return cp, nil
+	}
+	body, err := a.readObject(ctx, p.StagingBucket, key)
+	if err != nil {
+		if ErrorTypeOf(err) == ErrNotFound {
+			return nil, errNoCheckpoint
+		}
+		return nil, fmt.Errorf("await delivery of feed %s: load checkpoint: %w", feedID, err)
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("await delivery of feed %s: checkpoint s3://%s/%s is damaged (%s); reset the workflow to AwaitDelivery to start the count again", feedID, p.StagingBucket, key, why)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, bad(err.Error())
+	}
+	br := bufio.NewReader(zr)
+	n, err := binary.ReadUvarint(br)
+	if err != nil || n != uint64(len(cp.lines)) {
+		return nil, bad(fmt.Sprintf("line set of %d words, want %d", n, len(cp.lines)))
+	}
+	words := make([]byte, 8*n)
+	if _, err := io.ReadFull(br, words); err != nil {
+		return nil, bad(err.Error())
+	}
+	for i := range cp.lines {
+		cp.lines[i] = binary.LittleEndian.Uint64(words[8*i:])
+	}
+	prefix := FeedStagingPrefix(p, feedID)
+	for {
+		k, err := br.ReadString('\n')
+		if errors.Is(err, io.EOF) && k == "" {
+			break
+		}
+		if err != nil {
+			return nil, bad(err.Error())
+		}
+		cp.read[prefix+strings.TrimSuffix(k, "\n")] = struct{}{}
+	}
+	return cp, nil
+}
+
+func (a *Activities) dropDeliveryCheckpoint(ctx context.Context, p pipeline.Pipeline, key string) {
+	if key == "" {
+		return
+	}
+	if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.StagingBucket, Key: &key}); err != nil {
+		activity.GetLogger(ctx).Warn("delivery: could not remove an old checkpoint", "key", key, "err", err)
+	}
 }

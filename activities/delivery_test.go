@@ -3,68 +3,176 @@ package activities
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/parquet-go/parquet-go"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/schema"
 )
 
-// Staging holds this feed's records (one delivered twice, one written by
-// another tool with its fields in another order) and another feed's.
-func stage(m *memS3) {
-	m.objs["st/raw/2026/01/01/00/a"] = []byte(`{"_feed_id":"f1","_line":1,"id":1,"name":"a"}` + "\n" + `{"_feed_id":"zz","_line":1,"id":9}` + "\n")
-	m.objs["st/raw/2026/01/01/00/b"] = []byte(`{"_feed_id":"f1","_line":1,"id":1,"name":"a"}` + "\n" + `{"id":3,"_line":3,"_feed_id":"f1"}`)
-	m.objs["st/raw/2026/01/01/00/c"] = []byte(`{"_feed_id":"f1","_line":2,"id":2,"name":null}` + "\n")
-	m.objs["st/raw/2026/01/01/00/d"] = []byte(`{"_feed_id":"other","_line":2,"id":2}` + "\n")
+// countingS3 counts GETs of staging objects and lists in pages of two keys,
+// as S3 pages (by 1,000).
+type countingS3 struct {
+	*memS3
+	gets atomic.Int64
 }
 
-func TestAwaitDeliveryCountsDistinctLinesAndWritesManifest(t *testing.T) {
-	m := newMemS3()
-	stage(m)
+func (c *countingS3) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if strings.Contains(aws.ToString(in.Key), "feed=") {
+		c.gets.Add(1)
+	}
+	return c.memS3.GetObject(ctx, in, o...)
+}
+
+func (c *countingS3) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, o ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	all, err := c.memS3.ListObjectsV2(ctx, in, o...)
+	if err != nil {
+		return nil, err
+	}
+	from := 0
+	if t := aws.ToString(in.ContinuationToken); t != "" {
+		fmt.Sscan(t, &from)
+	}
+	out := &s3.ListObjectsV2Output{Contents: all.Contents[from:min(from+2, len(all.Contents))]}
+	if from+2 < len(all.Contents) {
+		out.IsTruncated, out.NextContinuationToken = aws.Bool(true), aws.String(fmt.Sprint(from+2))
+	}
+	return out, nil
+}
+
+// stage holds feed f1's records under its prefix (one delivered twice, one
+// written by another tool with its fields in another order), and records of
+// feeds whose prefixes sit beside it.
+func stage(m *memS3) {
+	m.objs["st/raw/feed=f1/2026/01/01/00/a"] = []byte(`{"_feed_id":"f1","_line":1,"id":1,"name":"a"}` + "\n")
+	m.objs["st/raw/feed=f1/2026/01/01/00/b"] = []byte(`{"_feed_id":"f1","_line":1,"id":1,"name":"a"}` + "\n" + `{"id":3,"_line":3,"_feed_id":"f1"}`)
+	m.objs["st/raw/feed=f1/2026/01/01/00/c"] = []byte(`{"_feed_id":"f1","_line":2,"id":2,"name":null}` + "\n")
+	m.objs["st/raw/feed=f10/2026/01/01/00/d"] = []byte(`{"_feed_id":"f10","_line":2,"id":2}` + "\n")
+	m.objs["st/raw/feed=other/2026/01/01/00/e"] = []byte(`{"_feed_id":"other","_line":2,"id":2}` + "\n")
+}
+
+func stagingPipeline() pipeline.Pipeline {
 	p := testPipeline()
-	p.StagingBucket, p.StagingPrefix = "st", "raw/"
-	a := &Activities{S3: m, PollInterval: time.Millisecond}
+	p.Name, p.StagingBucket, p.StagingPrefix, p.DestBucket, p.DestPrefix = "customers", "st", "raw/", "dst", "c/"
+	return p
+}
+
+func checkDelivery(t *testing.T, a *Activities, in DeliveryInput, heartbeat any) (DeliveryState, error) {
+	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(a.AwaitDelivery, DeliveryInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3,
-		Since: time.Date(2026, 1, 1, 0, 30, 0, 0, time.UTC)})
+	if heartbeat != nil {
+		env.SetHeartbeatDetails(heartbeat)
+	}
+	v, err := env.ExecuteActivity(a.CheckDelivery, in)
+	var st DeliveryState
+	if err == nil {
+		err = v.Get(&st)
+	}
+	return st, err
+}
+
+// A pass reads only the feed's own prefix and counts distinct lines.
+func TestCheckDeliveryReadsOnlyItsFeedsPrefix(t *testing.T) {
+	m := &countingS3{memS3: newMemS3()}
+	stage(m.memS3)
+	st, err := checkDelivery(t, &Activities{S3: m}, DeliveryInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 3}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res DeliveryResult
-	_ = v.Get(&res)
-	if res.Delivered != 3 || res.Duplicates != 1 || res.Objects != 3 {
-		t.Errorf("result %+v, want 3 delivered, 1 duplicate, 3 objects", res)
+	if st.Delivered != 3 || st.Objects != 3 || st.Reads != 3 || m.gets.Load() != 3 || st.Passes != 1 {
+		t.Errorf("state %+v after %d GETs, want 3 lines from the 3 objects of feed=f1/ only", st, m.gets.Load())
 	}
-	var man Manifest
-	if err := json.Unmarshal(m.objs["st/"+res.ManifestKey], &man); err != nil {
+	if st.Checkpoint != "" {
+		t.Errorf("a finished pass left checkpoint %q", st.Checkpoint)
+	}
+}
+
+// Each pass reads only the objects no earlier pass read: the set of keys
+// read and lines seen travels in an S3 checkpoint that the state points to.
+func TestCheckDeliveryPassesReadEachObjectOnce(t *testing.T) {
+	m := &countingS3{memS3: newMemS3()}
+	stage(m.memS3)
+	delete(m.objs, "st/raw/feed=f1/2026/01/01/00/c") // line 2 not delivered yet
+	a := &Activities{S3: m}
+	in := DeliveryInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 3}
+	st, err := checkDelivery(t, a, in, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(man.Keys) != 3 || man.Keys[0] != "raw/2026/01/01/00/a" || man.FeedID != "f1" {
-		t.Errorf("manifest %+v", man)
+	if st.Done(3) || st.Delivered != 2 || st.Duplicates != 1 || st.Checkpoint == "" || m.gets.Load() != 2 {
+		t.Fatalf("first pass %+v after %d GETs, want 2 of 3 delivered, 1 duplicate, a checkpoint", st, m.gets.Load())
 	}
+	m.objs["st/raw/feed=f1/2026/01/01/00/c"] = []byte(`{"_feed_id":"f1","_line":2,"id":2}` + "\n")
+	in.State = st
+	st2, err := checkDelivery(t, a, in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st2.Done(3) || st2.Delivered != 3 || st2.Duplicates != 1 || st2.Reads != 3 || m.gets.Load() != 3 || st2.Passes != 2 {
+		t.Errorf("second pass %+v after %d GETs in all, want only the new object read", st2, m.gets.Load())
+	}
+	if _, ok := m.objs["st/"+st.Checkpoint]; ok {
+		t.Errorf("checkpoint %s left behind after the stage finished", st.Checkpoint)
+	}
+}
 
-	// ConvertLocal turns the manifest into Parquet with one row per line.
-	env = s.NewTestActivityEnvironment()
+// A retried attempt of a pass resumes from the checkpoint its heartbeat
+// carried, not from the state the pass was started with.
+func TestCheckDeliveryResumesFromItsHeartbeat(t *testing.T) {
+	m := &countingS3{memS3: newMemS3()}
+	stage(m.memS3)
+	delete(m.objs, "st/raw/feed=f1/2026/01/01/00/c")
+	a := &Activities{S3: m}
+	in := DeliveryInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 3}
+	killed, err := checkDelivery(t, a, in, nil) // what the interrupted attempt had saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.objs["st/raw/feed=f1/2026/01/01/00/c"] = []byte(`{"_feed_id":"f1","_line":2,"id":2}` + "\n")
+	before := m.gets.Load()
+	st, err := checkDelivery(t, a, in, killed) // in.State is still the pass's empty start
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Resumed || st.Delivered != 3 || m.gets.Load()-before != 1 || st.Reads != 3 {
+		t.Errorf("resumed pass %+v read %d objects, want it to resume at 2 delivered and read only the new one", st, m.gets.Load()-before)
+	}
+}
+
+func TestCheckDeliveryRefusesALineOutsideTheFeed(t *testing.T) {
+	m := newMemS3()
+	stage(m)
+	_, err := checkDelivery(t, &Activities{S3: m}, DeliveryInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 2}, nil)
+	if err == nil || !strings.Contains(err.Error(), "holds line 3, outside 1..2") || !strings.Contains(err.Error(), ErrBadInput) {
+		t.Fatalf("err = %v, want BadInput naming line 3", err)
+	}
+}
+
+func TestConvertLocalWritesOneRowPerLineAndReusesTheFile(t *testing.T) {
+	m := newMemS3()
+	stage(m)
+	p := stagingPipeline()
+	a := &Activities{S3: m, TempDir: t.TempDir()}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	p.DestBucket, p.DestPrefix = "dst", "c/"
-	v, err = env.ExecuteActivity(a.ConvertLocal, ConvertInput{FeedID: "f1", Pipeline: p, ManifestKey: res.ManifestKey, Expected: 3, Lines: 3})
+	v, err := env.ExecuteActivity(a.ConvertLocal, ConvertInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var conv ConvertResult
 	_ = v.Get(&conv)
-	if conv.Rows != 3 || conv.Duplicates != 1 || conv.ParquetKey != "c/f1.parquet" {
+	if conv.Rows != 3 || conv.Duplicates != 1 || conv.ParquetKey != "c/f1.parquet" || conv.Reads != 3 {
 		t.Errorf("convert %+v", conv)
 	}
 	type row struct {
@@ -87,33 +195,13 @@ func TestAwaitDeliveryCountsDistinctLinesAndWritesManifest(t *testing.T) {
 	}
 
 	// A retry finds the file written and reuses it.
-	v, err = env.ExecuteActivity(a.ConvertLocal, ConvertInput{FeedID: "f1", Pipeline: p, ManifestKey: res.ManifestKey, Expected: 3, Lines: 3})
+	v, err = env.ExecuteActivity(a.ConvertLocal, ConvertInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = v.Get(&conv)
 	if !conv.Reused || conv.Rows != 3 {
 		t.Errorf("second convert %+v, want the existing file reused", conv)
-	}
-}
-
-func TestAwaitDeliveryGivesUpWithTheMissingCount(t *testing.T) {
-	m := newMemS3()
-	stage(m)
-	p := testPipeline()
-	p.StagingBucket, p.StagingPrefix = "st", "raw/"
-	a := &Activities{S3: m, PollInterval: 10 * time.Millisecond}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	// The activity gives up shortly before its own deadline.
-	deadline, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	env.SetWorkerOptions(worker.Options{BackgroundActivityContext: deadline})
-	_, err := env.ExecuteActivity(a.AwaitDelivery, DeliveryInput{FeedID: "f1", Pipeline: p, Expected: 5, Lines: 5,
-		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
-	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("delivered 3 of 5 records")) || !bytes.Contains([]byte(err.Error()), []byte(ErrDelivery)) {
-		t.Fatalf("err = %v, want DeliveryIncomplete with 3 of 5", err)
 	}
 }
 
@@ -140,24 +228,22 @@ func parquetObject(t *testing.T, p pipeline.Pipeline, rows ...[3]any) []byte {
 // conversion); delivery counts and conversion dedups this feed's rows there.
 func TestFirehoseModeReadsParquetStaging(t *testing.T) {
 	m := newMemS3()
-	p := testPipeline()
-	p.Conversion, p.StagingBucket, p.StagingPrefix, p.DestBucket, p.DestPrefix = pipeline.ConvertFirehose, "st", "raw/", "dst", "c/"
-	m.objs["st/raw/2026/01/01/00/a.parquet"] = parquetObject(t, p, [3]any{"f1", int64(1), int64(10)}, [3]any{"zz", int64(1), int64(99)})
-	m.objs["st/raw/2026/01/01/00/b.parquet"] = parquetObject(t, p, [3]any{"f1", int64(2), int64(20)}, [3]any{"f1", int64(1), int64(10)})
-	a := &Activities{S3: m, PollInterval: time.Millisecond}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(a.AwaitDelivery, DeliveryInput{FeedID: "f1", Pipeline: p, Expected: 2, Lines: 2, Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	p := stagingPipeline()
+	p.Conversion = pipeline.ConvertFirehose
+	m.objs["st/raw/feed=f1/2026/01/01/00/a.parquet"] = parquetObject(t, p, [3]any{"f1", int64(1), int64(10)}, [3]any{"zz", int64(1), int64(99)})
+	m.objs["st/raw/feed=f1/2026/01/01/00/b.parquet"] = parquetObject(t, p, [3]any{"f1", int64(2), int64(20)}, [3]any{"f1", int64(1), int64(10)})
+	a := &Activities{S3: m, TempDir: t.TempDir()}
+	del, err := checkDelivery(t, a, DeliveryInput{FeedID: "f1", Pipeline: p, Expected: 2, Lines: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var del DeliveryResult
-	_ = v.Get(&del)
 	if del.Delivered != 2 || del.Duplicates != 1 || del.Objects != 2 {
 		t.Fatalf("delivery %+v", del)
 	}
-	v, err = env.ExecuteActivity(a.ConvertLocal, ConvertInput{FeedID: "f1", Pipeline: p, ManifestKey: del.ManifestKey, Expected: 2, Lines: 2})
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.ConvertLocal, ConvertInput{FeedID: "f1", Pipeline: p, Expected: 2, Lines: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

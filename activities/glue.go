@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
@@ -22,14 +22,15 @@ type GlueRun struct {
 // Glue job arguments. The job script reads them as --NAME value (Glue) or
 // as environment variables (MiniStack).
 const (
-	glueArgManifest   = "--MANIFEST"
+	glueArgStaging    = "--STAGING"
+	glueArgLines      = "--LINES"
 	glueArgTarget     = "--TARGET"
 	glueArgFeedID     = "--FEED_ID"
 	glueArgWorkflowID = "--WORKFLOW_ID"
 	glueArgColumns    = "--COLUMNS"
 )
 
-// StartGlueRun starts the pipeline's Glue job on the feed's manifest, unless
+// StartGlueRun starts the pipeline's Glue job on the feed's staging prefix, unless
 // a run for this feed is already running or succeeded: then it returns that
 // one, so a retried or reset workflow never starts a second conversion.
 func (a *Activities) StartGlueRun(ctx context.Context, in ConvertInput) (GlueRun, error) {
@@ -48,7 +49,8 @@ func (a *Activities) StartGlueRun(ctx context.Context, in ConvertInput) (GlueRun
 		JobName: &p.GlueJob,
 		Arguments: map[string]string{
 			glueArgColumns:    string(columns),
-			glueArgManifest:   "s3://" + p.StagingBucket + "/" + in.ManifestKey,
+			glueArgStaging:    "s3://" + p.StagingBucket + "/" + FeedStagingPrefix(p, in.FeedID),
+			glueArgLines:      strconv.FormatInt(in.Lines, 10),
 			glueArgTarget:     "s3://" + p.DestBucket + "/" + ParquetKey(p, in.FeedID),
 			glueArgFeedID:     in.FeedID,
 			glueArgWorkflowID: wfID,
@@ -85,41 +87,44 @@ func (a *Activities) findGlueRun(ctx context.Context, job, feedID string) (GlueR
 	}
 }
 
-// AwaitGlueRun polls the run to a terminal state. A failed, stopped or timed
-// out run fails the stage with Glue's own message; a succeeded one is checked
-// by reading the row count of the Parquet it wrote.
-func (a *Activities) AwaitGlueRun(ctx context.Context, in ConvertInput, run GlueRun) (ConvertResult, error) {
+// GlueStatus is what one look at a Glue run found.
+type GlueStatus struct {
+	State  string        `json:"state"`
+	Done   bool          `json:"done"`
+	Result ConvertResult `json:"result"` // when Done
+}
+
+// CheckGlueRun looks at the run once. A failed, stopped or timed out run
+// fails the stage with Glue's own message; a succeeded one is checked by
+// reading the row count of the Parquet it wrote. The workflow calls it again
+// after a timer while the run is going, so waiting holds no worker slot.
+func (a *Activities) CheckGlueRun(ctx context.Context, in ConvertInput, run GlueRun) (GlueStatus, error) {
 	p := in.Pipeline
-	wait := a.pollInterval()
-	for {
-		out, err := a.Glue.GetJobRun(ctx, &glue.GetJobRunInput{JobName: &run.JobName, RunId: &run.RunID})
-		if err != nil {
-			return ConvertResult{}, classifyAWS(err, fmt.Sprintf("convert feed %s: Glue run %s of job %s", in.FeedID, run.RunID, run.JobName))
-		}
-		r := out.JobRun
-		activity.RecordHeartbeat(ctx, string(r.JobRunState))
-		switch r.JobRunState {
-		case gluetypes.JobRunStateSucceeded:
-			key := ParquetKey(p, in.FeedID)
-			rows, ok, err := a.existingParquet(ctx, p.DestBucket, key, in.FeedID)
-			if err != nil {
-				return ConvertResult{}, err
-			}
-			if !ok {
-				return ConvertResult{}, nonRetryable(ErrGlueRun, "convert feed %s: Glue run %s succeeded but wrote no s3://%s/%s", in.FeedID, run.RunID, p.DestBucket, key)
-			}
-			if rows != in.Expected {
-				return ConvertResult{}, nonRetryable(ErrRowCount, "convert feed %s: Glue run %s wrote %d rows, want %d", in.FeedID, run.RunID, rows, in.Expected)
-			}
-			return ConvertResult{Rows: rows, ParquetKey: key}, nil
-		case gluetypes.JobRunStateFailed, gluetypes.JobRunStateTimeout, gluetypes.JobRunStateStopped,
-			gluetypes.JobRunStateError, gluetypes.JobRunStateExpired:
-			return ConvertResult{}, nonRetryable(ErrGlueRun, "convert feed %s: Glue run %s of job %s ended %s: %s. Fix the cause, then reset the workflow to the Convert stage (a new run is started)",
-				in.FeedID, run.RunID, run.JobName, r.JobRunState, aws.ToString(r.ErrorMessage))
-		}
-		if err := sleepCtx(ctx, wait); err != nil {
-			return ConvertResult{}, err
-		}
-		wait = min(wait*2, 10*a.pollInterval(), 30*time.Second)
+	out, err := a.Glue.GetJobRun(ctx, &glue.GetJobRunInput{JobName: &run.JobName, RunId: &run.RunID})
+	if err != nil {
+		return GlueStatus{}, classifyAWS(err, fmt.Sprintf("convert feed %s: Glue run %s of job %s", in.FeedID, run.RunID, run.JobName))
 	}
+	r := out.JobRun
+	st := GlueStatus{State: string(r.JobRunState)}
+	switch r.JobRunState {
+	case gluetypes.JobRunStateSucceeded:
+		key := ParquetKey(p, in.FeedID)
+		rows, ok, err := a.existingParquet(ctx, p.DestBucket, key, in.FeedID)
+		if err != nil {
+			return st, err
+		}
+		if !ok {
+			return st, nonRetryable(ErrGlueRun, "convert feed %s: Glue run %s succeeded but wrote no s3://%s/%s", in.FeedID, run.RunID, p.DestBucket, key)
+		}
+		if rows != in.Expected {
+			return st, nonRetryable(ErrRowCount, "convert feed %s: Glue run %s wrote %d rows, want %d", in.FeedID, run.RunID, rows, in.Expected)
+		}
+		st.Done, st.Result = true, ConvertResult{Rows: rows, ParquetKey: key}
+		return st, nil
+	case gluetypes.JobRunStateFailed, gluetypes.JobRunStateTimeout, gluetypes.JobRunStateStopped,
+		gluetypes.JobRunStateError, gluetypes.JobRunStateExpired:
+		return st, nonRetryable(ErrGlueRun, "convert feed %s: Glue run %s of job %s ended %s: %s. Fix the cause, then reset the workflow to the Convert stage (a new run is started)",
+			in.FeedID, run.RunID, run.JobName, r.JobRunState, aws.ToString(r.ErrorMessage))
+	}
+	return st, nil
 }

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +64,10 @@ type PutProgress struct {
 	Resends   int64     `json:"resends"`
 	FirstBad  []BadLine `json:"first_bad,omitempty"`
 	StartedAt time.Time `json:"started_at"`
+	// SentThrough is the last line of the batch being sent when this
+	// checkpoint was recorded: lines after Line up to it may be in Kinesis
+	// already, so a resumed attempt counts their records as re-sent.
+	SentThrough int64 `json:"sent_through,omitempty"`
 }
 
 // PutResult is what PutToKinesis did.
@@ -100,8 +104,9 @@ type quarantined struct {
 // PutToKinesis streams the feed object line by line, checks each line against
 // the pipeline's schema, sends good lines to the Kinesis stream as records
 // that carry the feed id and line number, and writes rejected lines to the
-// quarantine bucket. It heartbeats a checkpoint after every batch and resumes
-// from the last one when retried.
+// quarantine bucket. It checkpoints after every batch (the heartbeat clock
+// delivers each within about a second) and resumes from the last one when
+// retried.
 func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, error) {
 	p, ref := in.Pipeline, in.Ref
 	var prog PutProgress
@@ -154,7 +159,9 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 	if err != nil {
 		return PutResult{}, nonRetryable(ErrBadInput, "put feed %s: pipeline %s: schema: %v", ref, in.Pipeline.Name, err)
 	}
-	s := &putter{a: a, in: in, prog: prog, kinesis: a.Kinesis, parser: schema.NewParser(layout)}
+	b := startBeat(ctx, prog)
+	defer b.Stop()
+	s := &putter{a: a, in: in, prog: prog, kinesis: a.Kinesis, parser: schema.NewParser(layout), b: b, resendThrough: prog.SentThrough}
 	lr := newLineReader(body, maxRecordBytes-128)
 	line := int64(0)
 	offset := int64(0)
@@ -175,6 +182,9 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 		line++
 		offset += int64(n)
 		if line <= s.prog.Line { // gzip resume: skip what was done
+			if line%10000 == 0 {
+				b.Touch()
+			}
 			continue
 		}
 		s.handleLine(line, raw, tooLong)
@@ -192,9 +202,9 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 	res := PutResult{Read: s.prog.Read, Rejected: s.prog.Rejected, Put: s.prog.Put, Resends: s.prog.Resends,
 		FirstBad: s.prog.FirstBad, StartedAt: s.prog.StartedAt}
 	if res.Rejected > 0 {
-		key, err := a.mergeQuarantine(ctx, p, in.FeedID)
+		key, err := a.mergeQuarantine(ctx, p, in.FeedID, res.Rejected, b)
 		if err != nil {
-			return PutResult{}, fmt.Errorf("put feed %s: %w", ref, err)
+			return PutResult{}, err // it names the feed; a non-retryable error must stay unwrapped
 		}
 		res.QuarantineKey = key
 	}
@@ -239,6 +249,11 @@ type putter struct {
 	prog    PutProgress
 	kinesis KinesisAPI
 	parser  *schema.Parser
+	b       *beat
+	// resendThrough is the SentThrough of the checkpoint this attempt
+	// resumed from: good lines up to it are counted as re-sent.
+	resendThrough int64
+	segResends    int64
 
 	batch        []kintypes.PutRecordsRequestEntry
 	batchBytes   int
@@ -262,6 +277,9 @@ func (s *putter) handleLine(line int64, raw []byte, tooLong bool) {
 	if err := s.parser.Check(raw); err != nil {
 		s.reject(line, raw, err.Error(), false)
 		return
+	}
+	if line <= s.resendThrough {
+		s.segResends++
 	}
 	rec := record(s.in.FeedID, line, bytes.TrimSpace(raw))
 	s.batch = append(s.batch, kintypes.PutRecordsRequestEntry{
@@ -305,7 +323,8 @@ func (s *putter) checkpoint(ctx context.Context) error {
 	if s.segLines == 0 {
 		return nil
 	}
-	ref := s.in.Ref
+	s.prog.SentThrough = s.segEndLine
+	s.b.Progress(s.snapshot())
 	if err := s.send(ctx); err != nil {
 		return err
 	}
@@ -317,26 +336,34 @@ func (s *putter) checkpoint(ctx context.Context) error {
 	s.prog.Read += s.segRead
 	s.prog.Put += int64(len(s.batch))
 	s.prog.Rejected += int64(len(s.rejects))
+	s.prog.Resends += s.segResends
 	for _, r := range s.rejects {
 		if len(s.prog.FirstBad) < maxFirstBad {
 			s.prog.FirstBad = append(s.prog.FirstBad, BadLine{Line: r.Line, Reason: r.Reason})
 		}
 	}
 	s.prog.Line, s.prog.Offset = s.segEndLine, s.segEndOffset
-	s.batch, s.batchBytes, s.rejects, s.segLines, s.segRead = s.batch[:0], 0, s.rejects[:0], 0, 0
-	activity.RecordHeartbeat(ctx, s.prog)
+	s.batch, s.batchBytes, s.rejects, s.segLines, s.segRead, s.segResends = s.batch[:0], 0, s.rejects[:0], 0, 0, 0
+	s.b.Progress(s.snapshot())
 	p := s.in.Pipeline
 	// Fail early on an absolute limit: the rest of the file cannot save it.
 	if s.prog.Rejected > 0 && ((p.MaxRejectedLines > 0 && s.prog.Rejected > p.MaxRejectedLines) ||
 		(p.MaxRejectedLines == 0 && p.MaxRejectedRatio == 0)) {
-		key, err := s.a.mergeQuarantine(ctx, p, s.in.FeedID)
+		key, err := s.a.mergeQuarantine(ctx, p, s.in.FeedID, s.prog.Rejected, s.b)
 		if err != nil {
-			return fmt.Errorf("put feed %s: %w", ref, err)
+			return err
 		}
 		return rejectError(s.in, PutResult{Read: s.prog.Read, Rejected: s.prog.Rejected, Put: s.prog.Put,
 			FirstBad: s.prog.FirstBad, QuarantineKey: key, StartedAt: s.prog.StartedAt})
 	}
 	return nil
+}
+
+// snapshot is a copy of the checkpoint for the heartbeat clock to hold.
+func (s *putter) snapshot() PutProgress {
+	p := s.prog
+	p.FirstBad = slices.Clone(p.FirstBad)
+	return p
 }
 
 // send puts the batch, resending only the entries Kinesis failed, with
@@ -368,7 +395,7 @@ func (s *putter) send(ctx context.Context) error {
 				return nil
 			}
 		}
-		activity.RecordHeartbeat(ctx, s.prog)
+		s.b.Touch()
 		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
 		if err := sleepCtx(ctx, backoff+jitter); err != nil {
 			return fmt.Errorf("put feed %s: %d records not yet accepted by Kinesis: %w", s.in.Ref, len(pending), err)
@@ -393,51 +420,6 @@ func (s *putter) writePart(ctx context.Context) error {
 		return classifyAWS(err, fmt.Sprintf("put feed %s: write quarantine s3://%s/%s", s.in.Ref, p.QuarantineBucket, key))
 	}
 	return nil
-}
-
-// mergeQuarantine concatenates the feed's quarantine parts, in line order,
-// into one object and removes the parts.
-func (a *Activities) mergeQuarantine(ctx context.Context, p pipeline.Pipeline, feedID string) (string, error) {
-	prefix := quarantinePartPrefix(p, feedID)
-	var keys []string
-	var token *string
-	for {
-		out, err := a.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &p.QuarantineBucket, Prefix: &prefix, ContinuationToken: token})
-		if err != nil {
-			return "", classifyAWS(err, fmt.Sprintf("list quarantine parts s3://%s/%s", p.QuarantineBucket, prefix))
-		}
-		for _, o := range out.Contents {
-			keys = append(keys, aws.ToString(o.Key))
-		}
-		if !aws.ToBool(out.IsTruncated) {
-			break
-		}
-		token = out.NextContinuationToken
-	}
-	sort.Strings(keys)
-	var merged bytes.Buffer
-	for _, k := range keys {
-		out, err := a.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.QuarantineBucket, Key: &k})
-		if err != nil {
-			return "", classifyAWS(err, fmt.Sprintf("read quarantine part s3://%s/%s", p.QuarantineBucket, k))
-		}
-		_, err = merged.ReadFrom(out.Body)
-		out.Body.Close()
-		if err != nil {
-			return "", fmt.Errorf("read quarantine part %s: %w", k, err)
-		}
-	}
-	key := QuarantineKey(p, feedID)
-	if _, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.QuarantineBucket, Key: &key,
-		Body: bytes.NewReader(merged.Bytes()), ContentType: aws.String("application/x-ndjson")}); err != nil {
-		return "", classifyAWS(err, fmt.Sprintf("write quarantine s3://%s/%s", p.QuarantineBucket, key))
-	}
-	for _, k := range keys {
-		if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.QuarantineBucket, Key: &k}); err != nil {
-			a.log().Warn("put: could not remove quarantine part", "key", k, "err", err)
-		}
-	}
-	return key, nil
 }
 
 // lineReader yields lines without holding more than max bytes of one: a

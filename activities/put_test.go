@@ -17,6 +17,7 @@ import (
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/feedpipe/feedpipe/internal/feed"
@@ -28,6 +29,9 @@ import (
 type memS3 struct {
 	mu   sync.Mutex
 	objs map[string][]byte
+	// uploads holds multipart uploads in progress; partsUploaded counts UploadPart calls.
+	uploads       map[string]map[int32][]byte
+	partsUploaded int
 }
 
 func newMemS3() *memS3 { return &memS3{objs: map[string][]byte{}} }
@@ -96,6 +100,60 @@ func (m *memS3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...f
 	defer m.mu.Unlock()
 	delete(m.objs, m.key(in.Bucket, in.Key))
 	return &s3.DeleteObjectOutput{}, nil
+}
+
+// Multipart uploads: parts are held per upload id until completed.
+func (m *memS3) CreateMultipartUpload(_ context.Context, in *s3.CreateMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.uploads == nil {
+		m.uploads = map[string]map[int32][]byte{}
+	}
+	id := fmt.Sprintf("up-%d", len(m.uploads)+1)
+	m.uploads[id] = map[int32][]byte{}
+	return &s3.CreateMultipartUploadOutput{UploadId: &id}, nil
+}
+
+func (m *memS3) UploadPart(_ context.Context, in *s3.UploadPartInput, _ ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	b, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	parts, ok := m.uploads[aws.ToString(in.UploadId)]
+	if !ok {
+		return nil, &smithy.GenericAPIError{Code: "NoSuchUpload"}
+	}
+	parts[aws.ToInt32(in.PartNumber)] = b
+	m.partsUploaded++
+	return &s3.UploadPartOutput{ETag: aws.String(fmt.Sprintf("etag-%d", aws.ToInt32(in.PartNumber)))}, nil
+}
+
+func (m *memS3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	parts, ok := m.uploads[aws.ToString(in.UploadId)]
+	if !ok {
+		return nil, &smithy.GenericAPIError{Code: "NoSuchUpload"}
+	}
+	var b []byte
+	for i, p := range in.MultipartUpload.Parts {
+		if aws.ToInt32(p.PartNumber) != int32(i+1) {
+			return nil, fmt.Errorf("part %d out of order", aws.ToInt32(p.PartNumber))
+		}
+		b = append(b, parts[int32(i+1)]...)
+	}
+	m.objs[m.key(in.Bucket, in.Key)] = b
+	delete(m.uploads, aws.ToString(in.UploadId))
+	return &s3.CompleteMultipartUploadOutput{}, nil
+}
+
+func (m *memS3) AbortMultipartUpload(_ context.Context, in *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.uploads, aws.ToString(in.UploadId))
+	return &s3.AbortMultipartUploadOutput{}, nil
 }
 
 // flakyKinesis fails every failEvery-th entry of each call once, like a

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -221,13 +222,13 @@ func TestCompatKinesisPutGetRecords(t *testing.T) {
 	}
 }
 
-// stagedWith lists the staging objects under the Firehose prefix whose body
-// contains marker, with their bodies.
-func stagedWith(t *testing.T, ctx context.Context, marker string) map[string]string {
+// stagedWith lists the staging objects under the prefix whose body contains
+// marker, with their bodies.
+func stagedWith(t *testing.T, ctx context.Context, prefix, marker string) map[string]string {
 	t.Helper()
 	c := clients().S3
 	found := map[string]string{}
-	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &stack.Names.StagingBucket, Prefix: &stack.Names.StagingPrefix})
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &stack.Names.StagingBucket, Prefix: &prefix})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -244,24 +245,29 @@ func stagedWith(t *testing.T, ctx context.Context, marker string) map[string]str
 }
 
 // Kinesis → Firehose → S3: records put to the provisioned stream are
-// delivered by the delivery stream to the staging bucket under its prefix,
-// each record's bytes intact (AwaitDelivery counts them there).
+// delivered by the delivery stream to the staging bucket, each feed's under
+// its own prefix (dynamic partitioning on _feed_id), each record's bytes
+// intact (AwaitDelivery counts them there).
 func TestCompatFirehoseDeliversKinesisRecords(t *testing.T) {
 	ctx := testCtx(t, 2*time.Minute)
 	marker := fmt.Sprintf("fh-%d", time.Now().UnixNano())
+	other := marker + "-other"
 	var entries []kintypes.PutRecordsRequestEntry
 	want := map[string]bool{}
 	for i := range 3 {
 		data := fmt.Sprintf(`{"_feed_id":%q,"_line":%d}`+"\n", marker, i+1)
 		want[data] = true
 		entries = append(entries, kintypes.PutRecordsRequestEntry{Data: []byte(data), PartitionKey: aws.String(fmt.Sprint(i))})
+		// Another feed's record, in the same batch: it must land beside, not among, ours.
+		entries = append(entries, kintypes.PutRecordsRequestEntry{Data: []byte(fmt.Sprintf(`{"_feed_id":%q,"_line":%d}`+"\n", other, i+1)), PartitionKey: aws.String(fmt.Sprint(i))})
 	}
+	prefix := stack.Names.StagingPrefix + "feed=" + marker + "/"
 	if _, err := clients().Kinesis.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: &stack.Names.Stream, Records: entries}); err != nil {
 		t.Fatal(err)
 	}
 	var staged map[string]string
 	for ctx.Err() == nil {
-		staged = stagedWith(t, ctx, marker)
+		staged = stagedWith(t, ctx, prefix, marker)
 		n := 0
 		for _, body := range staged {
 			n += strings.Count(body, marker)
@@ -273,10 +279,13 @@ func TestCompatFirehoseDeliversKinesisRecords(t *testing.T) {
 	}
 	got := map[string]bool{}
 	for key, body := range staged {
-		if !strings.HasPrefix(key, stack.Names.StagingPrefix) {
-			t.Errorf("staged key %s is outside the prefix %s", key, stack.Names.StagingPrefix)
+		if rest := strings.TrimPrefix(key, prefix); len(rest) < len("2006/01/02/15/x") || rest[4] != '/' {
+			t.Errorf("staged key %s is not under %sYYYY/MM/DD/HH/", key, prefix)
 		}
 		for _, line := range strings.SplitAfter(body, "\n") {
+			if strings.Contains(line, other) {
+				t.Errorf("staged object %s of feed %s holds another feed's record %q", key, marker, line)
+			}
 			if line != "" {
 				got[line] = true
 			}
@@ -284,7 +293,7 @@ func TestCompatFirehoseDeliversKinesisRecords(t *testing.T) {
 	}
 	for d := range want {
 		if !got[d] {
-			t.Errorf("record %q not delivered to s3://%s/%s (found %d objects)", d, stack.Names.StagingBucket, stack.Names.StagingPrefix, len(staged))
+			t.Errorf("record %q not delivered to s3://%s/%s (found %d objects)", d, stack.Names.StagingBucket, prefix, len(staged))
 		}
 	}
 	// Real Firehose concatenates buffered records into one object; MiniStack
@@ -335,8 +344,8 @@ func waitGlueRun(t *testing.T, ctx context.Context, runID string) *gluetypes.Job
 }
 
 // Glue: the provisioned Python-shell job really runs our conversion script:
-// it reads a manifest of staged NDJSON objects, drops the duplicate line and
-// the other feed's record, and writes Parquet that reads back with the right rows.
+// it lists a feed's staging prefix, drops the duplicate line and the other
+// feed's record, and writes Parquet that reads back with the right rows.
 func TestCompatGlueJobRunSucceeds(t *testing.T) {
 	ctx := testCtx(t, 2*time.Minute)
 	feed := fmt.Sprintf("glue-ok-%d", time.Now().UnixNano())
@@ -345,14 +354,13 @@ func TestCompatGlueJobRunSucceeds(t *testing.T) {
 		`{"_feed_id":%q,"_line":2,"id":20,"name":"b"}`+"\n"+`{"_feed_id":%q,"_line":1,"id":10,"name":"a"}`+"\n", feed, feed)))
 	putObject(t, ctx, stack.Names.StagingBucket, prefix+"2", []byte(fmt.Sprintf(
 		`{"_feed_id":%q,"_line":2,"id":20,"name":"b"}`+"\n"+`{"_feed_id":"other","_line":3,"id":30,"name":"c"}`+"\n", feed)))
-	manifest, _ := json.Marshal(map[string]any{"feed_id": feed, "bucket": stack.Names.StagingBucket, "keys": []string{prefix + "1", prefix + "2"}})
-	putObject(t, ctx, stack.Names.StagingBucket, prefix+"manifest.json", manifest)
 	target := "compat-glue/" + feed + ".parquet"
 
 	run := waitGlueRun(t, ctx, startGlueRun(t, ctx, map[string]string{
-		"--MANIFEST": "s3://" + stack.Names.StagingBucket + "/" + prefix + "manifest.json",
-		"--TARGET":   "s3://" + stack.Names.DestBucket + "/" + target,
-		"--FEED_ID":  feed,
+		"--STAGING": "s3://" + stack.Names.StagingBucket + "/" + prefix,
+		"--LINES":   "3",
+		"--TARGET":  "s3://" + stack.Names.DestBucket + "/" + target,
+		"--FEED_ID": feed,
 	}))
 	if run.JobRunState != gluetypes.JobRunStateSucceeded {
 		t.Fatalf("Glue run state %s, error %q; want SUCCEEDED", run.JobRunState, aws.ToString(run.ErrorMessage))
@@ -362,6 +370,7 @@ func TestCompatGlueJobRunSucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read Glue output as Parquet: %v", err)
 	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Line < rows[j].Line }) // the job writes rows in the order it reads them
 	want := []stagedRecord{{feed, 1, 10, "a"}, {feed, 2, 20, "b"}}
 	if fmt.Sprint(rows) != fmt.Sprint(want) {
 		t.Errorf("Glue output rows = %v, want %v", rows, want)
@@ -375,13 +384,12 @@ func TestCompatGlueJobRunFailsWithMessage(t *testing.T) {
 	feed := fmt.Sprintf("glue-bad-%d", time.Now().UnixNano())
 	key := "compat-glue/" + feed + "/1"
 	putObject(t, ctx, stack.Names.StagingBucket, key, []byte("{not json\n"))
-	manifest, _ := json.Marshal(map[string]any{"feed_id": feed, "bucket": stack.Names.StagingBucket, "keys": []string{key}})
-	putObject(t, ctx, stack.Names.StagingBucket, "compat-glue/"+feed+"/manifest.json", manifest)
 
 	run := waitGlueRun(t, ctx, startGlueRun(t, ctx, map[string]string{
-		"--MANIFEST": "s3://" + stack.Names.StagingBucket + "/compat-glue/" + feed + "/manifest.json",
-		"--TARGET":   "s3://" + stack.Names.DestBucket + "/compat-glue/" + feed + ".parquet",
-		"--FEED_ID":  feed,
+		"--STAGING": "s3://" + stack.Names.StagingBucket + "/compat-glue/" + feed + "/",
+		"--LINES":   "1",
+		"--TARGET":  "s3://" + stack.Names.DestBucket + "/compat-glue/" + feed + ".parquet",
+		"--FEED_ID": feed,
 	}))
 	if run.JobRunState != gluetypes.JobRunStateFailed {
 		t.Fatalf("Glue run state %s, want FAILED", run.JobRunState)

@@ -151,8 +151,8 @@ func TestFeedSurvivesKinesisThrottling(t *testing.T) {
 	cfg := &pipeline.Config{TaskQueue: queue, Pipelines: []pipeline.Pipeline{tp}}
 	sf := openSnowflake(t)
 	c := clients()
-	w := worker.New(tc, queue, worker.Options{})
-	workflows.Register(w, &activities.Activities{S3: c.S3, Kinesis: kin, Glue: c.Glue, Snowflake: sf, PollInterval: 200 * time.Millisecond})
+	w := worker.New(tc, queue, workflows.WorkerOptions())
+	workflows.Register(w, &activities.Activities{S3: c.S3, Kinesis: kin, Glue: c.Glue, Snowflake: sf})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/devstack"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
@@ -46,6 +48,141 @@ func startWorkerProcess(t *testing.T, bin, cfgPath, logPath string) *exec.Cmd {
 // dropped before Parquet, and the feed lands with no row lost or doubled.
 func TestFeedWorkerKilledMidPutLosesAndDoublesNothing(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
+	k := newKillSetup(t, ctx)
+	body, st := generate(t, feedgen.Options{Records: 20000, BadEvery: 5000, Seed: 9})
+	key := fmt.Sprintf("customers-kill/%d.ndjson", time.Now().UnixNano())
+	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
+
+	w1 := startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
+	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: k.cfg, Logger: starts.Logger}
+	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Kill the worker once the put has checkpointed part of the feed.
+	var at activities.PutProgress
+	for {
+		desc, err := tc.DescribeWorkflowExecution(ctx, started.WorkflowID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pa := desc.PendingActivities; len(pa) == 1 && pa[0].ActivityType.GetName() == "PutToKinesis" && pa[0].HeartbeatDetails != nil {
+			if err := decodeHeartbeat(pa[0].HeartbeatDetails.Payloads[0].Data, &at); err == nil && at.Line > 0 {
+				break
+			}
+		}
+		if len(desc.PendingActivities) == 1 && desc.PendingActivities[0].ActivityType.GetName() != "PutToKinesis" {
+			t.Fatalf("the put finished before the worker could be killed; make the feed larger (%d lines)", st.Lines)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no put checkpoint seen")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Let it run past the recorded checkpoint, so the retry re-sends records
+	// that Kinesis already has.
+	time.Sleep(300 * time.Millisecond)
+	if err := w1.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = w1.Wait()
+	t.Logf("killed the worker after the checkpoint at line %d of %d", at.Line, st.Lines)
+	startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
+
+	res := k.wait(t, ctx, started.WorkflowID)
+	want := workflows.Counts{Read: int64(st.Lines), Rejected: int64(st.Bad), Put: int64(st.Good), Delivered: int64(st.Good), Converted: int64(st.Good), Loaded: int64(st.Good)}
+	if res.Counts != want {
+		t.Errorf("counts %+v, want %+v", res.Counts, want)
+	}
+	got := loadedRows(t, ctx, res.FeedID)
+	if len(got) != st.Good {
+		t.Errorf("%d distinct lines loaded, want %d", len(got), st.Good)
+	}
+	// Records between the last checkpoint and the kill were put twice: the
+	// result says so (re-sent), and they were dropped before Parquet.
+	if res.Resends == 0 || res.Duplicates < res.Resends {
+		t.Errorf("resends %d, duplicates %d: the records put again after the kill must be counted as re-sent and dropped as duplicates", res.Resends, res.Duplicates)
+	}
+	t.Logf("put resent %d records after the kill; %d duplicates delivered and dropped", res.Resends, res.Duplicates)
+	recordHistory(t, started.WorkflowID, "retried-after-worker-kill")
+}
+
+// The worker is killed while AwaitDelivery reads the staging objects, after
+// a checkpoint: the retried pass resumes from that checkpoint (it says so,
+// its count goes on from there, and nothing is counted twice), and the feed lands.
+func TestFeedWorkerKilledInDeliveryResumesFromCheckpoint(t *testing.T) {
+	ctx := testCtx(t, 4*time.Minute)
+	k := newKillSetup(t, ctx)
+	body, st := generate(t, feedgen.Options{Records: 20000, Seed: 11})
+	key := fmt.Sprintf("customers-kill/%d.ndjson", time.Now().UnixNano())
+	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
+	w1 := startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
+	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: k.cfg, Logger: starts.Logger}
+	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at activities.DeliveryState
+	for {
+		desc, err := tc.DescribeWorkflowExecution(ctx, started.WorkflowID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pa := desc.PendingActivities; len(pa) == 1 && pa[0].ActivityType.GetName() == "CheckDelivery" && pa[0].HeartbeatDetails != nil {
+			if err := decodeHeartbeat(pa[0].HeartbeatDetails.Payloads[0].Data, &at); err == nil && at.Checkpoint != "" && at.Reads >= 2000 && !at.Done(int64(st.Good)) {
+				break
+			}
+		}
+		if desc.WorkflowExecutionInfo.CloseTime != nil || (len(desc.PendingActivities) == 1 && desc.PendingActivities[0].ActivityType.GetName() == "ConvertLocal") {
+			t.Fatalf("delivery finished before the worker could be killed in it; make the feed larger (%d lines)", st.Lines)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no delivery checkpoint seen")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := w1.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = w1.Wait()
+	t.Logf("killed the worker in AwaitDelivery at its checkpoint: %d of %d delivered, %d staging objects read", at.Delivered, st.Good, at.Reads)
+	startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
+	res := k.wait(t, ctx, started.WorkflowID)
+	if res.Counts.Loaded != int64(st.Good) || len(loadedRows(t, ctx, res.FeedID)) != st.Good {
+		t.Errorf("counts %+v, want %d loaded", res.Counts, st.Good)
+	}
+	var resumed []activities.DeliveryState
+	for _, r := range activityResults(t, ctx, started.WorkflowID, "CheckDelivery") {
+		var d activities.DeliveryState
+		if err := decodeHeartbeat(r, &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Resumed {
+			resumed = append(resumed, d)
+		}
+	}
+	if len(resumed) != 1 {
+		t.Fatalf("%d delivery passes resumed from a checkpoint, want 1", len(resumed))
+	}
+	// Every record was put once, so a line seen twice could only be one
+	// counted before the kill and again after: the resumed pass must have
+	// taken the checkpoint's set of objects read and lines seen.
+	if r := resumed[0]; r.Reads < at.Reads || r.Duplicates != 0 || r.Delivered != int64(st.Good) {
+		t.Errorf("resumed pass ended at %+v; want it to go on from %d objects read, with no line counted twice", r, at.Reads)
+	}
+}
+
+// killSetup runs cmd/worker as a process on a task queue of its own, for
+// feeds in the quarantine bucket (which sends no events): only that process
+// runs them, so killing it stops their work.
+type killSetup struct {
+	bin, cfgPath, logPath string
+	cfg                   *pipeline.Config
+}
+
+func newKillSetup(t *testing.T, ctx context.Context) killSetup {
+	t.Helper()
 	root, err := devstack.FindRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -78,70 +215,47 @@ source_prefix      = "customers-kill/"`, 1)
 	killCfg := *p
 	killCfg.SourceBucket, killCfg.SourcePrefix = stack.Names.QuarantineBucket, "customers-kill/"
 	cfg.Pipelines = append([]pipeline.Pipeline{killCfg}, cfg.Pipelines[1:]...)
+	return killSetup{bin: bin, cfgPath: cfgPath, logPath: filepath.Join(dir, "worker.log"), cfg: &cfg}
+}
 
-	body, st := generate(t, feedgen.Options{Records: 20000, BadEvery: 5000, Seed: 9})
-	key := fmt.Sprintf("customers-kill/%d.ndjson", time.Now().UnixNano())
-	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
-
-	logPath := filepath.Join(dir, "worker.log")
-	w1 := startWorkerProcess(t, bin, cfgPath, logPath)
-	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: &cfg, Logger: starts.Logger}
-	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Kill the worker once the put has checkpointed part of the feed.
-	var at activities.PutProgress
-	for {
-		desc, err := tc.DescribeWorkflowExecution(ctx, started.WorkflowID, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pa := desc.PendingActivities; len(pa) == 1 && pa[0].ActivityType.GetName() == "PutToKinesis" && pa[0].HeartbeatDetails != nil {
-			if err := decodeHeartbeat(pa[0].HeartbeatDetails.Payloads[0].Data, &at); err == nil && at.Line > 0 {
-				break
-			}
-		}
-		if len(desc.PendingActivities) == 1 && desc.PendingActivities[0].ActivityType.GetName() != "PutToKinesis" {
-			t.Fatalf("the put finished before the worker could be killed; make the feed larger (%d lines)", st.Lines)
-		}
-		if ctx.Err() != nil {
-			t.Fatal("no put checkpoint seen")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// Let it run past the recorded checkpoint (the SDK throttles heartbeats),
-	// so the retry re-sends records that Kinesis already has.
-	time.Sleep(300 * time.Millisecond)
-	if err := w1.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = w1.Wait()
-	t.Logf("killed the worker after the checkpoint at line %d of %d", at.Line, st.Lines)
-	startWorkerProcess(t, bin, cfgPath, logPath)
-
+// wait returns the run's result, or fails the test with the pending
+// activities and the worker's log.
+func (k killSetup) wait(t *testing.T, ctx context.Context, workflowID string) workflows.FeedResult {
+	t.Helper()
 	var res workflows.FeedResult
-	if err := tc.GetWorkflow(ctx, started.WorkflowID, "").Get(ctx, &res); err != nil {
-		logs, _ := os.ReadFile(logPath)
+	if err := tc.GetWorkflow(ctx, workflowID, "").Get(ctx, &res); err != nil {
+		logs, _ := os.ReadFile(k.logPath)
 		pending := ""
-		if desc, derr := tc.DescribeWorkflowExecution(context.Background(), started.WorkflowID, ""); derr == nil {
+		if desc, derr := tc.DescribeWorkflowExecution(context.Background(), workflowID, ""); derr == nil {
 			for _, pa := range desc.PendingActivities {
 				pending += fmt.Sprintf("%s attempt %d state %s last failure %v; ", pa.ActivityType.GetName(), pa.Attempt, pa.State, pa.LastFailure)
 			}
 		}
 		t.Fatalf("run failed after the restart: %v\npending: %s\nworker log:\n%s", err, pending, tail(logs, 3000))
 	}
-	want := workflows.Counts{Read: int64(st.Lines), Rejected: int64(st.Bad), Put: int64(st.Good), Delivered: int64(st.Good), Converted: int64(st.Good), Loaded: int64(st.Good)}
-	if res.Counts != want {
-		t.Errorf("counts %+v, want %+v", res.Counts, want)
+	return res
+}
+
+// activityResults returns the JSON results of the completed activities of
+// the given type in the run's history, in order.
+func activityResults(t *testing.T, ctx context.Context, workflowID, activityType string) [][]byte {
+	t.Helper()
+	scheduled := map[int64]string{}
+	var out [][]byte
+	it := tc.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			scheduled[ev.EventId] = a.ActivityType.GetName()
+		}
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.ScheduledEventId] == activityType {
+			out = append(out, a.Result.Payloads[0].Data)
+		}
 	}
-	got := loadedRows(t, ctx, res.FeedID)
-	if len(got) != st.Good {
-		t.Errorf("%d distinct lines loaded, want %d", len(got), st.Good)
-	}
-	t.Logf("put resent %d records after the kill; %d duplicates delivered and dropped", res.Resends, res.Duplicates)
-	recordHistory(t, started.WorkflowID, "retried-after-worker-kill")
+	return out
 }
 
 func decodeHeartbeat(data []byte, v any) error {

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -77,9 +76,10 @@ func withWorker(m *testing.M) (int, error) {
 	}
 	defer sf.Close()
 	c := clients()
-	w := worker.New(tc, config.TaskQueue, worker.Options{})
-	workflows.Register(w, &activities.Activities{S3: c.S3, Kinesis: c.Kinesis, Glue: c.Glue, Snowflake: sf,
-		Logger: logger, PollInterval: 200 * time.Millisecond})
+	// The shipped worker settings and activity defaults: nothing here waits,
+	// polls or heartbeats faster than what users run.
+	w := worker.New(tc, config.TaskQueue, workflows.WorkerOptions())
+	workflows.Register(w, &activities.Activities{S3: c.S3, Kinesis: c.Kinesis, Glue: c.Glue, Snowflake: sf, Logger: logger})
 	if err := w.Start(); err != nil {
 		return 1, err
 	}

@@ -61,32 +61,46 @@ type Progress struct {
 	Durations map[string]time.Duration `json:"durations,omitempty"`
 }
 
-// FeedResult is a finished run's account of the feed.
+// FeedResult is a run's account of the feed. A failed run carries it too,
+// as its failure's details, with what the stages had counted so far.
 type FeedResult struct {
 	FeedID        string                   `json:"feed_id"`
 	Ref           feed.Ref                 `json:"ref"`
 	Pipeline      string                   `json:"pipeline"`
 	Counts        Counts                   `json:"counts"`
 	Duplicates    int64                    `json:"duplicates"` // delivered more than once, dropped
-	Resends       int64                    `json:"resends"`    // PutRecords entries sent again
+	Resends       int64                    `json:"resends"`    // PutRecords entries sent again (throttled, or re-put after a resume)
 	QuarantineKey string                   `json:"quarantine_key,omitempty"`
-	ManifestKey   string                   `json:"manifest_key,omitempty"`
+	StagingPrefix string                   `json:"staging_prefix,omitempty"`
+	StagingReads  int64                    `json:"staging_reads"` // staging objects read by AwaitDelivery and Convert
 	ParquetKey    string                   `json:"parquet_key,omitempty"`
 	GlueRunID     string                   `json:"glue_run_id,omitempty"`
 	Durations     map[string]time.Duration `json:"durations"`
 	Confirmation  string                   `json:"confirmation,omitempty"` // the ingestion check used
+	FailedStage   string                   `json:"failed_stage,omitempty"`
+}
+
+// Details returns the FeedResult a failed run's error carries, if any.
+func Details(err error) (FeedResult, bool) {
+	var res FeedResult
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.HasDetails() && app.Details(&res) == nil && res.FeedID != "" {
+		return res, true
+	}
+	return res, false
 }
 
 // feedWorkflow is one run's state.
 type feedWorkflow struct {
 	in       FeedInput
+	queue    string // the run's task queue, for errors
 	progress Progress
 	result   FeedResult
 }
 
 // FeedWorkflow moves one feed into Snowflake.
 func FeedWorkflow(ctx workflow.Context, in FeedInput) (FeedResult, error) {
-	w := &feedWorkflow{in: in}
+	w := &feedWorkflow{in: in, queue: workflow.GetInfo(ctx).TaskQueueName}
 	if err := w.setup(ctx); err != nil {
 		return FeedResult{}, err
 	}
@@ -125,13 +139,13 @@ func (w *feedWorkflow) upsert(ctx workflow.Context) error {
 	)
 }
 
-// stageOptions are the activity options of a stage: its deadline bounds the
-// whole stage including retries; a heartbeat timeout notices a dead worker;
-// errors retrying cannot fix are not retried.
-func stageOptions(deadline pipeline.Duration, heartbeat time.Duration) workflow.ActivityOptions {
+// stageOptions are the activity options of a stage's long activity: the
+// stage's deadline bounds it including retries; a heartbeat timeout notices
+// a dead worker; errors retrying cannot fix are not retried.
+func stageOptions(deadline time.Duration, heartbeat time.Duration) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
-		StartToCloseTimeout:    deadline.Std(),
-		ScheduleToCloseTimeout: deadline.Std(),
+		StartToCloseTimeout:    deadline,
+		ScheduleToCloseTimeout: deadline,
 		HeartbeatTimeout:       heartbeat,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
@@ -139,6 +153,48 @@ func stageOptions(deadline pipeline.Duration, heartbeat time.Duration) workflow.
 			MaximumInterval:        time.Minute,
 			NonRetryableErrorTypes: activities.NonRetryable,
 		},
+	}
+}
+
+// lookOptions are the options of a short look (a Glue run's state, a load's
+// status): no heartbeat, each attempt bounded by a few minutes.
+func lookOptions(remaining time.Duration) workflow.ActivityOptions {
+	o := stageOptions(remaining, 0)
+	o.StartToCloseTimeout = min(remaining, lookTimeout)
+	return o
+}
+
+// The waiting stages look, then wait on a workflow timer, so that waiting
+// holds no worker slot: the first wait is pollFirst, doubling up to pollMax.
+const (
+	pollFirst   = time.Second
+	pollMax     = 10 * time.Second
+	lookTimeout = 2 * time.Minute
+)
+
+// errDeadline says a waiting stage's deadline passed between looks.
+var errDeadline = errors.New("stage deadline passed")
+
+// poll calls look until it reports done, with a timer between calls, until
+// the stage's deadline (from start). look gets the remaining time.
+func (w *feedWorkflow) poll(ctx workflow.Context, start time.Time, deadline time.Duration, look func(remaining time.Duration) (bool, error)) error {
+	end := start.Add(deadline)
+	wait := pollFirst
+	for {
+		remaining := end.Sub(workflow.Now(ctx))
+		if remaining <= 0 {
+			return errDeadline
+		}
+		if done, err := look(remaining); err != nil || done {
+			return err
+		}
+		if !workflow.Now(ctx).Add(wait).Before(end) {
+			return errDeadline
+		}
+		if err := workflow.Sleep(ctx, wait); err != nil {
+			return err
+		}
+		wait = min(wait*2, pollMax)
 	}
 }
 
@@ -166,88 +222,141 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	p, id := w.in.Pipeline, w.progress.FeedID
 	hb := heartbeatTimeout(p)
 	c := &w.progress.Counts
+	defer func() { w.result.Counts = *c }()
 
 	// 1. Stream the file into Kinesis.
 	start := w.enter(ctx, StagePut)
 	var put activities.PutResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(p.Deadlines.Put, hb)),
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(p.Deadlines.Put.Std(), hb)),
 		a.PutToKinesis, activities.PutInput{FeedID: id, Ref: w.in.Ref, Pipeline: p}).Get(ctx, &put)
 	w.leave(ctx, StagePut, start)
 	if err != nil {
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) && app.HasDetails() && app.Details(&put) == nil {
+		if putSoFar(err, &put) {
 			c.Read, c.Rejected, c.Put = put.Read, put.Rejected, put.Put
-			w.progress.FirstBad, w.result.QuarantineKey = put.FirstBad, put.QuarantineKey
-			w.result.Counts = *c
+			w.progress.FirstBad, w.result.QuarantineKey, w.result.Resends = put.FirstBad, put.QuarantineKey, put.Resends
 		}
 		return w.result, w.stageError(StagePut, err)
 	}
 	c.Read, c.Rejected, c.Put = put.Read, put.Rejected, put.Put
 	w.progress.FirstBad = put.FirstBad
 	w.result.QuarantineKey, w.result.Resends = put.QuarantineKey, put.Resends
-
-	if put.Put > 0 {
-		// 2. Wait until Firehose has staged every record.
-		start = w.enter(ctx, StageDelivery)
-		var del activities.DeliveryResult
-		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(p.Deadlines.Delivery, hb)),
-			a.AwaitDelivery, activities.DeliveryInput{FeedID: id, Pipeline: p, Expected: put.Put, Lines: put.Read, Since: put.StartedAt}).Get(ctx, &del)
-		w.leave(ctx, StageDelivery, start)
-		if err != nil {
-			return w.result, w.stageError(StageDelivery, err)
-		}
-		c.Delivered, w.result.Duplicates, w.result.ManifestKey = del.Delivered, del.Duplicates, del.ManifestKey
-
-		// 3. Convert the staged records to one Parquet file.
-		start = w.enter(ctx, StageConvert)
-		conv, err := w.convert(ctx, activities.ConvertInput{FeedID: id, Pipeline: p, ManifestKey: del.ManifestKey, Expected: del.Delivered, Lines: put.Read}, hb)
-		w.leave(ctx, StageConvert, start)
-		if err != nil {
-			return w.result, w.stageError(StageConvert, err)
-		}
-		c.Converted, w.result.ParquetKey = conv.Rows, conv.ParquetKey
-
-		// 4. Confirm Snowflake loaded it, row for row.
-		start = w.enter(ctx, StageConfirm)
-		var conf activities.ConfirmResult
-		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(p.Deadlines.Ingest, hb)),
-			a.ConfirmIngestion, activities.ConfirmInput{FeedID: id, Pipeline: p, ParquetKey: conv.ParquetKey, Expected: conv.Rows}).Get(ctx, &conf)
-		w.leave(ctx, StageConfirm, start)
-		if err != nil {
-			return w.result, w.stageError(StageConfirm, err)
-		}
-		c.Loaded, w.result.Confirmation = conf.Loaded, conf.Strategy
+	if put.Put == 0 {
+		return w.finish(ctx)
 	}
 
-	w.result.Counts = *c
+	// 2. Wait until Firehose has staged every record.
+	start = w.enter(ctx, StageDelivery)
+	w.result.StagingPrefix = activities.FeedStagingPrefix(p, id)
+	del := activities.DeliveryInput{FeedID: id, Pipeline: p, Expected: put.Put, Lines: put.Read}
+	err = w.poll(ctx, start, p.Deadlines.Delivery.Std(), func(remaining time.Duration) (bool, error) {
+		var st activities.DeliveryState
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(remaining, hb)), a.CheckDelivery, del).Get(ctx, &st)
+		if err != nil {
+			return false, err
+		}
+		del.State = st
+		c.Delivered, w.result.Duplicates, w.result.StagingReads = st.Delivered, st.Duplicates, st.Reads
+		return st.Done(put.Put), nil
+	})
+	w.leave(ctx, StageDelivery, start)
+	if errors.Is(err, errDeadline) {
+		err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"Firehose delivered %d of %d records to s3://%s/%s before the delivery deadline (%s); %d are missing. Check the delivery stream %s (its errors/ prefix, CloudWatch DeliveryToS3 metrics), then reset the workflow to AwaitDelivery",
+			c.Delivered, put.Put, p.StagingBucket, w.result.StagingPrefix, p.Deadlines.Delivery.Std(), put.Put-c.Delivered, p.DeliveryStream), activities.ErrDelivery, nil)
+	}
+	if err != nil {
+		return w.result, w.stageError(StageDelivery, err)
+	}
+
+	// 3. Convert the staged records to one Parquet file.
+	start = w.enter(ctx, StageConvert)
+	conv, err := w.convert(ctx, start, activities.ConvertInput{FeedID: id, Pipeline: p, Expected: c.Delivered, Lines: put.Read}, hb)
+	w.leave(ctx, StageConvert, start)
+	if err != nil {
+		return w.result, w.stageError(StageConvert, err)
+	}
+	c.Converted, w.result.ParquetKey = conv.Rows, conv.ParquetKey
+	w.result.StagingReads += conv.Reads
+
+	// 4. Confirm Snowflake loaded it, row for row.
+	start = w.enter(ctx, StageConfirm)
+	conf := activities.ConfirmInput{FeedID: id, Pipeline: p, ParquetKey: conv.ParquetKey, Expected: conv.Rows}
+	var last activities.ConfirmStatus
+	err = w.poll(ctx, start, p.Deadlines.Ingest.Std(), func(remaining time.Duration) (bool, error) {
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(remaining)), a.CheckIngestion, conf).Get(ctx, &last)
+		return last.Done, err
+	})
+	w.leave(ctx, StageConfirm, start)
+	if errors.Is(err, errDeadline) {
+		t := p.Snowflake.Database + "." + p.Snowflake.Schema + "." + p.Snowflake.Table
+		err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"Snowflake has not loaded %s into %s by the ingestion deadline (%s; last status %q). Check the pipe (SYSTEM$PIPE_STATUS) and its notifications, then reset the workflow to ConfirmIngestion",
+			conv.ParquetKey, t, p.Deadlines.Ingest.Std(), last.Status), activities.ErrIngestTimeout, nil)
+	}
+	if err != nil {
+		return w.result, w.stageError(StageConfirm, err)
+	}
+	c.Loaded, w.result.Confirmation = last.Result.Loaded, last.Result.Strategy
+	return w.finish(ctx)
+}
+
+// finish checks that the run reconciles and marks it done.
+func (w *feedWorkflow) finish(ctx workflow.Context) (FeedResult, error) {
+	c := w.progress.Counts
+	w.result.Counts = c
 	if c.Read != c.Loaded+c.Rejected {
+		w.result.FailedStage = StageConfirm
 		return w.result, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"feed %s does not reconcile: read %d != loaded %d + rejected %d (put %d, delivered %d, converted %d)",
-			w.in.Ref, c.Read, c.Loaded, c.Rejected, c.Put, c.Delivered, c.Converted), "NotReconciled", nil)
+			w.in.Ref, c.Read, c.Loaded, c.Rejected, c.Put, c.Delivered, c.Converted), "NotReconciled", nil, w.result)
 	}
 	w.progress.Stage = StageDone
 	_ = w.upsert(ctx)
 	return w.result, nil
 }
 
-func (w *feedWorkflow) convert(ctx workflow.Context, in activities.ConvertInput, hb time.Duration) (activities.ConvertResult, error) {
+// putSoFar fills put with what a failed PutToKinesis had done: the result
+// its error carries, or its last checkpoint.
+func putSoFar(err error, put *activities.PutResult) bool {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.HasDetails() && app.Details(put) == nil {
+		return true
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails() {
+		var prog activities.PutProgress
+		if timeout.LastHeartbeatDetails(&prog) == nil {
+			*put = activities.PutResult{Read: prog.Read, Rejected: prog.Rejected, Put: prog.Put, Resends: prog.Resends, FirstBad: prog.FirstBad}
+			return true
+		}
+	}
+	return false
+}
+
+func (w *feedWorkflow) convert(ctx workflow.Context, start time.Time, in activities.ConvertInput, hb time.Duration) (activities.ConvertResult, error) {
 	var a *activities.Activities
-	opts := stageOptions(in.Pipeline.Deadlines.Convert, hb)
-	actx := workflow.WithActivityOptions(ctx, opts)
+	deadline := in.Pipeline.Deadlines.Convert.Std()
 	var res activities.ConvertResult
 	switch in.Pipeline.Conversion {
 	case pipeline.ConvertGlue:
 		var run activities.GlueRun
-		start := opts
-		start.StartToCloseTimeout, start.HeartbeatTimeout = time.Minute, 0
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, start), a.StartGlueRun, in).Get(ctx, &run); err != nil {
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(deadline)), a.StartGlueRun, in).Get(ctx, &run); err != nil {
 			return res, err
 		}
 		w.progress.GlueRunID, w.result.GlueRunID = run.RunID, run.RunID
-		err := workflow.ExecuteActivity(actx, a.AwaitGlueRun, in, run).Get(ctx, &res)
-		return res, err
+		var last activities.GlueStatus
+		err := w.poll(ctx, start, deadline, func(remaining time.Duration) (bool, error) {
+			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(remaining)), a.CheckGlueRun, in, run).Get(ctx, &last)
+			return last.Done, err
+		})
+		if errors.Is(err, errDeadline) {
+			err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+				"Glue run %s of job %s was still %s at the convert deadline (%s); stop it or let it finish, then reset the workflow to Convert",
+				run.RunID, run.JobName, last.State, deadline), activities.ErrGlueRun, nil)
+		}
+		return last.Result, err
 	case pipeline.ConvertLocal, pipeline.ConvertFirehose:
-		err := workflow.ExecuteActivity(actx, a.ConvertLocal, in).Get(ctx, &res)
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(deadline, hb)), a.ConvertLocal, in).Get(ctx, &res)
 		return res, err
 	}
 	return res, temporal.NewNonRetryableApplicationError(
@@ -256,7 +365,8 @@ func (w *feedWorkflow) convert(ctx workflow.Context, in activities.ConvertInput,
 
 // stageError is the run's failure when a stage failed: its type is the
 // activity's error type (so clients and the UI see RejectThresholdExceeded,
-// GlueRunFailed, …), its message names the feed, the stage and the cause.
+// GlueRunFailed, …), its message names the feed, the stage and the cause,
+// and its details are the run's result so far (counts, keys, durations).
 func (w *feedWorkflow) stageError(stage string, err error) error {
 	msg := err.Error()
 	typ := "StageFailed"
@@ -266,9 +376,19 @@ func (w *feedWorkflow) stageError(stage string, err error) error {
 	}
 	var timeout *temporal.TimeoutError
 	if errors.As(err, &timeout) {
-		msg, typ = fmt.Sprintf("%s timed out (%s) after its retries; its deadline is in the pipeline config", stage, timeout.TimeoutType()), "StageTimeout"
+		typ = "StageTimeout"
+		msg = fmt.Sprintf("%s timed out (%s) after its retries; its deadline is in the pipeline config", stage, timeout.TimeoutType())
+		var act *temporal.ActivityError
+		if errors.As(err, &act) && act.StartedEventID() == 0 && timeout.Unwrap() == nil {
+			msg = fmt.Sprintf("%s never started: no worker on task queue %q took its activity before the stage deadline; check that workers are running and not saturated (worker -max-activities)",
+				stage, w.queue)
+		} else if cause := timeout.Unwrap(); cause != nil {
+			msg += "; last failure: " + cause.Error()
+		}
 	}
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("feed %s: %s failed: %s", w.in.Ref, stage, msg), typ, nil)
+	w.result.FailedStage = stage
+	w.result.Counts = w.progress.Counts
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("feed %s: %s failed: %s", w.in.Ref, stage, msg), typ, nil, w.result)
 }
 
 // ErrorType returns the Temporal application error type inside err, if any.

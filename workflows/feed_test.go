@@ -1,7 +1,10 @@
 package workflows
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,17 +45,17 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 func happyPath(env *testsuite.TestWorkflowEnvironment) {
 	env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).
 		Return(activities.PutResult{Read: 10, Rejected: 1, Put: 9, QuarantineKey: "q/k"}, nil).Once()
-	env.OnActivity(acts.AwaitDelivery, mock.Anything, mock.Anything).
-		Return(activities.DeliveryResult{Delivered: 9, Duplicates: 2, ManifestKey: "m/k"}, nil).Once()
-	env.OnActivity(acts.ConfirmIngestion, mock.Anything, mock.Anything).
-		Return(activities.ConfirmResult{Loaded: 9, Strategy: "load_history"}, nil).Once()
+	env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).
+		Return(activities.DeliveryState{Delivered: 9, Duplicates: 2, Reads: 11}, nil).Once()
+	env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).
+		Return(activities.ConfirmStatus{Done: true, Status: "LOADED", Result: activities.ConfirmResult{Loaded: 9, Strategy: "load_history"}}, nil).Once()
 }
 
 func TestFeedWorkflowLocalReconciles(t *testing.T) {
 	env := newEnv(t)
 	happyPath(env)
 	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.MatchedBy(func(in activities.ConvertInput) bool {
-		return in.ManifestKey == "m/k" && in.Expected == 9 && in.Lines == 10 && in.FeedID == testInput("").Ref.ID()
+		return in.Expected == 9 && in.Lines == 10 && in.FeedID == testInput("").Ref.ID()
 	})).Return(activities.ConvertResult{Rows: 9, ParquetKey: "p/k"}, nil).Once()
 	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
 	if err := env.GetWorkflowError(); err != nil {
@@ -63,7 +66,7 @@ func TestFeedWorkflowLocalReconciles(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Counts{Read: 10, Rejected: 1, Put: 9, Delivered: 9, Converted: 9, Loaded: 9}
-	if res.Counts != want || res.ParquetKey != "p/k" || res.QuarantineKey != "q/k" || res.ManifestKey != "m/k" || res.Duplicates != 2 {
+	if res.Counts != want || res.ParquetKey != "p/k" || res.QuarantineKey != "q/k" || res.StagingPrefix != "feed="+res.FeedID+"/" || res.Duplicates != 2 || res.StagingReads != 11 {
 		t.Errorf("result %+v", res)
 	}
 	for _, st := range []string{StagePut, StageDelivery, StageConvert, StageConfirm} {
@@ -77,8 +80,10 @@ func TestFeedWorkflowGlueUsesOneRunAndReportsIt(t *testing.T) {
 	env := newEnv(t)
 	happyPath(env)
 	env.OnActivity(acts.StartGlueRun, mock.Anything, mock.Anything).After(time.Second).Return(activities.GlueRun{JobName: "job", RunID: "jr_1"}, nil).Once()
-	env.OnActivity(acts.AwaitGlueRun, mock.Anything, mock.Anything, activities.GlueRun{JobName: "job", RunID: "jr_1"}).
-		Return(activities.ConvertResult{Rows: 9, ParquetKey: "p/k"}, nil).Once()
+	env.OnActivity(acts.CheckGlueRun, mock.Anything, mock.Anything, activities.GlueRun{JobName: "job", RunID: "jr_1"}).
+		Return(activities.GlueStatus{State: "RUNNING"}, nil).Twice()
+	env.OnActivity(acts.CheckGlueRun, mock.Anything, mock.Anything, activities.GlueRun{JobName: "job", RunID: "jr_1"}).
+		Return(activities.GlueStatus{State: "SUCCEEDED", Done: true, Result: activities.ConvertResult{Rows: 9, ParquetKey: "p/k"}}, nil).Once()
 	var during Progress
 	env.RegisterDelayedCallback(func() {
 		v, err := env.QueryWorkflow(ProgressQuery)
@@ -130,8 +135,8 @@ func TestFeedWorkflowDoesNotRetryNonRetryableErrors(t *testing.T) {
 		t.Run(typ, func(t *testing.T) {
 			env := newEnv(t)
 			env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{Read: 3, Put: 3}, nil).Once()
-			env.OnActivity(acts.AwaitDelivery, mock.Anything, mock.Anything).
-				Return(activities.DeliveryResult{}, temporal.NewNonRetryableApplicationError("it broke", typ, nil)).Once()
+			env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).
+				Return(activities.DeliveryState{}, temporal.NewNonRetryableApplicationError("it broke", typ, nil)).Once()
 			env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
 			err := env.GetWorkflowError()
 			if ErrorType(err) != typ {
@@ -164,7 +169,7 @@ func TestFeedWorkflowRejectThresholdReportsCountsAndLines(t *testing.T) {
 func TestFeedWorkflowStageTimeout(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{Read: 3, Put: 3}, nil).Once()
-	env.OnActivity(acts.AwaitDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryResult{Delivered: 3, ManifestKey: "m"}, nil).Once()
+	env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryState{Delivered: 3}, nil).Once()
 	in := testInput(pipeline.ConvertLocal)
 	in.Pipeline.Deadlines.Convert = pipeline.Duration(2 * time.Second)
 	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).
@@ -198,9 +203,9 @@ func TestFeedWorkflowAllRejectedUnderThresholdReconciles(t *testing.T) {
 func TestFeedWorkflowRefusesToReportAnUnreconciledLoad(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{Read: 10, Put: 10}, nil).Once()
-	env.OnActivity(acts.AwaitDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryResult{Delivered: 10, ManifestKey: "m"}, nil).Once()
+	env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryState{Delivered: 10}, nil).Once()
 	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 10, ParquetKey: "p"}, nil).Once()
-	env.OnActivity(acts.ConfirmIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmResult{Loaded: 9}, nil).Once()
+	env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: 9}}, nil).Once()
 	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
 	if ErrorType(env.GetWorkflowError()) != "NotReconciled" {
 		t.Fatalf("error %v, want NotReconciled", env.GetWorkflowError())
@@ -214,5 +219,71 @@ func TestFeedWorkflowRejectsARefWithoutVersion(t *testing.T) {
 	env.ExecuteWorkflow(FeedWorkflowName, in)
 	if ErrorType(env.GetWorkflowError()) != activities.ErrBadInput {
 		t.Fatalf("error %v, want BadInput", env.GetWorkflowError())
+	}
+}
+
+// Delivery is looked at in passes with timers between them: each pass starts
+// from the state the previous one returned, and the stage ends when every
+// record is there.
+func TestFeedWorkflowDeliveryPassesCarryTheirState(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{Read: 10, Put: 10}, nil).Once()
+	var passes []activities.DeliveryState
+	env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DeliveryInput) (activities.DeliveryState, error) {
+			passes = append(passes, in.State)
+			st := in.State
+			st.Delivered, st.Reads, st.Passes, st.Checkpoint = st.Delivered+4, st.Reads+4, st.Passes+1, fmt.Sprintf("cp-%d", st.Passes+1)
+			return st, nil
+		}).Times(3)
+	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 10, ParquetKey: "p", Reads: 12}, nil).Once()
+	env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Status: ""}, nil).Once()
+	env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: 10}}, nil).Once()
+	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
+	var res FeedResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if len(passes) != 3 || passes[0].Checkpoint != "" || passes[1].Checkpoint != "cp-1" || passes[2].Delivered != 8 {
+		t.Errorf("passes started from %+v", passes)
+	}
+	if res.Counts.Delivered != 12 || res.StagingReads != 24 {
+		t.Errorf("result %+v, want delivered 12 and 12+12 staging reads", res)
+	}
+	// Waiting was timers: 1 s after the first pass, 2 s after the second, then 1 s for Snowflake.
+	if d := res.Durations[StageDelivery]; d < 3*time.Second || d > 4*time.Second {
+		t.Errorf("delivery took %s of workflow time, want the 1 s + 2 s timers", d)
+	}
+}
+
+// A waiting stage that runs out of time fails with what it saw, and the
+// failure carries the run's counts so far.
+func TestFeedWorkflowDeliveryDeadlineCarriesCounts(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{Read: 10, Rejected: 1, Put: 9, Resends: 3}, nil).Once()
+	env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryState{Delivered: 7, Reads: 7}, nil)
+	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
+	err := env.GetWorkflowError()
+	if ErrorType(err) != activities.ErrDelivery || !strings.Contains(err.Error(), "delivered 7 of 9 records") || !strings.Contains(err.Error(), "2 are missing") {
+		t.Fatalf("error %v, want DeliveryIncomplete naming 7 of 9", err)
+	}
+	res, ok := Details(err)
+	want := Counts{Read: 10, Rejected: 1, Put: 9, Delivered: 7}
+	if !ok || res.Counts != want || res.Resends != 3 || res.FailedStage != StageDelivery || res.StagingReads != 7 {
+		t.Errorf("failure details %+v (%v), want counts %+v", res, ok, want)
+	}
+}
+
+// A put killed by its heartbeat timeout on its last attempt still reports
+// the lines its last checkpoint covered.
+func TestFeedWorkflowTimedOutPutReportsItsCheckpoint(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{},
+		temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, nil, activities.PutProgress{Line: 500, Read: 500, Put: 498, Rejected: 2}))
+	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
+	err := env.GetWorkflowError()
+	res, ok := Details(err)
+	if ErrorType(err) != "StageTimeout" || !ok || res.Counts.Read != 500 || res.Counts.Put != 498 {
+		t.Errorf("error %v, details %+v", err, res)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"go.temporal.io/sdk/worker"
 
@@ -36,9 +35,12 @@ func main() {
 
 func run(logger *slog.Logger) error {
 	cfgPath := flag.String("config", envOr("FEEDPIPE_CONFIG", "pipelines.toml"), "pipelines config file")
-	activitiesMax := flag.Int("max-activities", 8, "activities run at once by this worker")
-	workflowsMax := flag.Int("max-workflow-tasks", 16, "workflow tasks run at once by this worker")
-	stopTimeout := flag.Duration("stop-timeout", 30*time.Second, "how long running activities may finish on shutdown")
+	def := workflows.WorkerOptions()
+	activitiesMax := flag.Int("max-activities", def.MaxConcurrentActivityExecutionSize, "activities run at once by this worker")
+	workflowsMax := flag.Int("max-workflow-tasks", def.MaxConcurrentWorkflowTaskExecutionSize, "workflow tasks run at once by this worker")
+	stopTimeout := flag.Duration("stop-timeout", def.WorkerStopTimeout, "how long running activities may finish on shutdown")
+	throttle := flag.Duration("heartbeat-throttle", def.MaxHeartbeatThrottleInterval, "the most the SDK holds back a heartbeat: a stage's checkpoint reaches the server within this")
+	tempDir := flag.String("temp-dir", os.TempDir(), "where the local converter writes Parquet files before upload (needs room for the largest feed's file)")
 	flag.Parse()
 
 	cfg, err := pipeline.Load(*cfgPath)
@@ -62,12 +64,11 @@ func run(logger *slog.Logger) error {
 		defer sf.Close()
 	}
 
-	w := worker.New(tc, cfg.TaskQueue, worker.Options{
-		MaxConcurrentActivityExecutionSize:     *activitiesMax,
-		MaxConcurrentWorkflowTaskExecutionSize: *workflowsMax,
-		WorkerStopTimeout:                      *stopTimeout,
-	})
-	workflows.Register(w, &activities.Activities{S3: awsc.S3, Kinesis: awsc.Kinesis, Glue: awsc.Glue, Snowflake: sf, Logger: logger})
+	opts := def
+	opts.MaxConcurrentActivityExecutionSize, opts.MaxConcurrentWorkflowTaskExecutionSize = *activitiesMax, *workflowsMax
+	opts.WorkerStopTimeout, opts.MaxHeartbeatThrottleInterval = *stopTimeout, *throttle
+	w := worker.New(tc, cfg.TaskQueue, opts)
+	workflows.Register(w, &activities.Activities{S3: awsc.S3, Kinesis: awsc.Kinesis, Glue: awsc.Glue, Snowflake: sf, Logger: logger, TempDir: *tempDir})
 	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "pipelines", len(cfg.Pipelines))
 	if err := w.Run(worker.InterruptCh()); err != nil {
 		return fmt.Errorf("worker: %w", err)

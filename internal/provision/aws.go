@@ -42,7 +42,7 @@ var GlueScript []byte
 type Names struct {
 	SourceBucket     string // customers upload feeds here
 	StagingBucket    string // Firehose writes records here
-	StagingPrefix    string // Firehose's S3 prefix, e.g. "raw/"
+	StagingPrefix    string // Firehose's S3 prefix, e.g. "raw/"; each feed's records go under PREFIX/feed=<id>/
 	DestBucket       string // Parquet files for Snowflake
 	QuarantineBucket string // rejected lines
 	FeedQueue        string // SQS queue of the source bucket's Object Created events
@@ -234,9 +234,28 @@ func ensureStream(ctx context.Context, c *kinesis.Client, name string, shards in
 	return aws.ToString(d.StreamDescriptionSummary.StreamARN), nil
 }
 
+// StagingPartition is the Firehose S3 prefix expression under the staging
+// prefix: dynamic partitioning on each record's _feed_id puts every feed's
+// records under PREFIX/feed=<id>/, so the stages after delivery list and read
+// one feed's objects, never the traffic beside it.
+const StagingPartition = "feed=!{partitionKeyFromQuery:feed_id}/!{timestamp:yyyy/MM/dd/HH}/"
+
+// stagingErrorPrefix is where Firehose writes records it could not deliver or
+// partition (no _feed_id), by error type.
+const stagingErrorPrefix = "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
+
 func ensureDeliveryStream(ctx context.Context, c *firehose.Client, n Names, streamARN string) error {
-	_, err := c.DescribeDeliveryStream(ctx, &firehose.DescribeDeliveryStreamInput{DeliveryStreamName: &n.DeliveryStream})
+	prefix := n.StagingPrefix + StagingPartition
+	d, err := c.DescribeDeliveryStream(ctx, &firehose.DescribeDeliveryStreamInput{DeliveryStreamName: &n.DeliveryStream})
 	if err == nil {
+		// An existing stream must partition by feed, or every stage would
+		// read the others' records and AwaitDelivery would never see this feed's.
+		for _, dest := range d.DeliveryStreamDescription.Destinations {
+			if s3d := dest.ExtendedS3DestinationDescription; s3d != nil && aws.ToString(s3d.Prefix) != prefix {
+				return fmt.Errorf("Firehose delivery stream %s writes to prefix %q, want %q with dynamic partitioning on _feed_id; update its destination (see deploy docs) or delete it so that provisioning creates it",
+					n.DeliveryStream, aws.ToString(s3d.Prefix), prefix)
+			}
+		}
 		return nil
 	}
 	var notFound *fhtypes.ResourceNotFoundException
@@ -253,10 +272,25 @@ func ensureDeliveryStream(ctx context.Context, c *firehose.Client, n Names, stre
 		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{
 			BucketARN:         aws.String("arn:aws:s3:::" + n.StagingBucket),
 			RoleARN:           &n.FirehoseRoleARN,
-			Prefix:            &n.StagingPrefix,
-			ErrorOutputPrefix: aws.String("errors/"),
+			Prefix:            &prefix,
+			ErrorOutputPrefix: aws.String(stagingErrorPrefix),
+			// Dynamic partitioning needs a buffer of at least 64 MiB on AWS.
 			BufferingHints:    &fhtypes.BufferingHints{IntervalInSeconds: aws.Int32(60), SizeInMBs: aws.Int32(64)},
 			CompressionFormat: fhtypes.CompressionFormatUncompressed,
+			DynamicPartitioningConfiguration: &fhtypes.DynamicPartitioningConfiguration{
+				Enabled:      aws.Bool(true),
+				RetryOptions: &fhtypes.RetryOptions{DurationInSeconds: aws.Int32(300)},
+			},
+			ProcessingConfiguration: &fhtypes.ProcessingConfiguration{
+				Enabled: aws.Bool(true),
+				Processors: []fhtypes.Processor{{
+					Type: fhtypes.ProcessorTypeMetadataExtraction,
+					Parameters: []fhtypes.ProcessorParameter{
+						{ParameterName: fhtypes.ProcessorParameterNameMetadataExtractionQuery, ParameterValue: aws.String("{feed_id: ._feed_id}")},
+						{ParameterName: fhtypes.ProcessorParameterNameJsonParsingEngine, ParameterValue: aws.String("JQ-1.6")},
+					},
+				}},
+			},
 		},
 	})
 	var inUse *fhtypes.ResourceInUseException
