@@ -6,7 +6,7 @@ GO ?= go
 # build (it has no tests of its own: integration/ drives the built binary).
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /integration -e /cmd/devtemporal -e /internal/temporaldev)
 
-.PHONY: all venv build devtemporal test test-unit test-integration lint stack demo histories clean
+.PHONY: all venv build devtemporal test test-unit test-integration test-demo-busy lint stack demo load histories clean
 
 all: build
 
@@ -31,9 +31,14 @@ test-unit: venv
 test-integration: venv devtemporal
 	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) test -race -count=1 -timeout 30m ./integration/...
 
-# Everything: format and vet, unit tests with the race detector, then the
-# integration tests against the local stack (Temporal, MiniStack, fakesnow).
-test: lint build test-unit test-integration
+# The demo, as shipped, on a machine kept busy by two CPU hogs.
+test-demo-busy: venv devtemporal
+	@bash scripts/demo-busy.sh
+
+# Everything: format and vet, unit tests with the race detector, the
+# integration tests against the local stack (Temporal, MiniStack, fakesnow),
+# then the demo on a busy machine.
+test: lint build test-unit test-integration test-demo-busy
 
 # Run the local stack in the foreground; Ctrl-C stops it.
 stack: venv devtemporal
@@ -41,6 +46,13 @@ stack: venv devtemporal
 
 demo: venv devtemporal
 	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) run ./cmd/demo $(DEMO_ARGS)
+
+# N feeds at once through the real event path, each reconciled; prints
+# per-stage p50/p95, staging reads per feed, worker RSS and a LOAD line.
+FEEDS ?= 12
+RECORDS ?= 5000
+load: venv devtemporal
+	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) run ./cmd/demo -feeds $(FEEDS) -records $(RECORDS) -bad-every 1000 -run-dir .run/load $(LOAD_ARGS)
 
 clean:
 	rm -rf bin .run

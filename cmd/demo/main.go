@@ -47,6 +47,7 @@ func run() error {
 	mode := flag.String("pipeline", "customers", "pipeline to run: customers (local Parquet) or customers-glue (Glue job)")
 	runDir := flag.String("run-dir", ".run/demo", "directory for logs and data")
 	keep := flag.Bool("keep", false, "keep the stack running after the run, for the Temporal UI, until Ctrl-C")
+	feeds := flag.Int("feeds", 0, "load mode: upload this many feeds of -records lines at once, reconcile each, print per-stage percentiles and a LOAD line")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -96,6 +97,21 @@ func run() error {
 	}
 	defer listener.Stop(10 * time.Second)
 	fmt.Printf("  worker (pid %d) and starter listening on %s (pid %d)\n", worker.PID(), s.Names.FeedQueue, listener.PID())
+	c := provision.NewAWSClients(s.AWSConfig(), true)
+	tc, err := client.Dial(client.Options{HostPort: s.TemporalAddress, Namespace: s.TemporalNamespace, Logger: quietLogger{}})
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if *feeds > 0 {
+		db, err := s.OpenSnowflake(s.Names.Snowflake.Database, s.Names.Snowflake.Schema)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return runLoad(ctx, loadEnv{p: p, s3: c.S3, tc: tc, db: db, worker: worker, procs: []*devstack.Process{worker, listener}},
+			*feeds, *records, *badEvery)
+	}
 
 	var body bytes.Buffer
 	st, err := feedgen.Write(&body, feedgen.Options{Records: *records, BadEvery: *badEvery, Seed: uint64(time.Now().UnixNano())})
@@ -103,7 +119,6 @@ func run() error {
 		return err
 	}
 	key := fmt.Sprintf("%sdemo-%s.ndjson", p.SourcePrefix, time.Now().UTC().Format("20060102T150405"))
-	c := provision.NewAWSClients(s.AWSConfig(), true)
 	put, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.SourceBucket, Key: &key, Body: bytes.NewReader(body.Bytes())})
 	if err != nil {
 		return fmt.Errorf("upload the feed: %w", err)
@@ -111,11 +126,6 @@ func run() error {
 	ref := feed.Ref{Bucket: p.SourceBucket, Key: key, ETag: strings.Trim(aws.ToString(put.ETag), `"`), Size: int64(body.Len())}
 	fmt.Printf("uploaded s3://%s/%s: %d lines (%d malformed), %.1f MB\n", ref.Bucket, ref.Key, st.Lines, st.Bad, float64(st.Bytes)/1e6)
 
-	tc, err := client.Dial(client.Options{HostPort: s.TemporalAddress, Namespace: s.TemporalNamespace, Logger: quietLogger{}})
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
 	res, runID, runErr := follow(ctx, tc, ref, worker, listener)
 	runURL := fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", s.UIURL, s.TemporalNamespace, url.PathEscape(ref.WorkflowID()), runID)
 
@@ -138,7 +148,7 @@ func run() error {
 	cn := res.Counts
 	fmt.Printf("counts      read %d · rejected %d · put %d · delivered %d · converted %d · loaded %d\n",
 		cn.Read, cn.Rejected, cn.Put, cn.Delivered, cn.Converted, cn.Loaded)
-	fmt.Printf("            duplicates delivered and dropped %d · PutRecords entries re-sent %d\n", res.Duplicates, res.Resends)
+	fmt.Printf("            duplicates delivered and dropped %d · PutRecords entries re-sent %d · staging objects read %d\n", res.Duplicates, res.Resends, res.StagingReads)
 	for _, stage := range []string{workflows.StagePut, workflows.StageDelivery, workflows.StageConvert, workflows.StageConfirm} {
 		fmt.Printf("  %-18s %s\n", stage, res.Durations[stage].Round(time.Millisecond))
 	}
@@ -201,6 +211,9 @@ func follow(ctx context.Context, tc client.Client, ref feed.Ref, procs ...*devst
 			if desc.WorkflowExecutionInfo.CloseTime != nil {
 				var res workflows.FeedResult
 				err := tc.GetWorkflow(ctx, id, runID).Get(ctx, &res)
+				if d, ok := workflows.Details(err); ok {
+					res = d // a failed run tells what it had
+				}
 				return res, runID, err
 			}
 		}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.temporal.io/sdk/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/feedpipe/feedpipe/internal/devstack"
+	"github.com/feedpipe/feedpipe/internal/feed"
+	"github.com/feedpipe/feedpipe/internal/feedgen"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/workflows"
+)
+
+// loadEnv is what the load mode drives: the pipeline, the stack's clients
+// and the worker process.
+type loadEnv struct {
+	p      *pipeline.Pipeline
+	s3     *s3.Client
+	tc     client.Client
+	db     *sql.DB
+	worker *devstack.Process
+	procs  []*devstack.Process
+}
+
+// loadRun is one feed of the load and how its run ended.
+type loadRun struct {
+	ref   feed.Ref
+	st    feedgen.Stats
+	res   workflows.FeedResult
+	err   error
+	rows  int64
+	ended time.Duration // from the uploads to the run's close
+}
+
+func (r loadRun) reconciled() bool {
+	c := r.res.Counts
+	return r.err == nil && c.Read == int64(r.st.Lines) && c.Read == c.Loaded+c.Rejected && r.rows == c.Loaded
+}
+
+// runLoad uploads n feeds at once through the real event path (S3 event →
+// EventBridge → SQS → starter), waits for every run, reconciles each against
+// Snowflake, and prints per-stage p50/p95, the wall time, the staging objects
+// read per feed and the worker's peak RSS, ending with one LOAD line. It
+// fails unless every feed reconciles.
+func runLoad(ctx context.Context, e loadEnv, n, records, badEvery int) error {
+	runs := make([]loadRun, n)
+	bodies := make([][]byte, n)
+	stamp := time.Now().UTC().Format("20060102T150405")
+	for i := range runs {
+		var b bytes.Buffer
+		st, err := feedgen.Write(&b, feedgen.Options{Records: records, BadEvery: badEvery, Seed: uint64(time.Now().UnixNano()) + uint64(i)})
+		if err != nil {
+			return err
+		}
+		bodies[i], runs[i].st = b.Bytes(), st
+		runs[i].ref = feed.Ref{Bucket: e.p.SourceBucket, Key: fmt.Sprintf("%sload-%s-%03d.ndjson", e.p.SourcePrefix, stamp, i), Size: int64(b.Len())}
+	}
+	fmt.Printf("uploading %d feeds of %d lines at once…\n", n, records)
+	t0 := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range runs {
+		g.Go(func() error {
+			r := &runs[i]
+			out, err := e.s3.PutObject(gctx, &s3.PutObjectInput{Bucket: &r.ref.Bucket, Key: &r.ref.Key, Body: bytes.NewReader(bodies[i])})
+			if err != nil {
+				return fmt.Errorf("upload %s: %w", r.ref.Key, err)
+			}
+			r.ref.ETag = strings.Trim(aws.ToString(out.ETag), `"`)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	done := 0
+	g, gctx = errgroup.WithContext(ctx)
+	for i := range runs {
+		g.Go(func() error {
+			r := &runs[i]
+			r.res, r.err = waitClosed(gctx, e.tc, r.ref, e.procs)
+			r.ended = time.Since(t0)
+			if errors.Is(r.err, context.Canceled) || errors.Is(r.err, errProcessExited) {
+				return r.err
+			}
+			if err := e.db.QueryRowContext(gctx, "SELECT COUNT(*) FROM "+e.p.Snowflake.Table+" WHERE _FEED_ID = ?", r.ref.ID()).Scan(&r.rows); err != nil {
+				return fmt.Errorf("count the rows of feed %s: %w", r.ref.ID(), err)
+			}
+			mu.Lock()
+			done++
+			fmt.Printf("  %6.1fs  %d/%d  %s  %s\n", r.ended.Seconds(), done, n, r.ref.Key, outcome(*r))
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	wall := time.Since(t0)
+
+	reconciled, reads := 0, int64(0)
+	for _, r := range runs {
+		if r.reconciled() {
+			reconciled++
+		}
+		reads += r.res.StagingReads
+	}
+	fmt.Println()
+	fmt.Printf("%-18s %10s %10s %10s\n", "stage", "p50", "p95", "max")
+	for _, stage := range []string{workflows.StagePut, workflows.StageDelivery, workflows.StageConvert, workflows.StageConfirm} {
+		var ds []time.Duration
+		for _, r := range runs {
+			ds = append(ds, r.res.Durations[stage])
+		}
+		fmt.Printf("%-18s %10s %10s %10s\n", stage, pct(ds, 50), pct(ds, 95), pct(ds, 100))
+	}
+	var ends []time.Duration
+	for _, r := range runs {
+		ends = append(ends, r.ended)
+	}
+	fmt.Printf("%-18s %10s %10s %10s\n", "upload to close", pct(ends, 50), pct(ends, 95), pct(ends, 100))
+	rss := float64(e.worker.PeakRSS()) / (1 << 20)
+	perFeed := float64(reads) / float64(n)
+	fmt.Printf("staging objects read per feed %.0f (records per feed %d); worker peak RSS %.0f MiB; wall %s\n", perFeed, records, rss, wall.Round(time.Millisecond))
+	fmt.Printf("LOAD feeds=%d reconciled=%d failed=%d wall_s=%.1f staging_reads_per_feed=%.0f worker_rss_mib=%.0f\n",
+		n, reconciled, n-reconciled, wall.Seconds(), perFeed, rss)
+	if reconciled != n {
+		return fmt.Errorf("%d of %d feeds did not reconcile", n-reconciled, n)
+	}
+	return nil
+}
+
+func outcome(r loadRun) string {
+	c := r.res.Counts
+	if r.reconciled() {
+		return fmt.Sprintf("reconciled: read %d = loaded %d + rejected %d", c.Read, c.Loaded, c.Rejected)
+	}
+	return fmt.Sprintf("NOT reconciled: %v (read %d, loaded %d, rejected %d, rows in Snowflake %d)", r.err, c.Read, c.Loaded, c.Rejected, r.rows)
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(i-1, 0)].Round(10 * time.Millisecond)
+}
+
+var errProcessExited = errors.New("a load process exited")
+
+// waitClosed waits until the listener has started ref's run and the run has
+// closed, and returns its result (a failed run's result from its error's
+// details).
+func waitClosed(ctx context.Context, tc client.Client, ref feed.Ref, procs []*devstack.Process) (workflows.FeedResult, error) {
+	id := ref.WorkflowID()
+	for {
+		for _, p := range procs {
+			if done, err := p.Exited(); done {
+				return workflows.FeedResult{}, fmt.Errorf("%w (%v):\n%s", errProcessExited, err, p.Tail(2000))
+			}
+		}
+		desc, err := tc.DescribeWorkflowExecution(ctx, id, "")
+		if err == nil && desc.WorkflowExecutionInfo.CloseTime != nil {
+			var res workflows.FeedResult
+			err := tc.GetWorkflow(ctx, id, desc.WorkflowExecutionInfo.Execution.RunId).Get(ctx, &res)
+			if d, ok := workflows.Details(err); ok {
+				res = d
+			}
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return workflows.FeedResult{}, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
