@@ -205,6 +205,9 @@ func (p *Pipeline) validate() error {
 			return fmt.Errorf("%s is required", r.key)
 		}
 	}
+	if p.StagingPrefix != "" && !strings.HasSuffix(p.StagingPrefix, "/") {
+		return fmt.Errorf("staging_prefix = %q must end with \"/\" (Firehose writes each feed under PREFIXfeed=<id>/); use %q", p.StagingPrefix, p.StagingPrefix+"/")
+	}
 	switch p.Conversion {
 	case ConvertLocal, ConvertFirehose:
 	case ConvertGlue:
