@@ -147,17 +147,22 @@ func (a *Activities) convertStaged(ctx context.Context, in ConvertInput, prog Co
 	}); err != nil {
 		return prog, err
 	}
-	fetched, stop := a.prefetch(ctx, p.StagingBucket, keys, stagingReaders)
+	bodies, stop := a.prefetch(ctx, p.StagingBucket, keys, stagingReaders)
 	defer stop()
 	for i, k := range keys {
-		got := <-fetched[i]
+		var got fetched
+		select {
+		case got = <-bodies[i]:
+		case <-ctx.Done():
+			return prog, ctx.Err()
+		}
 		if got.err != nil {
 			return prog, got.err
 		}
 		prog.Reads++
 		if err := sink.add(ctx, "s3://"+p.StagingBucket+"/"+k, got.body); err != nil {
-			if isNonRetryable(err) {
-				return prog, err
+			if isNonRetryable(err) || ctx.Err() != nil {
+				return prog, err // a cancellation is not the feed's fault
 			}
 			return prog, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
 		}
@@ -168,7 +173,11 @@ func (a *Activities) convertStaged(ctx context.Context, in ConvertInput, prog Co
 	}
 	rows, dups, err := sink.close()
 	if err != nil {
-		return prog, fmt.Errorf("convert feed %s: %w", in.FeedID, err)
+		if ctx.Err() != nil {
+			return prog, err
+		}
+		// A bad record a parse worker found late is reported here.
+		return prog, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
 	}
 	prog.Rows, prog.Dups = rows, dups
 	if rows != in.Expected {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/activity"
 	"golang.org/x/sync/errgroup"
@@ -66,6 +67,7 @@ const stagingReaders = 16
 func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (DeliveryState, error) {
 	p := in.Pipeline
 	st := in.State
+	st.Resumed = false
 	if activity.HasHeartbeatDetails(ctx) {
 		var hb DeliveryState
 		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && hb.Checkpoint != "" {
@@ -74,15 +76,18 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 		}
 	}
 	cp, err := a.loadDeliveryCheckpoint(ctx, p, in.FeedID, st.Checkpoint, in.Lines)
-	if errors.Is(err, errNoCheckpoint) {
-		// Removed (by hand, or by a zombie attempt): count again from zero.
-		activity.GetLogger(ctx).Warn("delivery: checkpoint gone, counting again", "feed", in.FeedID, "checkpoint", st.Checkpoint)
+	var lost *lostCheckpoint
+	if errors.As(err, &lost) {
+		// Removed by hand, or damaged: count again from zero (slower, never wrong).
+		activity.GetLogger(ctx).Warn("delivery: counting again from zero", "feed", in.FeedID, "checkpoint", st.Checkpoint, "why", lost.why)
 		st = DeliveryState{Reads: st.Reads, Passes: st.Passes}
 		cp, err = a.loadDeliveryCheckpoint(ctx, p, in.FeedID, "", in.Lines)
 	}
 	if err != nil {
 		return st, err
 	}
+	// The line set is the truth; a count from a heartbeat could be older.
+	st.Delivered = cp.lines.count()
 	b := startBeat(ctx, st)
 	defer b.Stop()
 
@@ -102,8 +107,14 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 	var mu sync.Mutex
 	saved := time.Now()
 	dirty := false
+	attempt := int32(1)
+	if activity.IsActivity(ctx) {
+		attempt = activity.GetInfo(ctx).Attempt
+	}
+	seq := 0
 	save := func(ctx context.Context) error {
-		key, err := a.saveDeliveryCheckpoint(ctx, p, in.FeedID, cp, st)
+		seq++
+		key, err := a.saveDeliveryCheckpoint(ctx, p, in.FeedID, cp, fmt.Sprintf("%d-%d-%d", st.Passes, attempt, seq))
 		if err != nil {
 			return err
 		}
@@ -166,7 +177,7 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 	}
 	st.Passes++
 	if st.Done(in.Expected) {
-		a.dropDeliveryCheckpoint(ctx, p, st.Checkpoint)
+		a.dropDeliveryCheckpoints(ctx, p, in.FeedID)
 		st.Checkpoint = ""
 		return st, nil
 	}
@@ -178,7 +189,10 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 	return st, nil
 }
 
-var errNoCheckpoint = errors.New("checkpoint not found")
+// lostCheckpoint says a checkpoint cannot be used, and why.
+type lostCheckpoint struct{ why string }
+
+func (e *lostCheckpoint) Error() string { return "delivery checkpoint lost: " + e.why }
 
 // deliveryCheckpoint is what a pass has read: the staging keys (relative to
 // the feed's prefix) and the set of lines seen.
@@ -195,7 +209,9 @@ func DeliveryCheckpointPrefix(p pipeline.Pipeline, feedID string) string {
 
 // The checkpoint object is gzip of: the line count (uvarint), the line set's
 // words (8 bytes each, little endian), then the keys read, one per line.
-func (a *Activities) saveDeliveryCheckpoint(ctx context.Context, p pipeline.Pipeline, feedID string, cp *deliveryCheckpoint, st DeliveryState) (string, error) {
+// Checkpoints are never overwritten or deleted while the stage runs (a retry
+// may hold a pointer to any of them); they are removed when it finishes.
+func (a *Activities) saveDeliveryCheckpoint(ctx context.Context, p pipeline.Pipeline, feedID string, cp *deliveryCheckpoint, name string) (string, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	var hdr [binary.MaxVarintLen64]byte
@@ -213,12 +229,9 @@ func (a *Activities) saveDeliveryCheckpoint(ctx context.Context, p pipeline.Pipe
 	if err := zw.Close(); err != nil {
 		return "", err
 	}
-	key := fmt.Sprintf("%sdelivery-%d-%d.gz", DeliveryCheckpointPrefix(p, feedID), st.Passes, st.Reads)
+	key := fmt.Sprintf("%sdelivery-%s.gz", DeliveryCheckpointPrefix(p, feedID), name)
 	if _, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.StagingBucket, Key: &key, Body: bytes.NewReader(buf.Bytes())}); err != nil {
 		return "", classifyAWS(err, fmt.Sprintf("await delivery of feed %s: save checkpoint s3://%s/%s", feedID, p.StagingBucket, key))
-	}
-	if st.Checkpoint != "" && st.Checkpoint != key {
-		a.dropDeliveryCheckpoint(ctx, p, st.Checkpoint)
 	}
 	return key, nil
 }
@@ -231,12 +244,15 @@ func (a *Activities) loadDeliveryCheckpoint(ctx context.Context, p pipeline.Pipe
 	body, err := a.readObject(ctx, p.StagingBucket, key)
 	if err != nil {
 		if ErrorTypeOf(err) == ErrNotFound {
-			return nil, errNoCheckpoint
+			return nil, &lostCheckpoint{"not found"}
+		}
+		if isNonRetryable(err) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("await delivery of feed %s: load checkpoint: %w", feedID, err)
 	}
 	bad := func(why string) error {
-		return fmt.Errorf("await delivery of feed %s: checkpoint s3://%s/%s is damaged (%s); reset the workflow to AwaitDelivery to start the count again", feedID, p.StagingBucket, key, why)
+		return &lostCheckpoint{fmt.Sprintf("s3://%s/%s is damaged: %s", p.StagingBucket, key, why)}
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(body))
 	if err != nil {
@@ -268,11 +284,18 @@ func (a *Activities) loadDeliveryCheckpoint(ctx context.Context, p pipeline.Pipe
 	return cp, nil
 }
 
-func (a *Activities) dropDeliveryCheckpoint(ctx context.Context, p pipeline.Pipeline, key string) {
-	if key == "" {
+// dropDeliveryCheckpoints removes the feed's delivery checkpoints once the
+// stage is done; a failure only leaves them for a lifecycle rule.
+func (a *Activities) dropDeliveryCheckpoints(ctx context.Context, p pipeline.Pipeline, feedID string) {
+	prefix := DeliveryCheckpointPrefix(p, feedID)
+	out, err := a.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &p.StagingBucket, Prefix: &prefix})
+	if err != nil {
+		activity.GetLogger(ctx).Warn("delivery: could not list old checkpoints", "prefix", prefix, "err", err)
 		return
 	}
-	if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.StagingBucket, Key: &key}); err != nil {
-		activity.GetLogger(ctx).Warn("delivery: could not remove an old checkpoint", "key", key, "err", err)
+	for _, o := range out.Contents {
+		if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.StagingBucket, Key: o.Key}); err != nil {
+			activity.GetLogger(ctx).Warn("delivery: could not remove an old checkpoint", "key", aws.ToString(o.Key), "err", err)
+		}
 	}
 }

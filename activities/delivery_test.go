@@ -7,11 +7,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/parquet-go/parquet-go"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
@@ -256,5 +258,47 @@ func TestFirehoseModeReadsParquetStaging(t *testing.T) {
 	})
 	if err != nil || conv.Rows != 2 || conv.Duplicates != 1 || strings.Join(got, ",") != "f1:1:10,f1:2:20" {
 		t.Errorf("convert %+v, rows %v, %v", conv, got, err)
+	}
+}
+
+// blockingS3 holds GETs of one key until the caller gives up.
+type blockingS3 struct {
+	*memS3
+	key string
+}
+
+func (b *blockingS3) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if strings.HasSuffix(aws.ToString(in.Key), b.key) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return b.memS3.GetObject(ctx, in, o...)
+}
+
+// A Convert cancelled (worker shutdown, heartbeat timeout, workflow cancel)
+// while it waits for a staging object returns at once, with an error the
+// workflow retries: it is not the feed's fault.
+func TestConvertLocalStopsWhenCancelled(t *testing.T) {
+	m := newMemS3()
+	stage(m)
+	a := &Activities{S3: &blockingS3{memS3: m, key: "/c"}, TempDir: t.TempDir()}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	ctx, cancel := context.WithCancel(context.Background())
+	env.SetWorkerOptions(worker.Options{BackgroundActivityContext: ctx})
+	time.AfterFunc(200*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() {
+		_, err := env.ExecuteActivity(a.ConvertLocal, ConvertInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 3})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || strings.Contains(err.Error(), ErrBadInput) {
+			t.Errorf("err = %v, want a retryable cancellation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ConvertLocal did not return after its context was cancelled")
 	}
 }

@@ -115,6 +115,8 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 			return PutResult{}, fmt.Errorf("put feed %s: read checkpoint: %w", ref, err)
 		}
 		a.log().Info("put: resuming", "feed", ref.String(), "line", prog.Line, "offset", prog.Offset)
+	} else if err := a.clearQuarantine(ctx, p, in.FeedID); err != nil {
+		return PutResult{}, err
 	}
 	if prog.StartedAt.IsZero() {
 		prog.StartedAt = time.Now().UTC()

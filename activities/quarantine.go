@@ -270,3 +270,20 @@ func touch(hb *beat) {
 		hb.Touch()
 	}
 }
+
+// clearQuarantine removes what an earlier run of the same feed version left
+// in quarantine (a run started again after a failure, perhaps with another
+// schema): a put that starts from the first line writes its own.
+func (a *Activities) clearQuarantine(ctx context.Context, p pipeline.Pipeline, feedID string) error {
+	keys, err := a.listQuarantineParts(ctx, p, feedID, nil)
+	if err != nil {
+		return err
+	}
+	keys = append(keys, QuarantineKey(p, feedID))
+	for _, k := range keys {
+		if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.QuarantineBucket, Key: &k}); err != nil && !isMissing(err) {
+			return classifyAWS(err, fmt.Sprintf("clear the earlier quarantine s3://%s/%s", p.QuarantineBucket, k))
+		}
+	}
+	return nil
+}

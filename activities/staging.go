@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -143,6 +144,15 @@ func feedLines(body []byte, feedID string) ([]int64, error) {
 type bitset []uint64
 
 func newBitset(n int64) bitset { return make(bitset, n/64+1) }
+
+// count is the number of lines in the set.
+func (b bitset) count() int64 {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return int64(n)
+}
 
 // set marks i and reports whether it was new.
 func (b bitset) set(i int64) bool {

@@ -277,6 +277,10 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	}
 	c.Converted, w.result.ParquetKey = conv.Rows, conv.ParquetKey
 	w.result.StagingReads += conv.Reads
+	if conv.Reads > 0 {
+		// Convert read every staged object; delivery stops at the last line it needed.
+		w.result.Duplicates = conv.Duplicates
+	}
 
 	// 4. Confirm Snowflake loaded it, row for row.
 	start = w.enter(ctx, StageConfirm)

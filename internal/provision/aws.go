@@ -252,7 +252,7 @@ func ensureDeliveryStream(ctx context.Context, c *firehose.Client, n Names, stre
 		// read the others' records and AwaitDelivery would never see this feed's.
 		for _, dest := range d.DeliveryStreamDescription.Destinations {
 			if s3d := dest.ExtendedS3DestinationDescription; s3d != nil && aws.ToString(s3d.Prefix) != prefix {
-				return fmt.Errorf("Firehose delivery stream %s writes to prefix %q, want %q with dynamic partitioning on _feed_id; update its destination (see deploy docs) or delete it so that provisioning creates it",
+				return fmt.Errorf("Firehose delivery stream %s writes to prefix %q, want %q with dynamic partitioning on _feed_id; dynamic partitioning can only be set when a stream is created: once the feeds in flight have finished, delete the stream and provision again",
 					n.DeliveryStream, aws.ToString(s3d.Prefix), prefix)
 			}
 		}
