@@ -5,17 +5,18 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 )
 
-// ConfirmInput names the Parquet file Snowflake should have loaded.
+// ConfirmInput names the Parquet files Snowflake should have loaded.
 type ConfirmInput struct {
-	FeedID     string            `json:"feed_id"`
-	Pipeline   pipeline.Pipeline `json:"pipeline"`
-	ParquetKey string            `json:"parquet_key"`
-	Expected   int64             `json:"expected"` // rows in the file
+	FeedID   string            `json:"feed_id"`
+	Pipeline pipeline.Pipeline `json:"pipeline"`
+	Files    []ParquetFile     `json:"files"`
+	Expected int64             `json:"expected"` // rows in all the files
 }
 
 // ConfirmResult is what Snowflake reports.
@@ -33,13 +34,20 @@ type LoadStatus struct {
 	FirstError string
 }
 
-// IngestionChecker reads whether Snowflake loaded a stage file.
+// IngestionChecker reads whether Snowflake loaded a feed's stage files.
 type IngestionChecker interface {
-	// FileStatus reports the load of key (a path in the pipeline's stage).
-	FileStatus(ctx context.Context, db *sql.DB, p pipeline.Pipeline, key string) (LoadStatus, error)
+	// FileStatuses reports the latest load of each file whose path in the
+	// pipeline's stage contains prefix, by that path's end (the S3 key).
+	FileStatuses(ctx context.Context, db *sql.DB, p pipeline.Pipeline, prefix string) ([]FileLoad, error)
 	// FeedRows counts the table's rows of feedID, or returns -1 when the
 	// strategy does not count rows.
 	FeedRows(ctx context.Context, db *sql.DB, p pipeline.Pipeline, feedID string) (int64, error)
+}
+
+// FileLoad is one file's latest load as Snowflake records it.
+type FileLoad struct {
+	FileName string // as Snowflake names it (a stage path or URL ending in the S3 key)
+	LoadStatus
 }
 
 // Checker returns the strategy the pipeline's confirm setting names.
@@ -54,16 +62,16 @@ func Checker(p pipeline.Pipeline) IngestionChecker {
 // function, which covers Snowpipe and COPY loads of the last 14 days.
 type CopyHistoryChecker struct{}
 
-// FileStatus implements IngestionChecker.
-func (CopyHistoryChecker) FileStatus(ctx context.Context, db *sql.DB, p pipeline.Pipeline, key string) (LoadStatus, error) {
-	q := fmt.Sprintf(`SELECT STATUS, ROW_COUNT, COALESCE(FIRST_ERROR_MESSAGE, '')
+// FileStatuses implements IngestionChecker.
+func (CopyHistoryChecker) FileStatuses(ctx context.Context, db *sql.DB, p pipeline.Pipeline, prefix string) ([]FileLoad, error) {
+	q := fmt.Sprintf(`SELECT FILE_NAME, STATUS, ROW_COUNT, COALESCE(FIRST_ERROR_MESSAGE, '')
 FROM TABLE(%s.INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => '%s.%s', START_TIME => DATEADD(DAY, -14, CURRENT_TIMESTAMP())))
-WHERE FILE_NAME = ? OR ENDSWITH(FILE_NAME, ?)
-ORDER BY LAST_LOAD_TIME DESC LIMIT 1`, p.Snowflake.Database, p.Snowflake.Schema, p.Snowflake.Table)
-	return scanStatus(db.QueryRowContext(ctx, q, key, "/"+key))
+WHERE FILE_NAME LIKE ?
+ORDER BY LAST_LOAD_TIME DESC`, p.Snowflake.Database, p.Snowflake.Schema, p.Snowflake.Table)
+	return scanLoads(db.QueryContext(ctx, q, "%"+prefix+"%"))
 }
 
-// FeedRows implements IngestionChecker; COPY_HISTORY's row count is enough.
+// FeedRows implements IngestionChecker; COPY_HISTORY's row counts are enough.
 func (CopyHistoryChecker) FeedRows(context.Context, *sql.DB, pipeline.Pipeline, string) (int64, error) {
 	return -1, nil
 }
@@ -72,13 +80,13 @@ func (CopyHistoryChecker) FeedRows(context.Context, *sql.DB, pipeline.Pipeline, 
 // a count of the feed's rows in the table: what fakesnow offers.
 type LoadHistoryChecker struct{}
 
-// FileStatus implements IngestionChecker.
-func (LoadHistoryChecker) FileStatus(ctx context.Context, db *sql.DB, p pipeline.Pipeline, key string) (LoadStatus, error) {
-	q := fmt.Sprintf(`SELECT STATUS, ROW_COUNT, COALESCE(FIRST_ERROR_MESSAGE, '')
+// FileStatuses implements IngestionChecker.
+func (LoadHistoryChecker) FileStatuses(ctx context.Context, db *sql.DB, p pipeline.Pipeline, prefix string) ([]FileLoad, error) {
+	q := fmt.Sprintf(`SELECT FILE_NAME, STATUS, ROW_COUNT, COALESCE(FIRST_ERROR_MESSAGE, '')
 FROM %s.INFORMATION_SCHEMA.LOAD_HISTORY
-WHERE TABLE_NAME = ? AND SCHEMA_NAME = ? AND ENDSWITH(FILE_NAME, ?)
-ORDER BY LAST_LOAD_TIME DESC LIMIT 1`, p.Snowflake.Database)
-	return scanStatus(db.QueryRowContext(ctx, q, strings.ToUpper(p.Snowflake.Table), strings.ToUpper(p.Snowflake.Schema), "/"+key))
+WHERE TABLE_NAME = ? AND SCHEMA_NAME = ? AND FILE_NAME LIKE ?
+ORDER BY LAST_LOAD_TIME DESC`, p.Snowflake.Database)
+	return scanLoads(db.QueryContext(ctx, q, strings.ToUpper(p.Snowflake.Table), strings.ToUpper(p.Snowflake.Schema), "%"+prefix+"%"))
 }
 
 // FeedRows implements IngestionChecker.
@@ -91,18 +99,32 @@ func (LoadHistoryChecker) FeedRows(ctx context.Context, db *sql.DB, p pipeline.P
 	return n, nil
 }
 
-func scanStatus(row *sql.Row) (LoadStatus, error) {
-	var st LoadStatus
-	err := row.Scan(&st.Status, &st.Rows, &st.FirstError)
-	if errors.Is(err, sql.ErrNoRows) {
-		return LoadStatus{}, nil
-	}
+func scanLoads(rows *sql.Rows, err error) ([]FileLoad, error) {
 	if err != nil {
-		return LoadStatus{}, err
+		return nil, err
 	}
-	st.Found = true
-	st.Status = strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(st.Status), " ", "_"))
-	return st, nil
+	defer rows.Close()
+	var out []FileLoad
+	for rows.Next() {
+		var l FileLoad
+		if err := rows.Scan(&l.FileName, &l.Status, &l.Rows, &l.FirstError); err != nil {
+			return nil, err
+		}
+		l.Found = true
+		l.Status = strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(l.Status), " ", "_"))
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// latestLoad returns the newest load of key among loads (ordered newest first).
+func latestLoad(loads []FileLoad, key string) LoadStatus {
+	for _, l := range loads {
+		if l.FileName == key || strings.HasSuffix(l.FileName, "/"+key) {
+			return l.LoadStatus
+		}
+	}
+	return LoadStatus{}
 }
 
 // ConfirmStatus is what one look at Snowflake found.
@@ -123,31 +145,44 @@ func (a *Activities) CheckIngestion(ctx context.Context, in ConfirmInput) (Confi
 	}
 	checker := Checker(p)
 	table := p.Snowflake.Database + "." + p.Snowflake.Schema + "." + p.Snowflake.Table
-	st, err := checker.FileStatus(ctx, a.Snowflake, p, in.ParquetKey)
+	prefix := ParquetPrefix(p, in.FeedID)
+	if len(in.Files) > 0 {
+		prefix = path.Dir(in.Files[0].Key) + "/"
+	}
+	loads, err := checker.FileStatuses(ctx, a.Snowflake, p, prefix)
 	if err != nil {
-		return ConfirmStatus{}, fmt.Errorf("confirm feed %s: load status of %s in %s (Snowflake %s): %w", in.FeedID, in.ParquetKey, table, p.Confirm, err)
+		return ConfirmStatus{}, fmt.Errorf("confirm feed %s: load status of %s* in %s (Snowflake %s): %w", in.FeedID, prefix, table, p.Confirm, err)
 	}
-	out := ConfirmStatus{Status: st.Status}
-	if !st.Found {
+	out := ConfirmStatus{}
+	var loaded, rows int64
+	for _, f := range in.Files {
+		st := latestLoad(loads, f.Key)
+		switch st.Status {
+		case "LOADED":
+			if st.Rows != f.Rows {
+				return out, nonRetryable(ErrRowCount, "confirm feed %s: Snowflake loaded %d rows of %s into %s, want %d", in.FeedID, st.Rows, f.Key, table, f.Rows)
+			}
+			loaded++
+			rows += st.Rows
+		case "LOAD_FAILED", "PARTIALLY_LOADED":
+			return out, nonRetryable(ErrLoad, "confirm feed %s: Snowflake %s %s into %s: %s. Fix the table or file, then reload with COPY INTO and reset the workflow to ConfirmIngestion",
+				in.FeedID, strings.ToLower(strings.ReplaceAll(st.Status, "_", " ")), f.Key, table, st.FirstError)
+		}
+	}
+	out.Status = fmt.Sprintf("%d of %d files loaded", loaded, len(in.Files))
+	if loaded < int64(len(in.Files)) {
 		return out, nil
 	}
-	switch st.Status {
-	case "LOADED":
-		if st.Rows != in.Expected {
-			return out, nonRetryable(ErrRowCount, "confirm feed %s: Snowflake loaded %d rows of %s into %s, want %d", in.FeedID, st.Rows, in.ParquetKey, table, in.Expected)
-		}
-		rows, err := checker.FeedRows(ctx, a.Snowflake, p, in.FeedID)
-		if err != nil {
-			return out, fmt.Errorf("confirm feed %s: %w", in.FeedID, err)
-		}
-		if rows >= 0 && rows != in.Expected {
-			return out, nonRetryable(ErrRowCount, "confirm feed %s: %s holds %d rows of the feed, want %d (a file of this feed was loaded twice, or rows were deleted)", in.FeedID, table, rows, in.Expected)
-		}
-		out.Done, out.Result = true, ConfirmResult{Loaded: st.Rows, Status: st.Status, Strategy: p.Confirm}
-		return out, nil
-	case "LOAD_FAILED", "PARTIALLY_LOADED":
-		return out, nonRetryable(ErrLoad, "confirm feed %s: Snowflake %s %s into %s: %s. Fix the table or file, then reload with COPY INTO and reset the workflow to ConfirmIngestion",
-			in.FeedID, strings.ToLower(strings.ReplaceAll(st.Status, "_", " ")), in.ParquetKey, table, st.FirstError)
+	n, err := checker.FeedRows(ctx, a.Snowflake, p, in.FeedID)
+	if err != nil {
+		return out, fmt.Errorf("confirm feed %s: %w", in.FeedID, err)
 	}
+	if n >= 0 && n != in.Expected {
+		return out, nonRetryable(ErrRowCount, "confirm feed %s: %s holds %d rows of the feed, want %d (a file of this feed was loaded twice, or rows were deleted)", in.FeedID, table, n, in.Expected)
+	}
+	if rows != in.Expected {
+		return out, nonRetryable(ErrRowCount, "confirm feed %s: Snowflake loaded %d rows from the feed's %d files into %s, want %d", in.FeedID, rows, len(in.Files), table, in.Expected)
+	}
+	out.Done, out.Result = true, ConfirmResult{Loaded: rows, Status: "LOADED", Strategy: p.Confirm}
 	return out, nil
 }

@@ -1,12 +1,16 @@
 package activities
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -26,53 +30,91 @@ type ConvertInput struct {
 	Lines    int64             `json:"lines"`    // the feed's line count
 }
 
-// ConvertResult is the Parquet file written.
+// ParquetFile is one Parquet file of a feed in the destination bucket.
+type ParquetFile struct {
+	Key  string `json:"key"`
+	Rows int64  `json:"rows"`
+}
+
+// ConvertResult is the feed's Parquet files.
 type ConvertResult struct {
-	Rows       int64  `json:"rows"`
-	Duplicates int64  `json:"duplicates"`
-	ParquetKey string `json:"parquet_key"`
-	Reads      int64  `json:"reads,omitempty"`  // staging objects read
-	Reused     bool   `json:"reused,omitempty"` // a previous attempt had written it
-	// ResumedAtPart is the first part this attempt uploaded when it continued
-	// an earlier attempt's multipart upload (0: it did not).
-	ResumedAtPart int32 `json:"resumed_at_part,omitempty"`
+	Rows       int64         `json:"rows"`
+	Duplicates int64         `json:"duplicates"`
+	Files      []ParquetFile `json:"files"`
+	Reads      int64         `json:"reads,omitempty"`  // staging objects read
+	Reused     bool          `json:"reused,omitempty"` // a previous attempt had published them
+	// ResumedAtPart is the first part this attempt wrote when it continued an
+	// earlier attempt's conversion (0: it started from the beginning).
+	ResumedAtPart int `json:"resumed_at_part,omitempty"`
 }
 
-// ConvertProgress is ConvertLocal's heartbeat checkpoint.
+// ConvertPart is one finished part of a conversion, kept in the staging
+// bucket until every part is done.
+type ConvertPart struct {
+	Key     string `json:"key"`      // in the staging bucket
+	Rows    int64  `json:"rows"`     //
+	LastKey string `json:"last_key"` // the last staging object the part covers
+}
+
+// ConvertProgress is ConvertLocal's checkpoint (its heartbeat details): the
+// parts written so far; the set of lines they hold is in an S3 object per
+// part (ConvertCheckpointPrefix).
 type ConvertProgress struct {
-	Phase   string `json:"phase"`   // "convert" or "upload"
-	Objects int    `json:"objects"` // staging objects converted so far
-	Rows    int64  `json:"rows"`
-	Dups    int64  `json:"duplicates"`
-	// The Parquet file, once written; an upload resumes from it when the
-	// retry runs on the same host.
-	File   string      `json:"file,omitempty"`
-	Size   int64       `json:"size,omitempty"`
-	Upload UploadState `json:"upload,omitempty"`
-	Reads  int64       `json:"reads"`
+	Parts     []ConvertPart `json:"parts,omitempty"`
+	Published int           `json:"published"` // parts copied to the destination
+	Dups      int64         `json:"duplicates"`
+	Reads     int64         `json:"reads"`
 }
 
-// ParquetKey is the feed's deterministic destination key: a retried or
-// reset run writes the same object, which Snowflake will not load twice.
-func ParquetKey(p pipeline.Pipeline, feedID string) string {
-	return p.DestPrefix + feedID + ".parquet"
+func (p ConvertProgress) rows() int64 {
+	n := int64(0)
+	for _, pt := range p.Parts {
+		n += pt.Rows
+	}
+	return n
+}
+
+// partEvery is how much conversion work one part (and one checkpoint)
+// holds: a killed attempt loses at most this much. At the converter's speed
+// on real staging objects that is a file of ~100 MiB or more, the size
+// Snowflake loads best; partMaxBytes bounds it.
+const (
+	partEvery    = 5 * time.Second
+	partMaxBytes = 256 << 20
+)
+
+// ParquetPrefix is where a feed's Parquet files go in the destination
+// bucket: PREFIX<feed id>/part-NNNNN.parquet. The names are deterministic,
+// so a retried or reset run writes the same objects, which Snowflake will
+// not load twice.
+func ParquetPrefix(p pipeline.Pipeline, feedID string) string {
+	return p.DestPrefix + feedID + "/"
+}
+
+func parquetPartKey(p pipeline.Pipeline, feedID string, n int) string {
+	return fmt.Sprintf("%spart-%05d.parquet", ParquetPrefix(p, feedID), n)
+}
+
+// ConvertCheckpointPrefix is where ConvertLocal keeps its parts and line
+// sets until the conversion is published, in the staging bucket.
+func ConvertCheckpointPrefix(p pipeline.Pipeline, feedID string) string {
+	return fmt.Sprintf("checkpoints/%s/%s/convert/", p.Name, feedID)
 }
 
 const feedIDMetadata = "feedpipe-feed-id"
 
-// ConvertLocal reads the feed's staging prefix (NDJSON records, or Parquet
-// that Firehose converted them to), drops duplicate line numbers, writes the
-// feed's one Parquet file with the internal/convert engine, and uploads it
-// to the destination bucket (multipart, resumable). It heartbeats on a clock
-// throughout; a retry on the same host whose file is complete resumes the
-// upload at the first part not yet uploaded.
+// ConvertLocal reads the feed's staging prefix in key order (NDJSON
+// records, or Parquet that Firehose converted them to), drops duplicate line
+// numbers, and writes the feed's Parquet with the internal/convert engine as
+// parts of about partEvery of work each. Each part is uploaded to the
+// staging bucket and checkpointed with the set of lines written so far; a
+// retried attempt goes on after the last part. Once every line is converted,
+// the parts are copied to the destination bucket, where Snowpipe loads them:
+// nothing reaches Snowflake before the whole feed is converted.
 func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (ConvertResult, error) {
 	p := in.Pipeline
-	key := ParquetKey(p, in.FeedID)
-	if rows, ok, err := a.existingParquet(ctx, p.DestBucket, key, in.FeedID); err != nil {
-		return ConvertResult{}, err
-	} else if ok && rows == in.Expected {
-		return ConvertResult{Rows: rows, ParquetKey: key, Reused: true}, nil
+	if res, ok, err := a.publishedParquet(ctx, in); err != nil || ok {
+		return res, err
 	}
 	var prog ConvertProgress
 	if activity.HasHeartbeatDetails(ctx) {
@@ -81,67 +123,68 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 	b := startBeat(ctx, prog)
 	defer b.Stop()
 
-	resumed := false
-	if prog.Phase == "upload" && prog.File != "" {
-		if st, err := os.Stat(prog.File); err == nil && st.Size() == prog.Size {
-			resumed = true
-			activity.GetLogger(ctx).Info("convert: resuming the upload", "feed", in.FeedID, "file", prog.File, "parts_done", len(prog.Upload.Parts))
+	seen := newBitset(in.Lines)
+	resumedAt := 0
+	if len(prog.Parts) > 0 {
+		err := a.loadLines(ctx, p, in.FeedID, len(prog.Parts), seen)
+		var lost *lostCheckpoint
+		switch {
+		case errors.As(err, &lost):
+			activity.GetLogger(ctx).Warn("convert: checkpoint lost, converting again from the start", "feed", in.FeedID, "why", lost.why)
+			prog, seen = ConvertProgress{Reads: prog.Reads}, newBitset(in.Lines)
+		case err != nil:
+			return ConvertResult{}, err
+		default:
+			resumedAt = len(prog.Parts) + 1
+			activity.GetLogger(ctx).Info("convert: resuming", "feed", in.FeedID, "parts_done", len(prog.Parts), "rows", prog.rows())
 		}
 	}
-	if !resumed {
-		reads := prog.Reads
-		a.abortUpload(ctx, p.DestBucket, key, prog.Upload)
-		prog = ConvertProgress{Phase: "convert", Reads: reads}
+	if prog.rows() < in.Expected {
 		var err error
-		if prog, err = a.convertStaged(ctx, in, prog, b); err != nil {
+		if prog, err = a.convertParts(ctx, in, prog, seen, b); err != nil {
 			return ConvertResult{}, err
 		}
-		prog.Phase = "upload"
-		b.Progress(prog)
 	}
-	first := int32(len(prog.Upload.Parts)) + 1
-	if err := a.uploadFile(ctx, p.DestBucket, key, prog.File, map[string]string{feedIDMetadata: in.FeedID}, &prog.Upload, func(u UploadState) {
-		prog.Upload = u
-		b.Progress(prog)
-	}); err != nil {
-		if isNonRetryable(err) {
-			return ConvertResult{}, err
+	if rows := prog.rows(); rows != in.Expected {
+		return ConvertResult{}, nonRetryable(ErrRowCount, "convert feed %s: %d distinct records under s3://%s/%s, want %d",
+			in.FeedID, rows, p.StagingBucket, FeedStagingPrefix(p, in.FeedID), in.Expected)
+	}
+
+	// Publish: copy each part to the destination (server side).
+	res := ConvertResult{Rows: prog.rows(), Duplicates: prog.Dups, Reads: prog.Reads, ResumedAtPart: resumedAt}
+	for i, pt := range prog.Parts {
+		key := parquetPartKey(p, in.FeedID, i+1)
+		res.Files = append(res.Files, ParquetFile{Key: key, Rows: pt.Rows})
+		if i < prog.Published {
+			continue
 		}
-		return ConvertResult{}, fmt.Errorf("convert feed %s: upload s3://%s/%s: %w", in.FeedID, p.DestBucket, key, err)
+		if _, err := a.S3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &p.DestBucket, Key: &key,
+			CopySource: aws.String(p.StagingBucket + "/" + pt.Key), MetadataDirective: "REPLACE",
+			Metadata: map[string]string{feedIDMetadata: in.FeedID}}); err != nil {
+			return ConvertResult{}, classifyAWS(err, fmt.Sprintf("convert feed %s: publish s3://%s/%s", in.FeedID, p.DestBucket, key))
+		}
+		prog.Published = i + 1
+		b.Progress(prog)
 	}
-	os.Remove(prog.File)
-	res := ConvertResult{Rows: prog.Rows, Duplicates: prog.Dups, ParquetKey: key, Reads: prog.Reads}
-	if resumed && first > 1 {
-		res.ResumedAtPart = first
-	}
+	a.dropPrefix(ctx, p.StagingBucket, ConvertCheckpointPrefix(p, in.FeedID))
 	return res, nil
 }
 
-// convertStaged writes the feed's staged records to a local Parquet file
-// and returns the progress with the file's path, size, rows and duplicates.
-func (a *Activities) convertStaged(ctx context.Context, in ConvertInput, prog ConvertProgress, b *beat) (ConvertProgress, error) {
+// convertParts converts the staging objects after the last part's, closing
+// a part every partEvery of work, and returns the progress with every part.
+func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog ConvertProgress, seen bitset, b *beat) (ConvertProgress, error) {
 	p := in.Pipeline
-	path := filepath.Join(cmpOr(a.TempDir, os.TempDir()), "feedpipe-"+in.FeedID+".parquet")
-	f, err := os.Create(path)
-	if err != nil {
-		return prog, fmt.Errorf("convert feed %s: temp file: %w", in.FeedID, err)
+	after := ""
+	if n := len(prog.Parts); n > 0 {
+		after = prog.Parts[n-1].LastKey
 	}
-	ok := false
-	defer func() {
-		f.Close()
-		if !ok {
-			os.Remove(path)
-		}
-	}()
-	sink, err := newStagedSink(f, p, in)
-	if err != nil {
-		return prog, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
-	}
-	defer sink.abort()
-
 	var keys []string
 	if err := a.listFeed(ctx, p, in.FeedID, func(page []string) error {
-		keys = append(keys, page...)
+		for _, k := range page {
+			if k > after { // objects before it are in parts already, or hold only duplicates
+				keys = append(keys, k)
+			}
+		}
 		b.Touch()
 		return nil
 	}); err != nil {
@@ -149,7 +192,19 @@ func (a *Activities) convertStaged(ctx context.Context, in ConvertInput, prog Co
 	}
 	bodies, stop := a.prefetch(ctx, p.StagingBucket, keys, stagingReaders)
 	defer stop()
+	var part *partWriter
+	defer func() {
+		if part != nil {
+			part.abort()
+		}
+	}()
 	for i, k := range keys {
+		if part == nil {
+			var err error
+			if part, err = a.newPartWriter(in, seen, len(prog.Parts)+1); err != nil {
+				return prog, err
+			}
+		}
 		var got fetched
 		select {
 		case got = <-bodies[i]:
@@ -160,45 +215,267 @@ func (a *Activities) convertStaged(ctx context.Context, in ConvertInput, prog Co
 			return prog, got.err
 		}
 		prog.Reads++
-		if err := sink.add(ctx, "s3://"+p.StagingBucket+"/"+k, got.body); err != nil {
+		if err := part.sink.add(ctx, "s3://"+p.StagingBucket+"/"+k, got.body); err != nil {
 			if isNonRetryable(err) || ctx.Err() != nil {
 				return prog, err // a cancellation is not the feed's fault
 			}
 			return prog, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
 		}
-		prog.Objects = i + 1
-		if i%64 == 0 {
+		part.last = k
+		b.Touch()
+		if i == len(keys)-1 || time.Since(part.started) >= partEvery || part.size() >= partMaxBytes {
+			done, err := a.finishPart(ctx, in, part, seen, len(prog.Parts)+1)
+			if err != nil {
+				return prog, err
+			}
+			part = nil
+			prog.Dups += done.dups
+			if done.Rows > 0 {
+				prog.Parts = append(prog.Parts, done.ConvertPart)
+			} else if n := len(prog.Parts); n > 0 {
+				prog.Parts[n-1].LastKey = k // only duplicates: the last part covers them
+			}
 			b.Progress(prog)
+			if prog.rows() >= in.Expected {
+				break // the rest can only hold duplicates
+			}
 		}
 	}
-	rows, dups, err := sink.close()
-	if err != nil {
-		if ctx.Err() != nil {
-			return prog, err
-		}
-		// A bad record a parse worker found late is reported here.
-		return prog, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
-	}
-	prog.Rows, prog.Dups = rows, dups
-	if rows != in.Expected {
-		return prog, nonRetryable(ErrRowCount, "convert feed %s: %d distinct records in the %d staged objects under s3://%s/%s, want %d",
-			in.FeedID, rows, len(keys), p.StagingBucket, FeedStagingPrefix(p, in.FeedID), in.Expected)
-	}
-	if err := f.Sync(); err != nil {
-		return prog, fmt.Errorf("convert feed %s: write %s: %w", in.FeedID, path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return prog, err
-	}
-	prog.File, prog.Size = path, st.Size()
-	ok = true
 	return prog, nil
 }
 
-// stagedSink turns staged objects into the feed's Parquet file: NDJSON
-// records through the internal/convert engine, or Parquet that Firehose
-// converted through parquetconv's reader.
+// partWriter is one part being written to a local file.
+type partWriter struct {
+	f       *os.File
+	cw      *countingWriter
+	sink    *stagedSink
+	started time.Time
+	last    string
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func (w *partWriter) size() int64 { return w.cw.n }
+
+func (w *partWriter) abort() {
+	w.sink.abort()
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+func (a *Activities) newPartWriter(in ConvertInput, seen bitset, n int) (*partWriter, error) {
+	dir := a.TempDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, fmt.Sprintf("feedpipe-%s-part-%05d-*.parquet", in.FeedID, n))
+	if err != nil {
+		return nil, fmt.Errorf("convert feed %s: temp file: %w", in.FeedID, err)
+	}
+	cw := &countingWriter{w: f}
+	sink, err := newStagedSink(cw, in.Pipeline, in, seen)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
+	}
+	return &partWriter{f: f, cw: cw, sink: sink, started: time.Now()}, nil
+}
+
+type finishedPart struct {
+	ConvertPart
+	dups int64
+}
+
+// finishPart closes the part, uploads it and the line set to the staging
+// bucket, and removes the local file. A part without rows is not uploaded.
+func (a *Activities) finishPart(ctx context.Context, in ConvertInput, w *partWriter, seen bitset, n int) (finishedPart, error) {
+	p := in.Pipeline
+	defer func() { w.f.Close(); os.Remove(w.f.Name()) }()
+	rows, dups, err := w.sink.close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return finishedPart{}, err
+		}
+		// A bad record a parse worker found late is reported here.
+		return finishedPart{}, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
+	}
+	done := finishedPart{ConvertPart: ConvertPart{Rows: rows, LastKey: w.last}, dups: dups}
+	if rows == 0 {
+		return done, nil
+	}
+	if err := w.f.Sync(); err != nil {
+		return done, fmt.Errorf("convert feed %s: write %s: %w", in.FeedID, w.f.Name(), err)
+	}
+	prefix := ConvertCheckpointPrefix(p, in.FeedID)
+	done.Key = fmt.Sprintf("%spart-%05d.parquet", prefix, n)
+	var up UploadState
+	if err := a.uploadFile(ctx, p.StagingBucket, done.Key, w.f.Name(), nil, &up, func(UploadState) {}); err != nil {
+		return done, err
+	}
+	if err := a.saveLines(ctx, p, in.FeedID, n, seen); err != nil {
+		return done, err
+	}
+	return done, nil
+}
+
+func linesKey(p pipeline.Pipeline, feedID string, n int) string {
+	return fmt.Sprintf("%slines-%05d.gz", ConvertCheckpointPrefix(p, feedID), n)
+}
+
+// saveLines writes the set of lines written through part n.
+func (a *Activities) saveLines(ctx context.Context, p pipeline.Pipeline, feedID string, n int, seen bitset) error {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	words := make([]byte, 8*len(seen))
+	for i, w := range seen {
+		binary.LittleEndian.PutUint64(words[8*i:], w)
+	}
+	zw.Write(words)
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	key := linesKey(p, feedID, n)
+	_, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.StagingBucket, Key: &key, Body: bytes.NewReader(buf.Bytes())})
+	return classifyAWS(err, fmt.Sprintf("convert feed %s: save checkpoint s3://%s/%s", feedID, p.StagingBucket, key))
+}
+
+// loadLines reads the set of lines written through part n into seen.
+func (a *Activities) loadLines(ctx context.Context, p pipeline.Pipeline, feedID string, n int, seen bitset) error {
+	key := linesKey(p, feedID, n)
+	body, err := a.readObject(ctx, p.StagingBucket, key)
+	if err != nil {
+		if ErrorTypeOf(err) == ErrNotFound {
+			return &lostCheckpoint{"s3://" + p.StagingBucket + "/" + key + " not found"}
+		}
+		return err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err == nil {
+		var words []byte
+		if words, err = io.ReadAll(zr); err == nil && len(words) != 8*len(seen) {
+			err = fmt.Errorf("%d bytes, want %d", len(words), 8*len(seen))
+		}
+		if err == nil {
+			for i := range seen {
+				seen[i] = binary.LittleEndian.Uint64(words[8*i:])
+			}
+			return nil
+		}
+	}
+	return &lostCheckpoint{fmt.Sprintf("s3://%s/%s is damaged: %v", p.StagingBucket, key, err)}
+}
+
+// publishedParquet returns the result of a conversion already published to
+// the destination (a retry after the last copy, or a reset run). Parts of an
+// unfinished publish that this attempt has no checkpoint of are an error:
+// Snowpipe may have loaded them, and converting again could change them.
+func (a *Activities) publishedParquet(ctx context.Context, in ConvertInput) (ConvertResult, bool, error) {
+	p := in.Pipeline
+	prefix := ParquetPrefix(p, in.FeedID)
+	var files []ParquetFile
+	var total int64
+	out, err := a.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &p.DestBucket, Prefix: &prefix})
+	if err != nil {
+		return ConvertResult{}, false, classifyAWS(err, fmt.Sprintf("convert feed %s: list s3://%s/%s", in.FeedID, p.DestBucket, prefix))
+	}
+	for _, o := range out.Contents {
+		key := aws.ToString(o.Key)
+		if !strings.HasSuffix(key, ".parquet") {
+			continue
+		}
+		rows, ok, err := a.existingParquet(ctx, p.DestBucket, key, in.FeedID)
+		if err != nil {
+			return ConvertResult{}, false, err
+		}
+		if ok {
+			files = append(files, ParquetFile{Key: key, Rows: rows})
+			total += rows
+		}
+	}
+	switch {
+	case len(files) == 0:
+		return ConvertResult{}, false, nil
+	case total == in.Expected && !aws.ToBool(out.IsTruncated):
+		return ConvertResult{Rows: total, Files: files, Reused: true}, true, nil
+	case activity.HasHeartbeatDetails(ctx):
+		return ConvertResult{}, false, nil // publishing resumes from the checkpoint
+	}
+	return ConvertResult{}, false, nonRetryable(ErrRowCount,
+		"convert feed %s: s3://%s/%s holds %d Parquet files with %d rows, want %d, from an earlier run that did not finish publishing; Snowpipe may have loaded them. Delete the feed's rows (DELETE FROM %s.%s.%s WHERE _FEED_ID = '%s') and those files, then reset the workflow to Convert",
+		in.FeedID, p.DestBucket, prefix, len(files), total, in.Expected, p.Snowflake.Database, p.Snowflake.Schema, p.Snowflake.Table, in.FeedID)
+}
+
+// dropPrefix removes a finished stage's checkpoints; a failure only leaves
+// them for a lifecycle rule.
+func (a *Activities) dropPrefix(ctx context.Context, bucket, prefix string) {
+	var token *string
+	for {
+		out, err := a.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, ContinuationToken: token})
+		if err != nil {
+			a.log().Warn("could not list old checkpoints", "prefix", prefix, "err", err)
+			return
+		}
+		for _, o := range out.Contents {
+			if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: o.Key}); err != nil {
+				a.log().Warn("could not remove an old checkpoint", "key", aws.ToString(o.Key), "err", err)
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return
+		}
+		token = out.NextContinuationToken
+	}
+}
+
+type fetched struct {
+	body []byte
+	err  error
+}
+
+// prefetch reads keys with up to n objects in flight or waiting to be taken,
+// ahead of the reader, and hands the bodies over in key order; memory stays
+// bounded by n objects. Stop ends it early.
+func (a *Activities) prefetch(ctx context.Context, bucket string, keys []string, n int) ([]chan fetched, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	out := make([]chan fetched, len(keys))
+	for i := range out {
+		out[i] = make(chan fetched)
+	}
+	sem := make(chan struct{}, n)
+	go func() {
+		for i, k := range keys {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				defer func() { <-sem }()
+				b, err := a.readObject(ctx, bucket, k)
+				select {
+				case out[i] <- fetched{b, err}: // held until the reader takes it
+				case <-ctx.Done():
+				}
+			}()
+		}
+	}()
+	return out, cancel
+}
+
+// stagedSink turns staged objects into one Parquet file: NDJSON records
+// through the internal/convert engine, or Parquet that Firehose converted
+// through parquetconv's reader. Lines in seen are duplicates; the lines it
+// writes are added to seen.
 type stagedSink struct {
 	ndjson  *convert.Staged
 	parquet *parquetconv.Writer
@@ -209,14 +486,13 @@ type stagedSink struct {
 	dups    int64
 }
 
-func newStagedSink(w io.Writer, p pipeline.Pipeline, in ConvertInput) (*stagedSink, error) {
-	s := &stagedSink{feedID: in.FeedID, lines: in.Lines, schema: p.Schema}
+func newStagedSink(w io.Writer, p pipeline.Pipeline, in ConvertInput, seen bitset) (*stagedSink, error) {
+	s := &stagedSink{feedID: in.FeedID, lines: in.Lines, schema: p.Schema, seen: seen}
 	var err error
 	if p.Conversion == pipeline.ConvertFirehose {
-		s.seen = newBitset(in.Lines)
 		s.parquet, err = parquetconv.NewWriter(w, p.Schema, parquetconv.Options{})
 	} else {
-		s.ndjson, err = convert.NewStaged(w, convert.StagedOptions{Schema: p.Schema, FeedID: in.FeedID, Lines: in.Lines})
+		s.ndjson, err = convert.NewStaged(w, convert.StagedOptions{Schema: p.Schema, FeedID: in.FeedID, Lines: in.Lines, Seen: seen})
 	}
 	return s, err
 }
@@ -259,48 +535,6 @@ func (s *stagedSink) abort() {
 	} else {
 		s.parquet.Abort()
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-type fetched struct {
-	body []byte
-	err  error
-}
-
-// prefetch reads keys with up to n objects in flight or waiting to be taken,
-// ahead of the reader, and hands the bodies over in key order; memory stays
-// bounded by n objects. Stop ends it early.
-func (a *Activities) prefetch(ctx context.Context, bucket string, keys []string, n int) ([]chan fetched, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	out := make([]chan fetched, len(keys))
-	for i := range out {
-		out[i] = make(chan fetched)
-	}
-	sem := make(chan struct{}, n)
-	go func() {
-		for i, k := range keys {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			go func() {
-				defer func() { <-sem }()
-				b, err := a.readObject(ctx, bucket, k)
-				select {
-				case out[i] <- fetched{b, err}: // held until the reader takes it
-				case <-ctx.Done():
-				}
-			}()
-		}
-	}()
-	return out, cancel
 }
 
 // existingParquet reports the row count of a Parquet file a previous attempt

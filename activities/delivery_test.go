@@ -174,8 +174,13 @@ func TestConvertLocalWritesOneRowPerLineAndReusesTheFile(t *testing.T) {
 	}
 	var conv ConvertResult
 	_ = v.Get(&conv)
-	if conv.Rows != 3 || conv.Duplicates != 1 || conv.ParquetKey != "c/f1.parquet" || conv.Reads != 3 {
+	if conv.Rows != 3 || conv.Duplicates != 1 || len(conv.Files) != 1 || conv.Files[0] != (ParquetFile{Key: "c/f1/part-00001.parquet", Rows: 3}) || conv.Reads != 3 {
 		t.Errorf("convert %+v", conv)
+	}
+	for k := range m.objs {
+		if strings.Contains(k, "/convert/") {
+			t.Errorf("checkpoint %s left behind after the conversion was published", k)
+		}
 	}
 	type row struct {
 		FeedID string  `parquet:"_feed_id"`
@@ -183,7 +188,7 @@ func TestConvertLocalWritesOneRowPerLineAndReusesTheFile(t *testing.T) {
 		ID     int64   `parquet:"id"`
 		Name   *string `parquet:"name,optional"`
 	}
-	pq := m.objs["dst/c/f1.parquet"]
+	pq := m.objs["dst/c/f1/part-00001.parquet"]
 	rows, err := parquet.Read[row](bytes.NewReader(pq), int64(len(pq)))
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +257,7 @@ func TestFirehoseModeReadsParquetStaging(t *testing.T) {
 	var conv ConvertResult
 	_ = v.Get(&conv)
 	var got []string
-	err = parquetconv.ReadRecords(m.objs["dst/"+conv.ParquetKey], p.Schema, func(id string, line int64, vals []schema.Value) error {
+	err = parquetconv.ReadRecords(m.objs["dst/"+conv.Files[0].Key], p.Schema, func(id string, line int64, vals []schema.Value) error {
 		got = append(got, fmt.Sprintf("%s:%d:%d", id, line, vals[0].I))
 		return nil
 	})
@@ -300,5 +305,78 @@ func TestConvertLocalStopsWhenCancelled(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("ConvertLocal did not return after its context was cancelled")
+	}
+}
+
+// A retried Convert goes on after the last part its checkpoint names: it
+// reads only the staging objects after that part's, keeps the part, and the
+// feed ends as files holding every line once.
+func TestConvertLocalResumesAfterItsLastPart(t *testing.T) {
+	m := &countingS3{memS3: newMemS3()}
+	stage(m.memS3)
+	p := stagingPipeline()
+	a := &Activities{S3: m, TempDir: t.TempDir()}
+	in := ConvertInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3}
+
+	// What the killed attempt had done: part 1 from object a (line 1).
+	seen := newBitset(3)
+	w, err := a.newPartWriter(in, seen, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sink.add(context.Background(), "a", m.objs["st/raw/feed=f1/2026/01/01/00/a"]); err != nil {
+		t.Fatal(err)
+	}
+	w.last = "raw/feed=f1/2026/01/01/00/a"
+	part1, err := a.finishPart(context.Background(), in, w, seen, 1)
+	if err != nil || part1.Rows != 1 {
+		t.Fatalf("part 1: %+v, %v", part1, err)
+	}
+
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	env.SetHeartbeatDetails(ConvertProgress{Parts: []ConvertPart{part1.ConvertPart}, Reads: 1})
+	v, err := env.ExecuteActivity(a.ConvertLocal, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conv ConvertResult
+	_ = v.Get(&conv)
+	if conv.ResumedAtPart != 2 || m.gets.Load() != 2 || conv.Reads != 3 {
+		t.Errorf("convert %+v after %d staging GETs; want it resumed at part 2, reading objects b and c only", conv, m.gets.Load())
+	}
+	if conv.Rows != 3 || len(conv.Files) != 2 || conv.Files[0].Rows != 1 || conv.Files[1].Rows != 2 {
+		t.Fatalf("files %+v, want part 1 (1 row) kept and part 2 (2 rows)", conv.Files)
+	}
+	lines := map[int64]int{}
+	for _, f := range conv.Files {
+		err := parquetconv.ReadRecords(m.objs["dst/"+f.Key], p.Schema, func(id string, line int64, _ []schema.Value) error {
+			lines[line]++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(lines) != 3 || lines[1] != 1 || lines[2] != 1 || lines[3] != 1 {
+		t.Errorf("lines in the published files: %v, want 1, 2 and 3 once each", lines)
+	}
+}
+
+// Parts an earlier run published without this attempt's checkpoint may be
+// loaded already: Convert refuses to write over them, and says what to do.
+func TestConvertLocalRefusesAnUnfinishedEarlierPublish(t *testing.T) {
+	m := newMemS3()
+	stage(m)
+	p := stagingPipeline()
+	m.objs["dst/c/f1/part-00001.parquet"] = parquetObject(t, p, [3]any{"f1", int64(1), int64(10)})
+	a := &Activities{S3: m, TempDir: t.TempDir()}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	_, err := env.ExecuteActivity(a.ConvertLocal, ConvertInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3})
+	if err == nil || !strings.Contains(err.Error(), "1 rows, want 3") || !strings.Contains(err.Error(), "WHERE _FEED_ID = 'f1'") {
+		t.Fatalf("err = %v, want RowCountMismatch naming the files and the DELETE", err)
 	}
 }

@@ -51,7 +51,7 @@ func (a *Activities) StartGlueRun(ctx context.Context, in ConvertInput) (GlueRun
 			glueArgColumns:    string(columns),
 			glueArgStaging:    "s3://" + p.StagingBucket + "/" + FeedStagingPrefix(p, in.FeedID),
 			glueArgLines:      strconv.FormatInt(in.Lines, 10),
-			glueArgTarget:     "s3://" + p.DestBucket + "/" + ParquetKey(p, in.FeedID),
+			glueArgTarget:     "s3://" + p.DestBucket + "/" + parquetPartKey(p, in.FeedID, 1),
 			glueArgFeedID:     in.FeedID,
 			glueArgWorkflowID: wfID,
 		},
@@ -108,7 +108,7 @@ func (a *Activities) CheckGlueRun(ctx context.Context, in ConvertInput, run Glue
 	st := GlueStatus{State: string(r.JobRunState)}
 	switch r.JobRunState {
 	case gluetypes.JobRunStateSucceeded:
-		key := ParquetKey(p, in.FeedID)
+		key := parquetPartKey(p, in.FeedID, 1) // the job writes one file
 		rows, ok, err := a.existingParquet(ctx, p.DestBucket, key, in.FeedID)
 		if err != nil {
 			return st, err
@@ -119,7 +119,7 @@ func (a *Activities) CheckGlueRun(ctx context.Context, in ConvertInput, run Glue
 		if rows != in.Expected {
 			return st, nonRetryable(ErrRowCount, "convert feed %s: Glue run %s wrote %d rows, want %d", in.FeedID, run.RunID, rows, in.Expected)
 		}
-		st.Done, st.Result = true, ConvertResult{Rows: rows, ParquetKey: key}
+		st.Done, st.Result = true, ConvertResult{Rows: rows, Files: []ParquetFile{{Key: key, Rows: rows}}}
 		return st, nil
 	case gluetypes.JobRunStateFailed, gluetypes.JobRunStateTimeout, gluetypes.JobRunStateStopped,
 		gluetypes.JobRunStateError, gluetypes.JobRunStateExpired:

@@ -32,6 +32,7 @@ type memS3 struct {
 	// uploads holds multipart uploads in progress; partsUploaded counts UploadPart calls.
 	uploads       map[string]map[int32][]byte
 	partsUploaded int
+	copies        int
 }
 
 func newMemS3() *memS3 { return &memS3{objs: map[string][]byte{}} }
@@ -100,6 +101,18 @@ func (m *memS3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...f
 	defer m.mu.Unlock()
 	delete(m.objs, m.key(in.Bucket, in.Key))
 	return &s3.DeleteObjectOutput{}, nil
+}
+
+func (m *memS3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[aws.ToString(in.CopySource)]
+	if !ok {
+		return nil, &s3types.NoSuchKey{}
+	}
+	m.objs[m.key(in.Bucket, in.Key)] = b
+	m.copies++
+	return &s3.CopyObjectOutput{}, nil
 }
 
 // Multipart uploads: parts are held per upload id until completed.

@@ -28,8 +28,8 @@ func TestFeedGlueModeLands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run failed: %v", err)
 	}
-	if res.GlueRunID == "" || res.ParquetKey != "customers-glue/"+ref.ID()+".parquet" {
-		t.Errorf("glue run %q, parquet %q", res.GlueRunID, res.ParquetKey)
+	if res.GlueRunID == "" || fmt.Sprint(res.ParquetKeys) != "[customers-glue/"+ref.ID()+"/part-00001.parquet]" {
+		t.Errorf("glue run %q, parquet %q", res.GlueRunID, res.ParquetKeys)
 	}
 	if res.Counts.Loaded != int64(st.Good) || res.Counts.Rejected != int64(st.Bad) {
 		t.Errorf("counts %+v, want loaded %d rejected %d", res.Counts, st.Good, st.Bad)

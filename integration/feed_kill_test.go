@@ -173,6 +173,75 @@ func TestFeedWorkerKilledInDeliveryResumesFromCheckpoint(t *testing.T) {
 	}
 }
 
+// The worker is killed while Convert writes its parts, after at least one
+// part was checkpointed: the retry goes on after the parts it has (it says
+// where it resumed), keeps them, and the feed lands with every line once.
+func TestFeedWorkerKilledInConvertResumesAfterItsParts(t *testing.T) {
+	ctx := testCtx(t, 4*time.Minute)
+	k := newKillSetup(t, ctx)
+	body, st := generate(t, feedgen.Options{Records: 30000, Seed: 12})
+	key := fmt.Sprintf("customers-kill/%d.ndjson", time.Now().UnixNano())
+	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
+	w1 := startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
+	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: k.cfg, Logger: starts.Logger}
+	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at activities.ConvertProgress
+	for {
+		desc, err := tc.DescribeWorkflowExecution(ctx, started.WorkflowID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pa := desc.PendingActivities; len(pa) == 1 && pa[0].ActivityType.GetName() == "ConvertLocal" && pa[0].HeartbeatDetails != nil {
+			if err := decodeHeartbeat(pa[0].HeartbeatDetails.Payloads[0].Data, &at); err == nil && len(at.Parts) > 0 && at.Published == 0 {
+				break
+			}
+		}
+		if desc.WorkflowExecutionInfo.CloseTime != nil || (len(desc.PendingActivities) == 1 && desc.PendingActivities[0].ActivityType.GetName() == "CheckIngestion") {
+			t.Fatalf("Convert finished before the worker could be killed in it; make the feed larger (%d lines)", st.Lines)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no Convert checkpoint seen")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := w1.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = w1.Wait()
+	done := int64(0)
+	for _, p := range at.Parts {
+		done += p.Rows
+	}
+	t.Logf("killed the worker in Convert after %d parts (%d of %d rows, %d staging objects read)", len(at.Parts), done, st.Good, at.Reads)
+	startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
+	res := k.wait(t, ctx, started.WorkflowID)
+	if res.Counts.Loaded != int64(st.Good) || len(loadedRows(t, ctx, res.FeedID)) != st.Good {
+		t.Errorf("counts %+v, want %d loaded once each", res.Counts, st.Good)
+	}
+	results := activityResults(t, ctx, started.WorkflowID, "ConvertLocal")
+	if len(results) != 1 {
+		t.Fatalf("%d ConvertLocal results, want 1", len(results))
+	}
+	var conv activities.ConvertResult
+	if err := decodeHeartbeat(results[0], &conv); err != nil {
+		t.Fatal(err)
+	}
+	// The retry started after the parts the checkpoint named (a later
+	// heartbeat may have named one more before the kill landed).
+	if conv.ResumedAtPart < len(at.Parts)+1 || conv.ResumedAtPart > len(at.Parts)+2 {
+		t.Errorf("Convert resumed at part %d, want %d (the checkpoint had %d parts)", conv.ResumedAtPart, len(at.Parts)+1, len(at.Parts))
+	}
+	for i, p := range at.Parts {
+		if conv.Files[i].Rows != p.Rows {
+			t.Errorf("part %d holds %d rows after the retry, %d before: a finished part was converted again", i+1, conv.Files[i].Rows, p.Rows)
+		}
+	}
+	t.Logf("resumed at part %d; %d files; %d staging objects read in all", conv.ResumedAtPart, len(conv.Files), conv.Reads)
+}
+
 // killSetup runs cmd/worker as a process on a task queue of its own, for
 // feeds in the quarantine bucket (which sends no events): only that process
 // runs them, so killing it stops their work.

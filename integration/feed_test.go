@@ -157,8 +157,8 @@ func TestFeedCleanLandsIntact(t *testing.T) {
 	if res.Counts != want {
 		t.Errorf("counts = %+v, want %+v", res.Counts, want)
 	}
-	if res.ParquetKey != "customers/"+ref.ID()+".parquet" || res.QuarantineKey != "" {
-		t.Errorf("keys: parquet %q quarantine %q", res.ParquetKey, res.QuarantineKey)
+	if fmt.Sprint(res.ParquetKeys) != "[customers/"+ref.ID()+"/part-00001.parquet]" || res.QuarantineKey != "" {
+		t.Errorf("keys: parquet %q quarantine %q", res.ParquetKeys, res.QuarantineKey)
 	}
 	got := loadedRows(t, ctx, ref.ID())
 	if len(got) != st.Good {

@@ -73,7 +73,7 @@ type FeedResult struct {
 	QuarantineKey string                   `json:"quarantine_key,omitempty"`
 	StagingPrefix string                   `json:"staging_prefix,omitempty"`
 	StagingReads  int64                    `json:"staging_reads"` // staging objects read by AwaitDelivery and Convert
-	ParquetKey    string                   `json:"parquet_key,omitempty"`
+	ParquetKeys   []string                 `json:"parquet_keys,omitempty"` // the feed's Parquet files in the destination bucket
 	GlueRunID     string                   `json:"glue_run_id,omitempty"`
 	Durations     map[string]time.Duration `json:"durations"`
 	Confirmation  string                   `json:"confirmation,omitempty"` // the ingestion check used
@@ -275,7 +275,10 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	if err != nil {
 		return w.result, w.stageError(StageConvert, err)
 	}
-	c.Converted, w.result.ParquetKey = conv.Rows, conv.ParquetKey
+	c.Converted = conv.Rows
+	for _, f := range conv.Files {
+		w.result.ParquetKeys = append(w.result.ParquetKeys, f.Key)
+	}
 	w.result.StagingReads += conv.Reads
 	if conv.Reads > 0 {
 		// Convert read every staged object; delivery stops at the last line it needed.
@@ -284,7 +287,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 
 	// 4. Confirm Snowflake loaded it, row for row.
 	start = w.enter(ctx, StageConfirm)
-	conf := activities.ConfirmInput{FeedID: id, Pipeline: p, ParquetKey: conv.ParquetKey, Expected: conv.Rows}
+	conf := activities.ConfirmInput{FeedID: id, Pipeline: p, Files: conv.Files, Expected: conv.Rows}
 	var last activities.ConfirmStatus
 	err = w.poll(ctx, start, p.Deadlines.Ingest.Std(), func(remaining time.Duration) (bool, error) {
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(remaining)), a.CheckIngestion, conf).Get(ctx, &last)
@@ -294,8 +297,8 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	if errors.Is(err, errDeadline) {
 		t := p.Snowflake.Database + "." + p.Snowflake.Schema + "." + p.Snowflake.Table
 		err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-			"Snowflake has not loaded %s into %s by the ingestion deadline (%s; last status %q). Check the pipe (SYSTEM$PIPE_STATUS) and its notifications, then reset the workflow to ConfirmIngestion",
-			conv.ParquetKey, t, p.Deadlines.Ingest.Std(), last.Status), activities.ErrIngestTimeout, nil)
+			"Snowflake has not loaded the feed's files s3://%s/%s* into %s by the ingestion deadline (%s; last status %q). Check the pipe (SYSTEM$PIPE_STATUS) and its notifications, then reset the workflow to ConfirmIngestion",
+			p.DestBucket, activities.ParquetPrefix(p, id), t, p.Deadlines.Ingest.Std(), last.Status), activities.ErrIngestTimeout, nil)
 	}
 	if err != nil {
 		return w.result, w.stageError(StageConfirm, err)

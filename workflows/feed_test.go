@@ -56,7 +56,7 @@ func TestFeedWorkflowLocalReconciles(t *testing.T) {
 	happyPath(env)
 	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.MatchedBy(func(in activities.ConvertInput) bool {
 		return in.Expected == 9 && in.Lines == 10 && in.FeedID == testInput("").Ref.ID()
-	})).Return(activities.ConvertResult{Rows: 9, ParquetKey: "p/k"}, nil).Once()
+	})).Return(activities.ConvertResult{Rows: 9, Files: []activities.ParquetFile{{Key: "p/k", Rows: 9}}}, nil).Once()
 	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestFeedWorkflowLocalReconciles(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Counts{Read: 10, Rejected: 1, Put: 9, Delivered: 9, Converted: 9, Loaded: 9}
-	if res.Counts != want || res.ParquetKey != "p/k" || res.QuarantineKey != "q/k" || res.StagingPrefix != "feed="+res.FeedID+"/" || res.Duplicates != 2 || res.StagingReads != 11 {
+	if res.Counts != want || fmt.Sprint(res.ParquetKeys) != "[p/k]" || res.QuarantineKey != "q/k" || res.StagingPrefix != "feed="+res.FeedID+"/" || res.Duplicates != 2 || res.StagingReads != 11 {
 		t.Errorf("result %+v", res)
 	}
 	for _, st := range []string{StagePut, StageDelivery, StageConvert, StageConfirm} {
@@ -83,7 +83,7 @@ func TestFeedWorkflowGlueUsesOneRunAndReportsIt(t *testing.T) {
 	env.OnActivity(acts.CheckGlueRun, mock.Anything, mock.Anything, activities.GlueRun{JobName: "job", RunID: "jr_1"}).
 		Return(activities.GlueStatus{State: "RUNNING"}, nil).Twice()
 	env.OnActivity(acts.CheckGlueRun, mock.Anything, mock.Anything, activities.GlueRun{JobName: "job", RunID: "jr_1"}).
-		Return(activities.GlueStatus{State: "SUCCEEDED", Done: true, Result: activities.ConvertResult{Rows: 9, ParquetKey: "p/k"}}, nil).Once()
+		Return(activities.GlueStatus{State: "SUCCEEDED", Done: true, Result: activities.ConvertResult{Rows: 9, Files: []activities.ParquetFile{{Key: "p/k", Rows: 9}}}}, nil).Once()
 	var during Progress
 	env.RegisterDelayedCallback(func() {
 		v, err := env.QueryWorkflow(ProgressQuery)
@@ -123,7 +123,7 @@ func TestFeedWorkflowRetriesARetryableFailure(t *testing.T) {
 	env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).
 		Return(activities.PutResult{}, errors.New("ProvisionedThroughputExceededException")).Once()
 	happyPath(env)
-	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 9, ParquetKey: "p/k"}, nil).Once()
+	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 9, Files: []activities.ParquetFile{{Key: "p/k", Rows: 9}}}, nil).Once()
 	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatalf("a throttled put should be retried: %v", err)
@@ -204,7 +204,7 @@ func TestFeedWorkflowRefusesToReportAnUnreconciledLoad(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{Read: 10, Put: 10}, nil).Once()
 	env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryState{Delivered: 10}, nil).Once()
-	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 10, ParquetKey: "p"}, nil).Once()
+	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 10, Files: []activities.ParquetFile{{Key: "p", Rows: 10}}}, nil).Once()
 	env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: 9}}, nil).Once()
 	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
 	if ErrorType(env.GetWorkflowError()) != "NotReconciled" {
@@ -236,7 +236,7 @@ func TestFeedWorkflowDeliveryPassesCarryTheirState(t *testing.T) {
 			st.Delivered, st.Reads, st.Passes, st.Checkpoint = st.Delivered+4, st.Reads+4, st.Passes+1, fmt.Sprintf("cp-%d", st.Passes+1)
 			return st, nil
 		}).Times(3)
-	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 10, ParquetKey: "p", Reads: 12}, nil).Once()
+	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 10, Files: []activities.ParquetFile{{Key: "p", Rows: 10}}, Reads: 12}, nil).Once()
 	env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Status: ""}, nil).Once()
 	env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: 10}}, nil).Once()
 	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))

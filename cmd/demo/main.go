@@ -156,8 +156,8 @@ func run() error {
 	if res.QuarantineKey != "" {
 		fmt.Printf("quarantine  s3://%s/%s (%d lines, first: line %d)\n", p.QuarantineBucket, res.QuarantineKey, cn.Rejected, firstBad(st))
 	}
-	if res.ParquetKey != "" {
-		fmt.Printf("parquet     s3://%s/%s\n", p.DestBucket, res.ParquetKey)
+	for _, k := range res.ParquetKeys {
+		fmt.Printf("parquet     s3://%s/%s\n", p.DestBucket, k)
 	}
 	if res.GlueRunID != "" {
 		fmt.Printf("glue run    %s\n", res.GlueRunID)

@@ -33,6 +33,11 @@ type StagedOptions struct {
 	RowGroupRows int64
 	// Workers parse records in parallel (default GOMAXPROCS).
 	Workers int
+	// Seen, when set, is the set of line numbers already written (bit
+	// line%64 of word line/64), by earlier files of the same feed: those
+	// lines count as duplicates, and the lines this file writes are added to
+	// it. It must hold Lines/64+1 words. Nil: a set of its own.
+	Seen []uint64
 }
 
 // StagedStats count what a staged conversion did.
@@ -89,7 +94,14 @@ func NewStaged(w io.Writer, opt StagedOptions) (*Staged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("staged: %w", err)
 	}
-	s := &Staged{opt: opt, pw: pw, seen: make([]uint64, opt.Lines/64+1)}
+	seen := opt.Seen
+	if seen == nil {
+		seen = make([]uint64, opt.Lines/64+1)
+	} else if int64(len(seen)) != opt.Lines/64+1 {
+		pw.Abort()
+		return nil, fmt.Errorf("staged: Seen holds %d words, want %d for %d lines", len(seen), opt.Lines/64+1, opt.Lines)
+	}
+	s := &Staged{opt: opt, pw: pw, seen: seen}
 	s.pl = startPipeline(pw, opt.Workers, s.parse, func(b *batch) error { return b.err })
 	return s, nil
 }
