@@ -72,7 +72,7 @@ type FeedResult struct {
 	Resends       int64                    `json:"resends"`    // PutRecords entries sent again (throttled, or re-put after a resume)
 	QuarantineKey string                   `json:"quarantine_key,omitempty"`
 	StagingPrefix string                   `json:"staging_prefix,omitempty"`
-	StagingReads  int64                    `json:"staging_reads"` // staging objects read by AwaitDelivery and Convert
+	StagingReads  int64                    `json:"staging_reads"`          // staging objects read by AwaitDelivery and Convert
 	ParquetKeys   []string                 `json:"parquet_keys,omitempty"` // the feed's Parquet files in the destination bucket
 	GlueRunID     string                   `json:"glue_run_id,omitempty"`
 	Durations     map[string]time.Duration `json:"durations"`
