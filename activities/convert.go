@@ -113,15 +113,15 @@ const feedIDMetadata = "feedpipe-feed-id"
 // nothing reaches Snowflake before the whole feed is converted.
 func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (ConvertResult, error) {
 	p := in.Pipeline
-	if res, ok, err := a.publishedParquet(ctx, in); err != nil || ok {
-		return res, err
-	}
 	var prog ConvertProgress
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &prog)
 	}
-	b := startBeat(ctx, prog)
+	ctx, b := startBeat(ctx, prog)
 	defer b.Stop()
+	if res, ok, err := a.publishedParquet(ctx, in); err != nil || ok {
+		return res, err
+	}
 
 	seen := newBitset(in.Lines)
 	resumedAt := 0

@@ -75,6 +75,8 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 			activity.GetLogger(ctx).Info("delivery: resuming from checkpoint", "feed", in.FeedID, "delivered", st.Delivered, "objects_read", st.Reads)
 		}
 	}
+	ctx, b := startBeat(ctx, st)
+	defer b.Stop()
 	cp, err := a.loadDeliveryCheckpoint(ctx, p, in.FeedID, st.Checkpoint, in.Lines)
 	var lost *lostCheckpoint
 	if errors.As(err, &lost) {
@@ -88,8 +90,7 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 	}
 	// The line set is the truth; a count from a heartbeat could be older.
 	st.Delivered = cp.lines.count()
-	b := startBeat(ctx, st)
-	defer b.Stop()
+	b.Progress(st)
 
 	var todo []string
 	if err := a.listFeed(ctx, p, in.FeedID, func(keys []string) error {

@@ -9,9 +9,9 @@ import (
 )
 
 // stallLimit is how long a long activity may go without reporting progress
-// (Progress) before its clock stops heartbeating for it: then Temporal's
-// heartbeat timeout notices the stuck attempt and retries it, instead of a
-// live clock hiding a hung call forever.
+// (Progress or Touch) before its clock stops heartbeating for it and cancels
+// its work: then Temporal's heartbeat timeout retries the stuck attempt,
+// instead of a live clock hiding a hung call forever.
 const stallLimit = 10 * time.Minute
 
 // beat heartbeats an activity on a clock: every heartbeat_timeout/3 it sends
@@ -26,6 +26,7 @@ const stallLimit = 10 * time.Minute
 // last.
 type beat struct {
 	ctx     context.Context
+	cancel  context.CancelFunc // ends the work of a stalled attempt
 	every   time.Duration
 	mu      sync.Mutex
 	details any
@@ -34,17 +35,20 @@ type beat struct {
 	done    chan struct{}
 }
 
-// startBeat starts the clock with details as the checkpoint so far (nil: none).
-func startBeat(ctx context.Context, details any) *beat {
+// startBeat starts the clock with details as the checkpoint so far (nil:
+// none). The activity works under the returned context, which the clock
+// cancels if the activity stalls.
+func startBeat(ctx context.Context, details any) (context.Context, *beat) {
 	every := 10 * time.Second
 	if activity.IsActivity(ctx) {
 		if t := activity.GetInfo(ctx).HeartbeatTimeout; t > 0 {
 			every = t / 3
 		}
 	}
-	b := &beat{ctx: ctx, every: every, details: details, moved: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	work, cancel := context.WithCancel(ctx)
+	b := &beat{ctx: ctx, cancel: cancel, every: every, details: details, moved: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	go b.run()
-	return b
+	return work, b
 }
 
 func (b *beat) run() {
@@ -59,10 +63,16 @@ func (b *beat) run() {
 			return
 		case <-t.C:
 			b.mu.Lock()
-			if time.Since(b.moved) < stallLimit {
+			stalled := time.Since(b.moved) >= stallLimit
+			if !stalled {
 				b.send()
 			}
 			b.mu.Unlock()
+			if stalled {
+				activity.GetLogger(b.ctx).Error("no progress for too long: stopping this attempt so that it is retried", "stall_limit", stallLimit)
+				b.cancel()
+				return
+			}
 		}
 	}
 }
@@ -104,4 +114,5 @@ func (b *beat) Stop() {
 		close(b.stop)
 	}
 	<-b.done
+	b.cancel()
 }

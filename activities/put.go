@@ -115,8 +115,13 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 			return PutResult{}, fmt.Errorf("put feed %s: read checkpoint: %w", ref, err)
 		}
 		a.log().Info("put: resuming", "feed", ref.String(), "line", prog.Line, "offset", prog.Offset)
-	} else if err := a.clearQuarantine(ctx, p, in.FeedID); err != nil {
-		return PutResult{}, err
+	}
+	ctx, b := startBeat(ctx, prog)
+	defer b.Stop()
+	if !activity.HasHeartbeatDetails(ctx) {
+		if err := a.clearQuarantine(ctx, p, in.FeedID); err != nil {
+			return PutResult{}, err
+		}
 	}
 	if prog.StartedAt.IsZero() {
 		prog.StartedAt = time.Now().UTC()
@@ -161,8 +166,6 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 	if err != nil {
 		return PutResult{}, nonRetryable(ErrBadInput, "put feed %s: pipeline %s: schema: %v", ref, in.Pipeline.Name, err)
 	}
-	b := startBeat(ctx, prog)
-	defer b.Stop()
 	s := &putter{a: a, in: in, prog: prog, kinesis: a.Kinesis, parser: schema.NewParser(layout), b: b, resendThrough: prog.SentThrough}
 	lr := newLineReader(body, maxRecordBytes-128)
 	line := int64(0)

@@ -411,7 +411,7 @@ func TestMergeQuarantineTouchesTheBeat(t *testing.T) {
 	p := testPipeline()
 	q := newQuarantineS3()
 	want := seedParts(t, q, p, qSegments)
-	hb := startBeat(context.Background(), nil)
+	_, hb := startBeat(context.Background(), nil)
 	defer hb.Stop()
 	old := time.Now().Add(-time.Hour)
 	hb.mu.Lock()
