@@ -45,67 +45,31 @@ func startWorkerProcess(t *testing.T, bin, cfgPath, logPath string) *exec.Cmd {
 
 // The worker is killed (SIGKILL) in the middle of PutToKinesis and started
 // again: the put resumes from its last checkpoint, records sent twice are
-// dropped before Parquet, and the feed lands with no row lost or doubled.
+// counted as re-sent and dropped before Parquet, and the feed lands with no
+// row lost or doubled.
 func TestFeedWorkerKilledMidPutLosesAndDoublesNothing(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
 	k := newKillSetup(t, ctx)
-	body, st := generate(t, feedgen.Options{Records: 20000, BadEvery: 5000, Seed: 9})
-	key := fmt.Sprintf("customers-kill/%d.ndjson", time.Now().UnixNano())
-	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
-
-	w1 := startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
-	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: k.cfg, Logger: starts.Logger}
-	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Kill the worker once the put has checkpointed part of the feed.
+	id, st, w := k.start(t, ctx, feedgen.Options{Records: 20000, BadEvery: 5000, Seed: 9})
 	var at activities.PutProgress
-	for {
-		desc, err := tc.DescribeWorkflowExecution(ctx, started.WorkflowID, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pa := desc.PendingActivities; len(pa) == 1 && pa[0].ActivityType.GetName() == "PutToKinesis" && pa[0].HeartbeatDetails != nil {
-			if err := decodeHeartbeat(pa[0].HeartbeatDetails.Payloads[0].Data, &at); err == nil && at.Line > 0 {
-				break
-			}
-		}
-		if len(desc.PendingActivities) == 1 && desc.PendingActivities[0].ActivityType.GetName() != "PutToKinesis" {
-			t.Fatalf("the put finished before the worker could be killed; make the feed larger (%d lines)", st.Lines)
-		}
-		if ctx.Err() != nil {
-			t.Fatal("no put checkpoint seen")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// Let it run past the recorded checkpoint, so the retry re-sends records
-	// that Kinesis already has.
-	time.Sleep(300 * time.Millisecond)
-	if err := w1.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = w1.Wait()
+	// Let it run past the recorded checkpoint, so that the retry re-sends
+	// records Kinesis already has.
+	k.killAt(t, ctx, id, w, "PutToKinesis", &at, func() bool { return at.Line > 0 }, 300*time.Millisecond)
 	t.Logf("killed the worker after the checkpoint at line %d of %d", at.Line, st.Lines)
-	startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
 
-	res := k.wait(t, ctx, started.WorkflowID)
+	res := k.wait(t, ctx, id)
 	want := workflows.Counts{Read: int64(st.Lines), Rejected: int64(st.Bad), Put: int64(st.Good), Delivered: int64(st.Good), Converted: int64(st.Good), Loaded: int64(st.Good)}
 	if res.Counts != want {
 		t.Errorf("counts %+v, want %+v", res.Counts, want)
 	}
-	got := loadedRows(t, ctx, res.FeedID)
-	if len(got) != st.Good {
+	if got := loadedRows(t, ctx, res.FeedID); len(got) != st.Good {
 		t.Errorf("%d distinct lines loaded, want %d", len(got), st.Good)
 	}
-	// Records between the last checkpoint and the kill were put twice: the
-	// result says so (re-sent), and they were dropped before Parquet.
 	if res.Resends == 0 || res.Duplicates == 0 {
 		t.Errorf("resends %d, duplicates %d: the records put again after the kill must be counted as re-sent and dropped as duplicates", res.Resends, res.Duplicates)
 	}
 	t.Logf("put resent %d records after the kill; %d duplicates delivered and dropped", res.Resends, res.Duplicates)
-	recordHistory(t, started.WorkflowID, "retried-after-worker-kill")
+	recordHistory(t, id, "retried-after-worker-kill")
 }
 
 // The worker is killed while AwaitDelivery reads the staging objects, after
@@ -114,46 +78,18 @@ func TestFeedWorkerKilledMidPutLosesAndDoublesNothing(t *testing.T) {
 func TestFeedWorkerKilledInDeliveryResumesFromCheckpoint(t *testing.T) {
 	ctx := testCtx(t, 4*time.Minute)
 	k := newKillSetup(t, ctx)
-	body, st := generate(t, feedgen.Options{Records: 20000, Seed: 11})
-	key := fmt.Sprintf("customers-kill/%d.ndjson", time.Now().UnixNano())
-	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
-	w1 := startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
-	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: k.cfg, Logger: starts.Logger}
-	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, st, w := k.start(t, ctx, feedgen.Options{Records: 20000, Seed: 11})
 	var at activities.DeliveryState
-	for {
-		desc, err := tc.DescribeWorkflowExecution(ctx, started.WorkflowID, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pa := desc.PendingActivities; len(pa) == 1 && pa[0].ActivityType.GetName() == "CheckDelivery" && pa[0].HeartbeatDetails != nil {
-			if err := decodeHeartbeat(pa[0].HeartbeatDetails.Payloads[0].Data, &at); err == nil && at.Checkpoint != "" && at.Reads >= 2000 && !at.Done(int64(st.Good)) {
-				break
-			}
-		}
-		if desc.WorkflowExecutionInfo.CloseTime != nil || (len(desc.PendingActivities) == 1 && desc.PendingActivities[0].ActivityType.GetName() == "ConvertLocal") {
-			t.Fatalf("delivery finished before the worker could be killed in it; make the feed larger (%d lines)", st.Lines)
-		}
-		if ctx.Err() != nil {
-			t.Fatal("no delivery checkpoint seen")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := w1.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = w1.Wait()
+	k.killAt(t, ctx, id, w, "CheckDelivery", &at, func() bool {
+		return at.Checkpoint != "" && at.Reads >= 2000 && !at.Done(int64(st.Good))
+	}, 0)
 	t.Logf("killed the worker in AwaitDelivery at its checkpoint: %d of %d delivered, %d staging objects read", at.Delivered, st.Good, at.Reads)
-	startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
-	res := k.wait(t, ctx, started.WorkflowID)
+	res := k.wait(t, ctx, id)
 	if res.Counts.Loaded != int64(st.Good) || len(loadedRows(t, ctx, res.FeedID)) != st.Good {
 		t.Errorf("counts %+v, want %d loaded", res.Counts, st.Good)
 	}
 	var resumed []activities.DeliveryState
-	for _, r := range activityResults(t, ctx, started.WorkflowID, "CheckDelivery") {
+	for _, r := range activityResults(t, ctx, id, "CheckDelivery") {
 		var d activities.DeliveryState
 		if err := decodeHeartbeat(r, &d); err != nil {
 			t.Fatal(err)
@@ -179,49 +115,19 @@ func TestFeedWorkerKilledInDeliveryResumesFromCheckpoint(t *testing.T) {
 func TestFeedWorkerKilledInConvertResumesAfterItsParts(t *testing.T) {
 	ctx := testCtx(t, 4*time.Minute)
 	k := newKillSetup(t, ctx)
-	body, st := generate(t, feedgen.Options{Records: 30000, Seed: 12})
-	key := fmt.Sprintf("customers-kill/%d.ndjson", time.Now().UnixNano())
-	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
-	w1 := startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
-	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: k.cfg, Logger: starts.Logger}
-	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, st, w := k.start(t, ctx, feedgen.Options{Records: 30000, Seed: 12})
 	var at activities.ConvertProgress
-	for {
-		desc, err := tc.DescribeWorkflowExecution(ctx, started.WorkflowID, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pa := desc.PendingActivities; len(pa) == 1 && pa[0].ActivityType.GetName() == "ConvertLocal" && pa[0].HeartbeatDetails != nil {
-			if err := decodeHeartbeat(pa[0].HeartbeatDetails.Payloads[0].Data, &at); err == nil && len(at.Parts) > 0 && at.Published == 0 {
-				break
-			}
-		}
-		if desc.WorkflowExecutionInfo.CloseTime != nil || (len(desc.PendingActivities) == 1 && desc.PendingActivities[0].ActivityType.GetName() == "CheckIngestion") {
-			t.Fatalf("Convert finished before the worker could be killed in it; make the feed larger (%d lines)", st.Lines)
-		}
-		if ctx.Err() != nil {
-			t.Fatal("no Convert checkpoint seen")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := w1.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = w1.Wait()
+	k.killAt(t, ctx, id, w, "ConvertLocal", &at, func() bool { return len(at.Parts) > 0 && at.Published == 0 }, 0)
 	done := int64(0)
 	for _, p := range at.Parts {
 		done += p.Rows
 	}
 	t.Logf("killed the worker in Convert after %d parts (%d of %d rows, %d staging objects read)", len(at.Parts), done, st.Good, at.Reads)
-	startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
-	res := k.wait(t, ctx, started.WorkflowID)
+	res := k.wait(t, ctx, id)
 	if res.Counts.Loaded != int64(st.Good) || len(loadedRows(t, ctx, res.FeedID)) != st.Good {
 		t.Errorf("counts %+v, want %d loaded once each", res.Counts, st.Good)
 	}
-	results := activityResults(t, ctx, started.WorkflowID, "ConvertLocal")
+	results := activityResults(t, ctx, id, "ConvertLocal")
 	if len(results) != 1 {
 		t.Fatalf("%d ConvertLocal results, want 1", len(results))
 	}
@@ -240,6 +146,58 @@ func TestFeedWorkerKilledInConvertResumesAfterItsParts(t *testing.T) {
 		}
 	}
 	t.Logf("resumed at part %d; %d files; %d staging objects read in all", conv.ResumedAtPart, len(conv.Files), conv.Reads)
+}
+
+// start uploads a generated feed to the kill pipeline's source and starts its
+// run on a new worker process; it returns the run's workflow id, the feed's
+// stats and the worker.
+func (k killSetup) start(t *testing.T, ctx context.Context, o feedgen.Options) (string, feedgen.Stats, *exec.Cmd) {
+	t.Helper()
+	body, st := generate(t, o)
+	key := fmt.Sprintf("customers-kill/%d.ndjson", time.Now().UnixNano())
+	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
+	w := startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
+	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: k.cfg, Logger: starts.Logger}
+	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return started.WorkflowID, st, w
+}
+
+// killAt waits until the run's pending activity is activityType with
+// heartbeat details (decoded into details) that ready accepts, waits linger,
+// SIGKILLs the worker and starts another. The test fails if the run gets past
+// that activity first: then the feed was too small to catch it.
+func (k killSetup) killAt(t *testing.T, ctx context.Context, workflowID string, w *exec.Cmd, activityType string, details any, ready func() bool, linger time.Duration) {
+	t.Helper()
+	seen := false
+	for {
+		desc, err := tc.DescribeWorkflowExecution(ctx, workflowID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pa := desc.PendingActivities
+		if len(pa) == 1 && pa[0].ActivityType.GetName() == activityType {
+			seen = true
+			if pa[0].HeartbeatDetails != nil && decodeHeartbeat(pa[0].HeartbeatDetails.Payloads[0].Data, details) == nil && ready() {
+				break
+			}
+		}
+		if desc.WorkflowExecutionInfo.CloseTime != nil || (seen && len(pa) == 1 && pa[0].ActivityType.GetName() != activityType) {
+			t.Fatalf("the run got past %s before the worker could be killed in it; make the feed larger", activityType)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no checkpoint of %s seen", activityType)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(linger)
+	if err := w.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Wait()
+	startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
 }
 
 // killSetup runs cmd/worker as a process on a task queue of its own, for
