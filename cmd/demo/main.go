@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -156,8 +157,11 @@ func run() error {
 	if res.QuarantineKey != "" {
 		fmt.Printf("quarantine  s3://%s/%s (%d lines, first: line %d)\n", p.QuarantineBucket, res.QuarantineKey, cn.Rejected, firstBad(st))
 	}
-	for _, k := range res.ParquetKeys {
-		fmt.Printf("parquet     s3://%s/%s\n", p.DestBucket, k)
+	switch n := len(res.ParquetKeys); {
+	case n == 1:
+		fmt.Printf("parquet     s3://%s/%s\n", p.DestBucket, res.ParquetKeys[0])
+	case n > 1:
+		fmt.Printf("parquet     %d parts under s3://%s/%s (one per ~5 s of conversion)\n", n, p.DestBucket, path.Dir(res.ParquetKeys[0])+"/")
 	}
 	if res.GlueRunID != "" {
 		fmt.Printf("glue run    %s\n", res.GlueRunID)
