@@ -165,24 +165,19 @@ func lookOptions(remaining time.Duration) workflow.ActivityOptions {
 }
 
 // The waiting stages look, then wait on a workflow timer, so that waiting
-// holds no worker slot: the first wait is pollFirst, doubling up to pollMax
-// (Glue, Snowflake) or deliveryPollMax. Each delivery pass lists the feed's
-// staging prefix, and Firehose flushes a partition's buffer at most every
-// 60 s (its buffering interval), so looking more often than every 30 s
-// mostly lists the same objects again.
+// holds no worker slot: the first wait is pollFirst, doubling up to pollMax.
 const (
-	pollFirst       = time.Second
-	pollMax         = 10 * time.Second
-	deliveryPollMax = 30 * time.Second
-	lookTimeout     = 2 * time.Minute
+	pollFirst   = time.Second
+	pollMax     = 10 * time.Second
+	lookTimeout = 2 * time.Minute
 )
 
 // errDeadline says a waiting stage's deadline passed between looks.
 var errDeadline = errors.New("stage deadline passed")
 
-// poll calls look until it reports done, with a timer between calls (up to
-// maxWait), until the stage's deadline (from start). look gets the remaining time.
-func (w *feedWorkflow) poll(ctx workflow.Context, start time.Time, deadline, maxWait time.Duration, look func(remaining time.Duration) (bool, error)) error {
+// poll calls look until it reports done, with a timer between calls, until
+// the stage's deadline (from start). look gets the remaining time.
+func (w *feedWorkflow) poll(ctx workflow.Context, start time.Time, deadline time.Duration, look func(remaining time.Duration) (bool, error)) error {
 	end := start.Add(deadline)
 	wait := pollFirst
 	for {
@@ -199,7 +194,7 @@ func (w *feedWorkflow) poll(ctx workflow.Context, start time.Time, deadline, max
 		if err := workflow.Sleep(ctx, wait); err != nil {
 			return err
 		}
-		wait = min(wait*2, maxWait)
+		wait = min(wait*2, pollMax)
 	}
 }
 
@@ -253,7 +248,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	start = w.enter(ctx, StageDelivery)
 	w.result.StagingPrefix = activities.FeedStagingPrefix(p, id)
 	del := activities.DeliveryInput{FeedID: id, Pipeline: p, Expected: put.Put, Lines: put.Read}
-	err = w.poll(ctx, start, p.Deadlines.Delivery.Std(), deliveryPollMax, func(remaining time.Duration) (bool, error) {
+	err = w.poll(ctx, start, p.Deadlines.Delivery.Std(), func(remaining time.Duration) (bool, error) {
 		var st activities.DeliveryState
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(remaining, hb)), a.CheckDelivery, del).Get(ctx, &st)
 		if err != nil {
@@ -294,7 +289,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	start = w.enter(ctx, StageConfirm)
 	conf := activities.ConfirmInput{FeedID: id, Pipeline: p, Files: conv.Files, Expected: conv.Rows}
 	var last activities.ConfirmStatus
-	err = w.poll(ctx, start, p.Deadlines.Ingest.Std(), pollMax, func(remaining time.Duration) (bool, error) {
+	err = w.poll(ctx, start, p.Deadlines.Ingest.Std(), func(remaining time.Duration) (bool, error) {
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(remaining)), a.CheckIngestion, conf).Get(ctx, &last)
 		return last.Done, err
 	})
@@ -357,7 +352,7 @@ func (w *feedWorkflow) convert(ctx workflow.Context, start time.Time, in activit
 		}
 		w.progress.GlueRunID, w.result.GlueRunID = run.RunID, run.RunID
 		var last activities.GlueStatus
-		err := w.poll(ctx, start, deadline, pollMax, func(remaining time.Duration) (bool, error) {
+		err := w.poll(ctx, start, deadline, func(remaining time.Duration) (bool, error) {
 			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(remaining)), a.CheckGlueRun, in, run).Get(ctx, &last)
 			return last.Done, err
 		})
