@@ -1,10 +1,8 @@
 package activities
 
 import (
-	"bytes"
-	"compress/gzip"
+	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -334,45 +332,24 @@ func linesKey(p pipeline.Pipeline, feedID string, n int) string {
 
 // saveLines writes the set of lines written through part n.
 func (a *Activities) saveLines(ctx context.Context, p pipeline.Pipeline, feedID string, n int, seen bitset) error {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	words := make([]byte, 8*len(seen))
-	for i, w := range seen {
-		binary.LittleEndian.PutUint64(words[8*i:], w)
+	err := a.putCheckpoint(ctx, p.StagingBucket, linesKey(p, feedID, n), seen.write)
+	if err != nil && !isNonRetryable(err) {
+		err = fmt.Errorf("convert feed %s: %w", feedID, err)
 	}
-	zw.Write(words)
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	key := linesKey(p, feedID, n)
-	_, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.StagingBucket, Key: &key, Body: bytes.NewReader(buf.Bytes())})
-	return classifyAWS(err, fmt.Sprintf("convert feed %s: save checkpoint s3://%s/%s", feedID, p.StagingBucket, key))
+	return err
 }
 
 // loadLines reads the set of lines written through part n into seen.
 func (a *Activities) loadLines(ctx context.Context, p pipeline.Pipeline, feedID string, n int, seen bitset) error {
-	key := linesKey(p, feedID, n)
-	body, err := a.readObject(ctx, p.StagingBucket, key)
-	if err != nil {
-		if ErrorTypeOf(err) == ErrNotFound {
-			return &lostCheckpoint{"s3://" + p.StagingBucket + "/" + key + " not found"}
+	return a.getCheckpoint(ctx, p.StagingBucket, linesKey(p, feedID, n), func(r *bufio.Reader) error {
+		if err := seen.read(r); err != nil {
+			return err
 		}
-		return err
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err == nil {
-		var words []byte
-		if words, err = io.ReadAll(zr); err == nil && len(words) != 8*len(seen) {
-			err = fmt.Errorf("%d bytes, want %d", len(words), 8*len(seen))
+		if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
+			return errors.New("longer than the feed's line set")
 		}
-		if err == nil {
-			for i := range seen {
-				seen[i] = binary.LittleEndian.Uint64(words[8*i:])
-			}
-			return nil
-		}
-	}
-	return &lostCheckpoint{fmt.Sprintf("s3://%s/%s is damaged: %v", p.StagingBucket, key, err)}
+		return nil
+	})
 }
 
 // publishedParquet returns the result of a conversion already published to
@@ -418,22 +395,16 @@ func (a *Activities) publishedParquet(ctx context.Context, in ConvertInput) (Con
 // dropPrefix removes a finished stage's checkpoints; a failure only leaves
 // them for a lifecycle rule.
 func (a *Activities) dropPrefix(ctx context.Context, bucket, prefix string) {
-	var token *string
-	for {
-		out, err := a.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, ContinuationToken: token})
-		if err != nil {
-			a.log().Warn("could not list old checkpoints", "prefix", prefix, "err", err)
-			return
-		}
-		for _, o := range out.Contents {
-			if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: o.Key}); err != nil {
-				a.log().Warn("could not remove an old checkpoint", "key", aws.ToString(o.Key), "err", err)
+	err := a.listKeys(ctx, bucket, prefix, func(keys []string) error {
+		for _, k := range keys {
+			if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &k}); err != nil {
+				a.log().Warn("could not remove an old checkpoint", "key", k, "err", err)
 			}
 		}
-		if !aws.ToBool(out.IsTruncated) {
-			return
-		}
-		token = out.NextContinuationToken
+		return nil
+	})
+	if err != nil {
+		a.log().Warn("could not list old checkpoints", "prefix", prefix, "err", err)
 	}
 }
 

@@ -2,10 +2,7 @@ package activities
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/activity"
 	"golang.org/x/sync/errgroup"
 
@@ -178,7 +173,7 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 	}
 	st.Passes++
 	if st.Done(in.Expected) {
-		a.dropDeliveryCheckpoints(ctx, p, in.FeedID)
+		a.dropPrefix(ctx, p.StagingBucket, DeliveryCheckpointPrefix(p, in.FeedID))
 		st.Checkpoint = ""
 		return st, nil
 	}
@@ -190,11 +185,6 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 	return st, nil
 }
 
-// lostCheckpoint says a checkpoint cannot be used, and why.
-type lostCheckpoint struct{ why string }
-
-func (e *lostCheckpoint) Error() string { return "delivery checkpoint lost: " + e.why }
-
 // deliveryCheckpoint is what a pass has read: the staging keys (relative to
 // the feed's prefix) and the set of lines seen.
 type deliveryCheckpoint struct {
@@ -205,36 +195,29 @@ type deliveryCheckpoint struct {
 // DeliveryCheckpointPrefix is where AwaitDelivery keeps its checkpoints for
 // a feed, in the staging bucket (outside the staging prefix).
 func DeliveryCheckpointPrefix(p pipeline.Pipeline, feedID string) string {
-	return fmt.Sprintf("checkpoints/%s/%s/", p.Name, feedID)
+	return fmt.Sprintf("checkpoints/%s/%s/delivery/", p.Name, feedID)
 }
 
-// The checkpoint object is gzip of: the line count (uvarint), the line set's
-// words (8 bytes each, little endian), then the keys read, one per line.
-// Checkpoints are never overwritten or deleted while the stage runs (a retry
-// may hold a pointer to any of them); they are removed when it finishes.
+// The checkpoint object is gzip of the line set's words (bitset.write),
+// then the keys read, relative to the feed's prefix, one per line.
 func (a *Activities) saveDeliveryCheckpoint(ctx context.Context, p pipeline.Pipeline, feedID string, cp *deliveryCheckpoint, name string) (string, error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	var hdr [binary.MaxVarintLen64]byte
-	zw.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(cp.lines)))])
-	words := make([]byte, 8*len(cp.lines))
-	for i, w := range cp.lines {
-		binary.LittleEndian.PutUint64(words[8*i:], w)
-	}
-	zw.Write(words)
-	prefix := FeedStagingPrefix(p, feedID)
-	for k := range cp.read {
-		zw.Write([]byte(strings.TrimPrefix(k, prefix)))
-		zw.Write([]byte{'\n'})
-	}
-	if err := zw.Close(); err != nil {
-		return "", err
-	}
 	key := fmt.Sprintf("%sdelivery-%s.gz", DeliveryCheckpointPrefix(p, feedID), name)
-	if _, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.StagingBucket, Key: &key, Body: bytes.NewReader(buf.Bytes())}); err != nil {
-		return "", classifyAWS(err, fmt.Sprintf("await delivery of feed %s: save checkpoint s3://%s/%s", feedID, p.StagingBucket, key))
+	prefix := FeedStagingPrefix(p, feedID)
+	err := a.putCheckpoint(ctx, p.StagingBucket, key, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		if err := cp.lines.write(bw); err != nil {
+			return err
+		}
+		for k := range cp.read {
+			bw.WriteString(strings.TrimPrefix(k, prefix))
+			bw.WriteByte('\n')
+		}
+		return bw.Flush()
+	})
+	if err != nil && !isNonRetryable(err) {
+		err = fmt.Errorf("await delivery of feed %s: %w", feedID, err)
 	}
-	return key, nil
+	return key, err
 }
 
 func (a *Activities) loadDeliveryCheckpoint(ctx context.Context, p pipeline.Pipeline, feedID, key string, lines int64) (*deliveryCheckpoint, error) {
@@ -242,61 +225,28 @@ func (a *Activities) loadDeliveryCheckpoint(ctx context.Context, p pipeline.Pipe
 	if key == "" {
 		return cp, nil
 	}
-	body, err := a.readObject(ctx, p.StagingBucket, key)
-	if err != nil {
-		if ErrorTypeOf(err) == ErrNotFound {
-			return nil, &lostCheckpoint{"not found"}
-		}
-		if isNonRetryable(err) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("await delivery of feed %s: load checkpoint: %w", feedID, err)
-	}
-	bad := func(why string) error {
-		return &lostCheckpoint{fmt.Sprintf("s3://%s/%s is damaged: %s", p.StagingBucket, key, why)}
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err != nil {
-		return nil, bad(err.Error())
-	}
-	br := bufio.NewReader(zr)
-	n, err := binary.ReadUvarint(br)
-	if err != nil || n != uint64(len(cp.lines)) {
-		return nil, bad(fmt.Sprintf("line set of %d words, want %d", n, len(cp.lines)))
-	}
-	words := make([]byte, 8*n)
-	if _, err := io.ReadFull(br, words); err != nil {
-		return nil, bad(err.Error())
-	}
-	for i := range cp.lines {
-		cp.lines[i] = binary.LittleEndian.Uint64(words[8*i:])
-	}
 	prefix := FeedStagingPrefix(p, feedID)
-	for {
-		k, err := br.ReadString('\n')
-		if errors.Is(err, io.EOF) && k == "" {
-			break
+	err := a.getCheckpoint(ctx, p.StagingBucket, key, func(r *bufio.Reader) error {
+		if err := cp.lines.read(r); err != nil {
+			return err
 		}
-		if err != nil {
-			return nil, bad(err.Error())
+		for {
+			k, err := r.ReadString('\n')
+			if errors.Is(err, io.EOF) && k == "" {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			cp.read[prefix+strings.TrimSuffix(k, "\n")] = struct{}{}
 		}
-		cp.read[prefix+strings.TrimSuffix(k, "\n")] = struct{}{}
+	})
+	var lost *lostCheckpoint
+	switch {
+	case err == nil:
+		return cp, nil
+	case isNonRetryable(err) || errors.As(err, &lost):
+		return nil, err
 	}
-	return cp, nil
-}
-
-// dropDeliveryCheckpoints removes the feed's delivery checkpoints once the
-// stage is done; a failure only leaves them for a lifecycle rule.
-func (a *Activities) dropDeliveryCheckpoints(ctx context.Context, p pipeline.Pipeline, feedID string) {
-	prefix := DeliveryCheckpointPrefix(p, feedID)
-	out, err := a.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &p.StagingBucket, Prefix: &prefix})
-	if err != nil {
-		activity.GetLogger(ctx).Warn("delivery: could not list old checkpoints", "prefix", prefix, "err", err)
-		return
-	}
-	for _, o := range out.Contents {
-		if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.StagingBucket, Key: o.Key}); err != nil {
-			activity.GetLogger(ctx).Warn("delivery: could not remove an old checkpoint", "key", aws.ToString(o.Key), "err", err)
-		}
-	}
+	return nil, fmt.Errorf("await delivery of feed %s: load checkpoint: %w", feedID, err)
 }

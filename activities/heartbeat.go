@@ -1,10 +1,16 @@
 package activities
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/activity"
 )
 
@@ -115,4 +121,47 @@ func (b *beat) Stop() {
 	}
 	<-b.done
 	b.cancel()
+}
+
+// Checkpoint objects: state too large for heartbeat details (a line set, the
+// keys read) is kept gzip-compressed in S3, and the details point to it.
+
+// lostCheckpoint says a checkpoint object cannot be used, and why: the stage
+// then starts over, which is slower but never wrong.
+type lostCheckpoint struct{ why string }
+
+func (e *lostCheckpoint) Error() string { return "checkpoint lost: " + e.why }
+
+// putCheckpoint writes what write produces, gzip-compressed, to bucket/key.
+func (a *Activities) putCheckpoint(ctx context.Context, bucket, key string, write func(w io.Writer) error) error {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := write(zw); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	_, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(buf.Bytes())})
+	return classifyAWS(err, fmt.Sprintf("save checkpoint s3://%s/%s", bucket, key))
+}
+
+// getCheckpoint hands the decompressed checkpoint bucket/key to read. A
+// missing or damaged object is a *lostCheckpoint.
+func (a *Activities) getCheckpoint(ctx context.Context, bucket, key string, read func(r *bufio.Reader) error) error {
+	body, err := a.readObject(ctx, bucket, key)
+	if err != nil {
+		if ErrorTypeOf(err) == ErrNotFound {
+			return &lostCheckpoint{fmt.Sprintf("s3://%s/%s not found", bucket, key)}
+		}
+		return err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err == nil {
+		err = read(bufio.NewReader(zr))
+	}
+	if err != nil {
+		return &lostCheckpoint{fmt.Sprintf("s3://%s/%s is damaged: %v", bucket, key, err)}
+	}
+	return nil
 }

@@ -136,25 +136,13 @@ func (a *Activities) mergeQuarantine(ctx context.Context, p pipeline.Pipeline, f
 
 // listQuarantineParts returns the keys of the feed's quarantine parts.
 func (a *Activities) listQuarantineParts(ctx context.Context, p pipeline.Pipeline, feedID string, hb *beat) ([]string, error) {
-	prefix := quarantinePartPrefix(p, feedID)
 	var keys []string
-	var token *string
-	for {
-		out, err := a.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &p.QuarantineBucket, Prefix: &prefix, ContinuationToken: token})
-		if err != nil {
-			return nil, classifyAWS(err, fmt.Sprintf("list quarantine parts s3://%s/%s", p.QuarantineBucket, prefix))
-		}
-		for _, o := range out.Contents {
-			keys = append(keys, aws.ToString(o.Key))
-		}
+	err := a.listKeys(ctx, p.QuarantineBucket, quarantinePartPrefix(p, feedID), func(page []string) error {
+		keys = append(keys, page...)
 		touch(hb)
-		if !aws.ToBool(out.IsTruncated) {
-			break
-		}
-		token = out.NextContinuationToken
-	}
-	slices.Sort(keys)
-	return keys, nil
+		return nil
+	})
+	return keys, err
 }
 
 // quarantineLine is one line of a quarantine object, as read.

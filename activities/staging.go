@@ -3,6 +3,7 @@ package activities
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,12 +38,16 @@ const objectTimeout = 2 * time.Minute
 // listFeed calls fn with each page of keys under the feed's staging prefix,
 // in key order.
 func (a *Activities) listFeed(ctx context.Context, p pipeline.Pipeline, feedID string, fn func(keys []string) error) error {
-	prefix := FeedStagingPrefix(p, feedID)
+	return a.listKeys(ctx, p.StagingBucket, FeedStagingPrefix(p, feedID), fn)
+}
+
+// listKeys calls fn with each page of keys under prefix, in key order.
+func (a *Activities) listKeys(ctx context.Context, bucket, prefix string, fn func(keys []string) error) error {
 	var token *string
 	for {
-		page, err := a.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &p.StagingBucket, Prefix: &prefix, ContinuationToken: token})
+		page, err := a.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, ContinuationToken: token})
 		if err != nil {
-			return classifyAWS(err, fmt.Sprintf("list staging s3://%s/%s", p.StagingBucket, prefix))
+			return classifyAWS(err, fmt.Sprintf("list s3://%s/%s", bucket, prefix))
 		}
 		keys := make([]string, 0, len(page.Contents))
 		for _, o := range page.Contents {
@@ -144,6 +149,28 @@ func feedLines(body []byte, feedID string) ([]int64, error) {
 type bitset []uint64
 
 func newBitset(n int64) bitset { return make(bitset, n/64+1) }
+
+// write writes the set's words, 8 bytes each, little endian.
+func (b bitset) write(w io.Writer) error {
+	words := make([]byte, 8*len(b))
+	for i, v := range b {
+		binary.LittleEndian.PutUint64(words[8*i:], v)
+	}
+	_, err := w.Write(words)
+	return err
+}
+
+// read fills the set from what write wrote.
+func (b bitset) read(r io.Reader) error {
+	words := make([]byte, 8*len(b))
+	if _, err := io.ReadFull(r, words); err != nil {
+		return fmt.Errorf("line set of %d words: %w", len(b), err)
+	}
+	for i := range b {
+		b[i] = binary.LittleEndian.Uint64(words[8*i:])
+	}
+	return nil
+}
 
 // count is the number of lines in the set.
 func (b bitset) count() int64 {
