@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -29,13 +30,16 @@ import (
 type memS3 struct {
 	mu   sync.Mutex
 	objs map[string][]byte
+	meta map[string]map[string]string // user metadata, by bucket/key
 	// uploads holds multipart uploads in progress; partsUploaded counts UploadPart calls.
 	uploads       map[string]map[int32][]byte
 	partsUploaded int
 	copies        int
 }
 
-func newMemS3() *memS3 { return &memS3{objs: map[string][]byte{}} }
+func newMemS3() *memS3 {
+	return &memS3{objs: map[string][]byte{}, meta: map[string]map[string]string{}}
+}
 
 func (m *memS3) key(b, k *string) string { return aws.ToString(b) + "/" + aws.ToString(k) }
 
@@ -54,7 +58,8 @@ func (m *memS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s
 			b = b[from:]
 		}
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(b)), ContentLength: aws.Int64(int64(len(b)))}, nil
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(b)), ContentLength: aws.Int64(int64(len(b))),
+		Metadata: maps.Clone(m.meta[m.key(in.Bucket, in.Key)])}, nil
 }
 
 func (m *memS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
@@ -65,6 +70,7 @@ func (m *memS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.objs[m.key(in.Bucket, in.Key)] = b
+	m.meta[m.key(in.Bucket, in.Key)] = maps.Clone(in.Metadata)
 	return &s3.PutObjectOutput{}, nil
 }
 
@@ -75,7 +81,7 @@ func (m *memS3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(
 	if !ok {
 		return nil, &s3types.NotFound{}
 	}
-	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(b)))}, nil
+	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(b))), Metadata: maps.Clone(m.meta[m.key(in.Bucket, in.Key)])}, nil
 }
 
 func (m *memS3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
@@ -100,6 +106,7 @@ func (m *memS3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...f
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.objs, m.key(in.Bucket, in.Key))
+	delete(m.meta, m.key(in.Bucket, in.Key))
 	return &s3.DeleteObjectOutput{}, nil
 }
 
@@ -111,6 +118,7 @@ func (m *memS3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(
 		return nil, &s3types.NoSuchKey{}
 	}
 	m.objs[m.key(in.Bucket, in.Key)] = b
+	m.meta[m.key(in.Bucket, in.Key)] = maps.Clone(in.Metadata)
 	m.copies++
 	return &s3.CopyObjectOutput{}, nil
 }

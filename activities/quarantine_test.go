@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +25,6 @@ type quarantineS3 struct {
 	S3API
 	mem     *memS3
 	mu      sync.Mutex
-	meta    map[string]map[string]string
 	puts    int // successful PutObject calls
 	deletes int // successful DeleteObject calls
 
@@ -36,7 +34,7 @@ type quarantineS3 struct {
 }
 
 func newQuarantineS3() *quarantineS3 {
-	return &quarantineS3{mem: newMemS3(), meta: map[string]map[string]string{}, failDeletesAfter: -1}
+	return &quarantineS3{mem: newMemS3(), failDeletesAfter: -1}
 }
 
 func (q *quarantineS3) obj(key string) ([]byte, bool) {
@@ -73,30 +71,16 @@ func (q *quarantineS3) PutObject(ctx context.Context, in *s3.PutObjectInput, opt
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.puts++
-	q.meta[q.mem.key(in.Bucket, in.Key)] = maps.Clone(in.Metadata)
 	return out, nil
 }
 
+// GetObject and HeadObject: memS3's, which keep user metadata.
 func (q *quarantineS3) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	out, err := q.mem.GetObject(ctx, in, opts...)
-	if err != nil {
-		return nil, err
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out.Metadata = maps.Clone(q.meta[q.mem.key(in.Bucket, in.Key)])
-	return out, nil
+	return q.mem.GetObject(ctx, in, opts...)
 }
 
 func (q *quarantineS3) HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
-	out, err := q.mem.HeadObject(ctx, in, opts...)
-	if err != nil {
-		return nil, err
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out.Metadata = maps.Clone(q.meta[q.mem.key(in.Bucket, in.Key)])
-	return out, nil
+	return q.mem.HeadObject(ctx, in, opts...)
 }
 
 func (q *quarantineS3) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
@@ -110,7 +94,6 @@ func (q *quarantineS3) DeleteObject(ctx context.Context, in *s3.DeleteObjectInpu
 		return nil, errors.New("delete failed")
 	}
 	q.deletes++
-	delete(q.meta, q.mem.key(in.Bucket, in.Key))
 	q.mu.Unlock()
 	return q.mem.DeleteObject(ctx, in, opts...)
 }
@@ -279,7 +262,7 @@ func TestMergeQuarantineRetryAfterAnyInterruption(t *testing.T) {
 			if left := q.partsLeft(p); left != 0 {
 				t.Errorf("%d parts left after the retry", left)
 			}
-			if got := q.meta[p.QuarantineBucket+"/"+mergedKey][quarantineLinesMeta]; got != fmt.Sprint(want) {
+			if got := q.mem.meta[p.QuarantineBucket+"/"+mergedKey][quarantineLinesMeta]; got != fmt.Sprint(want) {
 				t.Errorf("metadata %s = %q, want %d", quarantineLinesMeta, got, want)
 			}
 			if q.puts != 1 {
@@ -322,8 +305,8 @@ func TestMergeQuarantineAdoptsAnObjectWithoutCount(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkMerged(t, q, p, qSegments, "after the merge")
-			if q.puts != 1 || q.meta[mergedKey][quarantineLinesMeta] != fmt.Sprint(want) {
-				t.Errorf("%d writes, metadata %v; want one write with the line count", q.puts, q.meta[mergedKey])
+			if q.puts != 1 || q.mem.meta[mergedKey][quarantineLinesMeta] != fmt.Sprint(want) {
+				t.Errorf("%d writes, metadata %v; want one write with the line count", q.puts, q.mem.meta[mergedKey])
 			}
 			if left := q.partsLeft(p); left != 0 {
 				t.Errorf("%d parts left", left)
