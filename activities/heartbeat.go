@@ -34,6 +34,7 @@ type beat struct {
 	ctx     context.Context
 	cancel  context.CancelFunc // ends the work of a stalled attempt
 	every   time.Duration
+	stall   time.Duration // stallLimit
 	mu      sync.Mutex
 	details any
 	moved   time.Time // last Progress or Touch
@@ -51,8 +52,13 @@ func startBeat(ctx context.Context, details any) (context.Context, *beat) {
 			every = t / 3
 		}
 	}
+	return newBeat(ctx, details, every, stallLimit)
+}
+
+func newBeat(ctx context.Context, details any, every, stall time.Duration) (context.Context, *beat) {
 	work, cancel := context.WithCancel(ctx)
-	b := &beat{ctx: ctx, cancel: cancel, every: every, details: details, moved: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	b := &beat{ctx: ctx, cancel: cancel, every: every, stall: stall, details: details, moved: time.Now(),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go b.run()
 	return work, b
 }
@@ -69,13 +75,15 @@ func (b *beat) run() {
 			return
 		case <-t.C:
 			b.mu.Lock()
-			stalled := time.Since(b.moved) >= stallLimit
+			stalled := time.Since(b.moved) >= b.stall
 			if !stalled {
 				b.send()
 			}
 			b.mu.Unlock()
 			if stalled {
-				activity.GetLogger(b.ctx).Error("no progress for too long: stopping this attempt so that it is retried", "stall_limit", stallLimit)
+				if activity.IsActivity(b.ctx) {
+					activity.GetLogger(b.ctx).Error("no progress for too long: stopping this attempt so that it is retried", "stall_limit", b.stall)
+				}
 				b.cancel()
 				return
 			}

@@ -378,3 +378,24 @@ func TestRecordAddsFeedFieldsFirst(t *testing.T) {
 		}
 	}
 }
+
+// A put that starts from line 1 (a feed version run again, perhaps after its
+// schema was fixed) first removes what an earlier run quarantined, so the
+// new quarantine holds exactly this run's rejects.
+func TestPutFromTheStartClearsAnEarlierRunsQuarantine(t *testing.T) {
+	m := newMemS3()
+	m.objs["src/customers/a.ndjson"] = []byte(`{"id":1}` + "\n" + `{"id":"x"}` + "\n" + `{"id":3}` + "\n")
+	p := testPipeline()
+	old := `{"feed":"s3://src/customers/a.ndjson@v1","line":1,"reason":"an old schema's reason"}` + "\n"
+	m.objs["q/"+QuarantineKey(p, "f1")] = []byte(old)
+	m.objs["q/"+quarantinePartPrefix(p, "f1")+"part-000000000003.ndjson"] = []byte(old)
+	a := &Activities{S3: m, Kinesis: &flakyKinesis{accepted: map[string]int{}}}
+	res, err := runPut(t, a, PutInput{FeedID: "f1", Ref: feed.Ref{Bucket: "src", Key: "customers/a.ndjson", VersionID: "v1"}, Pipeline: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := string(m.objs["q/"+res.QuarantineKey])
+	if res.Rejected != 1 || strings.Contains(q, "old schema") || !strings.Contains(q, `"line":2`) {
+		t.Errorf("rejected %d, quarantine %q; want only this run's line 2", res.Rejected, q)
+	}
+}
