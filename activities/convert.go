@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ type ConvertInput struct {
 	Pipeline pipeline.Pipeline `json:"pipeline"`
 	Expected int64             `json:"expected"` // distinct records delivered
 	Lines    int64             `json:"lines"`    // the feed's line count
+	// Delivered is the checkpoint AwaitDelivery finished with
+	// (DeliveryState.Checkpoint): Convert reads the bundles it lists instead
+	// of the staging objects they hold. Empty: read the staging prefix.
+	Delivered string `json:"delivered,omitempty"`
 }
 
 // ParquetFile is one Parquet file of a feed in the destination bucket.
@@ -118,6 +123,9 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 	ctx, b := startBeat(ctx, prog)
 	defer b.Stop()
 	if res, ok, err := a.publishedParquet(ctx, in); err != nil || ok {
+		if ok {
+			a.dropPrefix(ctx, p.StagingBucket, DeliveryCheckpointPrefix(p, in.FeedID))
+		}
 		return res, err
 	}
 
@@ -165,22 +173,43 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 		b.Progress(prog)
 	}
 	a.dropPrefix(ctx, p.StagingBucket, ConvertCheckpointPrefix(p, in.FeedID))
+	a.dropPrefix(ctx, p.StagingBucket, DeliveryCheckpointPrefix(p, in.FeedID)) // the bundles
 	return res, nil
 }
 
-// convertParts converts the staging objects after the last part's, closing
-// a part every partEvery of work, and returns the progress with every part.
+// convertParts converts the feed's staged objects after the last part's,
+// closing a part every partEvery of work, and returns the progress with
+// every part. It reads the bundles AwaitDelivery left (in their order), then
+// the staging objects no bundle holds, in key order.
 func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog ConvertProgress, seen bitset, b *beat) (ConvertProgress, error) {
 	p := in.Pipeline
-	after := ""
-	if n := len(prog.Parts); n > 0 {
-		after = prog.Parts[n-1].LastKey
+	prefix := FeedStagingPrefix(p, in.FeedID)
+	bundles, err := a.deliveryBundles(ctx, in)
+	if err != nil {
+		return prog, err
 	}
-	var keys []string
+	type at struct{ bundle, frame int }
+	where := map[string]at{}
+	for i, bd := range bundles {
+		for j, k := range bd.Keys {
+			where[prefix+k] = at{i, j}
+		}
+	}
+	// Where the last part ended: within a bundle, or among the other
+	// objects (every bundle done).
+	from, after := at{0, -1}, ""
+	if n := len(prog.Parts); n > 0 {
+		if w, ok := where[prog.Parts[n-1].LastKey]; ok {
+			from = w
+		} else {
+			from, after = at{len(bundles), 0}, prog.Parts[n-1].LastKey
+		}
+	}
+	var rest []string
 	if err := a.listFeed(ctx, p, in.FeedID, func(page []string) error {
 		for _, k := range page {
-			if k > after { // objects before it are in parts already, or hold only duplicates
-				keys = append(keys, k)
+			if _, ok := where[k]; !ok && k > after { // objects before it are in parts already, or hold only duplicates
+				rest = append(rest, k)
 			}
 		}
 		b.Touch()
@@ -188,58 +217,156 @@ func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog Con
 	}); err != nil {
 		return prog, err
 	}
-	bodies, stop := a.prefetch(ctx, p.StagingBucket, keys, stagingReaders)
-	defer stop()
+
 	var part *partWriter
 	defer func() {
 		if part != nil {
 			part.abort()
 		}
 	}()
-	for i, k := range keys {
+	errEnough := errors.New("every row converted")
+	finish := func() error {
+		done, err := a.finishPart(ctx, in, part, seen, len(prog.Parts)+1)
+		if err != nil {
+			return err
+		}
+		part = nil
+		prog.Dups += done.dups
+		if done.Rows > 0 {
+			prog.Parts = append(prog.Parts, done.ConvertPart)
+		} else if n := len(prog.Parts); n > 0 {
+			prog.Parts = slices.Clone(prog.Parts)  // the heartbeat may hold the old slice
+			prog.Parts[n-1].LastKey = done.LastKey // only duplicates: the last part covers them
+		}
+		b.Progress(prog)
+		if prog.rows() >= in.Expected {
+			return errEnough // the rest can only hold duplicates
+		}
+		return nil
+	}
+	convert := func(key string, body []byte) error {
 		if part == nil {
 			var err error
 			if part, err = a.newPartWriter(in, seen, len(prog.Parts)+1); err != nil {
-				return prog, err
+				return err
 			}
 		}
+		if err := part.sink.add(ctx, "s3://"+p.StagingBucket+"/"+key, body); err != nil {
+			if isNonRetryable(err) || ctx.Err() != nil {
+				return err // a cancellation is not the feed's fault
+			}
+			return nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
+		}
+		part.last = key
+		b.Touch()
+		if time.Since(part.started) >= partEvery || part.size() >= partMaxBytes {
+			return finish()
+		}
+		return nil
+	}
+
+	err = a.readBundles(ctx, in, bundles[min(from.bundle, len(bundles)):], from.frame, &prog, convert)
+	if err == nil {
+		err = a.readStaged(ctx, p.StagingBucket, rest, &prog, convert)
+	}
+	if err == nil && part != nil {
+		err = finish()
+	}
+	if errors.Is(err, errEnough) {
+		err = nil
+	}
+	return prog, err
+}
+
+// deliveryBundles returns the bundles AwaitDelivery's last checkpoint lists.
+// Without one, or when it is lost, Convert reads the staging objects.
+func (a *Activities) deliveryBundles(ctx context.Context, in ConvertInput) ([]bundleRef, error) {
+	if in.Delivered == "" {
+		return nil, nil
+	}
+	cp, err := a.loadDeliveryCheckpoint(ctx, in.Pipeline, in.FeedID, in.Delivered, in.Lines)
+	var lost *lostCheckpoint
+	if errors.As(err, &lost) {
+		activity.GetLogger(ctx).Warn("convert: delivery's bundles are lost, reading the staging objects", "feed", in.FeedID, "why", lost.why)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("convert feed %s: %w", in.FeedID, err)
+	}
+	return cp.bundles, nil
+}
+
+// readBundles hands fn each staging object the bundles hold, skipping the
+// first bundle's frames through skip. A bundle that is missing or damaged
+// is read from the staging objects it names instead.
+func (a *Activities) readBundles(ctx context.Context, in ConvertInput, bundles []bundleRef, skip int, prog *ConvertProgress, fn func(key string, body []byte) error) error {
+	p := in.Pipeline
+	prefix := FeedStagingPrefix(p, in.FeedID)
+	keys := make([]string, len(bundles))
+	for i, bd := range bundles {
+		keys[i] = bd.Key
+	}
+	bodies, stop := a.prefetch(ctx, p.StagingBucket, keys, 2)
+	defer stop()
+	for i, bd := range bundles {
 		var got fetched
 		select {
 		case got = <-bodies[i]:
 		case <-ctx.Done():
-			return prog, ctx.Err()
+			return ctx.Err()
+		}
+		done := skip // the last frame handed over
+		err := got.err
+		if err == nil {
+			prog.Reads++
+			err = eachBundled(got.body, bd.Keys, func(j int, rel string, obj []byte) error {
+				if j <= skip {
+					return nil
+				}
+				if err := fn(prefix+rel, obj); err != nil {
+					return err
+				}
+				done = j
+				return nil
+			})
+		}
+		var lost *lostCheckpoint
+		if errors.As(err, &lost) || ErrorTypeOf(err) == ErrNotFound {
+			activity.GetLogger(ctx).Warn("convert: reading a lost bundle's staging objects", "feed", in.FeedID, "bundle", bd.Key, "why", err)
+			staged := make([]string, 0, len(bd.Keys))
+			for _, k := range bd.Keys[done+1:] {
+				staged = append(staged, prefix+k)
+			}
+			err = a.readStaged(ctx, p.StagingBucket, staged, prog, fn)
+		}
+		if err != nil {
+			return err
+		}
+		skip = -1
+	}
+	return nil
+}
+
+// readStaged hands fn each of keys' bodies in order, reading ahead.
+func (a *Activities) readStaged(ctx context.Context, bucket string, keys []string, prog *ConvertProgress, fn func(key string, body []byte) error) error {
+	bodies, stop := a.prefetch(ctx, bucket, keys, stagingReaders)
+	defer stop()
+	for i, k := range keys {
+		var got fetched
+		select {
+		case got = <-bodies[i]:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 		if got.err != nil {
-			return prog, got.err
+			return got.err
 		}
 		prog.Reads++
-		if err := part.sink.add(ctx, "s3://"+p.StagingBucket+"/"+k, got.body); err != nil {
-			if isNonRetryable(err) || ctx.Err() != nil {
-				return prog, err // a cancellation is not the feed's fault
-			}
-			return prog, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
-		}
-		part.last = k
-		b.Touch()
-		if i == len(keys)-1 || time.Since(part.started) >= partEvery || part.size() >= partMaxBytes {
-			done, err := a.finishPart(ctx, in, part, seen, len(prog.Parts)+1)
-			if err != nil {
-				return prog, err
-			}
-			part = nil
-			prog.Dups += done.dups
-			if done.Rows > 0 {
-				prog.Parts = append(prog.Parts, done.ConvertPart)
-			} else if n := len(prog.Parts); n > 0 {
-				prog.Parts[n-1].LastKey = k // only duplicates: the last part covers them
-			}
-			b.Progress(prog)
-			if prog.rows() >= in.Expected {
-				break // the rest can only hold duplicates
-			}
+		if err := fn(k, got.body); err != nil {
+			return err
 		}
 	}
-	return prog, nil
+	return nil
 }
 
 // partWriter is one part being written to a local file.
@@ -395,8 +522,16 @@ func (a *Activities) publishedParquet(ctx context.Context, in ConvertInput) (Con
 // dropPrefix removes a finished stage's checkpoints; a failure only leaves
 // them for a lifecycle rule.
 func (a *Activities) dropPrefix(ctx context.Context, bucket, prefix string) {
+	a.dropWhere(ctx, bucket, prefix, func(string) bool { return true })
+}
+
+// dropWhere removes the objects under prefix that drop says to.
+func (a *Activities) dropWhere(ctx context.Context, bucket, prefix string, drop func(key string) bool) {
 	err := a.listKeys(ctx, bucket, prefix, func(keys []string) error {
 		for _, k := range keys {
+			if !drop(k) {
+				continue
+			}
 			if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &k}); err != nil {
 				a.log().Warn("could not remove an old checkpoint", "key", k, "err", err)
 			}

@@ -34,11 +34,14 @@ type DeliveryInput struct {
 // The set of staging objects read and of lines seen is kept in an S3
 // checkpoint object (Checkpoint) so that it survives a retry on another worker.
 type DeliveryState struct {
-	Delivered  int64  `json:"delivered"`  // distinct lines seen
-	Duplicates int64  `json:"duplicates"` // records seen more than once (dropped at conversion)
-	Objects    int    `json:"objects"`    // staging objects read that hold this feed's records
-	Reads      int64  `json:"reads"`      // GETs of staging objects, every pass and attempt
-	Passes     int    `json:"passes"`     // passes finished
+	Delivered  int64 `json:"delivered"`  // distinct lines seen
+	Duplicates int64 `json:"duplicates"` // records seen more than once (dropped at conversion)
+	Objects    int   `json:"objects"`    // staging objects read that hold this feed's records
+	Reads      int64 `json:"reads"`      // GETs of staging objects, every pass and attempt
+	Passes     int   `json:"passes"`     // passes finished
+	// Checkpoint is the S3 checkpoint object of the last save. When the
+	// stage is done and Convert runs on the worker, it is kept for Convert:
+	// it lists the bundles that hold what delivery read (bundle.go).
 	Checkpoint string `json:"checkpoint,omitempty"`
 	Resumed    bool   `json:"resumed,omitempty"` // this pass continued from an interrupted attempt's checkpoint
 }
@@ -108,9 +111,24 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 		attempt = activity.GetInfo(ctx).Attempt
 	}
 	seq := 0
+	// Convert reads what this stage read from the bundles (see bundle.go);
+	// a Glue job reads the staging prefix itself.
+	var bundle *bundleWriter
+	if p.Conversion != pipeline.ConvertGlue {
+		bundle = newBundleWriter()
+	}
 	save := func(ctx context.Context) error {
 		seq++
-		key, err := a.saveDeliveryCheckpoint(ctx, p, in.FeedID, cp, fmt.Sprintf("%d-%d-%d", st.Passes, attempt, seq))
+		name := fmt.Sprintf("%d-%d-%d", st.Passes, attempt, seq)
+		if bundle != nil && bundle.objects() > 0 {
+			ref, err := a.putBundle(ctx, p, in.FeedID, bundle, name)
+			if err != nil {
+				return err
+			}
+			cp.bundles = append(cp.bundles, ref)
+			bundle = newBundleWriter()
+		}
+		key, err := a.saveDeliveryCheckpoint(ctx, p, in.FeedID, cp, name)
 		if err != nil {
 			return err
 		}
@@ -125,7 +143,8 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 	for _, k := range todo {
 		mu.Lock()
 		done := st.Done(in.Expected)
-		if !done && dirty && time.Since(saved) >= checkpointEvery {
+		full := bundle != nil && bundle.size() >= bundleMaxBytes
+		if !done && dirty && (full || time.Since(saved) >= checkpointEvery) {
 			saveErr = save(gctx)
 		}
 		mu.Unlock()
@@ -143,6 +162,11 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			if bundle != nil {
+				if err := bundle.add(strings.TrimPrefix(k, FeedStagingPrefix(p, in.FeedID)), body); err != nil {
+					return fmt.Errorf("await delivery of feed %s: bundle: %w", in.FeedID, err)
+				}
+			}
 			st.Reads++
 			cp.read[k] = struct{}{}
 			dirty = true
@@ -172,7 +196,7 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 		return st, saveErr
 	}
 	st.Passes++
-	if st.Done(in.Expected) {
+	if st.Done(in.Expected) && bundle == nil {
 		a.dropPrefix(ctx, p.StagingBucket, DeliveryCheckpointPrefix(p, in.FeedID))
 		st.Checkpoint = ""
 		return st, nil
@@ -182,15 +206,34 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 			return st, err
 		}
 	}
+	if st.Done(in.Expected) {
+		// The last checkpoint lists the bundles for Convert, which removes
+		// them; the earlier checkpoints are of no more use.
+		a.dropCheckpointsBut(ctx, p, in.FeedID, st.Checkpoint)
+	}
 	return st, nil
 }
 
-// deliveryCheckpoint is what a pass has read: the staging keys (relative to
-// the feed's prefix) and the set of lines seen.
-type deliveryCheckpoint struct {
-	read  map[string]struct{}
-	lines bitset
+// dropCheckpointsBut removes feedID's delivery checkpoints other than keep
+// (bundles stay); a failure only leaves them for Convert to remove.
+func (a *Activities) dropCheckpointsBut(ctx context.Context, p pipeline.Pipeline, feedID, keep string) {
+	prefix := DeliveryCheckpointPrefix(p, feedID)
+	a.dropWhere(ctx, p.StagingBucket, prefix, func(k string) bool {
+		return k != keep && strings.HasPrefix(k, prefix+"delivery-")
+	})
 }
+
+// deliveryCheckpoint is what a pass has read: the staging keys, the set of
+// lines seen, and the bundles that hold copies of the objects read.
+type deliveryCheckpoint struct {
+	read    map[string]struct{} // full staging keys
+	lines   bitset
+	bundles []bundleRef
+}
+
+// bundleLine starts a bundle's entry in a checkpoint object; the keys it
+// holds follow, one per line. No Firehose key starts with it.
+const bundleLine = "bundle\t"
 
 // DeliveryCheckpointPrefix is where AwaitDelivery keeps its checkpoints for
 // a feed, in the staging bucket (outside the staging prefix).
@@ -199,7 +242,8 @@ func DeliveryCheckpointPrefix(p pipeline.Pipeline, feedID string) string {
 }
 
 // The checkpoint object is gzip of the line set's words (bitset.write),
-// then the keys read, relative to the feed's prefix, one per line.
+// then the keys read, relative to the feed's prefix, one per line: first
+// those in no bundle, then each bundle as a bundleLine and its keys in order.
 func (a *Activities) saveDeliveryCheckpoint(ctx context.Context, p pipeline.Pipeline, feedID string, cp *deliveryCheckpoint, name string) (string, error) {
 	key := fmt.Sprintf("%sdelivery-%s.gz", DeliveryCheckpointPrefix(p, feedID), name)
 	prefix := FeedStagingPrefix(p, feedID)
@@ -208,9 +252,24 @@ func (a *Activities) saveDeliveryCheckpoint(ctx context.Context, p pipeline.Pipe
 		if err := cp.lines.write(bw); err != nil {
 			return err
 		}
+		bundled := map[string]bool{}
+		for _, b := range cp.bundles {
+			for _, k := range b.Keys {
+				bundled[k] = true
+			}
+		}
 		for k := range cp.read {
-			bw.WriteString(strings.TrimPrefix(k, prefix))
-			bw.WriteByte('\n')
+			if rel := strings.TrimPrefix(k, prefix); !bundled[rel] {
+				bw.WriteString(rel)
+				bw.WriteByte('\n')
+			}
+		}
+		for _, b := range cp.bundles {
+			bw.WriteString(bundleLine + b.Key + "\n")
+			for _, k := range b.Keys {
+				bw.WriteString(k)
+				bw.WriteByte('\n')
+			}
 		}
 		return bw.Flush()
 	})
@@ -238,7 +297,15 @@ func (a *Activities) loadDeliveryCheckpoint(ctx context.Context, p pipeline.Pipe
 			if err != nil {
 				return err
 			}
-			cp.read[prefix+strings.TrimSuffix(k, "\n")] = struct{}{}
+			k = strings.TrimSuffix(k, "\n")
+			if b, ok := strings.CutPrefix(k, bundleLine); ok {
+				cp.bundles = append(cp.bundles, bundleRef{Key: b})
+				continue
+			}
+			cp.read[prefix+k] = struct{}{}
+			if n := len(cp.bundles); n > 0 {
+				cp.bundles[n-1].Keys = append(cp.bundles[n-1].Keys, k)
+			}
 		}
 	})
 	var lost *lostCheckpoint

@@ -270,7 +270,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 
 	// 3. Convert the staged records to one Parquet file.
 	start = w.enter(ctx, StageConvert)
-	conv, err := w.convert(ctx, start, activities.ConvertInput{FeedID: id, Pipeline: p, Expected: c.Delivered, Lines: put.Read}, hb)
+	conv, err := w.convert(ctx, start, activities.ConvertInput{FeedID: id, Pipeline: p, Expected: c.Delivered, Lines: put.Read, Delivered: del.State.Checkpoint}, hb)
 	w.leave(ctx, StageConvert, start)
 	if err != nil {
 		return w.result, w.stageError(StageConvert, err)

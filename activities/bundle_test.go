@@ -1,0 +1,177 @@
+package activities
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/feedpipe/feedpipe/internal/parquetconv"
+	"github.com/feedpipe/feedpipe/internal/schema"
+)
+
+// deliverInTwoPasses runs AwaitDelivery's passes over stage's objects, with
+// object c arriving between them, and returns the last pass's state.
+func deliverInTwoPasses(t *testing.T, m *countingS3) DeliveryState {
+	t.Helper()
+	stage(m.memS3)
+	c := m.objs["st/raw/feed=f1/2026/01/01/00/c"]
+	delete(m.objs, "st/raw/feed=f1/2026/01/01/00/c")
+	a := &Activities{S3: m}
+	in := DeliveryInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 3}
+	st, err := checkDelivery(t, a, in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.objs["st/raw/feed=f1/2026/01/01/00/c"] = c
+	in.State = st
+	if st, err = checkDelivery(t, a, in, nil); err != nil || !st.Done(3) {
+		t.Fatalf("second pass %+v, %v", st, err)
+	}
+	return st
+}
+
+func convertLocal(t *testing.T, a *Activities, in ConvertInput, heartbeat any) ConvertResult {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	if heartbeat != nil {
+		env.SetHeartbeatDetails(heartbeat)
+	}
+	v, err := env.ExecuteActivity(a.ConvertLocal, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res ConvertResult
+	if err := v.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// publishedLines counts each line in the feed's published Parquet files.
+func publishedLines(t *testing.T, m *memS3, res ConvertResult) map[int64]int {
+	t.Helper()
+	lines := map[int64]int{}
+	for _, f := range res.Files {
+		err := parquetconv.ReadRecords(m.objs["dst/"+f.Key], stagingPipeline().Schema, func(_ string, line int64, _ []schema.Value) error {
+			lines[line]++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lines
+}
+
+// Convert reads what AwaitDelivery read from its bundles, not from staging
+// again; it reads from staging only the objects no pass needed (here a
+// duplicate that arrived after the last line), and removes the bundles.
+func TestConvertReadsDeliveryBundlesNotStagingAgain(t *testing.T) {
+	m := &countingS3{memS3: newMemS3()}
+	st := deliverInTwoPasses(t, m)
+	m.objs["st/raw/feed=f1/2026/01/01/00/d"] = []byte(`{"_feed_id":"f1","_line":2,"id":2}` + "\n") // late duplicate
+	before := m.gets.Load()
+	a := &Activities{S3: m, TempDir: t.TempDir()}
+	res := convertLocal(t, a, ConvertInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 3, Delivered: st.Checkpoint}, nil)
+	if got := m.gets.Load() - before; got != 1 || res.Reads != 3 {
+		t.Errorf("convert %+v made %d staging GETs; want 2 bundles and the late object read (3), the late object only from staging", res, got)
+	}
+	if res.Rows != 3 || res.Duplicates != 2 {
+		t.Errorf("convert %+v, want 3 rows and 2 duplicates (line 1 twice, line 2 late)", res)
+	}
+	if l := publishedLines(t, m.memS3, res); len(l) != 3 || l[1] != 1 || l[2] != 1 || l[3] != 1 {
+		t.Errorf("published lines %v, want 1, 2 and 3 once each", l)
+	}
+	for k := range m.objs {
+		if strings.HasPrefix(k, "st/checkpoints/") {
+			t.Errorf("%s left behind after the conversion was published", k)
+		}
+	}
+}
+
+// A bundle removed by hand (or damaged) is read from the staging objects it
+// names: slower, never wrong.
+func TestConvertReadsALostBundlesObjectsFromStaging(t *testing.T) {
+	for _, damage := range []string{"removed", "damaged", "wrong keys"} {
+		t.Run(damage, func(t *testing.T) {
+			m := &countingS3{memS3: newMemS3()}
+			st := deliverInTwoPasses(t, m)
+			var bundles []string
+			for k := range m.objs {
+				if strings.Contains(k, "/bundle-") {
+					bundles = append(bundles, k)
+				}
+			}
+			if len(bundles) != 2 {
+				t.Fatalf("bundles %v, want one per pass", bundles)
+			}
+			first := bundles[0]
+			if strings.Compare(bundles[1], first) < 0 {
+				first = bundles[1]
+			}
+			switch damage {
+			case "removed":
+				delete(m.objs, first)
+			case "damaged":
+				m.objs[first] = m.objs[first][:len(m.objs[first])/2]
+			case "wrong keys":
+				w := newBundleWriter()
+				_ = w.add("2026/01/01/00/zz", []byte(`{"_feed_id":"f1","_line":1,"id":1}`))
+				_ = w.zw.Close()
+				m.objs[first] = w.buf.Bytes()
+			}
+			before := m.gets.Load()
+			a := &Activities{S3: m, TempDir: t.TempDir()}
+			res := convertLocal(t, a, ConvertInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 3, Delivered: st.Checkpoint}, nil)
+			if got := m.gets.Load() - before; got != 2 {
+				t.Errorf("%d staging GETs, want the first pass's 2 objects read from staging", got)
+			}
+			if l := publishedLines(t, m.memS3, res); res.Rows != 3 || res.Duplicates != 1 || len(l) != 3 || l[1] != 1 || l[2] != 1 || l[3] != 1 {
+				t.Errorf("convert %+v, lines %v; want 3 rows, 1 duplicate, each line once", res, l)
+			}
+		})
+	}
+}
+
+// A retried Convert whose last part ended inside a bundle goes on with that
+// bundle's next frame.
+func TestConvertResumesInsideABundle(t *testing.T) {
+	m := &countingS3{memS3: newMemS3()}
+	st := deliverInTwoPasses(t, m)
+	p := stagingPipeline()
+	a := &Activities{S3: m, TempDir: t.TempDir()}
+	in := ConvertInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3, Delivered: st.Checkpoint}
+	bundles, err := a.deliveryBundles(context.Background(), in)
+	if err != nil || len(bundles) != 2 || len(bundles[0].Keys) != 2 {
+		t.Fatalf("bundles %+v, %v; want the first pass's 2 objects, then c", bundles, err)
+	}
+
+	// The killed attempt wrote part 1 from the first pass's first object.
+	firstKey := FeedStagingPrefix(p, "f1") + bundles[0].Keys[0]
+	seen := newBitset(3)
+	w, err := a.newPartWriter(in, seen, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sink.add(context.Background(), firstKey, m.objs["st/"+firstKey]); err != nil {
+		t.Fatal(err)
+	}
+	w.last = firstKey
+	part1, err := a.finishPart(context.Background(), in, w, seen, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	before := m.gets.Load()
+	res := convertLocal(t, a, in, ConvertProgress{Parts: []ConvertPart{part1.ConvertPart}, Dups: part1.dups, Reads: 1})
+	if res.ResumedAtPart != 2 || m.gets.Load() != before || res.Reads != 3 {
+		t.Errorf("convert %+v after %d staging GETs; want it resumed at part 2 from the 2 bundles", res, m.gets.Load()-before)
+	}
+	if l := publishedLines(t, m.memS3, res); res.Rows != 3 || res.Duplicates != 1 || len(l) != 3 || l[1] != 1 || l[2] != 1 || l[3] != 1 {
+		t.Errorf("convert %+v, lines %v; want 3 rows, 1 duplicate, each line once", res, l)
+	}
+}
