@@ -22,9 +22,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -108,7 +110,7 @@ type AWS struct {
 
 // LoadAWS loads the SDK's default configuration chain.
 func LoadAWS(ctx context.Context, env Env) (AWS, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(NewHTTPClient()))
 	if err != nil {
 		return AWS{}, fmt.Errorf("aws config: %w", err)
 	}
@@ -123,6 +125,23 @@ func LoadAWS(ctx context.Context, env Env) (AWS, error) {
 		Kinesis: kinesis.NewFromConfig(cfg),
 		Glue:    glue.NewFromConfig(cfg),
 	}, nil
+}
+
+// MaxConnsIdle is how many idle connections to one AWS endpoint the
+// clients keep open. The SDK's default (10) is below what a worker uses at
+// once (activity slots × staging readers), and every connection beyond it
+// is closed after one request and opened again for the next: a TLS
+// handshake on AWS, and on MiniStack a new connection per GET that costs
+// more than the GET.
+const MaxConnsIdle = 256
+
+// NewHTTPClient is the HTTP client of feedpipe's AWS clients: the SDK's,
+// keeping up to MaxConnsIdle connections to each endpoint.
+func NewHTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns = MaxConnsIdle
+		t.MaxIdleConnsPerHost = MaxConnsIdle
+	})
 }
 
 // NewS3 is the S3 client feedpipe uses: path-style addressing when
