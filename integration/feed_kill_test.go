@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/feedpipe/feedpipe/activities"
@@ -112,10 +114,17 @@ func TestFeedWorkerKilledInDeliveryResumesFromCheckpoint(t *testing.T) {
 // The worker is killed while Convert writes its parts, after at least one
 // part was checkpointed: the retry goes on after the parts it has (it says
 // where it resumed), keeps them, and the feed lands with every line once.
+//
+// Convert reads the bundles AwaitDelivery left, which on the local stack
+// takes well under one part's worth of work (partEvery). So that it writes
+// several parts with the shipped part size, the test removes the bundles as
+// they are written (as an operator or a lifecycle rule could): Convert then
+// reads the 30,000 staging objects they name, the slow path.
 func TestFeedWorkerKilledInConvertResumesAfterItsParts(t *testing.T) {
 	ctx := testCtx(t, 4*time.Minute)
 	k := newKillSetup(t, ctx)
 	id, st, w := k.start(t, ctx, feedgen.Options{Records: 30000, Seed: 12})
+	removed := removeBundles(t, ctx, id)
 	var at activities.ConvertProgress
 	k.killAt(t, ctx, id, w, "ConvertLocal", &at, func() bool { return len(at.Parts) > 0 && at.Published == 0 }, 0)
 	done := int64(0)
@@ -145,7 +154,43 @@ func TestFeedWorkerKilledInConvertResumesAfterItsParts(t *testing.T) {
 			t.Errorf("part %d holds %d rows after the retry, %d before: a finished part was converted again", i+1, conv.Files[i].Rows, p.Rows)
 		}
 	}
-	t.Logf("resumed at part %d; %d files; %d staging objects read in all", conv.ResumedAtPart, len(conv.Files), conv.Reads)
+	t.Logf("resumed at part %d; %d files; %d staging objects read in all; %d bundles removed", conv.ResumedAtPart, len(conv.Files), conv.Reads, removed())
+}
+
+// removeBundles deletes the delivery bundles of the run's feed as they are
+// written, until the test ends; the count says how many it removed.
+func removeBundles(t *testing.T, ctx context.Context, workflowID string) func() int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var n atomic.Int64
+	go func() {
+		defer close(done)
+		s3c := clients().S3
+		prefix := ""
+		for ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			if prefix == "" {
+				v, err := tc.QueryWorkflow(ctx, workflowID, "", workflows.ProgressQuery)
+				var pr workflows.Progress
+				if err != nil || v.Get(&pr) != nil || pr.FeedID == "" {
+					continue
+				}
+				prefix = "checkpoints/customers/" + pr.FeedID + "/delivery/bundle-"
+			}
+			out, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &stack.Names.StagingBucket, Prefix: &prefix})
+			if err != nil {
+				continue
+			}
+			for _, o := range out.Contents {
+				if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &stack.Names.StagingBucket, Key: o.Key}); err == nil {
+					n.Add(1)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() int { return int(n.Load()) }
 }
 
 // start uploads a generated feed to the kill pipeline's source and starts its
