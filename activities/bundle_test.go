@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.temporal.io/sdk/testsuite"
-
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/schema"
 )
@@ -34,18 +32,8 @@ func deliverInTwoPasses(t *testing.T, m *countingS3) DeliveryState {
 
 func convertLocal(t *testing.T, a *Activities, in ConvertInput, heartbeat any) ConvertResult {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	if heartbeat != nil {
-		env.SetHeartbeatDetails(heartbeat)
-	}
-	v, err := env.ExecuteActivity(a.ConvertLocal, in)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var res ConvertResult
-	if err := v.Get(&res); err != nil {
+	if err := runActivity(a, a.ConvertLocal, in, heartbeat, &res); err != nil {
 		t.Fatal(err)
 	}
 	return res

@@ -309,10 +309,8 @@ func (a *Activities) readBundles(ctx context.Context, in ConvertInput, bundles [
 	bodies, stop := a.prefetch(ctx, p.StagingBucket, keys, 2)
 	defer stop()
 	for i, bd := range bundles {
-		var got fetched
-		select {
-		case got = <-bodies[i]:
-		case <-ctx.Done():
+		got := take(ctx, bodies[i])
+		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		done := skip // the last frame handed over
@@ -352,12 +350,7 @@ func (a *Activities) readStaged(ctx context.Context, bucket string, keys []strin
 	bodies, stop := a.prefetch(ctx, bucket, keys, stagingReaders)
 	defer stop()
 	for i, k := range keys {
-		var got fetched
-		select {
-		case got = <-bodies[i]:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		got := take(ctx, bodies[i])
 		if got.err != nil {
 			return got.err
 		}
@@ -546,6 +539,16 @@ func (a *Activities) dropWhere(ctx context.Context, bucket, prefix string, drop 
 type fetched struct {
 	body []byte
 	err  error
+}
+
+// take waits for one of prefetch's bodies, or for ctx to end.
+func take(ctx context.Context, ch <-chan fetched) fetched {
+	select {
+	case got := <-ch:
+		return got
+	case <-ctx.Done():
+		return fetched{err: ctx.Err()}
+	}
 }
 
 // prefetch reads keys with up to n objects in flight or waiting to be taken,

@@ -71,19 +71,26 @@ func stagingPipeline() pipeline.Pipeline {
 	return p
 }
 
-func checkDelivery(t *testing.T, a *Activities, in DeliveryInput, heartbeat any) (DeliveryState, error) {
-	t.Helper()
+// runActivity runs one of a's activities in the test environment, with the
+// heartbeat details of an earlier attempt if not nil, into out.
+func runActivity(a *Activities, fn, in, heartbeat, out any) error {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
 	if heartbeat != nil {
 		env.SetHeartbeatDetails(heartbeat)
 	}
-	v, err := env.ExecuteActivity(a.CheckDelivery, in)
-	var st DeliveryState
+	v, err := env.ExecuteActivity(fn, in)
 	if err == nil {
-		err = v.Get(&st)
+		err = v.Get(out)
 	}
+	return err
+}
+
+func checkDelivery(t *testing.T, a *Activities, in DeliveryInput, heartbeat any) (DeliveryState, error) {
+	t.Helper()
+	var st DeliveryState
+	err := runActivity(a, a.CheckDelivery, in, heartbeat, &st)
 	return st, err
 }
 
