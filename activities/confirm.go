@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/sfconn"
 )
 
 // ConfirmInput names the Parquet files Snowflake should have loaded.
@@ -68,7 +69,7 @@ func (CopyHistoryChecker) FileStatuses(ctx context.Context, db *sql.DB, p pipeli
 FROM TABLE(%s.INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => '%s.%s', START_TIME => DATEADD(DAY, -14, CURRENT_TIMESTAMP())))
 WHERE FILE_NAME LIKE ?
 ORDER BY LAST_LOAD_TIME DESC`, p.Snowflake.Database, p.Snowflake.Schema, p.Snowflake.Table)
-	return scanLoads(db.QueryContext(ctx, q, "%"+prefix+"%"))
+	return queryLoads(ctx, db, q, "%"+prefix+"%")
 }
 
 // FeedRows implements IngestionChecker; COPY_HISTORY's row counts are enough.
@@ -86,17 +87,29 @@ func (LoadHistoryChecker) FileStatuses(ctx context.Context, db *sql.DB, p pipeli
 FROM %s.INFORMATION_SCHEMA.LOAD_HISTORY
 WHERE TABLE_NAME = ? AND SCHEMA_NAME = ? AND FILE_NAME LIKE ?
 ORDER BY LAST_LOAD_TIME DESC`, p.Snowflake.Database)
-	return scanLoads(db.QueryContext(ctx, q, strings.ToUpper(p.Snowflake.Table), strings.ToUpper(p.Snowflake.Schema), "%"+prefix+"%"))
+	return queryLoads(ctx, db, q, strings.ToUpper(p.Snowflake.Table), strings.ToUpper(p.Snowflake.Schema), "%"+prefix+"%")
 }
 
 // FeedRows implements IngestionChecker.
 func (LoadHistoryChecker) FeedRows(ctx context.Context, db *sql.DB, p pipeline.Pipeline, feedID string) (int64, error) {
 	var n int64
 	q := fmt.Sprintf("SELECT COUNT(*) FROM %s.%s.%s WHERE _FEED_ID = ?", p.Snowflake.Database, p.Snowflake.Schema, p.Snowflake.Table)
-	if err := db.QueryRowContext(ctx, q, feedID).Scan(&n); err != nil {
+	err := sfconn.Do(ctx, db, func(c *sql.Conn) error { return c.QueryRowContext(ctx, q, feedID).Scan(&n) })
+	if err != nil {
 		return 0, fmt.Errorf("count rows of feed %s: %w", feedID, err)
 	}
 	return n, nil
+}
+
+// queryLoads runs a load-status query on one connection (dropped if its
+// session is gone: sfconn) and scans its rows.
+func queryLoads(ctx context.Context, db *sql.DB, q string, args ...any) (out []FileLoad, err error) {
+	err = sfconn.Do(ctx, db, func(c *sql.Conn) error {
+		rows, err := c.QueryContext(ctx, q, args...)
+		out, err = scanLoads(rows, err)
+		return err
+	})
+	return out, err
 }
 
 func scanLoads(rows *sql.Rows, err error) ([]FileLoad, error) {

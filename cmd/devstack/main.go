@@ -32,7 +32,7 @@ func main() {
 func run() error {
 	var opt devstack.Options
 	flag.StringVar(&opt.RunDir, "run-dir", ".run/stack", "directory for the processes' logs and data")
-	persist := flag.Bool("persist", true, "keep Temporal's history in RUN_DIR/temporal.db across restarts")
+	flag.BoolVar(&opt.Persist, "persist", true, "keep each part's data in RUN_DIR across restarts (Temporal's SQLite file, fakesnow's databases, MiniStack's objects and state)")
 	flag.IntVar(&opt.TemporalPort, "temporal-port", 7233, "Temporal frontend port (0: a free one)")
 	flag.IntVar(&opt.UIPort, "ui-port", 8233, "Temporal Web UI port (0: a free one)")
 	flag.IntVar(&opt.AWSPort, "aws-port", 4566, "MiniStack port (0: a free one)")
@@ -45,9 +45,6 @@ func run() error {
 		return err
 	}
 	opt.RunDir = abs
-	if *persist {
-		opt.TemporalDB = filepath.Join(abs, "temporal.db")
-	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	opt.Logger = logger
 
@@ -97,19 +94,15 @@ func run() error {
 			return fmt.Errorf("write env file: %w", err)
 		}
 	}
-	fmt.Println("Ctrl-C stops everything.")
+	fmt.Println("A part that exits is started again (with its data, -persist); Ctrl-C stops everything.")
 
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			fmt.Println("stopping…")
-			return nil
-		case <-tick.C:
-			if err := s.Check(); err != nil {
-				return err
-			}
+	s.Supervise(ctx, 2*time.Second, func(part string, exitErr, restartErr error) {
+		if restartErr != nil {
+			logger.Error("a part exited and could not be started again; it stays down", "part", part, "exit", exitErr, "err", restartErr)
+			return
 		}
-	}
+		logger.Warn("a part exited and was started again", "part", part, "exit", exitErr)
+	})
+	fmt.Println("stopping…")
+	return nil
 }

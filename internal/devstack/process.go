@@ -22,9 +22,19 @@ type Process struct {
 	waitErr error
 }
 
-// StartProcess starts argv with env, its output appended to logPath.
+// StartProcess starts argv with env, its output written to logPath.
 func StartProcess(name, logPath string, env []string, argv ...string) (*Process, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	return startProcess(name, logPath, env, false, argv...)
+}
+
+// startProcess starts argv; its output replaces logPath, or is appended to
+// it when a part starts again.
+func startProcess(name, logPath string, env []string, appendLog bool, argv ...string) (*Process, error) {
+	mode := os.O_TRUNC
+	if appendLog {
+		mode = os.O_APPEND
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|mode, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open %s log: %w", name, err)
 	}
@@ -71,6 +81,16 @@ func (p *Process) Stop(grace time.Duration) {
 	}
 	// Children that left the group's leader behind still belong to the group.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// Kill ends the process group at once (SIGKILL), as a crash or an OOM kill
+// does, and waits for it.
+func (p *Process) Kill() {
+	if done, _ := p.Exited(); done {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
 }
 
 // RSS is the resident set size of the process and its descendants.

@@ -54,8 +54,16 @@ type Options struct {
 	// TemporalBin is the devtemporal binary; default $FEEDPIPE_DEVTEMPORAL, or
 	// built from cmd/devtemporal into Root/bin (cached by the Go build cache).
 	TemporalBin string
-	// TemporalDB persists Temporal's state in this SQLite file; empty: in memory.
+	// TemporalDB persists Temporal's state in this SQLite file; empty: in
+	// memory (or RunDir/temporal.db with Persist).
 	TemporalDB string
+	// Persist keeps Temporal's and MiniStack's data in RunDir across a
+	// restart of that part: Temporal's SQLite file, MiniStack's objects
+	// (written as they come) and its other state (saved when it stops).
+	// fakesnow's server keeps its tables in memory whatever its flags (its
+	// -d applies to its Python library only): a restarted fakesnow is
+	// provisioned again, empty. Off, everything is in memory: faster.
+	Persist bool
 	// Fixed ports on 127.0.0.1; 0 picks a free one. UIPort -1 turns the UI off.
 	TemporalPort, UIPort, AWSPort, SnowflakePort int
 	// Names of the provisioned resources; zero value: provision.DefaultNames().
@@ -87,7 +95,7 @@ type Stack struct {
 	// Timings of the start, for the operator.
 	Started map[string]time.Duration
 
-	procs  []*Process
+	parts  []*part
 	pipe   *snowpipe.StandIn
 	cancel context.CancelFunc
 	log    *slog.Logger
@@ -161,19 +169,26 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		}
 	}
 
+	// Temporal's frontend and UI get fixed ports too, so that a restarted
+	// server is found where it was.
+	tPort, uiPort := pick(opt.TemporalPort, ports[2]), pick(opt.UIPort, ports[3])
+	temporalDB, awsPersist := opt.TemporalDB, []string{}
+	if opt.Persist {
+		if temporalDB == "" {
+			temporalDB = filepath.Join(opt.RunDir, "temporal.db")
+		}
+		// MiniStack keeps objects on disk as they are written, and the other
+		// services' state in STATE_DIR when it stops (SIGTERM).
+		awsPersist = []string{"S3_PERSIST=1", "PERSIST_STATE=1", "STATE_DIR=" + filepath.Join(opt.RunDir, "ministack-state")}
+	}
+
 	tStart := time.Now()
 	temporalOut := filepath.Join(opt.RunDir, "devtemporal.out")
-	targs := []string{temporalBin, "-port", strconv.Itoa(opt.TemporalPort), "-ui-port", strconv.Itoa(opt.UIPort),
+	targs := []string{temporalBin, "-port", strconv.Itoa(tPort), "-ui-port", strconv.Itoa(uiPort),
 		"-log", filepath.Join(opt.RunDir, "temporal.log")}
-	if opt.TemporalDB != "" {
-		targs = append(targs, "-db", opt.TemporalDB)
+	if temporalDB != "" {
+		targs = append(targs, "-db", temporalDB)
 	}
-	tp, err := StartProcess("temporal", temporalOut, os.Environ(), targs...)
-	if err != nil {
-		return nil, err
-	}
-	s.procs = append(s.procs, tp)
-
 	venvBin := filepath.Join(opt.Venv, "bin")
 	s.AWSEndpoint = fmt.Sprintf("http://127.0.0.1:%d", awsPort)
 	// MiniStack runs Glue Python-shell scripts with the `python3` on its PATH:
@@ -184,51 +199,42 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		"S3_DATA_DIR="+filepath.Join(opt.RunDir, "s3"), "LOG_LEVEL=WARNING",
 		"AWS_ENDPOINT_URL="+s.AWSEndpoint, "AWS_ACCESS_KEY_ID="+AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY="+SecretAccessKey, "AWS_DEFAULT_REGION="+Region, "AWS_REGION="+Region)
-	mp, err := StartProcess("ministack", filepath.Join(opt.RunDir, "ministack.log"), awsEnv,
-		filepath.Join(venvBin, "ministack"))
-	if err != nil {
-		return nil, err
-	}
-	s.procs = append(s.procs, mp)
-
+	awsEnv = append(awsEnv, awsPersist...)
 	s.SnowflakeHost, s.SnowflakePort = "127.0.0.1", sfPort
-	sfEnv := append(cleanEnv(), "PATH="+venvBin+":"+os.Getenv("PATH"))
-	fp, err := StartProcess("fakesnow", filepath.Join(opt.RunDir, "fakesnow.log"), sfEnv,
-		filepath.Join(venvBin, "fakesnow"), "-s", "--host", "127.0.0.1", "-p", strconv.Itoa(sfPort))
-	if err != nil {
-		return nil, err
+	s.parts = []*part{
+		{name: PartTemporal, argv: targs, env: os.Environ(), log: temporalOut, ready: func(ctx context.Context, p *Process) error {
+			ready, err := waitReadyLine(ctx, p, temporalOut, 90*time.Second)
+			if err == nil {
+				s.TemporalAddress, s.TemporalNamespace, s.UIURL = ready.Address, ready.Namespace, ready.UI
+			}
+			return err
+		}},
+		{name: PartMiniStack, argv: []string{filepath.Join(venvBin, "ministack")}, env: awsEnv, log: filepath.Join(opt.RunDir, "ministack.log"),
+			ready: func(ctx context.Context, p *Process) error {
+				return waitHealthy(ctx, p, s.AWSEndpoint+"/_localstack/health", 60*time.Second)
+			}},
+		{name: PartFakesnow, argv: []string{filepath.Join(venvBin, "fakesnow"), "-s", "--host", "127.0.0.1", "-p", strconv.Itoa(sfPort)},
+			env: append(cleanEnv(), "PATH="+venvBin+":"+os.Getenv("PATH")), log: filepath.Join(opt.RunDir, "fakesnow.log"),
+			ready: func(ctx context.Context, p *Process) error {
+				return waitHealthy(ctx, p, fmt.Sprintf("http://127.0.0.1:%d/", sfPort), 60*time.Second)
+			}},
 	}
-	s.procs = append(s.procs, fp)
-
-	ready, err := waitReadyLine(ctx, tp, temporalOut, 90*time.Second)
-	if err != nil {
-		return nil, err
+	// Start all three first, then wait for each: they boot in parallel.
+	for _, p := range s.parts {
+		if err := p.start(false); err != nil {
+			return nil, err
+		}
 	}
-	s.TemporalAddress, s.TemporalNamespace, s.UIURL = ready.Address, ready.Namespace, ready.UI
-	s.Started["temporal"] = time.Since(tStart)
-	if err := waitHealthy(ctx, mp, s.AWSEndpoint+"/_localstack/health", 60*time.Second); err != nil {
-		return nil, err
+	for _, p := range s.parts {
+		if err := p.ready(ctx, p.current()); err != nil {
+			return nil, err
+		}
+		s.Started[p.name] = time.Since(tStart)
 	}
-	s.Started["ministack"] = time.Since(tStart)
-	if err := waitHealthy(ctx, fp, fmt.Sprintf("http://127.0.0.1:%d/", sfPort), 60*time.Second); err != nil {
-		return nil, err
-	}
-	s.Started["fakesnow"] = time.Since(tStart)
 
 	tProv := time.Now()
-	clients := provision.NewAWSClients(s.AWSConfig(), true)
-	if s.AWS, err = provision.AWS(ctx, clients, s.Names); err != nil {
-		return nil, fmt.Errorf("devstack: provision AWS on %s: %w", s.AWSEndpoint, err)
-	}
-	db, err := s.OpenSnowflake("", "")
-	if err != nil {
+	if err := s.provision(ctx); err != nil {
 		return nil, err
-	}
-	defer db.Close()
-	if err := provision.Snowflake(ctx, db, s.Names.Snowflake, s.Names.DestBucket, &provision.LocalS3{
-		Endpoint: fmt.Sprintf("127.0.0.1:%d", awsPort), KeyID: AccessKeyID, Secret: SecretAccessKey, Region: Region,
-	}); err != nil {
-		return nil, fmt.Errorf("devstack: provision Snowflake on fakesnow: %w", err)
 	}
 	s.Started["provision"] = time.Since(tProv)
 
@@ -239,11 +245,33 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		}
 		runCtx, cancel := context.WithCancel(context.Background())
 		s.cancel = cancel
-		s.pipe = snowpipe.NewStandIn(clients.SQS, pdb, s.AWS.LoadQueueURL, s.Names.Snowflake, opt.Logger)
+		s.pipe = snowpipe.NewStandIn(provision.NewAWSClients(s.AWSConfig(), true).SQS, pdb, s.AWS.LoadQueueURL, s.Names.Snowflake, opt.Logger)
 		go s.pipe.Run(runCtx)
 	}
 	s.Started["total"] = time.Since(t0)
 	return s, nil
+}
+
+// provision creates the AWS and Snowflake resources the pipelines need, or
+// finds them there.
+func (s *Stack) provision(ctx context.Context) error {
+	clients := provision.NewAWSClients(s.AWSConfig(), true)
+	aws, err := provision.AWS(ctx, clients, s.Names)
+	if err != nil {
+		return fmt.Errorf("devstack: provision AWS on %s: %w", s.AWSEndpoint, err)
+	}
+	s.AWS = aws
+	db, err := s.OpenSnowflake("", "")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := provision.Snowflake(ctx, db, s.Names.Snowflake, s.Names.DestBucket, &provision.LocalS3{
+		Endpoint: strings.TrimPrefix(s.AWSEndpoint, "http://"), KeyID: AccessKeyID, Secret: SecretAccessKey, Region: Region,
+	}); err != nil {
+		return fmt.Errorf("devstack: provision Snowflake on fakesnow: %w", err)
+	}
+	return nil
 }
 
 // AWSConfig is an aws.Config for the stack's MiniStack.
@@ -298,8 +326,8 @@ func (s *Stack) Env() []string {
 // ProcessRSS is each child process's resident memory (with its children), in bytes.
 func (s *Stack) ProcessRSS() map[string]int64 {
 	m := map[string]int64{}
-	for _, p := range s.procs {
-		m[p.name] = p.RSS()
+	for _, p := range s.parts {
+		m[p.name] = p.current().RSS()
 	}
 	return m
 }
@@ -308,17 +336,19 @@ func (s *Stack) ProcessRSS() map[string]int64 {
 // nothing is left running after Stop.
 func (s *Stack) PIDs() map[string]int {
 	m := map[string]int{}
-	for _, p := range s.procs {
-		m[p.name] = p.cmd.Process.Pid
+	for _, p := range s.parts {
+		m[p.name] = p.current().PID()
 	}
 	return m
 }
 
 // Check returns an error naming the first process that has exited.
 func (s *Stack) Check() error {
-	for _, p := range s.procs {
-		if done, err := p.Exited(); done {
-			return fmt.Errorf("devstack: %s exited (%v); last log lines:\n%s", p.name, err, p.Tail(2000))
+	for _, p := range s.parts {
+		if proc := p.current(); proc != nil {
+			if done, err := proc.Exited(); done {
+				return fmt.Errorf("devstack: %s exited (%v); last log lines:\n%s", p.name, err, proc.Tail(2000))
+			}
 		}
 	}
 	return nil
@@ -330,10 +360,13 @@ func (s *Stack) Stop() {
 		s.cancel()
 		s.pipe.Wait()
 	}
-	for i := len(s.procs) - 1; i >= 0; i-- {
-		s.procs[i].Stop(10 * time.Second)
+	for i := len(s.parts) - 1; i >= 0; i-- {
+		if proc := s.parts[i].current(); proc != nil {
+			_ = syscall.Kill(-proc.PID(), syscall.SIGCONT) // a frozen part cannot stop
+			proc.Stop(10 * time.Second)
+		}
 	}
-	s.procs = nil
+	s.parts = nil
 }
 
 // FindRoot returns the repository root: the nearest parent directory of the

@@ -9,7 +9,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/internal/provision"
 	"github.com/feedpipe/feedpipe/internal/s3event"
+	"github.com/feedpipe/feedpipe/internal/sfconn"
 )
 
 // StandIn plays Snowpipe for one table and stage.
@@ -54,7 +57,12 @@ func (s *StandIn) Run(ctx context.Context) {
 			continue
 		}
 		for _, m := range out.Messages {
-			s.handle(ctx, aws.ToString(m.Body))
+			if err := s.handle(ctx, aws.ToString(m.Body)); err != nil {
+				// Left on the queue: SQS hands it out again after its
+				// visibility timeout.
+				s.log.Warn("snowpipe stand-in: Snowflake unreachable; the file is loaded again later", "err", err)
+				continue
+			}
 			if _, err := s.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &s.queueURL, ReceiptHandle: m.ReceiptHandle}); err != nil && ctx.Err() == nil {
 				s.log.Warn("snowpipe stand-in: delete message", "err", err)
 			}
@@ -65,28 +73,46 @@ func (s *StandIn) Run(ctx context.Context) {
 // Wait blocks until Run has returned.
 func (s *StandIn) Wait() { s.wg.Wait() }
 
-func (s *StandIn) handle(ctx context.Context, body string) {
+// handle loads the files an event names. It returns an error only when
+// Snowflake could not be reached (the message is then kept for a retry);
+// COPY INTO itself skips files it loaded before.
+func (s *StandIn) handle(ctx context.Context, body string) error {
 	objs, err := s3event.Parse(body)
 	if errors.Is(err, s3event.ErrNotObjectCreated) {
-		return
+		return nil
 	}
 	if err != nil {
 		s.log.Warn("snowpipe stand-in: unreadable event, dropped", "err", err)
-		return
+		return nil
 	}
 	for _, o := range objs {
 		stmt := provision.CopyStatement(s.names, o.Key)
 		// Snowpipe records a failed load in COPY_HISTORY/LOAD_HISTORY and
 		// moves on; so does the stand-in (fakesnow records successful loads).
 		// The workflow's ingestion check is what notices a file that never loads.
-		rows, err := s.db.QueryContext(ctx, stmt)
-		if err != nil {
+		err := sfconn.Do(ctx, s.db, func(c *sql.Conn) error {
+			rows, err := c.QueryContext(ctx, stmt)
+			if err == nil {
+				rows.Close()
+			}
+			return err
+		})
+		switch {
+		case sfconn.ConnectionLost(err) || isUnreachable(err):
+			return fmt.Errorf("COPY INTO for s3://%s/%s: %w", o.Bucket, o.Key, err)
+		case err != nil:
 			s.log.Warn("snowpipe stand-in: COPY INTO failed", "bucket", o.Bucket, "key", o.Key, "err", err)
 			continue
 		}
-		rows.Close()
 		s.log.Info("snowpipe stand-in: loaded", "bucket", o.Bucket, "key", o.Key, "table", s.names.Table)
 	}
+	return nil
+}
+
+// isUnreachable reports whether err says the server did not answer at all.
+func isUnreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func sleep(ctx context.Context, d time.Duration) {
