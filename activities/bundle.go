@@ -82,6 +82,8 @@ func (a *Activities) putBundle(ctx context.Context, p pipeline.Pipeline, feedID 
 		return bundleRef{}, fmt.Errorf("await delivery of feed %s: bundle: %w", feedID, err)
 	}
 	key := fmt.Sprintf("%sbundle-%s.gz", DeliveryCheckpointPrefix(p, feedID), name)
+	ctx, cancel := callContext(ctx)
+	defer cancel()
 	_, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.StagingBucket, Key: &key, Body: bytes.NewReader(w.buf.Bytes())})
 	if err != nil {
 		return bundleRef{}, classifyAWS(err, fmt.Sprintf("await delivery of feed %s: save bundle s3://%s/%s", feedID, p.StagingBucket, key))
@@ -119,6 +121,10 @@ func eachBundled(body []byte, want []string, fn func(i int, rel string, obj []by
 	}
 }
 
+// maxFrame bounds one frame: a key, or a staging object (Firehose writes
+// objects of at most 128 MiB).
+const maxFrame = 1 << 30
+
 // readFrame reads one length-prefixed field; io.EOF only at a field's start.
 func readFrame(r *bufio.Reader) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
@@ -128,11 +134,15 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 		}
 		return nil, err
 	}
-	if n > 5<<30 {
+	if n > maxFrame {
 		return nil, fmt.Errorf("field of %d bytes", n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	// Read what is there rather than allocate a damaged length up front.
+	b, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(b)) != n {
 		return nil, io.ErrUnexpectedEOF
 	}
 	return b, nil

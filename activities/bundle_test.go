@@ -2,8 +2,13 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/schema"
@@ -161,5 +166,93 @@ func TestConvertResumesInsideABundle(t *testing.T) {
 	}
 	if l := publishedLines(t, m.memS3, res); res.Rows != 3 || res.Duplicates != 1 || len(l) != 3 || l[1] != 1 || l[2] != 1 || l[3] != 1 {
 		t.Errorf("convert %+v, lines %v; want 3 rows, 1 duplicate, each line once", res, l)
+	}
+}
+
+// slowS3 answers GETs of keys containing "slow" after a delay.
+type slowS3 struct {
+	*countingS3
+	delay time.Duration
+}
+
+func (s *slowS3) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if strings.Contains(aws.ToString(in.Key), "slow") {
+		time.Sleep(s.delay)
+	}
+	return s.countingS3.GetObject(ctx, in, o...)
+}
+
+// A pass that saves mid-way (a long one after a short one) names its bundles
+// apart from the last save of the pass before: Convert finds every bundle
+// its checkpoint names and reads nothing from staging again.
+func TestDeliveryPassesNameTheirBundlesApart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes one checkpoint interval")
+	}
+	m := &slowS3{countingS3: &countingS3{memS3: newMemS3()}, delay: 450 * time.Millisecond}
+	const lines = 202
+	obj := func(l int) []byte {
+		return []byte(fmt.Sprintf(`{"_feed_id":"f1","_line":%d,"id":%d,"name":"x"}`+"\n", l, l))
+	}
+	m.objs["st/raw/feed=f1/2026/01/01/00/a1"] = obj(1)
+	m.objs["st/raw/feed=f1/2026/01/01/00/a2"] = obj(2)
+	a := &Activities{S3: m}
+	in := DeliveryInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: lines, Lines: lines}
+	st, err := checkDelivery(t, a, in, nil)
+	if err != nil || st.Delivered != 2 {
+		t.Fatalf("first pass %+v, %v", st, err)
+	}
+	// 200 objects at 450 ms each, 16 at a time: over checkpointEvery.
+	for l := 3; l <= lines; l++ {
+		m.objs[fmt.Sprintf("st/raw/feed=f1/2026/01/01/00/slow%03d", l)] = obj(l)
+	}
+	in.State = st
+	if st, err = checkDelivery(t, a, in, nil); err != nil || !st.Done(lines) {
+		t.Fatalf("second pass %+v, %v", st, err)
+	}
+	cp, err := a.loadDeliveryCheckpoint(context.Background(), in.Pipeline, "f1", st.Checkpoint, lines)
+	if err != nil || len(cp.bundles) < 3 {
+		t.Fatalf("checkpoint %+v, %v; want the first pass's bundle and at least two of the second's", cp, err)
+	}
+	before := m.gets.Load()
+	res := convertLocal(t, &Activities{S3: m, TempDir: t.TempDir()}, ConvertInput{FeedID: "f1", Pipeline: in.Pipeline, Expected: lines, Lines: lines, Delivered: st.Checkpoint}, nil)
+	if got := m.gets.Load() - before; got != 0 || res.Rows != lines {
+		t.Errorf("convert %+v read %d staging objects; want every line from the %d bundles", res, got, len(cp.bundles))
+	}
+}
+
+// A retry whose parts followed the bundles, when the bundles are gone, does
+// not guess which staging objects the parts covered (key order is not
+// bundle order): it converts the feed again from the start.
+func TestConvertStartsOverWhenItsBundlesAreLost(t *testing.T) {
+	m := &countingS3{memS3: newMemS3()}
+	st := deliverInTwoPasses(t, m)
+	p := stagingPipeline()
+	a := &Activities{S3: m, TempDir: t.TempDir()}
+	in := ConvertInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3, Delivered: st.Checkpoint}
+	bundles, err := a.deliveryBundles(context.Background(), in)
+	if err != nil || len(bundles) != 2 {
+		t.Fatalf("bundles %+v, %v", bundles, err)
+	}
+	// Part 1 covered the second pass's object c (line 2), the last key.
+	lastKey := FeedStagingPrefix(p, "f1") + bundles[1].Keys[0]
+	seen := newBitset(3)
+	w, err := a.newPartWriter(in, seen, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sink.add(context.Background(), lastKey, m.objs["st/"+lastKey]); err != nil {
+		t.Fatal(err)
+	}
+	w.last = lastKey
+	part1, err := a.finishPart(context.Background(), in, w, seen, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(m.objs, "st/"+st.Checkpoint) // the delivery checkpoint, and with it the bundle list
+
+	res := convertLocal(t, a, in, ConvertProgress{Parts: []ConvertPart{part1.ConvertPart}, Reads: 1, Bundled: true})
+	if l := publishedLines(t, m.memS3, res); res.Rows != 3 || res.ResumedAtPart != 0 || len(l) != 3 || l[1] != 1 || l[2] != 1 || l[3] != 1 {
+		t.Errorf("convert %+v, lines %v; want it started over: 3 rows, each line once", res, l)
 	}
 }

@@ -67,6 +67,9 @@ type ConvertProgress struct {
 	Published int           `json:"published"` // parts copied to the destination
 	Dups      int64         `json:"duplicates"`
 	Reads     int64         `json:"reads"`
+	// Bundled says the parts followed the order of delivery's bundles, not
+	// key order: without the bundles, a retry must start over.
+	Bundled bool `json:"bundled,omitempty"`
 }
 
 func (p ConvertProgress) rows() int64 {
@@ -118,13 +121,16 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 	p := in.Pipeline
 	var prog ConvertProgress
 	if activity.HasHeartbeatDetails(ctx) {
-		_ = activity.GetHeartbeatDetails(ctx, &prog)
+		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
+			activity.GetLogger(ctx).Warn("convert: unreadable checkpoint, converting from the start", "feed", in.FeedID, "err", err)
+			prog = ConvertProgress{}
+		}
 	}
 	ctx, b := startBeat(ctx, prog)
 	defer b.Stop()
 	if res, ok, err := a.publishedParquet(ctx, in); err != nil || ok {
 		if ok {
-			a.dropPrefix(ctx, p.StagingBucket, DeliveryCheckpointPrefix(p, in.FeedID))
+			a.dropCheckpoints(ctx, p, in.FeedID)
 		}
 		return res, err
 	}
@@ -147,8 +153,12 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 	}
 	if prog.rows() < in.Expected {
 		var err error
-		if prog, err = a.convertParts(ctx, in, prog, seen, b); err != nil {
+		var restarted bool
+		if prog, restarted, err = a.convertParts(ctx, in, prog, seen, b); err != nil {
 			return ConvertResult{}, err
+		}
+		if restarted {
+			resumedAt = 0
 		}
 	}
 	if rows := prog.rows(); rows != in.Expected {
@@ -164,30 +174,48 @@ func (a *Activities) ConvertLocal(ctx context.Context, in ConvertInput) (Convert
 		if i < prog.Published {
 			continue
 		}
-		if _, err := a.S3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &p.DestBucket, Key: &key,
+		cctx, cancel := callContext(ctx)
+		_, err := a.S3.CopyObject(cctx, &s3.CopyObjectInput{Bucket: &p.DestBucket, Key: &key,
 			CopySource: aws.String(p.StagingBucket + "/" + pt.Key), MetadataDirective: "REPLACE",
-			Metadata: map[string]string{feedIDMetadata: in.FeedID}}); err != nil {
+			Metadata: map[string]string{feedIDMetadata: in.FeedID}})
+		cancel()
+		if err != nil {
 			return ConvertResult{}, classifyAWS(err, fmt.Sprintf("convert feed %s: publish s3://%s/%s", in.FeedID, p.DestBucket, key))
 		}
 		prog.Published = i + 1
 		b.Progress(prog)
 	}
-	a.dropPrefix(ctx, p.StagingBucket, ConvertCheckpointPrefix(p, in.FeedID))
-	a.dropPrefix(ctx, p.StagingBucket, DeliveryCheckpointPrefix(p, in.FeedID)) // the bundles
+	a.dropCheckpoints(ctx, p, in.FeedID)
 	return res, nil
+}
+
+// dropCheckpoints removes what Convert and delivery kept of a feed (parts,
+// line sets, bundles) once its Parquet is published.
+func (a *Activities) dropCheckpoints(ctx context.Context, p pipeline.Pipeline, feedID string) {
+	a.dropPrefix(ctx, p.StagingBucket, ConvertCheckpointPrefix(p, feedID))
+	a.dropPrefix(ctx, p.StagingBucket, DeliveryCheckpointPrefix(p, feedID))
 }
 
 // convertParts converts the feed's staged objects after the last part's,
 // closing a part every partEvery of work, and returns the progress with
 // every part. It reads the bundles AwaitDelivery left (in their order), then
 // the staging objects no bundle holds, in key order.
-func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog ConvertProgress, seen bitset, b *beat) (ConvertProgress, error) {
+func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog ConvertProgress, seen bitset, b *beat) (_ ConvertProgress, restarted bool, err error) {
 	p := in.Pipeline
 	prefix := FeedStagingPrefix(p, in.FeedID)
 	bundles, err := a.deliveryBundles(ctx, in)
 	if err != nil {
-		return prog, err
+		return prog, false, err
 	}
+	if restarted = prog.Bundled && len(bundles) == 0 && len(prog.Parts) > 0; restarted {
+		// The parts followed the bundles' order, which is gone with them:
+		// which staging objects they cover is unknown. Nothing is published
+		// yet, so convert again from the start.
+		activity.GetLogger(ctx).Warn("convert: delivery's bundles are lost; converting again from the start", "feed", in.FeedID, "parts_done", len(prog.Parts))
+		prog = ConvertProgress{Reads: prog.Reads}
+		clear(seen)
+	}
+	prog.Bundled = len(bundles) > 0
 	type at struct{ bundle, frame int }
 	where := map[string]at{}
 	for i, bd := range bundles {
@@ -215,7 +243,7 @@ func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog Con
 		b.Touch()
 		return nil
 	}); err != nil {
-		return prog, err
+		return prog, restarted, err
 	}
 
 	var part *partWriter
@@ -275,7 +303,7 @@ func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog Con
 	if errors.Is(err, errEnough) {
 		err = nil
 	}
-	return prog, err
+	return prog, restarted, err
 }
 
 // deliveryBundles returns the bundles AwaitDelivery's last checkpoint lists.
@@ -314,6 +342,7 @@ func (a *Activities) readBundles(ctx context.Context, in ConvertInput, bundles [
 			return ctx.Err()
 		}
 		done := skip // the last frame handed over
+		lost := got.err != nil && ErrorTypeOf(got.err) == ErrNotFound
 		err := got.err
 		if err == nil {
 			prog.Reads++
@@ -322,14 +351,19 @@ func (a *Activities) readBundles(ctx context.Context, in ConvertInput, bundles [
 					return nil
 				}
 				if err := fn(prefix+rel, obj); err != nil {
-					return err
+					return &convertError{err}
 				}
 				done = j
 				return nil
 			})
+			var damaged *lostCheckpoint
+			lost = errors.As(err, &damaged)
+			var ce *convertError
+			if errors.As(err, &ce) {
+				err = ce.err
+			}
 		}
-		var lost *lostCheckpoint
-		if errors.As(err, &lost) || ErrorTypeOf(err) == ErrNotFound {
+		if lost {
 			activity.GetLogger(ctx).Warn("convert: reading a lost bundle's staging objects", "feed", in.FeedID, "bundle", bd.Key, "why", err)
 			staged := make([]string, 0, len(bd.Keys))
 			for _, k := range bd.Keys[done+1:] {
@@ -344,6 +378,12 @@ func (a *Activities) readBundles(ctx context.Context, in ConvertInput, bundles [
 	}
 	return nil
 }
+
+// convertError carries an error of the conversion itself out of a bundle's
+// frames, so that it is not taken for a damaged bundle.
+type convertError struct{ err error }
+
+func (e *convertError) Error() string { return e.err.Error() }
 
 // readStaged hands fn each of keys' bodies in order, reading ahead.
 func (a *Activities) readStaged(ctx context.Context, bucket string, keys []string, prog *ConvertProgress, fn func(key string, body []byte) error) error {
@@ -436,8 +476,12 @@ func (a *Activities) finishPart(ctx context.Context, in ConvertInput, w *partWri
 	}
 	prefix := ConvertCheckpointPrefix(p, in.FeedID)
 	done.Key = fmt.Sprintf("%spart-%05d.parquet", prefix, n)
+	// A part is uploaded whole by one attempt: an upload a failed attempt
+	// leaves is aborted (a killed worker's is removed by the bucket's
+	// AbortIncompleteMultipartUpload rule).
 	var up UploadState
 	if err := a.uploadFile(ctx, p.StagingBucket, done.Key, w.f.Name(), nil, &up, func(UploadState) {}); err != nil {
+		a.abortUpload(ctx, p.StagingBucket, done.Key, up)
 		return done, err
 	}
 	if err := a.saveLines(ctx, p, in.FeedID, n, seen); err != nil {

@@ -110,7 +110,10 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 	if activity.IsActivity(ctx) {
 		attempt = activity.GetInfo(ctx).Attempt
 	}
-	seq := 0
+	// Checkpoints and bundles are named by pass, attempt and save, fixed
+	// here: the last save of a pass comes after Passes counts it, and must
+	// not take the name of the next pass's first save.
+	pass, seq := st.Passes, 0
 	// Convert reads what this stage read from the bundles (see bundle.go);
 	// a Glue job reads the staging prefix itself.
 	var bundle *bundleWriter
@@ -119,7 +122,7 @@ func (a *Activities) CheckDelivery(ctx context.Context, in DeliveryInput) (Deliv
 	}
 	save := func(ctx context.Context) error {
 		seq++
-		name := fmt.Sprintf("%d-%d-%d", st.Passes, attempt, seq)
+		name := fmt.Sprintf("%d-%d-%d", pass, attempt, seq)
 		if bundle != nil && bundle.objects() > 0 {
 			ref, err := a.putBundle(ctx, p, in.FeedID, bundle, name)
 			if err != nil {

@@ -145,11 +145,13 @@ func (a *Activities) putCheckpoint(ctx context.Context, bucket, key string, writ
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	if err := write(zw); err != nil {
-		return err
+		return fmt.Errorf("checkpoint s3://%s/%s: %w", bucket, key, err)
 	}
 	if err := zw.Close(); err != nil {
-		return err
+		return fmt.Errorf("checkpoint s3://%s/%s: %w", bucket, key, err)
 	}
+	ctx, cancel := callContext(ctx)
+	defer cancel()
 	_, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(buf.Bytes())})
 	return classifyAWS(err, fmt.Sprintf("save checkpoint s3://%s/%s", bucket, key))
 }

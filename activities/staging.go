@@ -30,9 +30,10 @@ func FeedStagingPrefix(p pipeline.Pipeline, feedID string) string {
 	return p.StagingPrefix + "feed=" + feedID + "/"
 }
 
-// objectTimeout bounds one GET of a staging or checkpoint object, so that a
-// hung connection fails the call (and is retried) instead of holding an
-// activity whose heartbeat clock keeps it alive.
+// objectTimeout bounds one S3 call of a long activity (a GET of a staging or
+// checkpoint object, a checkpoint or bundle PUT, a copy, a part of an
+// upload), so that a hung connection fails the call (and is retried)
+// instead of holding an activity whose heartbeat clock keeps it alive.
 const objectTimeout = 2 * time.Minute
 
 // listFeed calls fn with each page of keys under the feed's staging prefix,
@@ -63,9 +64,15 @@ func (a *Activities) listKeys(ctx context.Context, bucket, prefix string, fn fun
 	}
 }
 
+// callContext bounds one S3 call (a GET, a PUT, a part of an upload) by
+// objectTimeout.
+func callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, objectTimeout)
+}
+
 // readObject reads a whole (staging-sized) object.
 func (a *Activities) readObject(ctx context.Context, bucket, key string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, objectTimeout)
+	ctx, cancel := callContext(ctx)
 	defer cancel()
 	out, err := a.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {

@@ -35,21 +35,25 @@ type UploadPart struct {
 func (a *Activities) uploadFile(ctx context.Context, bucket, key, path string, meta map[string]string, st *UploadState, progress func(UploadState)) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("upload to s3://%s/%s: %w", bucket, key, err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return err
+		return fmt.Errorf("upload to s3://%s/%s: %w", bucket, key, err)
 	}
 	size := info.Size()
 	if size <= partSize {
+		ctx, cancel := callContext(ctx)
+		defer cancel()
 		_, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: io.NewSectionReader(f, 0, size),
 			ContentLength: aws.Int64(size), Metadata: meta})
 		return classifyAWS(err, fmt.Sprintf("put s3://%s/%s", bucket, key))
 	}
 	if st.ID == "" {
-		out, err := a.S3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key, Metadata: meta})
+		cctx, cancel := callContext(ctx)
+		out, err := a.S3.CreateMultipartUpload(cctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key, Metadata: meta})
+		cancel()
 		if err != nil {
 			return classifyAWS(err, fmt.Sprintf("start multipart upload of s3://%s/%s", bucket, key))
 		}
@@ -60,8 +64,10 @@ func (a *Activities) uploadFile(ctx context.Context, bucket, key, path string, m
 	for n := int32(len(st.Parts)) + 1; n <= parts; n++ {
 		off := int64(n-1) * partSize
 		length := min(partSize, size-off)
-		out, err := a.S3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: &st.ID, PartNumber: aws.Int32(n),
+		cctx, cancel := callContext(ctx)
+		out, err := a.S3.UploadPart(cctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: &st.ID, PartNumber: aws.Int32(n),
 			Body: io.NewSectionReader(f, off, length), ContentLength: aws.Int64(length)})
+		cancel()
 		if err != nil {
 			if apiCode(err) == "NoSuchUpload" {
 				// Aborted or expired: begin again, on this attempt.
@@ -78,7 +84,9 @@ func (a *Activities) uploadFile(ctx context.Context, bucket, key, path string, m
 	for i, p := range st.Parts {
 		done[i] = s3types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
 	}
-	if _, err := a.S3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: &st.ID,
+	cctx, cancel := callContext(ctx)
+	defer cancel()
+	if _, err := a.S3.CompleteMultipartUpload(cctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: &st.ID,
 		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: done}}); err != nil {
 		if apiCode(err) == "NoSuchUpload" {
 			// Completed by an attempt that died before it could say so?
@@ -94,12 +102,14 @@ func (a *Activities) uploadFile(ctx context.Context, bucket, key, path string, m
 	return nil
 }
 
-// abortUpload abandons an earlier attempt's multipart upload, whose parts
+// abortUpload abandons a multipart upload that will not be completed, whose parts
 // would otherwise be stored (and billed) until a lifecycle rule removes them.
 func (a *Activities) abortUpload(ctx context.Context, bucket, key string, st UploadState) {
 	if st.ID == "" {
 		return
 	}
+	ctx, cancel := callContext(context.WithoutCancel(ctx)) // also when the attempt is being cancelled
+	defer cancel()
 	if _, err := a.S3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: &st.ID}); err != nil {
 		a.log().Warn("convert: could not abort an earlier multipart upload", "key", key, "upload", st.ID, "err", err)
 	}

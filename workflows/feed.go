@@ -72,7 +72,7 @@ type FeedResult struct {
 	Resends       int64                    `json:"resends"`    // PutRecords entries sent again (throttled, or re-put after a resume)
 	QuarantineKey string                   `json:"quarantine_key,omitempty"`
 	StagingPrefix string                   `json:"staging_prefix,omitempty"`
-	StagingReads  int64                    `json:"staging_reads"`          // staging objects read by AwaitDelivery and Convert
+	StagingReads  int64                    `json:"staging_reads"`          // GETs of staging objects and bundles by AwaitDelivery and Convert
 	ParquetKeys   []string                 `json:"parquet_keys,omitempty"` // the feed's Parquet files in the destination bucket
 	GlueRunID     string                   `json:"glue_run_id,omitempty"`
 	Durations     map[string]time.Duration `json:"durations"`
@@ -281,7 +281,9 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	}
 	w.result.StagingReads += conv.Reads
 	if conv.Reads > 0 {
-		// Convert read every staged object; delivery stops at the last line it needed.
+		// Convert saw more of the staged objects than delivery, which stops
+		// at the last line it needs (Convert stops at its last row too, so
+		// duplicates staged after it are not counted).
 		w.result.Duplicates = conv.Duplicates
 	}
 

@@ -236,7 +236,12 @@ func TestFeedWorkflowDeliveryPassesCarryTheirState(t *testing.T) {
 			st.Delivered, st.Reads, st.Passes, st.Checkpoint = st.Delivered+4, st.Reads+4, st.Passes+1, fmt.Sprintf("cp-%d", st.Passes+1)
 			return st, nil
 		}).Times(3)
-	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 10, Files: []activities.ParquetFile{{Key: "p", Rows: 10}}, Reads: 12}, nil).Once()
+	var conv activities.ConvertInput
+	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ConvertInput) (activities.ConvertResult, error) {
+			conv = in
+			return activities.ConvertResult{Rows: 10, Files: []activities.ParquetFile{{Key: "p", Rows: 10}}, Reads: 12}, nil
+		}).Once()
 	env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Status: ""}, nil).Once()
 	env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: 10}}, nil).Once()
 	env.ExecuteWorkflow(FeedWorkflowName, testInput(pipeline.ConvertLocal))
@@ -246,6 +251,10 @@ func TestFeedWorkflowDeliveryPassesCarryTheirState(t *testing.T) {
 	}
 	if len(passes) != 3 || passes[0].Checkpoint != "" || passes[1].Checkpoint != "cp-1" || passes[2].Delivered != 8 {
 		t.Errorf("passes started from %+v", passes)
+	}
+	// Convert reads the bundles the last pass's checkpoint lists.
+	if conv.Delivered != "cp-3" || conv.Expected != 12 {
+		t.Errorf("Convert started with %+v, want the last pass's checkpoint cp-3", conv)
 	}
 	if res.Counts.Delivered != 12 || res.StagingReads != 24 {
 		t.Errorf("result %+v, want delivered 12 and 12+12 staging reads", res)
