@@ -61,8 +61,9 @@ func publishedLines(t *testing.T, m *memS3, res ConvertResult) map[int64]int {
 }
 
 // Convert reads what AwaitDelivery read from its bundles, not from staging
-// again; it reads from staging only the objects no pass needed (here a
-// duplicate that arrived after the last line), and removes the bundles.
+// again. Objects no bundle holds can hold only duplicates (delivery had every
+// line), here one that arrived after the last line: Convert does not even
+// list them. It removes the bundles once the Parquet is published.
 func TestConvertReadsDeliveryBundlesNotStagingAgain(t *testing.T) {
 	m := &countingS3{memS3: newMemS3()}
 	st := deliverInTwoPasses(t, m)
@@ -70,11 +71,11 @@ func TestConvertReadsDeliveryBundlesNotStagingAgain(t *testing.T) {
 	before := m.gets.Load()
 	a := &Activities{S3: m, TempDir: t.TempDir()}
 	res := convertLocal(t, a, ConvertInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 3, Delivered: st.Checkpoint}, nil)
-	if got := m.gets.Load() - before; got != 1 || res.Reads != 3 {
-		t.Errorf("convert %+v made %d staging GETs; want 2 bundles and the late object read (3), the late object only from staging", res, got)
+	if got := m.gets.Load() - before; got != 0 || res.Reads != 2 {
+		t.Errorf("convert %+v made %d staging GETs; want the 2 bundles read, nothing from staging", res, got)
 	}
-	if res.Rows != 3 || res.Duplicates != 2 {
-		t.Errorf("convert %+v, want 3 rows and 2 duplicates (line 1 twice, line 2 late)", res)
+	if res.Rows != 3 || res.Duplicates != 1 {
+		t.Errorf("convert %+v, want 3 rows and the 1 duplicate the bundles hold", res)
 	}
 	if l := publishedLines(t, m.memS3, res); len(l) != 3 || l[1] != 1 || l[2] != 1 || l[3] != 1 {
 		t.Errorf("published lines %v, want 1, 2 and 3 once each", l)

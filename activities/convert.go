@@ -233,17 +233,21 @@ func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog Con
 			from, after = at{len(bundles), 0}, prog.Parts[n-1].LastKey
 		}
 	}
-	var rest []string
-	if err := a.listFeed(ctx, p, in.FeedID, func(page []string) error {
-		for _, k := range page {
-			if _, ok := where[k]; !ok && k > after { // objects before it are in parts already, or hold only duplicates
-				rest = append(rest, k)
+	// The staging objects no bundle holds. With bundles they can hold only
+	// duplicates (delivery bundled every object it read, and it read until
+	// it had every line), so they are listed only if the bundles fall short.
+	listRest := func() ([]string, error) {
+		var rest []string
+		err := a.listFeed(ctx, p, in.FeedID, func(page []string) error {
+			for _, k := range page {
+				if _, ok := where[k]; !ok && k > after { // objects before it are in parts already, or hold only duplicates
+					rest = append(rest, k)
+				}
 			}
-		}
-		b.Touch()
-		return nil
-	}); err != nil {
-		return prog, restarted, err
+			b.Touch()
+			return nil
+		})
+		return rest, err
 	}
 
 	var part *partWriter
@@ -294,8 +298,11 @@ func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog Con
 	}
 
 	err = a.readBundles(ctx, in, bundles[min(from.bundle, len(bundles)):], from.frame, &prog, convert)
-	if err == nil {
-		err = a.readStaged(ctx, p.StagingBucket, rest, &prog, convert)
+	if err == nil && seen.count() < in.Expected { // seen: lines in the parts and the open one
+		var rest []string
+		if rest, err = listRest(); err == nil {
+			err = a.readStaged(ctx, p.StagingBucket, rest, &prog, convert)
+		}
 	}
 	if err == nil && part != nil {
 		err = finish()
