@@ -6,7 +6,7 @@ GO ?= go
 # build (it has no tests of its own: integration/ drives the built binary).
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /integration -e /cmd/devtemporal -e /internal/temporaldev)
 
-.PHONY: all venv build devtemporal test test-unit test-integration test-demo-busy lint stack demo load histories clean
+.PHONY: all venv build devtemporal test test-unit test-integration test-demo-busy lint stack demo load chaos histories clean
 
 all: build
 
@@ -53,6 +53,12 @@ FEEDS ?= 12
 RECORDS ?= 5000
 load: venv devtemporal
 	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) run ./cmd/demo -feeds $(FEEDS) -records $(RECORDS) -bad-every 1000 -run-dir .run/load $(LOAD_ARGS)
+
+# Faults injected into the real binaries on the local stack (see cmd/chaos):
+# prints a table and a CHAOS line; fails if a feed is lost, doubled or stuck.
+# CHAOS_ARGS='-faults worker-kills,temporal-restart' runs some; -list names them.
+chaos: venv devtemporal
+	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) run ./cmd/chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf bin .run

@@ -146,19 +146,7 @@ func TestConvertResumesInsideABundle(t *testing.T) {
 
 	// The killed attempt wrote part 1 from the first pass's first object.
 	firstKey := FeedStagingPrefix(p, "f1") + bundles[0].Keys[0]
-	seen := newBitset(3)
-	w, err := a.newPartWriter(in, seen, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.sink.add(context.Background(), firstKey, m.objs["st/"+firstKey]); err != nil {
-		t.Fatal(err)
-	}
-	w.last = firstKey
-	part1, err := a.finishPart(context.Background(), in, w, seen, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	part1 := firstPart(t, a, in, firstKey, m.objs["st/"+firstKey])
 
 	before := m.gets.Load()
 	res := convertLocal(t, a, in, ConvertProgress{Parts: []ConvertPart{part1.ConvertPart}, Dups: part1.dups, Reads: 1})
@@ -237,23 +225,31 @@ func TestConvertStartsOverWhenItsBundlesAreLost(t *testing.T) {
 	}
 	// Part 1 covered the second pass's object c (line 2), the last key.
 	lastKey := FeedStagingPrefix(p, "f1") + bundles[1].Keys[0]
-	seen := newBitset(3)
-	w, err := a.newPartWriter(in, seen, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.sink.add(context.Background(), lastKey, m.objs["st/"+lastKey]); err != nil {
-		t.Fatal(err)
-	}
-	w.last = lastKey
-	part1, err := a.finishPart(context.Background(), in, w, seen, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	part1 := firstPart(t, a, in, lastKey, m.objs["st/"+lastKey])
 	delete(m.objs, "st/"+st.Checkpoint) // the delivery checkpoint, and with it the bundle list
 
 	res := convertLocal(t, a, in, ConvertProgress{Parts: []ConvertPart{part1.ConvertPart}, Reads: 1, Bundled: true})
 	if l := publishedLines(t, m.memS3, res); res.Rows != 3 || res.ResumedAtPart != 0 || len(l) != 3 || l[1] != 1 || l[2] != 1 || l[3] != 1 {
 		t.Errorf("convert %+v, lines %v; want it started over: 3 rows, each line once", res, l)
 	}
+}
+
+// firstPart is what a killed attempt of Convert had written: part 1, from
+// the one staging object key, checkpointed in the staging bucket.
+func firstPart(t *testing.T, a *Activities, in ConvertInput, key string, body []byte) finishedPart {
+	t.Helper()
+	seen := newBitset(in.Lines)
+	w, err := a.newPartWriter(in, seen, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sink.add(context.Background(), key, body); err != nil {
+		t.Fatal(err)
+	}
+	w.last = key
+	part, err := a.finishPart(context.Background(), in, w, seen, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return part
 }

@@ -352,18 +352,9 @@ func TestConvertLocalResumesAfterItsLastPart(t *testing.T) {
 	in := ConvertInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3}
 
 	// What the killed attempt had done: part 1 from object a (line 1).
-	seen := newBitset(3)
-	w, err := a.newPartWriter(in, seen, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.sink.add(context.Background(), "a", m.objs["st/raw/feed=f1/2026/01/01/00/a"]); err != nil {
-		t.Fatal(err)
-	}
-	w.last = "raw/feed=f1/2026/01/01/00/a"
-	part1, err := a.finishPart(context.Background(), in, w, seen, 1)
-	if err != nil || part1.Rows != 1 {
-		t.Fatalf("part 1: %+v, %v", part1, err)
+	part1 := firstPart(t, a, in, "raw/feed=f1/2026/01/01/00/a", m.objs["st/raw/feed=f1/2026/01/01/00/a"])
+	if part1.Rows != 1 {
+		t.Fatalf("part 1: %+v", part1)
 	}
 
 	var s testsuite.WorkflowTestSuite

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
@@ -19,6 +16,7 @@ import (
 	"github.com/feedpipe/feedpipe/internal/devstack"
 	"github.com/feedpipe/feedpipe/internal/feed"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
+	"github.com/feedpipe/feedpipe/internal/harness"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/workflows"
 )
@@ -55,48 +53,33 @@ func (r loadRun) reconciled() bool {
 // read per feed and the worker's peak RSS, ending with one LOAD line. It
 // fails unless every feed reconciles.
 func runLoad(ctx context.Context, e loadEnv, n, records, badEvery int) error {
-	runs := make([]loadRun, n)
-	bodies := make([][]byte, n)
-	stamp := time.Now().UTC().Format("20060102T150405")
-	for i := range runs {
-		var b bytes.Buffer
-		st, err := feedgen.Write(&b, feedgen.Options{Records: records, BadEvery: badEvery, Seed: uint64(time.Now().UnixNano()) + uint64(i)})
-		if err != nil {
-			return err
-		}
-		bodies[i], runs[i].st = b.Bytes(), st
-		runs[i].ref = feed.Ref{Bucket: e.p.SourceBucket, Key: fmt.Sprintf("%sload-%s-%03d.ndjson", e.p.SourcePrefix, stamp, i), Size: int64(b.Len())}
+	feeds, err := harness.Generate(e.p, "load-"+time.Now().UTC().Format("20060102T150405"), n, records, badEvery)
+	if err != nil {
+		return err
 	}
+	runs := make([]loadRun, n)
 	fmt.Printf("uploading %d feeds of %d lines at once…\n", n, records)
 	t0 := time.Now()
+	if err := harness.Upload(ctx, e.s3, feeds); err != nil {
+		return err
+	}
+	for i, f := range feeds {
+		runs[i].ref, runs[i].st = f.Ref, f.Stats
+	}
+	var mu sync.Mutex
+	done := 0
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range runs {
 		g.Go(func() error {
 			r := &runs[i]
-			out, err := e.s3.PutObject(gctx, &s3.PutObjectInput{Bucket: &r.ref.Bucket, Key: &r.ref.Key, Body: bytes.NewReader(bodies[i])})
-			if err != nil {
-				return fmt.Errorf("upload %s: %w", r.ref.Key, err)
-			}
-			r.ref.ETag = strings.Trim(aws.ToString(out.ETag), `"`)
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	var mu sync.Mutex
-	done := 0
-	g, gctx = errgroup.WithContext(ctx)
-	for i := range runs {
-		g.Go(func() error {
-			r := &runs[i]
-			r.res, r.err = waitClosed(gctx, e.tc, r.ref, e.procs)
+			r.res, r.err = harness.WaitClosed(gctx, e.tc, r.ref, func() error { return exited(e.procs) })
 			r.ended = time.Since(t0)
 			if errors.Is(r.err, context.Canceled) || errors.Is(r.err, errProcessExited) {
 				return r.err
 			}
-			if err := e.db.QueryRowContext(gctx, "SELECT COUNT(*) FROM "+e.p.Snowflake.Table+" WHERE _FEED_ID = ?", r.ref.ID()).Scan(&r.rows); err != nil {
-				return fmt.Errorf("count the rows of feed %s: %w", r.ref.ID(), err)
+			var err error
+			if r.rows, _, err = harness.Rows(gctx, e.db, e.p, r.ref.ID()); err != nil {
+				return err
 			}
 			mu.Lock()
 			done++
@@ -162,30 +145,12 @@ func pct(ds []time.Duration, p int) time.Duration {
 
 var errProcessExited = errors.New("a load process exited")
 
-// waitClosed waits until the listener has started ref's run and the run has
-// closed, and returns its result (a failed run's result from its error's
-// details).
-func waitClosed(ctx context.Context, tc client.Client, ref feed.Ref, procs []*devstack.Process) (workflows.FeedResult, error) {
-	id := ref.WorkflowID()
-	for {
-		for _, p := range procs {
-			if done, err := p.Exited(); done {
-				return workflows.FeedResult{}, fmt.Errorf("%w (%v):\n%s", errProcessExited, err, p.Tail(2000))
-			}
-		}
-		desc, err := tc.DescribeWorkflowExecution(ctx, id, "")
-		if err == nil && desc.WorkflowExecutionInfo.CloseTime != nil {
-			var res workflows.FeedResult
-			err := tc.GetWorkflow(ctx, id, desc.WorkflowExecutionInfo.Execution.RunId).Get(ctx, &res)
-			if d, ok := workflows.Details(err); ok {
-				res = d
-			}
-			return res, err
-		}
-		select {
-		case <-ctx.Done():
-			return workflows.FeedResult{}, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+// exited returns an error naming the first of procs that has exited.
+func exited(procs []*devstack.Process) error {
+	for _, p := range procs {
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("%w (%v):\n%s", errProcessExited, err, p.Tail(2000))
 		}
 	}
+	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path"
 	"path/filepath"
@@ -30,6 +29,7 @@ import (
 	"github.com/feedpipe/feedpipe/internal/devstack"
 	"github.com/feedpipe/feedpipe/internal/feed"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
+	"github.com/feedpipe/feedpipe/internal/harness"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/provision"
 	"github.com/feedpipe/feedpipe/workflows"
@@ -81,25 +81,25 @@ func run() error {
 	defer s.Stop()
 	fmt.Printf("  up in %s; Temporal UI %s; logs in %s\n", time.Since(t0).Round(time.Millisecond), s.UIURL, dir)
 
-	bins, err := buildBinaries(ctx, root, filepath.Join(dir, "bin"))
+	bins, err := harness.Build(ctx, root, filepath.Join(dir, "bin"))
 	if err != nil {
 		return err
 	}
 	env := append(os.Environ(), s.Env()...)
 	env = append(env, "FEEDPIPE_CONFIG="+cfgPath)
-	worker, err := devstack.StartProcess("worker", filepath.Join(dir, "worker.log"), env, bins["worker"], "-config", cfgPath)
+	worker, err := devstack.StartProcess("worker", filepath.Join(dir, "worker.log"), env, bins.Worker, "-config", cfgPath)
 	if err != nil {
 		return err
 	}
 	defer worker.Stop(10 * time.Second)
-	listener, err := devstack.StartProcess("starter", filepath.Join(dir, "starter.log"), env, bins["starter"], "listen", "-config", cfgPath, "-queue", s.AWS.FeedQueueURL)
+	listener, err := devstack.StartProcess("starter", filepath.Join(dir, "starter.log"), env, bins.Starter, "listen", "-config", cfgPath, "-queue", s.AWS.FeedQueueURL)
 	if err != nil {
 		return err
 	}
 	defer listener.Stop(10 * time.Second)
 	fmt.Printf("  worker (pid %d) and starter listening on %s (pid %d)\n", worker.PID(), s.Names.FeedQueue, listener.PID())
 	c := provision.NewAWSClients(s.AWSConfig(), true)
-	tc, err := client.Dial(client.Options{HostPort: s.TemporalAddress, Namespace: s.TemporalNamespace, Logger: quietLogger{}})
+	tc, err := client.Dial(client.Options{HostPort: s.TemporalAddress, Namespace: s.TemporalNamespace, Logger: harness.QuietLogger{}})
 	if err != nil {
 		return err
 	}
@@ -228,25 +228,3 @@ func follow(ctx context.Context, tc client.Client, ref feed.Ref, procs ...*devst
 		}
 	}
 }
-
-func buildBinaries(ctx context.Context, root, dir string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, name := range []string{"worker", "starter"} {
-		bin := filepath.Join(dir, name)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+name)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build cmd/%s: %v\n%s", name, err, b)
-		}
-		out[name] = bin
-	}
-	return out, nil
-}
-
-// quietLogger drops the Temporal client's own logs from the demo's output.
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...any) {}
-func (quietLogger) Info(string, ...any)  {}
-func (quietLogger) Warn(string, ...any)  {}
-func (quietLogger) Error(string, ...any) {}

@@ -1,0 +1,406 @@
+// Command chaos injects the faults an operator meets into feedpipe running
+// on the local stack (the real worker and starter binaries, the shipped
+// pipelines.local.toml) and checks that every feed still lands exactly once
+// or says why not. Each fault runs on a fresh stack that keeps its data
+// across restarts of its parts. It prints a table and one line
+//
+//	CHAOS faults=F feeds=N reconciled=R lost=L duplicated=D stuck=S
+//
+// and exits non-zero unless nothing was lost, doubled or stuck and every
+// run that should land did.
+//
+//	go run ./cmd/chaos [-faults worker-kills,temporal-restart] [-run-dir .run/chaos]
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.temporal.io/sdk/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/feedpipe/feedpipe/internal/devstack"
+	"github.com/feedpipe/feedpipe/internal/harness"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/provision"
+	"github.com/feedpipe/feedpipe/workflows"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	only := flag.String("faults", "", "comma-separated faults to run (default: all); -list shows them")
+	list := flag.Bool("list", false, "list the faults and exit")
+	runDir := flag.String("run-dir", ".run/chaos", "directory for each fault's stack, logs and data")
+	flag.Parse()
+	if *list {
+		for _, f := range faults {
+			fmt.Printf("%-20s %s\n", f.name, f.what)
+		}
+		return nil
+	}
+	chosen := faults
+	if *only != "" {
+		chosen = nil
+		for _, name := range strings.Split(*only, ",") {
+			i := slices.IndexFunc(faults, func(f fault) bool { return f.name == name })
+			if i < 0 {
+				return fmt.Errorf("no fault %q; -list shows them", name)
+			}
+			chosen = append(chosen, faults[i])
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, err := devstack.FindRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(*runDir)
+	if err != nil {
+		return err
+	}
+	_ = os.RemoveAll(dir)
+	bins, err := harness.Build(ctx, root, filepath.Join(dir, "bin"))
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(root, "pipelines.local.toml")
+	cfg, err := pipeline.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	p, err := cfg.Get("customers")
+	if err != nil {
+		return err
+	}
+
+	var results []outcome
+	for _, f := range chosen {
+		fmt.Printf("── %s: %s\n", f.name, f.what)
+		o, err := runFault(ctx, f, bins, root, cfgPath, p, filepath.Join(dir, f.name))
+		if err != nil {
+			o.err = err
+			fmt.Printf("   could not run: %v\n", err)
+		}
+		results = append(results, o)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return report(results)
+}
+
+// fault is one kind of failure, injected while a set of feeds runs.
+type fault struct {
+	name    string
+	what    string
+	feeds   int
+	records int
+	workers int
+	// inject runs beside the feeds and returns when the fault is over.
+	inject func(ctx context.Context, e *env) error
+}
+
+// outcome is what one fault did to its feeds.
+type outcome struct {
+	fault                     string
+	feeds, completed          int
+	read, loaded, rejected    int64
+	lost, duplicated, stuck   int64
+	recovered                 time.Duration // from the end of the fault to the last run's close
+	notes                     []string
+	err                       error
+	reconciled                int
+	expected                  int
+	injectedAt, injectionDone time.Duration
+}
+
+// stuckAfter is how long a fault's runs may take in all before the ones still
+// open count as stuck. The shipped deadlines are longer; a run that needs
+// more than this on a 2,000–5,000-line feed is stuck in practice.
+const stuckAfter = 10 * time.Minute
+
+func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath string, p *pipeline.Pipeline, dir string) (outcome, error) {
+	o := outcome{fault: f.name, feeds: f.feeds}
+	s, err := devstack.Start(ctx, devstack.Options{RunDir: dir, Root: root, Persist: true})
+	if err != nil {
+		return o, err
+	}
+	defer s.Stop()
+	e := &env{stack: s, bins: bins, cfgPath: cfgPath, p: p, dir: dir, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
+	defer e.stopAll()
+	for range max(f.workers, 1) {
+		if _, err := e.startWorker(); err != nil {
+			return o, err
+		}
+	}
+	if err := e.startStarter(); err != nil {
+		return o, err
+	}
+	aws := provision.NewAWSClients(s.AWSConfig(), true)
+	e.s3 = aws.S3
+	if e.tc, err = client.Dial(client.Options{HostPort: s.TemporalAddress, Namespace: s.TemporalNamespace, Logger: harness.QuietLogger{}}); err != nil {
+		return o, err
+	}
+	defer e.tc.Close()
+	if e.db, err = s.OpenSnowflake(s.Names.Snowflake.Database, s.Names.Snowflake.Schema); err != nil {
+		return o, err
+	}
+	defer e.db.Close()
+
+	if e.feeds, err = harness.Generate(p, "chaos-"+f.name, f.feeds, f.records, 1000); err != nil {
+		return o, err
+	}
+	runCtx, cancel := context.WithTimeout(ctx, stuckAfter)
+	defer cancel()
+	e.t0 = time.Now()
+	if err := harness.Upload(runCtx, e.s3, e.feeds); err != nil {
+		return o, err
+	}
+
+	var injected time.Time
+	injectErr := make(chan error, 1)
+	injectCtx, stopInjecting := context.WithCancel(runCtx)
+	defer stopInjecting()
+	go func() {
+		err := f.inject(injectCtx, e)
+		injected = time.Now()
+		injectErr <- err
+	}()
+	results := make([]workflowsResult, len(e.feeds))
+	var mu sync.Mutex
+	var last time.Time
+	g, gctx := errgroup.WithContext(runCtx)
+	for i := range e.feeds {
+		g.Go(func() error {
+			r := &results[i]
+			r.res, r.err = harness.WaitClosed(gctx, e.tc, e.feeds[i].Ref, nil)
+			if r.err == nil || !errors.Is(r.err, context.DeadlineExceeded) && !errors.Is(r.err, context.Canceled) {
+				r.closed = true
+				mu.Lock()
+				last = time.Now()
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	stopInjecting() // every run has closed (or is stuck): a fault still waiting for its moment missed it
+	if err := <-injectErr; err != nil {
+		o.err = fmt.Errorf("the fault was not injected as planned: %w", err)
+		o.notes = append(o.notes, o.err.Error())
+	}
+	o.notes = append(o.notes, e.notes...)
+	if !last.IsZero() && last.After(injected) {
+		o.recovered = last.Sub(injected)
+	}
+
+	// The account: every closed run's counts, and Snowflake's rows of each feed.
+	for i, f := range e.feeds {
+		r := results[i]
+		if !r.closed {
+			o.stuck++
+			continue
+		}
+		c := r.res.Counts
+		o.read, o.loaded, o.rejected = o.read+c.Read, o.loaded+c.Loaded, o.rejected+c.Rejected
+		if r.err == nil {
+			o.completed++
+		} else {
+			o.notes = append(o.notes, fmt.Sprintf("%s failed: %v", f.Ref.Key, r.err))
+		}
+		rows, lines, err := harness.Rows(ctx, e.db, p, f.Ref.ID())
+		if err != nil {
+			return o, err
+		}
+		o.duplicated += rows - lines
+		if want := int64(f.Stats.Good); lines < want {
+			o.lost += want - lines
+		}
+		if r.err == nil && c.Read == int64(f.Stats.Lines) && c.Read == c.Loaded+c.Rejected && rows == c.Loaded && lines == int64(f.Stats.Good) {
+			o.reconciled++
+		}
+	}
+	o.expected = len(e.feeds)
+	if o.err != nil {
+		fmt.Printf("   FAULT NOT INJECTED: %v\n", o.err)
+	}
+	fmt.Printf("   %d/%d reconciled · lost %d · duplicated %d · stuck %d · recovered %s after the fault\n",
+		o.reconciled, o.feeds, o.lost, o.duplicated, o.stuck, o.recovered.Round(100*time.Millisecond))
+	for _, n := range o.notes {
+		fmt.Printf("   %s\n", n)
+	}
+	return o, nil
+}
+
+type workflowsResult struct {
+	res    workflows.FeedResult
+	err    error
+	closed bool
+}
+
+func report(results []outcome) error {
+	fmt.Println()
+	fmt.Printf("%-20s %5s %9s %8s %8s %8s %5s %10s %6s %9s\n", "fault", "feeds", "completed", "read", "loaded", "rejected", "lost", "duplicated", "stuck", "recovered")
+	var feeds, reconciled int
+	var lost, dup, stuck int64
+	bad := false
+	for _, o := range results {
+		feeds += o.feeds
+		reconciled += o.reconciled
+		lost, dup, stuck = lost+o.lost, dup+o.duplicated, stuck+o.stuck
+		if o.err != nil || o.reconciled != o.expected {
+			bad = true
+		}
+		status := fmt.Sprintf("%d", o.completed)
+		if o.err != nil {
+			status = "error"
+		}
+		fmt.Printf("%-20s %5d %9s %8d %8d %8d %5d %10d %6d %9s\n", o.fault, o.feeds, status, o.read, o.loaded, o.rejected,
+			o.lost, o.duplicated, o.stuck, o.recovered.Round(100*time.Millisecond))
+	}
+	fmt.Printf("CHAOS faults=%d feeds=%d reconciled=%d lost=%d duplicated=%d stuck=%d\n", len(results), feeds, reconciled, lost, dup, stuck)
+	if bad || lost > 0 || dup > 0 || stuck > 0 {
+		return errors.New("a fault lost, doubled or stranded a feed, or a run that should have landed did not")
+	}
+	return nil
+}
+
+// env is one fault's stack and processes.
+type env struct {
+	stack   *devstack.Stack
+	bins    harness.Bins
+	cfgPath string
+	p       *pipeline.Pipeline
+	dir     string
+	s3      *s3.Client
+	tc      client.Client
+	db      *sql.DB
+	feeds   []harness.Feed
+	t0      time.Time
+	rng     *rand.Rand
+
+	mu      sync.Mutex
+	workers []*devstack.Process // the live ones
+	starter *devstack.Process
+	started int
+	notes   []string
+}
+
+func (e *env) note(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.notes = append(e.notes, fmt.Sprintf("%6.1fs ", time.Since(e.t0).Seconds())+fmt.Sprintf(format, args...))
+}
+
+func (e *env) procEnv() []string {
+	return append(append(os.Environ(), e.stack.Env()...), "FEEDPIPE_CONFIG="+e.cfgPath)
+}
+
+// startWorker starts one more cmd/worker with the shipped config.
+func (e *env) startWorker() (*devstack.Process, error) {
+	e.mu.Lock()
+	e.started++
+	n := e.started
+	e.mu.Unlock()
+	w, err := devstack.StartProcess("worker", filepath.Join(e.dir, fmt.Sprintf("worker-%d.log", n)), e.procEnv(), e.bins.Worker, "-config", e.cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.workers = append(e.workers, w)
+	e.mu.Unlock()
+	return w, nil
+}
+
+func (e *env) startStarter() error {
+	st, err := devstack.StartProcess("starter", filepath.Join(e.dir, "starter.log"), e.procEnv(), e.bins.Starter,
+		"listen", "-config", e.cfgPath, "-queue", e.stack.AWS.FeedQueueURL)
+	e.starter = st
+	return err
+}
+
+// killWorker SIGKILLs the oldest live worker and returns the stages its
+// feeds were in.
+func (e *env) killWorker(ctx context.Context) string {
+	e.mu.Lock()
+	if len(e.workers) == 0 {
+		e.mu.Unlock()
+		return ""
+	}
+	w := e.workers[0]
+	e.workers = e.workers[1:]
+	e.mu.Unlock()
+	stages := e.stages(ctx)
+	w.Kill()
+	return stages
+}
+
+func (e *env) stopAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, w := range e.workers {
+		w.Stop(5 * time.Second)
+	}
+	if e.starter != nil {
+		e.starter.Stop(5 * time.Second)
+	}
+}
+
+// stages says which stages the open runs are in, e.g. "PutToKinesis×3 AwaitDelivery×1".
+func (e *env) stages(ctx context.Context) string {
+	count := map[string]int{}
+	for _, f := range e.feeds {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		v, err := e.tc.QueryWorkflow(ctx, f.Ref.WorkflowID(), "", workflows.ProgressQuery)
+		cancel()
+		var pr workflows.Progress
+		if err == nil && v.Get(&pr) == nil && pr.Stage != "" && pr.Stage != workflows.StageDone {
+			count[pr.Stage]++
+		}
+	}
+	var parts []string
+	for _, st := range []string{workflows.StagePut, workflows.StageDelivery, workflows.StageConvert, workflows.StageConfirm} {
+		if count[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%s×%d", st, count[st]))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// waitStage waits until at least one run is in one of stages.
+func (e *env) waitStage(ctx context.Context, stages ...string) error {
+	for {
+		at := e.stages(ctx)
+		for _, st := range stages {
+			if strings.Contains(at, st+"×") {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no run reached %s: %w", strings.Join(stages, " or "), ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
