@@ -47,7 +47,7 @@ func TestStackCommandServesUIAndStopsCleanly(t *testing.T) {
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		out.WriteString(sc.Text() + "\n")
-		if strings.HasPrefix(sc.Text(), "Ctrl-C stops everything.") {
+		if strings.Contains(sc.Text(), "Ctrl-C stops everything.") {
 			break
 		}
 	}
