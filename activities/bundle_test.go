@@ -134,15 +134,8 @@ func TestConvertReadsALostBundlesObjectsFromStaging(t *testing.T) {
 // A retried Convert whose last part ended inside a bundle goes on with that
 // bundle's next frame.
 func TestConvertResumesInsideABundle(t *testing.T) {
-	m := &countingS3{memS3: newMemS3()}
-	st := deliverInTwoPasses(t, m)
-	p := stagingPipeline()
-	a := &Activities{S3: m, TempDir: t.TempDir()}
-	in := ConvertInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3, Delivered: st.Checkpoint}
-	bundles, err := a.deliveryBundles(context.Background(), in)
-	if err != nil || len(bundles) != 2 || len(bundles[0].Keys) != 2 {
-		t.Fatalf("bundles %+v, %v; want the first pass's 2 objects, then c", bundles, err)
-	}
+	m, a, in, bundles := convertAfterTwoPasses(t)
+	p := in.Pipeline
 
 	// The killed attempt wrote part 1 from the first pass's first object.
 	firstKey := FeedStagingPrefix(p, "f1") + bundles[0].Keys[0]
@@ -214,19 +207,12 @@ func TestDeliveryPassesNameTheirBundlesApart(t *testing.T) {
 // not guess which staging objects the parts covered (key order is not
 // bundle order): it converts the feed again from the start.
 func TestConvertStartsOverWhenItsBundlesAreLost(t *testing.T) {
-	m := &countingS3{memS3: newMemS3()}
-	st := deliverInTwoPasses(t, m)
-	p := stagingPipeline()
-	a := &Activities{S3: m, TempDir: t.TempDir()}
-	in := ConvertInput{FeedID: "f1", Pipeline: p, Expected: 3, Lines: 3, Delivered: st.Checkpoint}
-	bundles, err := a.deliveryBundles(context.Background(), in)
-	if err != nil || len(bundles) != 2 {
-		t.Fatalf("bundles %+v, %v", bundles, err)
-	}
+	m, a, in, bundles := convertAfterTwoPasses(t)
+	p := in.Pipeline
 	// Part 1 covered the second pass's object c (line 2), the last key.
 	lastKey := FeedStagingPrefix(p, "f1") + bundles[1].Keys[0]
 	part1 := firstPart(t, a, in, lastKey, m.objs["st/"+lastKey])
-	delete(m.objs, "st/"+st.Checkpoint) // the delivery checkpoint, and with it the bundle list
+	delete(m.objs, "st/"+in.Delivered) // the delivery checkpoint, and with it the bundle list
 
 	res := convertLocal(t, a, in, ConvertProgress{Parts: []ConvertPart{part1.ConvertPart}, Reads: 1, Bundled: true})
 	if l := publishedLines(t, m.memS3, res); res.Rows != 3 || res.ResumedAtPart != 0 || len(l) != 3 || l[1] != 1 || l[2] != 1 || l[3] != 1 {
@@ -252,4 +238,20 @@ func firstPart(t *testing.T, a *Activities, in ConvertInput, key string, body []
 		t.Fatal(err)
 	}
 	return part
+}
+
+// convertAfterTwoPasses delivers stage's objects in two passes and returns
+// Convert's input with the last checkpoint, and the bundles it lists: the
+// first pass's 2 objects, then c.
+func convertAfterTwoPasses(t *testing.T) (*countingS3, *Activities, ConvertInput, []bundleRef) {
+	t.Helper()
+	m := &countingS3{memS3: newMemS3()}
+	st := deliverInTwoPasses(t, m)
+	a := &Activities{S3: m, TempDir: t.TempDir()}
+	in := ConvertInput{FeedID: "f1", Pipeline: stagingPipeline(), Expected: 3, Lines: 3, Delivered: st.Checkpoint}
+	bundles, err := a.deliveryBundles(context.Background(), in)
+	if err != nil || len(bundles) != 2 || len(bundles[0].Keys) != 2 {
+		t.Fatalf("bundles %+v, %v; want the first pass's 2 objects, then c", bundles, err)
+	}
+	return m, a, in, bundles
 }
