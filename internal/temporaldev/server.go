@@ -6,6 +6,7 @@ package temporaldev
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -112,6 +113,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			if err := sqlite.SetupSchema(&sqlCfg); err != nil {
 				return nil, fmt.Errorf("create temporal schema in %s: %w", abs, err)
 			}
+		} else if err := forgetMembers(ctx, abs); err != nil {
+			return nil, err
 		}
 	}
 
@@ -132,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	scfg := &config.Config{
 		Global: config.Global{
-			Membership: config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: "127.0.0.1"},
+			Membership: config.Membership{MaxJoinDuration: maxJoin, BroadcastAddress: "127.0.0.1"},
 		},
 		Persistence: config.Persistence{
 			DefaultStore:     sqliteplugin.PluginName,
@@ -277,4 +280,30 @@ func waitHTTP(ctx context.Context, url string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// maxJoin bounds how long the server's services may take to find each other
+// at start. The server's default (30 s) is too short on a busy 2-core
+// machine, where a restart has been seen to need 58 s.
+const maxJoin = 2 * time.Minute
+
+// forgetMembers empties the persisted cluster membership of a database this
+// server opens again. Every service of the previous process is gone (each
+// start takes new ports), but ringpop tries to join the members the table
+// still lists before it bootstraps alone; on a busy machine that outlasted
+// the join limit and the restarted server exited ("failed to start ringpop:
+// join duration … exceeded"). One process owns the file, so no member listed
+// there can be alive.
+func forgetMembers(ctx context.Context, dbFile string) error {
+	// The SQLite persistence plugin imported above registers the "sqlite"
+	// driver (modernc.org/sqlite).
+	db, err := sql.Open("sqlite", "file:"+dbFile+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fmt.Errorf("open temporal db %s: %w", dbFile, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "DELETE FROM cluster_membership"); err != nil {
+		return fmt.Errorf("clear the previous process's cluster members in %s: %w", dbFile, err)
+	}
+	return nil
 }
