@@ -142,7 +142,12 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 	obj, err := a.S3.GetObject(ctx, get)
 	if err != nil {
 		if isPreconditionFailed(err) {
-			return PutResult{}, nonRetryable(ErrNotFound, "put feed %s: the object was overwritten since this run started (ETag changed); the new upload has a run of its own", ref)
+			return PutResult{}, nonRetryable(ErrNotFound, "put feed %s: s3://%s/%s was overwritten after this upload (its ETag is no longer %s), so this version can no longer be read; "+
+				"nothing of it was loaded. The new upload has a run of its own; to load this version, upload it again", ref, ref.Bucket, ref.Key, ref.ETag)
+		}
+		if c := apiCode(err); c == "NoSuchKey" || c == "NoSuchVersion" {
+			return PutResult{}, nonRetryable(ErrNotFound, "put feed %s: s3://%s/%s was deleted after it was uploaded (%s); nothing of it was loaded. "+
+				"Upload the file again to load it", ref, ref.Bucket, ref.Key, c)
 		}
 		if isRangeNotSatisfiable(err) {
 			// The checkpoint is at the end of the object: nothing left to read.

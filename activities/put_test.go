@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/feedpipe/feedpipe/internal/feed"
@@ -398,4 +399,46 @@ func TestPutFromTheStartClearsAnEarlierRunsQuarantine(t *testing.T) {
 	if res.Rejected != 1 || strings.Contains(q, "old schema") || !strings.Contains(q, `"line":2`) {
 		t.Errorf("rejected %d, quarantine %q; want only this run's line 2", res.Rejected, q)
 	}
+}
+
+// A source deleted or overwritten after its upload (seen when the run
+// starts, or when a retried put reads on from its checkpoint) fails the run
+// at once, naming the object and what to do, instead of retrying a GET that
+// can never succeed or reading another version's bytes.
+func TestPutOfAGoneSourceFailsSayingWhy(t *testing.T) {
+	p := testPipeline()
+	a := &Activities{S3: preconditionS3{newMemS3()}, Kinesis: &flakyKinesis{accepted: map[string]int{}}}
+	_, err := runPut(t, a, PutInput{FeedID: "f", Ref: feed.Ref{Bucket: "src", Key: "customers/gone.ndjson", ETag: "e1"}, Pipeline: p})
+	for _, want := range []string{"NotFound", "s3://src/customers/gone.ndjson was deleted after it was uploaded", "Upload the file again"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("deleted source: err = %v, want it to say %q", err, want)
+		}
+	}
+	m := newMemS3()
+	m.objs["src/customers/new.ndjson"] = []byte(`{"id":1}` + "\n")
+	a.S3 = preconditionS3{m}
+	_, err = runPut(t, a, PutInput{FeedID: "f", Ref: feed.Ref{Bucket: "src", Key: "customers/new.ndjson", ETag: "old"}, Pipeline: p})
+	for _, want := range []string{"NotFound", "was overwritten after this upload (its ETag is no longer old)", "nothing of it was loaded", "upload it again"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("overwritten source: err = %v, want it to say %q", err, want)
+		}
+	}
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || !app.NonRetryable() {
+		t.Errorf("err = %v, want a non-retryable application error", err)
+	}
+}
+
+// preconditionS3 answers a GetObject whose IfMatch names another ETag than
+// the object's ("cur") with S3's PreconditionFailed, as S3 does.
+type preconditionS3 struct{ *memS3 }
+
+func (p preconditionS3) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	p.mu.Lock()
+	_, ok := p.objs[p.key(in.Bucket, in.Key)]
+	p.mu.Unlock()
+	if ok && in.IfMatch != nil && strings.Trim(*in.IfMatch, `"`) != "cur" {
+		return nil, &smithy.GenericAPIError{Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold"}
+	}
+	return p.memS3.GetObject(ctx, in, opts...)
 }
