@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +47,8 @@ type Names struct {
 	DestBucket       string // Parquet files for Snowflake
 	QuarantineBucket string // rejected lines
 	FeedQueue        string // SQS queue of the source bucket's Object Created events
+	FeedDLQ          string // dead-letter queue of FeedQueue: messages received FeedMaxReceives times
+	FeedMaxReceives  int    // receives of one message before SQS moves it to FeedDLQ
 	LoadQueue        string // SQS queue of the destination bucket's events (local Snowpipe stand-in)
 	Stream           string // Kinesis data stream
 	StreamShards     int32
@@ -66,6 +69,8 @@ func DefaultNames() Names {
 		DestBucket:       "feedpipe-dest",
 		QuarantineBucket: "feedpipe-quarantine",
 		FeedQueue:        "feedpipe-feed-events",
+		FeedDLQ:          "feedpipe-feed-events-dlq",
+		FeedMaxReceives:  5,
 		LoadQueue:        "feedpipe-load-events",
 		Stream:           "feedpipe-records",
 		StreamShards:     2,
@@ -105,6 +110,7 @@ func NewAWSClients(cfg aws.Config, usePathStyle bool) AWSClients {
 // AWSResources are the identifiers provisioning found or created.
 type AWSResources struct {
 	FeedQueueURL string
+	FeedDLQURL   string
 	LoadQueueURL string
 	StreamARN    string
 }
@@ -120,6 +126,9 @@ func AWS(ctx context.Context, c AWSClients, n Names) (AWSResources, error) {
 	}
 	var err error
 	if res.FeedQueueURL, err = ObjectCreatedQueue(ctx, c, n.SourceBucket, n.FeedQueue); err != nil {
+		return res, err
+	}
+	if res.FeedDLQURL, err = DeadLetterQueue(ctx, c.SQS, res.FeedQueueURL, n.FeedDLQ, n.FeedMaxReceives); err != nil {
 		return res, err
 	}
 	if res.LoadQueueURL, err = ObjectCreatedQueue(ctx, c, n.DestBucket, n.LoadQueue); err != nil {
@@ -213,6 +222,41 @@ func ObjectCreatedQueue(ctx context.Context, c AWSClients, bucket, queue string)
 		Targets: []ebtypes.Target{{Id: aws.String("sqs"), Arn: &queueARN}},
 	}); err != nil {
 		return "", fmt.Errorf("target queue %s from rule %s: %w", queue, rule, err)
+	}
+	return aws.ToString(q.QueueUrl), nil
+}
+
+// DeadLetterQueue creates the queue dlq (14 days' retention, SQS's longest)
+// and sets queueURL's redrive policy to move a message there after
+// maxReceives receives. The policy is set on an existing queue too, so a
+// deployment made before it gains it. A message the starter cannot use (not
+// an S3 event, or a start that keeps failing) therefore ends in dlq, where an
+// operator reads it, instead of coming back forever. It returns dlq's URL.
+func DeadLetterQueue(ctx context.Context, c *sqs.Client, queueURL, dlq string, maxReceives int) (string, error) {
+	if maxReceives < 1 {
+		return "", fmt.Errorf("dead-letter queue %s: max receives %d, want at least 1", dlq, maxReceives)
+	}
+	q, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName:  &dlq,
+		Attributes: map[string]string{string(sqstypes.QueueAttributeNameMessageRetentionPeriod): "1209600"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("create dead-letter queue %s: %w", dlq, err)
+	}
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
+	})
+	if err != nil {
+		return "", fmt.Errorf("dead-letter queue %s attributes: %w", dlq, err)
+	}
+	redrive, _ := json.Marshal(map[string]string{
+		"deadLetterTargetArn": attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)],
+		"maxReceiveCount":     strconv.Itoa(maxReceives),
+	})
+	if _, err := c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{
+		QueueUrl: &queueURL, Attributes: map[string]string{string(sqstypes.QueueAttributeNameRedrivePolicy): string(redrive)},
+	}); err != nil {
+		return "", fmt.Errorf("set redrive policy of %s to %s: %w", queueURL, dlq, err)
 	}
 	return aws.ToString(q.QueueUrl), nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -37,6 +38,7 @@ type S3API interface {
 type SQSAPI interface {
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
 // Starter starts runs.
@@ -140,6 +142,7 @@ func isNotFound(err error) bool {
 // the queue: it comes back after the visibility timeout and, past the queue's
 // maxReceiveCount, goes to its dead-letter queue.
 func (s *Starter) Listen(ctx context.Context, queueURL string) error {
+	s.checkRedrive(ctx, queueURL)
 	for ctx.Err() == nil {
 		out, err := s.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: &queueURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 10,
@@ -163,6 +166,24 @@ func (s *Starter) Listen(ctx context.Context, queueURL string) error {
 		}
 	}
 	return nil
+}
+
+// checkRedrive warns when the queue has no dead-letter queue: a message the
+// starter cannot use would then come back forever instead of being set
+// aside for an operator. It only warns: the queue may be managed elsewhere,
+// or the starter's role may not read its attributes.
+func (s *Starter) checkRedrive(ctx context.Context, queueURL string) {
+	out, err := s.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: &queueURL, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameRedrivePolicy},
+	})
+	if err != nil {
+		s.Logger.Warn("listen: could not read the queue's redrive policy (sqs:GetQueueAttributes)", "queue", queueURL, "err", err)
+		return
+	}
+	if out.Attributes[string(sqstypes.QueueAttributeNameRedrivePolicy)] == "" {
+		s.Logger.Warn("listen: the queue has no dead-letter queue: a message that is no S3 event, or whose run cannot start, comes back every visibility timeout forever; "+
+			"give the queue a redrive policy (the local stack uses maxReceiveCount 5)", "queue", queueURL)
+	}
 }
 
 // handle starts the runs a message asks for and reports whether the message
