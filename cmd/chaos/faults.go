@@ -41,6 +41,31 @@ var faults = []fault{
 		what:   "the Temporal server stopped in AwaitDelivery and started again 10 s later (history in SQLite)",
 		inject: restartInStage(devstack.PartTemporal, workflows.StageDelivery, 10*time.Second),
 	},
+	{
+		name: "duplicate-events", feeds: 6, records: 2000,
+		what:   "each S3 event delivered three times: twice before its run starts, once after it has closed; one run per feed version",
+		upload: uploadDuplicated, inject: thirdDelivery, injectOutlasts: true,
+	},
+	{
+		name: "out-of-order", feeds: 3, records: 2000,
+		what:   "each key uploaded twice, the newer upload's event delivered first: the newer lands, the older fails saying it was overwritten, nothing of it loaded",
+		upload: uploadOutOfOrder, inject: func(context.Context, *env) error { return nil },
+	},
+	{
+		name: "overwrite-mid-put", feeds: 4, records: 20000,
+		what:   "every source overwritten by a new upload while runs are in PutToKinesis, then the worker SIGKILLed: each old run lands whole or fails saying why with nothing loaded, never a mix; each new upload lands",
+		inject: replaceMidPut(true), injectOutlasts: true,
+	},
+	{
+		name: "delete-mid-put", feeds: 4, records: 20000,
+		what:   "every source deleted while runs are in PutToKinesis, then the worker SIGKILLed: each run lands whole or fails saying the source was deleted, with nothing loaded",
+		inject: replaceMidPut(false), injectOutlasts: true,
+	},
+	{
+		name: "poison-message", feeds: 4, records: 2000,
+		what:   "3 messages that are no S3 event on the feed queue before the feeds: the feeds land, the messages reach the dead-letter queue after their receives",
+		upload: uploadWithPoison, inject: poisonToDLQ, injectOutlasts: true,
+	},
 }
 
 // frozenFor is how long a frozen part stays frozen.
@@ -136,7 +161,7 @@ func restartInStage(part, stage string, down time.Duration) func(context.Context
 // openRuns is how many of the fault's runs have not closed.
 func (e *env) openRuns(ctx context.Context) int {
 	n := 0
-	for _, f := range e.feeds {
+	for _, f := range e.feedList() {
 		desc, err := e.tc.DescribeWorkflowExecution(ctx, f.Ref.WorkflowID(), "")
 		if err != nil || desc.WorkflowExecutionInfo.CloseTime == nil {
 			n++

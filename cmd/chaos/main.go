@@ -29,10 +29,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/feedpipe/feedpipe/internal/devstack"
+	"github.com/feedpipe/feedpipe/internal/feed"
 	"github.com/feedpipe/feedpipe/internal/harness"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/provision"
@@ -117,8 +120,34 @@ type fault struct {
 	feeds   int
 	records int
 	workers int
+	// upload sends the generated feeds (e.feeds) into the pipeline; nil
+	// uploads them at once, each starting its run through the event path.
+	upload func(ctx context.Context, e *env) error
 	// inject runs beside the feeds and returns when the fault is over.
 	inject func(ctx context.Context, e *env) error
+	// injectOutlasts says the fault goes on after the runs close (a poison
+	// message on its way to the dead-letter queue): its end is waited for.
+	// Otherwise a fault still waiting for its moment when every run has
+	// closed missed it, and is stopped.
+	injectOutlasts bool
+}
+
+// plan is how a feed's run must end.
+type plan int
+
+const (
+	// land: the run completes and reconciles, every good line loaded once.
+	land plan = iota
+	// failClean: the run fails with its reason, and not one row of the feed
+	// is loaded (its source was deleted or overwritten under it).
+	failClean
+	// landOrFailClean: either of the two, never anything between (the fault
+	// raced the run: it may have read the whole source before it was gone).
+	landOrFailClean
+)
+
+func (p plan) String() string {
+	return [...]string{"land", "fail cleanly", "land or fail cleanly"}[p]
 }
 
 // outcome is what one fault did to its feeds.
@@ -130,18 +159,18 @@ type outcome struct {
 	recovered                 time.Duration // from the end of the fault to the last run's close
 	notes                     []string
 	err                       error
-	reconciled                int
+	reconciled                int // feeds whose runs ended as planned
 	expected                  int
 	injectedAt, injectionDone time.Duration
 }
 
 // stuckAfter is how long a fault's runs may take in all before the ones still
 // open count as stuck. The shipped deadlines are longer; a run that needs
-// more than this on a 2,000–5,000-line feed is stuck in practice.
+// more than this on a 2,000–20,000-line feed is stuck in practice.
 const stuckAfter = 10 * time.Minute
 
 func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath string, p *pipeline.Pipeline, dir string) (outcome, error) {
-	o := outcome{fault: f.name, feeds: f.feeds}
+	o := outcome{fault: f.name}
 	s, err := devstack.Start(ctx, devstack.Options{RunDir: dir, Root: root, Persist: true})
 	if err != nil {
 		return o, err
@@ -157,8 +186,8 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 	if err := e.startStarter(); err != nil {
 		return o, err
 	}
-	aws := provision.NewAWSClients(s.AWSConfig(), true)
-	e.s3 = aws.S3
+	e.aws = provision.NewAWSClients(s.AWSConfig(), true)
+	e.s3 = e.aws.S3
 	if e.tc, err = client.Dial(client.Options{HostPort: s.TemporalAddress, Namespace: s.TemporalNamespace, Logger: harness.QuietLogger{}}); err != nil {
 		return o, err
 	}
@@ -168,13 +197,19 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 	}
 	defer e.db.Close()
 
-	if e.feeds, err = harness.Generate(p, "chaos-"+f.name, f.feeds, f.records, 1000); err != nil {
+	feeds, err := harness.Generate(p, "chaos-"+f.name, f.feeds, f.records, 1000)
+	if err != nil {
 		return o, err
 	}
+	e.feeds, e.plans = feeds, make([]plan, len(feeds))
 	runCtx, cancel := context.WithTimeout(ctx, stuckAfter)
 	defer cancel()
 	e.t0 = time.Now()
-	if err := harness.Upload(runCtx, e.s3, e.feeds); err != nil {
+	upload := f.upload
+	if upload == nil {
+		upload = func(ctx context.Context, e *env) error { return harness.Upload(ctx, e.s3, e.feeds) }
+	}
+	if err := upload(runCtx, e); err != nil {
 		return o, err
 	}
 
@@ -187,37 +222,54 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 		injected = time.Now()
 		injectErr <- err
 	}()
-	results := make([]workflowsResult, len(e.feeds))
-	var mu sync.Mutex
+	results := make([]workflowsResult, 0, len(e.feeds))
 	var last time.Time
-	g, gctx := errgroup.WithContext(runCtx)
-	for i := range e.feeds {
-		g.Go(func() error {
-			r := &results[i]
-			r.res, r.err = harness.WaitClosed(gctx, e.tc, e.feeds[i].Ref, nil)
-			if r.err == nil || !errors.Is(r.err, context.DeadlineExceeded) && !errors.Is(r.err, context.Canceled) {
-				r.closed = true
-				mu.Lock()
-				last = time.Now()
-				mu.Unlock()
-			}
-			return nil
-		})
+	follow := func(feeds []harness.Feed) {
+		rs := make([]workflowsResult, len(feeds))
+		var mu sync.Mutex
+		g, gctx := errgroup.WithContext(runCtx)
+		for i := range feeds {
+			g.Go(func() error {
+				r := &rs[i]
+				r.res, r.err = harness.WaitClosed(gctx, e.tc, feeds[i].Ref, nil)
+				if r.err == nil || !errors.Is(r.err, context.DeadlineExceeded) && !errors.Is(r.err, context.Canceled) {
+					r.closed = true
+					mu.Lock()
+					last = time.Now()
+					mu.Unlock()
+				}
+				return nil
+			})
+		}
+		_ = g.Wait()
+		results = append(results, rs...)
 	}
-	_ = g.Wait()
-	stopInjecting() // every run has closed (or is stuck): a fault still waiting for its moment missed it
-	if err := <-injectErr; err != nil {
+	follow(e.feedList())
+	var ierr error
+	if f.injectOutlasts {
+		ierr = <-injectErr
+	} else {
+		stopInjecting() // every run has closed (or is stuck): a fault still waiting for its moment missed it
+		ierr = <-injectErr
+	}
+	if err := ierr; err != nil {
 		o.err = fmt.Errorf("the fault was not injected as planned: %w", err)
 		o.notes = append(o.notes, o.err.Error())
 	}
+	// Feeds the fault uploaded itself (new versions of a key) are followed
+	// once it is over.
+	all, plans := e.feedList(), e.planList()
+	follow(all[len(results):])
 	o.notes = append(o.notes, e.notes...)
 	if !last.IsZero() && last.After(injected) {
 		o.recovered = last.Sub(injected)
 	}
+	o.feeds = len(all)
 
-	// The account: every closed run's counts, and Snowflake's rows of each feed.
-	for i, f := range e.feeds {
-		r := results[i]
+	// The account: every closed run's counts, Snowflake's rows of each feed,
+	// and how many runs each feed version had.
+	for i, f := range all {
+		r, want := results[i], plans[i]
 		if !r.closed {
 			o.stuck++
 			continue
@@ -226,31 +278,54 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 		o.read, o.loaded, o.rejected = o.read+c.Read, o.loaded+c.Loaded, o.rejected+c.Rejected
 		if r.err == nil {
 			o.completed++
-		} else {
-			o.notes = append(o.notes, fmt.Sprintf("%s failed: %v", f.Ref.Key, r.err))
 		}
 		rows, lines, err := harness.Rows(ctx, e.db, p, f.Ref.ID())
 		if err != nil {
 			return o, err
 		}
 		o.duplicated += rows - lines
-		if want := int64(f.Stats.Good); lines < want {
-			o.lost += want - lines
+		runs, err := e.runsOf(ctx, f.Ref)
+		if err != nil {
+			return o, err
 		}
-		if r.err == nil && c.Read == int64(f.Stats.Lines) && c.Read == c.Loaded+c.Rejected && rows == c.Loaded && lines == int64(f.Stats.Good) {
+		landed := r.err == nil && c.Read == int64(f.Stats.Lines) && c.Read == c.Loaded+c.Rejected && rows == c.Loaded && lines == int64(f.Stats.Good)
+		failedClean := r.err != nil && rows == 0
+		if want == land && lines < int64(f.Stats.Good) {
+			o.lost += int64(f.Stats.Good) - lines
+		}
+		ok := runs == 1 && (want == land && landed || want == failClean && failedClean || want == landOrFailClean && (landed || failedClean))
+		if ok {
 			o.reconciled++
 		}
+		switch {
+		case !ok && r.err != nil:
+			o.notes = append(o.notes, fmt.Sprintf("%s@%s should %s; it failed with %d rows loaded, %d runs: %v", f.Ref.Key, f.Ref.ETag, want, rows, runs, r.err))
+		case !ok:
+			o.notes = append(o.notes, fmt.Sprintf("%s@%s should %s; it completed with counts %+v, %d rows of %d lines (%d good), %d runs", f.Ref.Key, f.Ref.ETag, want, c, rows, lines, f.Stats.Good, runs))
+		case r.err != nil:
+			o.notes = append(o.notes, fmt.Sprintf("%s@%s failed as planned, nothing loaded: %v", f.Ref.Key, f.Ref.ETag, reason(r.err)))
+		}
 	}
-	o.expected = len(e.feeds)
+	o.expected = len(all)
 	if o.err != nil {
 		fmt.Printf("   FAULT NOT INJECTED: %v\n", o.err)
 	}
-	fmt.Printf("   %d/%d reconciled · lost %d · duplicated %d · stuck %d · recovered %s after the fault\n",
+	fmt.Printf("   %d/%d as planned · lost %d · duplicated %d · stuck %d · recovered %s after the fault\n",
 		o.reconciled, o.feeds, o.lost, o.duplicated, o.stuck, o.recovered.Round(100*time.Millisecond))
 	for _, n := range o.notes {
 		fmt.Printf("   %s\n", n)
 	}
 	return o, nil
+}
+
+// reason is a failed run's own failure message, without the client's
+// wrapping (workflow id, run id).
+func reason(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Error()
+	}
+	return err.Error()
 }
 
 type workflowsResult struct {
@@ -293,14 +368,17 @@ type env struct {
 	cfgPath string
 	p       *pipeline.Pipeline
 	dir     string
+	aws     provision.AWSClients
 	s3      *s3.Client
 	tc      client.Client
 	db      *sql.DB
-	feeds   []harness.Feed
 	t0      time.Time
 	rng     *rand.Rand
 
 	mu      sync.Mutex
+	feeds   []harness.Feed      // every feed version the fault's runs are for
+	plans   []plan              // how each of feeds must end
+	events  []string            // Object Created messages the fault delivers again
 	workers []*devstack.Process // the live ones
 	starter *devstack.Process
 	started int
@@ -311,6 +389,52 @@ func (e *env) note(format string, args ...any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.notes = append(e.notes, fmt.Sprintf("%6.1fs ", time.Since(e.t0).Seconds())+fmt.Sprintf(format, args...))
+}
+
+// feedList is a copy of the feeds so far.
+func (e *env) feedList() []harness.Feed {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.feeds)
+}
+
+func (e *env) planList() []plan {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.plans)
+}
+
+// addFeed records a feed version the fault uploaded, and how it must end.
+func (e *env) addFeed(f harness.Feed, p plan) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.feeds = append(e.feeds, f)
+	e.plans = append(e.plans, p)
+}
+
+// setPlan changes how feed i must end.
+func (e *env) setPlan(i int, p plan) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.plans[i] = p
+}
+
+// runsOf counts the runs of ref's workflow id, as visibility lists them: one
+// feed version must have exactly one.
+func (e *env) runsOf(ctx context.Context, ref feed.Ref) (int, error) {
+	n := 0
+	var token []byte
+	for {
+		out, err := e.tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = '%s'", strings.ReplaceAll(ref.WorkflowID(), "'", "\\'")), NextPageToken: token})
+		if err != nil {
+			return 0, fmt.Errorf("list the runs of %s: %w", ref.WorkflowID(), err)
+		}
+		n += len(out.Executions)
+		if token = out.NextPageToken; len(token) == 0 {
+			return n, nil
+		}
+	}
 }
 
 func (e *env) procEnv() []string {
@@ -370,7 +494,7 @@ func (e *env) stopAll() {
 // stages says which stages the open runs are in, e.g. "PutToKinesis×3 AwaitDelivery×1".
 func (e *env) stages(ctx context.Context) string {
 	count := map[string]int{}
-	for _, f := range e.feeds {
+	for _, f := range e.feedList() {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		v, err := e.tc.QueryWorkflow(ctx, f.Ref.WorkflowID(), "", workflows.ProgressQuery)
 		cancel()
