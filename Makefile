@@ -6,7 +6,7 @@ GO ?= go
 # build (it has no tests of its own: integration/ drives the built binary).
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /integration -e /cmd/devtemporal -e /internal/temporaldev)
 
-.PHONY: all venv build devtemporal test test-unit test-integration test-demo-busy lint stack demo load chaos histories clean
+.PHONY: all venv build devtemporal test test-unit test-integration test-demo-busy test-chaos lint stack demo load chaos histories clean
 
 all: build
 
@@ -35,10 +35,16 @@ test-integration: venv devtemporal
 test-demo-busy: venv devtemporal
 	@bash scripts/demo-busy.sh
 
+# A representative part of make chaos, as shipped: a Temporal restart, the
+# event faults, and a source overwritten while its runs read it.
+CHAOS_IN_TEST = temporal-restart,duplicate-events,out-of-order,overwrite-mid-put
+test-chaos: venv devtemporal
+	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) run ./cmd/chaos -faults $(CHAOS_IN_TEST) -run-dir .run/test-chaos
+
 # Everything: format and vet, unit tests with the race detector, the
 # integration tests against the local stack (Temporal, MiniStack, fakesnow),
-# then the demo on a busy machine.
-test: lint build test-unit test-integration test-demo-busy
+# the demo on a busy machine, then part of make chaos.
+test: lint build test-unit test-integration test-demo-busy test-chaos
 
 # Run the local stack in the foreground; Ctrl-C stops it.
 stack: venv devtemporal

@@ -6,6 +6,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -235,7 +236,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 			c.Read, c.Rejected, c.Put = put.Read, put.Rejected, put.Put
 			w.progress.FirstBad, w.result.QuarantineKey, w.result.Resends = put.FirstBad, put.QuarantineKey, put.Resends
 		}
-		return w.result, w.stageError(StagePut, err)
+		return w.result, w.stageError(ctx, StagePut, err)
 	}
 	c.Read, c.Rejected, c.Put = put.Read, put.Rejected, put.Put
 	w.progress.FirstBad = put.FirstBad
@@ -261,11 +262,11 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	w.leave(ctx, StageDelivery, start)
 	if errors.Is(err, errDeadline) {
 		err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-			"Firehose delivered %d of %d records to s3://%s/%s before the delivery deadline (%s); %d are missing. Check the delivery stream %s (its errors/ prefix, CloudWatch DeliveryToS3 metrics), then reset the workflow to AwaitDelivery",
-			c.Delivered, put.Put, p.StagingBucket, w.result.StagingPrefix, p.Deadlines.Delivery.Std(), put.Put-c.Delivered, p.DeliveryStream), activities.ErrDelivery, nil)
+			"Firehose delivered %d of %d records to s3://%s/%s before the delivery deadline (%s); %d are missing. Check the delivery stream %s (its errors/ prefix, CloudWatch DeliveryToS3 metrics), then run AwaitDelivery again: %s",
+			c.Delivered, put.Put, p.StagingBucket, w.result.StagingPrefix, p.Deadlines.Delivery.Std(), put.Put-c.Delivered, p.DeliveryStream, w.resetCommand(ctx)), activities.ErrDelivery, nil)
 	}
 	if err != nil {
-		return w.result, w.stageError(StageDelivery, err)
+		return w.result, w.stageError(ctx, StageDelivery, err)
 	}
 
 	// 3. Convert the staged records to one Parquet file.
@@ -273,7 +274,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	conv, err := w.convert(ctx, start, activities.ConvertInput{FeedID: id, Pipeline: p, Expected: c.Delivered, Lines: put.Read, Delivered: del.State.Checkpoint}, hb)
 	w.leave(ctx, StageConvert, start)
 	if err != nil {
-		return w.result, w.stageError(StageConvert, err)
+		return w.result, w.stageError(ctx, StageConvert, err)
 	}
 	c.Converted = conv.Rows
 	for _, f := range conv.Files {
@@ -299,11 +300,11 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	if errors.Is(err, errDeadline) {
 		t := p.Snowflake.Database + "." + p.Snowflake.Schema + "." + p.Snowflake.Table
 		err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-			"Snowflake has not loaded the feed's files s3://%s/%s* into %s by the ingestion deadline (%s; last status %q). Check the pipe (SYSTEM$PIPE_STATUS) and its notifications, then reset the workflow to ConfirmIngestion",
-			p.DestBucket, activities.ParquetPrefix(p, id), t, p.Deadlines.Ingest.Std(), last.Status), activities.ErrIngestTimeout, nil)
+			"Snowflake has not loaded the feed's files s3://%s/%s* into %s by the ingestion deadline (%s; last status %q). Check the pipe (SYSTEM$PIPE_STATUS) and its notifications, then run ConfirmIngestion again: %s",
+			p.DestBucket, activities.ParquetPrefix(p, id), t, p.Deadlines.Ingest.Std(), last.Status, w.resetCommand(ctx)), activities.ErrIngestTimeout, nil)
 	}
 	if err != nil {
-		return w.result, w.stageError(StageConfirm, err)
+		return w.result, w.stageError(ctx, StageConfirm, err)
 	}
 	c.Loaded, w.result.Confirmation = last.Result.Loaded, last.Result.Strategy
 	return w.finish(ctx)
@@ -360,8 +361,8 @@ func (w *feedWorkflow) convert(ctx workflow.Context, start time.Time, in activit
 		})
 		if errors.Is(err, errDeadline) {
 			err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-				"Glue run %s of job %s was still %s at the convert deadline (%s); stop it or let it finish, then reset the workflow to Convert",
-				run.RunID, run.JobName, last.State, deadline), activities.ErrGlueRun, nil)
+				"Glue run %s of job %s was still %s at the convert deadline (%s); stop it or let it finish, then run Convert again: %s",
+				run.RunID, run.JobName, last.State, deadline, w.resetCommand(ctx)), activities.ErrGlueRun, nil)
 		}
 		return last.Result, err
 	case pipeline.ConvertLocal, pipeline.ConvertFirehose:
@@ -376,7 +377,7 @@ func (w *feedWorkflow) convert(ctx workflow.Context, start time.Time, in activit
 // activity's error type (so clients and the UI see RejectThresholdExceeded,
 // GlueRunFailed, …), its message names the feed, the stage and the cause,
 // and its details are the run's result so far (counts, keys, durations).
-func (w *feedWorkflow) stageError(stage string, err error) error {
+func (w *feedWorkflow) stageError(ctx workflow.Context, stage string, err error) error {
 	msg := err.Error()
 	typ := "StageFailed"
 	var app *temporal.ApplicationError
@@ -394,6 +395,7 @@ func (w *feedWorkflow) stageError(stage string, err error) error {
 		} else if cause := timeout.Unwrap(); cause != nil {
 			msg += "; last failure: " + cause.Error()
 		}
+		msg += ". Once the cause is fixed, run the stage again: " + w.resetCommand(ctx)
 	}
 	w.result.FailedStage = stage
 	w.result.Counts = w.progress.Counts
@@ -407,4 +409,12 @@ func ErrorType(err error) string {
 		return app.Type()
 	}
 	return ""
+}
+
+// resetCommand is the command that runs this run again from the stage it
+// failed in, keeping the work of the stages before it (feedpipe reset), with
+// the workflow id quoted for a POSIX shell.
+func (w *feedWorkflow) resetCommand(ctx workflow.Context) string {
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	return "feedpipe reset -workflow-id '" + strings.ReplaceAll(id, "'", `'\''`) + "'"
 }

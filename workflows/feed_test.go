@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -174,10 +175,15 @@ func TestFeedWorkflowStageTimeout(t *testing.T) {
 	in.Pipeline.Deadlines.Convert = pipeline.Duration(2 * time.Second)
 	env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).
 		Return(activities.ConvertResult{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil))
+	// A key with a quote: the reset command quotes the id for a shell.
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "feed/src/customers/it's.ndjson@e1"})
 	env.ExecuteWorkflow(FeedWorkflowName, in)
 	err := env.GetWorkflowError()
 	if ErrorType(err) != "StageTimeout" {
 		t.Errorf("error %v (type %q), want StageTimeout", err, ErrorType(err))
+	}
+	if want := `run the stage again: feedpipe reset -workflow-id 'feed/src/customers/it'\''s.ndjson@e1'`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want it to end with %q", err, want)
 	}
 }
 
@@ -275,6 +281,9 @@ func TestFeedWorkflowDeliveryDeadlineCarriesCounts(t *testing.T) {
 	err := env.GetWorkflowError()
 	if ErrorType(err) != activities.ErrDelivery || !strings.Contains(err.Error(), "delivered 7 of 9 records") || !strings.Contains(err.Error(), "2 are missing") {
 		t.Fatalf("error %v, want DeliveryIncomplete naming 7 of 9", err)
+	}
+	if want := "run AwaitDelivery again: feedpipe reset -workflow-id 'default-test-workflow-id'"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want it to say %q", err, want)
 	}
 	res, ok := Details(err)
 	want := Counts{Read: 10, Rejected: 1, Put: 9, Delivered: 7}

@@ -164,6 +164,15 @@ type outcome struct {
 	injectedAt, injectionDone time.Duration
 }
 
+// recoveredText is the time to recover, or "-" for a fault that was still
+// going on when the last run closed (it outlasts the runs by design).
+func (o outcome) recoveredText() string {
+	if o.recovered == 0 {
+		return "-"
+	}
+	return o.recovered.Round(100 * time.Millisecond).String()
+}
+
 // stuckAfter is how long a fault's runs may take in all before the ones still
 // open count as stuck. The shipped deadlines are longer; a run that needs
 // more than this on a 2,000–20,000-line feed is stuck in practice.
@@ -311,7 +320,7 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 		fmt.Printf("   FAULT NOT INJECTED: %v\n", o.err)
 	}
 	fmt.Printf("   %d/%d as planned · lost %d · duplicated %d · stuck %d · recovered %s after the fault\n",
-		o.reconciled, o.feeds, o.lost, o.duplicated, o.stuck, o.recovered.Round(100*time.Millisecond))
+		o.reconciled, o.feeds, o.lost, o.duplicated, o.stuck, o.recoveredText())
 	for _, n := range o.notes {
 		fmt.Printf("   %s\n", n)
 	}
@@ -352,7 +361,7 @@ func report(results []outcome) error {
 			status = "error"
 		}
 		fmt.Printf("%-20s %5d %9s %8d %8d %8d %5d %10d %6d %9s\n", o.fault, o.feeds, status, o.read, o.loaded, o.rejected,
-			o.lost, o.duplicated, o.stuck, o.recovered.Round(100*time.Millisecond))
+			o.lost, o.duplicated, o.stuck, o.recoveredText())
 	}
 	fmt.Printf("CHAOS faults=%d feeds=%d reconciled=%d lost=%d duplicated=%d stuck=%d\n", len(results), feeds, reconciled, lost, dup, stuck)
 	if bad || lost > 0 || dup > 0 || stuck > 0 {

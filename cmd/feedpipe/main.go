@@ -6,6 +6,10 @@
 //	    Prints rows, rejects, input MB, MB/s and peak memory.
 //	feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT
 //	    Writes a deterministic customers feed (for tests and benchmarks).
+//	feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]
+//	    Runs a failed feed's run again from the stage it failed in (or an
+//	    earlier one), keeping the work of the stages before. Temporal is
+//	    addressed as by the worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, …).
 package main
 
 import (
@@ -33,7 +37,8 @@ import (
 
 const usage = `usage:
   feedpipe convert [-schema FILE | -infer N] [-compression zstd|snappy|none] [-unknown drop|reject|extra] [-rejects FILE] IN OUT
-  feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT`
+  feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT
+  feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]`
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -51,6 +56,8 @@ func run(args []string) error {
 		return runConvert(args[1:])
 	case "gen":
 		return runGen(args[1:])
+	case "reset":
+		return runReset(args[1:])
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
