@@ -79,6 +79,9 @@ type PutResult struct {
 	QuarantineKey string    `json:"quarantine_key,omitempty"`
 	FirstBad      []BadLine `json:"first_bad,omitempty"`
 	StartedAt     time.Time `json:"started_at"`
+	// SourceModified is the source object's LastModified, as the GET that
+	// read it said: with the event's sequencer it orders uploads of a key.
+	SourceModified time.Time `json:"source_modified,omitempty"`
 }
 
 // QuarantineKey is where a feed's rejected lines are written, in the
@@ -150,13 +153,19 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 				"Upload the file again to load it", ref, ref.Bucket, ref.Key, c)
 		}
 		if isRangeNotSatisfiable(err) {
-			// The checkpoint is at the end of the object: nothing left to read.
-			obj = &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(nil))}
+			// The checkpoint is at the end of the object: nothing left to
+			// read, but its LastModified still orders it among the key's uploads.
+			head, herr := a.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: get.Bucket, Key: get.Key, VersionId: get.VersionId, IfMatch: get.IfMatch})
+			if herr != nil {
+				return PutResult{}, classifyAWS(herr, fmt.Sprintf("put feed %s: head s3://%s/%s", ref, ref.Bucket, ref.Key))
+			}
+			obj = &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(nil)), LastModified: head.LastModified}
 		} else {
 			return PutResult{}, classifyAWS(err, fmt.Sprintf("put feed %s: get s3://%s/%s", ref, ref.Bucket, ref.Key))
 		}
 	}
 	defer obj.Body.Close()
+	modified := aws.ToTime(obj.LastModified).UTC()
 	var body io.Reader = obj.Body
 	if gz {
 		zr, err := gzip.NewReader(obj.Body)
@@ -210,7 +219,7 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 		return PutResult{}, err
 	}
 	res := PutResult{Read: s.prog.Read, Rejected: s.prog.Rejected, Put: s.prog.Put, Resends: s.prog.Resends,
-		FirstBad: s.prog.FirstBad, StartedAt: s.prog.StartedAt}
+		FirstBad: s.prog.FirstBad, StartedAt: s.prog.StartedAt, SourceModified: modified}
 	if res.Rejected > 0 {
 		key, err := a.mergeQuarantine(ctx, p, in.FeedID, res.Rejected, b)
 		if err != nil {

@@ -201,25 +201,45 @@ func TestFeedDuplicateEventStartsOneRun(t *testing.T) {
 }
 
 // A new upload of the same key is a new version: a new run, its own rows.
+// On the replace pipeline (customers) the first version's rows are removed
+// once the second is confirmed, and the run says how many; on the append
+// pipeline (customers-append) both versions' rows stay.
 func TestFeedReuploadStartsNewRun(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
-	key := fmt.Sprintf("customers/reupload-%d.ndjson", time.Now().UnixNano())
-	b1, _ := generate(t, feedgen.Options{Records: 10, Seed: 3})
-	r1 := upload(t, ctx, key, b1)
-	if _, err := waitRun(t, ctx, r1); err != nil {
-		t.Fatal(err)
-	}
-	b2, _ := generate(t, feedgen.Options{Records: 15, Seed: 4})
-	r2 := upload(t, ctx, key, b2)
-	if r1.WorkflowID() == r2.WorkflowID() {
-		t.Fatalf("re-upload has the same workflow id %s", r1.WorkflowID())
-	}
-	res, err := waitRun(t, ctx, r2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Counts.Loaded != 15 || len(loadedRows(t, ctx, r2.ID())) != 15 || len(loadedRows(t, ctx, r1.ID())) != 10 {
-		t.Errorf("second version loaded %d; rows per version: %d then %d", res.Counts.Loaded, len(loadedRows(t, ctx, r1.ID())), len(loadedRows(t, ctx, r2.ID())))
+	for _, tc := range []struct {
+		prefix  string
+		replace bool
+	}{{"customers/", true}, {"customers-append/", false}} {
+		t.Run(strings.TrimSuffix(tc.prefix, "/"), func(t *testing.T) {
+			ctx := testCtx(t, 3*time.Minute)
+			key := fmt.Sprintf("%sreupload-%d.ndjson", tc.prefix, time.Now().UnixNano())
+			b1, _ := generate(t, feedgen.Options{Records: 10, Seed: 3})
+			r1 := upload(t, ctx, key, b1)
+			res1, err := waitRun(t, ctx, r1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res1.ReplacedRows != 0 || res1.SupersededBy != "" {
+				t.Errorf("first upload replaced %d rows (superseded by %q), want none", res1.ReplacedRows, res1.SupersededBy)
+			}
+			b2, _ := generate(t, feedgen.Options{Records: 15, Seed: 4})
+			r2 := upload(t, ctx, key, b2)
+			if r1.WorkflowID() == r2.WorkflowID() {
+				t.Fatalf("re-upload has the same workflow id %s", r1.WorkflowID())
+			}
+			res, err := waitRun(t, ctx, r2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, second := len(loadedRows(t, ctx, r1.ID())), len(loadedRows(t, ctx, r2.ID()))
+			wantFirst, wantReplaced := 10, int64(0)
+			if tc.replace {
+				wantFirst, wantReplaced = 0, 10
+			}
+			if res.Counts.Loaded != 15 || second != 15 || first != wantFirst || res.ReplacedRows != wantReplaced || res.SupersededBy != "" {
+				t.Errorf("second version loaded %d and replaced %d rows (superseded by %q); rows per version: %d then %d; want 15 loaded, %d replaced, %d then 15",
+					res.Counts.Loaded, res.ReplacedRows, res.SupersededBy, first, second, wantReplaced, wantFirst)
+			}
+		})
 	}
 }
 

@@ -79,6 +79,12 @@ type FeedResult struct {
 	Durations     map[string]time.Duration `json:"durations"`
 	Confirmation  string                   `json:"confirmation,omitempty"` // the ingestion check used
 	FailedStage   string                   `json:"failed_stage,omitempty"`
+	// ReplacedRows counts the rows of the key's earlier uploads that this
+	// run removed (on_new_version = replace).
+	ReplacedRows int64 `json:"replaced_rows,omitempty"`
+	// SupersededBy is the feed id of a newer upload of the key that was
+	// loaded before this one: this run's own rows were then removed.
+	SupersededBy string `json:"superseded_by,omitempty"`
 }
 
 // Details returns the FeedResult a failed run's error carries, if any.
@@ -242,6 +248,11 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	w.progress.FirstBad = put.FirstBad
 	w.result.QuarantineKey, w.result.Resends = put.QuarantineKey, put.Resends
 	if put.Put == 0 {
+		// An empty upload (or one of rejected lines only) is still the
+		// key's newest snapshot.
+		if err := w.supersede(ctx, put.SourceModified); err != nil {
+			return w.result, w.stageError(ctx, StageConfirm, err)
+		}
 		return w.finish(ctx)
 	}
 
@@ -307,7 +318,39 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 		return w.result, w.stageError(ctx, StageConfirm, err)
 	}
 	c.Loaded, w.result.Confirmation = last.Result.Loaded, last.Result.Strategy
+	if err := w.supersede(ctx, put.SourceModified); err != nil {
+		return w.result, w.stageError(ctx, StageConfirm, err)
+	}
 	return w.finish(ctx)
+}
+
+// supersedeTimeout bounds replacing a key's earlier uploads, retries included.
+const supersedeTimeout = 10 * time.Minute
+
+// supersede, for a pipeline whose new uploads replace the earlier ones,
+// records this upload and removes the rows of the key's other uploads but
+// the newest. Runs started before this step existed skip it, as do append
+// pipelines (and runs whose input predates the setting).
+func (w *feedWorkflow) supersede(ctx workflow.Context, modified time.Time) error {
+	var a *activities.Activities
+	p := w.in.Pipeline
+	if p.OnNewVersion != pipeline.NewVersionReplace {
+		return nil
+	}
+	if workflow.GetVersion(ctx, "supersede-earlier-uploads", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	var res activities.SupersedeResult
+	in := activities.SupersedeInput{FeedID: w.progress.FeedID, Ref: w.in.Ref, Pipeline: p, Modified: modified}
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(supersedeTimeout)), a.SupersedeVersions, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	w.result.ReplacedRows = res.Removed
+	if res.Current != w.progress.FeedID {
+		w.result.SupersededBy = res.Current
+		workflow.GetLogger(ctx).Info("a newer upload of the key was loaded first: this upload's rows were removed", "feed", w.in.Ref.String(), "newer_feed_id", res.Current)
+	}
+	return nil
 }
 
 // finish checks that the run reconciles and marks it done.

@@ -305,3 +305,63 @@ func TestFeedWorkflowTimedOutPutReportsItsCheckpoint(t *testing.T) {
 		t.Errorf("error %v, details %+v", err, res)
 	}
 }
+
+// A replace pipeline, once the upload is confirmed, records it and removes
+// the key's earlier uploads' rows, with the source's LastModified that the
+// put read; the result says how many rows went, and names a newer upload
+// that had been loaded first. An empty upload replaces too; an append
+// pipeline, or a run whose input predates the setting, does neither.
+func TestFeedWorkflowReplacesEarlierUploadsOfTheKey(t *testing.T) {
+	modified := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, mode string
+		empty      bool
+		current    string
+		supersede  bool
+	}{
+		{"replace", pipeline.NewVersionReplace, false, "", true},
+		{"replace, a newer upload loaded first", pipeline.NewVersionReplace, false, "newer", true},
+		{"replace, empty upload", pipeline.NewVersionReplace, true, "", true},
+		{"append", pipeline.NewVersionAppend, false, "", false},
+		{"input before the setting", "", false, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			in := testInput(pipeline.ConvertLocal)
+			in.Pipeline.OnNewVersion = tc.mode
+			if tc.empty {
+				env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{SourceModified: modified}, nil).Once()
+			} else {
+				env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).
+					Return(activities.PutResult{Read: 10, Rejected: 1, Put: 9, SourceModified: modified}, nil).Once()
+				env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryState{Delivered: 9}, nil).Once()
+				env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 9, Files: []activities.ParquetFile{{Key: "p", Rows: 9}}}, nil).Once()
+				env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: 9}}, nil).Once()
+			}
+			current := tc.current
+			if current == "" {
+				current = in.Ref.ID()
+			}
+			if tc.supersede {
+				env.OnActivity(acts.SupersedeVersions, mock.Anything, mock.MatchedBy(func(s activities.SupersedeInput) bool {
+					return s.FeedID == in.Ref.ID() && s.Ref == in.Ref && s.Modified.Equal(modified)
+				})).Return(activities.SupersedeResult{Removed: 7, Current: current}, nil).Once()
+			}
+			env.ExecuteWorkflow(FeedWorkflowName, in)
+			var res FeedResult
+			if err := env.GetWorkflowResult(&res); err != nil {
+				t.Fatal(err)
+			}
+			wantRemoved, wantBy := int64(0), ""
+			if tc.supersede {
+				wantRemoved = 7
+				if tc.current != "" {
+					wantBy = tc.current
+				}
+			}
+			if res.ReplacedRows != wantRemoved || res.SupersededBy != wantBy {
+				t.Errorf("replaced %d rows, superseded by %q; want %d and %q", res.ReplacedRows, res.SupersededBy, wantRemoved, wantBy)
+			}
+		})
+	}
+}

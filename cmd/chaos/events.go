@@ -303,3 +303,24 @@ func (e *env) uploadVersion(ctx context.Context, f harness.Feed) (harness.Feed, 
 	}
 	return up[0], nil
 }
+
+// newVersionsInFlight waits until a run is in Convert, then uploads a new
+// version of every key, so that both versions of each key are in flight and
+// are confirmed close together, in either order. On the replace pipeline
+// only the newer version's rows may remain, whichever was confirmed first.
+func newVersionsInFlight(ctx context.Context, e *env) error {
+	if err := e.waitStage(ctx, workflows.StageConvert); err != nil {
+		return err
+	}
+	at := e.stages(ctx)
+	feeds := e.feedList()
+	for _, f := range feeds {
+		v2, err := e.uploadVersion(ctx, f)
+		if err != nil {
+			return err
+		}
+		e.addFeed(v2, land)
+	}
+	e.note("a new version of each of %d keys uploaded (%s)", len(feeds), at)
+	return nil
+}

@@ -62,6 +62,11 @@ var faults = []fault{
 		inject: replaceMidPut(false), injectOutlasts: true,
 	},
 	{
+		name: "new-version", feeds: 4, records: 5000,
+		what:   "a new upload of every key while the first upload's run is in Convert (customers replaces): both land, and only the newer upload's rows remain, whichever was confirmed first",
+		inject: newVersionsInFlight,
+	},
+	{
 		name: "poison-message", feeds: 4, records: 2000,
 		what:   "3 messages that are no S3 event on the feed queue before the feeds: the feeds land, the messages reach the dead-letter queue after their receives",
 		upload: uploadWithPoison, inject: poisonToDLQ, injectOutlasts: true,

@@ -277,6 +277,7 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 
 	// The account: every closed run's counts, Snowflake's rows of each feed,
 	// and how many runs each feed version had.
+	replaced := supersededUploads(all, results, p)
 	for i, f := range all {
 		r, want := results[i], plans[i]
 		if !r.closed {
@@ -298,8 +299,13 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 			return o, err
 		}
 		landed := r.err == nil && c.Read == int64(f.Stats.Lines) && c.Read == c.Loaded+c.Rejected && rows == c.Loaded && lines == int64(f.Stats.Good)
+		if replaced[i] {
+			// A newer upload of the key landed on a replace pipeline: this
+			// upload's rows must be gone, whichever was confirmed first.
+			landed = r.err == nil && c.Read == int64(f.Stats.Lines) && c.Read == c.Loaded+c.Rejected && rows == 0
+		}
 		failedClean := r.err != nil && rows == 0
-		if want == land && lines < int64(f.Stats.Good) {
+		if want == land && !replaced[i] && lines < int64(f.Stats.Good) {
 			o.lost += int64(f.Stats.Good) - lines
 		}
 		ok := runs == 1 && (want == land && landed || want == failClean && failedClean || want == landOrFailClean && (landed || failedClean))
@@ -325,6 +331,24 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 		fmt.Printf("   %s\n", n)
 	}
 	return o, nil
+}
+
+// supersededUploads marks the feeds that a later upload of the same key
+// replaced: on a replace pipeline, a newer upload (later in feeds) that
+// completed removes the earlier ones' rows.
+func supersededUploads(feeds []harness.Feed, results []workflowsResult, p *pipeline.Pipeline) []bool {
+	out := make([]bool, len(feeds))
+	if p.OnNewVersion != pipeline.NewVersionReplace {
+		return out
+	}
+	for i := range feeds {
+		for j := i + 1; j < len(feeds); j++ {
+			if feeds[j].Ref.Key == feeds[i].Ref.Key && results[j].closed && results[j].err == nil {
+				out[i] = true
+			}
+		}
+	}
+	return out
 }
 
 // reason is a failed run's own failure message, without the client's

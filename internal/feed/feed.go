@@ -16,6 +16,23 @@ type Ref struct {
 	ETag      string `json:"etag,omitempty"`
 	VersionID string `json:"version_id,omitempty"`
 	Size      int64  `json:"size"`
+	// Sequencer is the S3 event's sequencer of this upload, when the run was
+	// started by an event: it orders two uploads of the key made within the
+	// same second. It is not part of the version (a start without the event
+	// is the same run).
+	Sequencer string `json:"sequencer,omitempty"`
+}
+
+// SequencerOrder is s in a form whose string order is S3's sequencer order:
+// S3 says to left-pad the shorter of two sequencers with zeros and compare
+// them as strings. Empty stays empty (it sorts first).
+func SequencerOrder(s string) string {
+	const width = 40
+	s = strings.ToUpper(s)
+	if s == "" || len(s) >= width {
+		return s
+	}
+	return strings.Repeat("0", width-len(s)) + s
 }
 
 // Version is what distinguishes two uploads of the same key: the version id

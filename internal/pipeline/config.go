@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -33,6 +34,20 @@ const (
 	ConfirmCopyHistory = "copy_history" // Snowflake's COPY_HISTORY table function (production)
 	ConfirmLoadHistory = "load_history" // INFORMATION_SCHEMA.LOAD_HISTORY plus a row count (fakesnow)
 )
+
+// What a new upload of a key means for the rows of the key's earlier uploads.
+const (
+	// NewVersionReplace: once the new upload is loaded and confirmed, the
+	// rows of the key's earlier uploads are removed (a feed that is a
+	// snapshot: a corrected file replaces the one before).
+	NewVersionReplace = "replace"
+	// NewVersionAppend: every upload's rows stay (a feed of events).
+	NewVersionAppend = "append"
+)
+
+// DefaultVersionsTable is the table, beside the pipeline's table, where each
+// loaded upload of a replace pipeline is recorded.
+const DefaultVersionsTable = "FEEDPIPE_VERSIONS"
 
 // Duration is a time.Duration written as "90s" or "15m" in the file and in
 // workflow inputs.
@@ -72,25 +87,31 @@ type Deadlines struct {
 
 // Pipeline is one feed type.
 type Pipeline struct {
-	Name             string        `toml:"name"`
-	SourceBucket     string        `toml:"source_bucket"`
-	SourcePrefix     string        `toml:"source_prefix"`
-	Stream           string        `toml:"stream"`
-	DeliveryStream   string        `toml:"delivery_stream"`
-	StagingBucket    string        `toml:"staging_bucket"`
-	StagingPrefix    string        `toml:"staging_prefix"`
-	DestBucket       string        `toml:"destination_bucket"`
-	DestPrefix       string        `toml:"destination_prefix"`
-	QuarantineBucket string        `toml:"quarantine_bucket"`
-	Conversion       string        `toml:"conversion"`
-	GlueJob          string        `toml:"glue_job"`
-	Confirm          string        `toml:"confirm"`
-	MaxRejectedLines int64         `toml:"max_rejected_lines"`
-	MaxRejectedRatio float64       `toml:"max_rejected_ratio"`
-	Snowflake        Snowflake     `toml:"snowflake"`
-	Deadlines        Deadlines     `toml:"deadlines"`
-	HeartbeatTimeout Duration      `toml:"heartbeat_timeout"` // a stage silent this long is retried elsewhere; default 30s
-	Schema           schema.Schema `toml:"schema"`
+	Name             string    `toml:"name"`
+	SourceBucket     string    `toml:"source_bucket"`
+	SourcePrefix     string    `toml:"source_prefix"`
+	Stream           string    `toml:"stream"`
+	DeliveryStream   string    `toml:"delivery_stream"`
+	StagingBucket    string    `toml:"staging_bucket"`
+	StagingPrefix    string    `toml:"staging_prefix"`
+	DestBucket       string    `toml:"destination_bucket"`
+	DestPrefix       string    `toml:"destination_prefix"`
+	QuarantineBucket string    `toml:"quarantine_bucket"`
+	Conversion       string    `toml:"conversion"`
+	GlueJob          string    `toml:"glue_job"`
+	Confirm          string    `toml:"confirm"`
+	MaxRejectedLines int64     `toml:"max_rejected_lines"`
+	MaxRejectedRatio float64   `toml:"max_rejected_ratio"`
+	Snowflake        Snowflake `toml:"snowflake"`
+	Deadlines        Deadlines `toml:"deadlines"`
+	HeartbeatTimeout Duration  `toml:"heartbeat_timeout"` // a stage silent this long is retried elsewhere; default 30s
+	// OnNewVersion is NewVersionReplace (default) or NewVersionAppend. Runs
+	// started before the setting existed have it empty, and append.
+	OnNewVersion string `toml:"on_new_version"`
+	// VersionsTable records the loaded uploads of each key (replace), in
+	// Snowflake.Database and Snowflake.Schema.
+	VersionsTable string        `toml:"versions_table"`
+	Schema        schema.Schema `toml:"schema"`
 }
 
 // Config is the whole file.
@@ -148,6 +169,12 @@ func (c *Config) setDefaults() {
 		}
 		if p.Schema.Unknown == "" {
 			p.Schema.Unknown = schema.UnknownDrop
+		}
+		if p.OnNewVersion == "" {
+			p.OnNewVersion = NewVersionReplace
+		}
+		if p.VersionsTable == "" {
+			p.VersionsTable = DefaultVersionsTable
 		}
 		d := &p.Deadlines
 		for _, f := range []struct {
@@ -222,6 +249,15 @@ func (p *Pipeline) validate() error {
 	default:
 		return fmt.Errorf("confirm = %q; use %q (Snowflake) or %q (fakesnow)", p.Confirm, ConfirmCopyHistory, ConfirmLoadHistory)
 	}
+	switch p.OnNewVersion {
+	case NewVersionReplace, NewVersionAppend:
+	default:
+		return fmt.Errorf("on_new_version = %q; use %q (a new upload of a key replaces the rows of its earlier uploads) or %q (every upload's rows stay)",
+			p.OnNewVersion, NewVersionReplace, NewVersionAppend)
+	}
+	if !identifier.MatchString(p.VersionsTable) {
+		return fmt.Errorf("versions_table = %q is not a plain Snowflake identifier (letters, digits, _ and $, not starting with a digit)", p.VersionsTable)
+	}
 	if p.MaxRejectedLines < 0 {
 		return errors.New("max_rejected_lines must be >= 0")
 	}
@@ -240,6 +276,9 @@ func (p *Pipeline) validate() error {
 	}
 	return nil
 }
+
+// identifier is an unquoted Snowflake identifier.
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,254}$`)
 
 // Route returns the pipeline whose source bucket and longest prefix match.
 func (c *Config) Route(bucket, key string) (*Pipeline, error) {

@@ -32,6 +32,9 @@ func TestParseDefaults(t *testing.T) {
 	if c.TaskQueue != "feedpipe" || p.Conversion != ConvertLocal || p.Confirm != ConfirmCopyHistory || p.Deadlines.Delivery.Std() != 30*time.Minute {
 		t.Errorf("defaults: %+v", c)
 	}
+	if p.OnNewVersion != NewVersionReplace || p.VersionsTable != "FEEDPIPE_VERSIONS" {
+		t.Errorf("on_new_version %q, versions_table %q; want replace and FEEDPIPE_VERSIONS", p.OnNewVersion, p.VersionsTable)
+	}
 }
 
 func TestParseErrorsNameTheKey(t *testing.T) {
@@ -45,6 +48,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		"duration":       {strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\ndeadlines = { put = \"soon\" }", 1), `"soon" is not a duration`},
 		"bad type":       {strings.Replace(minimal, `"int64"`, `"integer"`, 1), `unknown type "integer"`},
 		"syntax":         {minimal + "\n[[pipeline]\n", "line"},
+		"new version":    {strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\non_new_version = \"overwrite\"", 1), `on_new_version = "overwrite"; use "replace"`},
+		"versions table": {strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\nversions_table = \"v; DROP TABLE T\"", 1), `versions_table = "v; DROP TABLE T" is not a plain Snowflake identifier`},
 		"same routing":   {minimal + strings.Replace(minimal, `name = "c"`, `name = "d"`, 1), "both route s3://src/c/"},
 		"empty object":   {strings.Replace(minimal, `{ name = "id", type = "int64" }`, `{ name = "id", type = "int64" }, { name = "a", type = "object" }`, 1), `column "a": an object needs fields`},
 		"no items":       {strings.Replace(minimal, `{ name = "id", type = "int64" }`, `{ name = "id", type = "int64" }, { name = "l", type = "list" }`, 1), `column "l": a list needs items`},

@@ -19,8 +19,15 @@ type SnowflakeNames struct {
 	Schema   string
 	Table    string
 	Stage    string // external stage on the destination bucket
+	Versions string // the loaded uploads of each key (pipelines with on_new_version = replace)
 	Columns  []Column
 }
+
+// VersionsColumns are the columns of a versions table: one row per loaded
+// upload of a replace pipeline, written by the SupersedeVersions activity.
+// UPLOAD_ORDER sorts the uploads of one key (the source's LastModified, then
+// the S3 event's sequencer).
+const VersionsColumns = "PIPELINE VARCHAR, BUCKET VARCHAR, OBJECT_KEY VARCHAR, FEED_ID VARCHAR, UPLOAD_ORDER VARCHAR, RECORDED_AT TIMESTAMP_NTZ"
 
 // DefaultSnowflakeNames is the layout of the local stack's sample customers feed.
 // _FEED_ID and _LINE identify each row's source feed and line, so loads can be
@@ -31,6 +38,7 @@ func DefaultSnowflakeNames() SnowflakeNames {
 		Schema:   "RAW",
 		Table:    "CUSTOMERS",
 		Stage:    "FEEDPIPE_DEST",
+		Versions: "FEEDPIPE_VERSIONS",
 		Columns: []Column{
 			{"_FEED_ID", "VARCHAR"},
 			{"_LINE", "BIGINT"},
@@ -69,6 +77,9 @@ func Snowflake(ctx context.Context, db *sql.DB, n SnowflakeNames, destBucket str
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s.%s (%s)", n.Database, n.Schema, n.Table, strings.Join(cols, ", ")),
 		fmt.Sprintf("CREATE STAGE IF NOT EXISTS %s.%s.%s URL='s3://%s/' FILE_FORMAT=(TYPE=PARQUET)",
 			n.Database, n.Schema, n.Stage, destBucket),
+	}
+	if n.Versions != "" {
+		stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s.%s (%s)", n.Database, n.Schema, n.Versions, VersionsColumns))
 	}
 	if local != nil {
 		// A DuckDB statement that fakesnow passes through: httpfs then reads

@@ -18,6 +18,9 @@ type Object struct {
 	Size      int64
 	ETag      string
 	VersionID string
+	// Sequencer orders the events of one key: the later upload has the
+	// greater value (hex; compare with Later). Empty when the event has none.
+	Sequencer string
 }
 
 // ErrNotObjectCreated marks a well-formed message that is not about a created
@@ -36,6 +39,7 @@ type eventBridgeEnvelope struct {
 			Size      int64  `json:"size"`
 			ETag      string `json:"etag"`
 			VersionID string `json:"version-id"`
+			Sequencer string `json:"sequencer"`
 		} `json:"object"`
 	} `json:"detail"`
 }
@@ -53,6 +57,7 @@ type notification struct {
 				Size      int64  `json:"size"`
 				ETag      string `json:"eTag"`
 				VersionID string `json:"versionId"`
+				Sequencer string `json:"sequencer"`
 			} `json:"object"`
 		} `json:"s3"`
 	} `json:"Records"`
@@ -81,7 +86,7 @@ func Parse(body string) ([]Object, error) {
 		// EventBridge gives the key as stored, not URL-encoded.
 		return []Object{{
 			Bucket: e.Detail.Bucket.Name, Key: e.Detail.Object.Key, Size: e.Detail.Object.Size,
-			ETag: strings.Trim(e.Detail.Object.ETag, `"`), VersionID: e.Detail.Object.VersionID,
+			ETag: strings.Trim(e.Detail.Object.ETag, `"`), VersionID: e.Detail.Object.VersionID, Sequencer: e.Detail.Object.Sequencer,
 		}}, nil
 	case probe["Records"] != nil || probe["Event"] != nil:
 		var n notification
@@ -102,7 +107,7 @@ func Parse(body string) ([]Object, error) {
 				return nil, fmt.Errorf("S3 notification record %d without s3.bucket.name or s3.object.key", i)
 			}
 			out = append(out, Object{Bucket: r.S3.Bucket.Name, Key: key, Size: r.S3.Object.Size,
-				ETag: strings.Trim(r.S3.Object.ETag, `"`), VersionID: r.S3.Object.VersionID})
+				ETag: strings.Trim(r.S3.Object.ETag, `"`), VersionID: r.S3.Object.VersionID, Sequencer: r.S3.Object.Sequencer})
 		}
 		if len(out) == 0 {
 			return nil, fmt.Errorf("%w: S3 notification with no ObjectCreated record", ErrNotObjectCreated)

@@ -8,12 +8,12 @@ import (
 
 func TestParseEventBridgeEnvelope(t *testing.T) {
 	body := `{"version":"0","id":"e1","detail-type":"Object Created","source":"aws.s3","region":"us-east-1",
-	  "detail":{"version":"0","bucket":{"name":"src"},"object":{"key":"in/feed one.ndjson","size":42,"etag":"abc123","version-id":"v1"}}}`
+	  "detail":{"version":"0","bucket":{"name":"src"},"object":{"key":"in/feed one.ndjson","size":42,"etag":"abc123","version-id":"v1","sequencer":"0066A1B2C3D4E5F601"}}}`
 	got, err := Parse(body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Object{Bucket: "src", Key: "in/feed one.ndjson", Size: 42, ETag: "abc123", VersionID: "v1"}
+	want := Object{Bucket: "src", Key: "in/feed one.ndjson", Size: 42, ETag: "abc123", VersionID: "v1", Sequencer: "0066A1B2C3D4E5F601"}
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("Parse = %+v, want %+v", got, want)
 	}
@@ -21,13 +21,13 @@ func TestParseEventBridgeEnvelope(t *testing.T) {
 
 func TestParseS3NotificationDecodesKeys(t *testing.T) {
 	body := `{"Records":[
-	  {"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"src"},"object":{"key":"in/feed+one%2B.ndjson","size":7,"eTag":"\"e1\""}}},
+	  {"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"src"},"object":{"key":"in/feed+one%2B.ndjson","size":7,"eTag":"\"e1\"","sequencer":"0A1B"}}},
 	  {"eventSource":"aws:s3","eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"src"},"object":{"key":"gone"}}}]}`
 	got, err := Parse(body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Object{Bucket: "src", Key: "in/feed one+.ndjson", Size: 7, ETag: "e1"}
+	want := Object{Bucket: "src", Key: "in/feed one+.ndjson", Size: 7, ETag: "e1", Sequencer: "0A1B"}
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("Parse = %+v, want only %+v", got, want)
 	}

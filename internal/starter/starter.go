@@ -108,7 +108,7 @@ func (s *Starter) headRef(ctx context.Context, bucket, key string) (feed.Ref, er
 	if err != nil {
 		return feed.Ref{}, fmt.Errorf("head s3://%s/%s: %w", bucket, key, err)
 	}
-	return objectRef(bucket, key, aws.ToString(head.ETag), aws.ToString(head.VersionId), aws.ToInt64(head.ContentLength)), nil
+	return objectRef(bucket, key, aws.ToString(head.ETag), aws.ToString(head.VersionId), aws.ToInt64(head.ContentLength), ""), nil
 }
 
 // objectRef is the Ref of one upload, built alike from an S3 event, a
@@ -117,11 +117,11 @@ func (s *Starter) headRef(ctx context.Context, bucket, key string) (feed.Ref, er
 // or versioning was suspended) does not tell uploads apart, and an event
 // for such an object carries none: the ETag identifies it, as on an
 // unversioned bucket.
-func objectRef(bucket, key, etag, versionID string, size int64) feed.Ref {
+func objectRef(bucket, key, etag, versionID string, size int64, sequencer string) feed.Ref {
 	if versionID == "null" {
 		versionID = ""
 	}
-	return feed.Ref{Bucket: bucket, Key: key, ETag: strings.Trim(etag, `"`), VersionID: versionID, Size: size}
+	return feed.Ref{Bucket: bucket, Key: key, ETag: strings.Trim(etag, `"`), VersionID: versionID, Size: size, Sequencer: sequencer}
 }
 
 // isNotFound says whether err is S3's answer for a missing object.
@@ -200,7 +200,7 @@ func (s *Starter) handle(ctx context.Context, id *string, body string) bool {
 	}
 	done := true
 	for _, o := range objs {
-		st, err := s.Start(ctx, objectRef(o.Bucket, o.Key, o.ETag, o.VersionID, o.Size))
+		st, err := s.Start(ctx, objectRef(o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, o.Sequencer))
 		if err != nil {
 			s.Logger.Error("listen: could not start a run; message left on the queue", "message_id", aws.ToString(id), "bucket", o.Bucket, "key", o.Key, "err", err)
 			done = false
