@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/feedpipe/feedpipe/internal/devstack"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
 	"github.com/feedpipe/feedpipe/internal/harness"
 	"github.com/feedpipe/feedpipe/internal/s3event"
@@ -304,12 +305,14 @@ func (e *env) uploadVersion(ctx context.Context, f harness.Feed) (harness.Feed, 
 	return up[0], nil
 }
 
-// newVersionsInFlight waits until a run is in Convert, then uploads a new
-// version of every key, so that both versions of each key are in flight and
-// are confirmed close together, in either order. On the replace pipeline
-// only the newer version's rows may remain, whichever was confirmed first.
+// newVersionsInFlight uploads a new version of every key while the first
+// uploads' runs are in PutToKinesis, then freezes fakesnow from the first
+// Convert until every run waits in ConfirmIngestion, so that both versions
+// of each key are confirmed at about the same moment, in either order. On
+// the replace pipeline only the newer version's rows may remain, whichever
+// was confirmed first.
 func newVersionsInFlight(ctx context.Context, e *env) error {
-	if err := e.waitStage(ctx, workflows.StageConvert); err != nil {
+	if err := e.waitStage(ctx, workflows.StagePut); err != nil {
 		return err
 	}
 	at := e.stages(ctx)
@@ -322,5 +325,26 @@ func newVersionsInFlight(ctx context.Context, e *env) error {
 		e.addFeed(v2, land)
 	}
 	e.note("a new version of each of %d keys uploaded (%s)", len(feeds), at)
+	if err := e.waitStage(ctx, workflows.StageConvert, workflows.StageConfirm); err != nil {
+		return err
+	}
+	if err := e.stack.Freeze(devstack.PartFakesnow); err != nil {
+		return err
+	}
+	e.note("fakesnow frozen (%s)", e.stages(ctx))
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		at = e.stages(ctx)
+		if !strings.Contains(at, workflows.StagePut+"×") && !strings.Contains(at, workflows.StageDelivery+"×") && !strings.Contains(at, workflows.StageConvert+"×") {
+			break
+		}
+		if !sleep(ctx, time.Second) {
+			break
+		}
+	}
+	if err := e.stack.Thaw(devstack.PartFakesnow); err != nil {
+		return err
+	}
+	e.note("fakesnow thawed (%s): the versions are confirmed together", at)
 	return nil
 }

@@ -63,7 +63,7 @@ var faults = []fault{
 	},
 	{
 		name: "new-version", feeds: 4, records: 5000,
-		what:   "a new upload of every key while the first upload's run is in Convert (customers replaces): both land, and only the newer upload's rows remain, whichever was confirmed first",
+		what:   "a new upload of every key while the first upload's run is in PutToKinesis, fakesnow frozen until every run waits in ConfirmIngestion so both versions are confirmed together (customers replaces): both land, and only the newer upload's rows remain",
 		inject: newVersionsInFlight,
 	},
 	{

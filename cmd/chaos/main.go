@@ -319,6 +319,10 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 			o.notes = append(o.notes, fmt.Sprintf("%s@%s should %s; it completed with counts %+v, %d rows of %d lines (%d good), %d runs", f.Ref.Key, f.Ref.ETag, want, c, rows, lines, f.Stats.Good, runs))
 		case r.err != nil:
 			o.notes = append(o.notes, fmt.Sprintf("%s@%s failed as planned, nothing loaded: %v", f.Ref.Key, f.Ref.ETag, reason(r.err)))
+		case r.res.SupersededBy != "":
+			o.notes = append(o.notes, fmt.Sprintf("%s@%s was confirmed after a newer upload (%s) and removed its own %d rows", f.Ref.Key, f.Ref.ETag, r.res.SupersededBy, r.res.ReplacedRows))
+		case r.res.ReplacedRows > 0:
+			o.notes = append(o.notes, fmt.Sprintf("%s@%s replaced %d rows of the key's earlier upload", f.Ref.Key, f.Ref.ETag, r.res.ReplacedRows))
 		}
 	}
 	o.expected = len(all)
