@@ -260,12 +260,7 @@ func newKillSetup(t *testing.T, ctx context.Context) killSetup {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "worker")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/worker")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build cmd/worker: %v\n%s", err, out)
-	}
+	bin := buildCmd(t, ctx, "worker")
 	// Its own task queue, so that only the worker process runs this feed; its
 	// feeds come from the quarantine bucket, which sends no events.
 	src, err := os.ReadFile(filepath.Join(root, "pipelines.local.toml"))

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +24,7 @@ import (
 // the stage (the put, delivery, conversion) runs again.
 func TestFailedRunResetToItsFailedStageLandsOnce(t *testing.T) {
 	ctx := testCtx(t, 6*time.Minute)
-	root, err := devstack.FindRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "feedpipe")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/feedpipe")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build cmd/feedpipe: %v\n%s", err, out)
-	}
+	bin := buildCmd(t, ctx, "feedpipe")
 
 	// The shipped pipeline with a 20 s ingestion deadline (shipped: 10 min),
 	// so that the outage outlasts it; its feeds come from a prefix of the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,12 +23,7 @@ func TestStackCommandServesUIAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "devstack")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/devstack")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build cmd/devstack: %v\n%s", err, out)
-	}
+	bin := buildCmd(t, ctx, "devstack")
 	runDir := t.TempDir()
 	cmd := exec.CommandContext(ctx, bin, "-run-dir", runDir, "-temporal-port", "0", "-ui-port", "0", "-aws-port", "0", "-snowflake-port", "0")
 	cmd.Dir = root
