@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/feedpipe/feedpipe/internal/devstack"
+	"github.com/feedpipe/feedpipe/internal/faultproxy"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/workflows"
 )
 
@@ -65,6 +67,18 @@ var faults = []fault{
 		name: "new-version", feeds: 4, records: 5000,
 		what:   "a new upload of every key while the first upload's run is in PutToKinesis, fakesnow frozen until every run waits in ConfirmIngestion so both versions are confirmed together (customers replaces): both land, and only the newer upload's rows remain",
 		inject: newVersionsInFlight,
+	},
+	{
+		name: "aws-faults", feeds: 6, records: 5000,
+		what:   "the worker's AWS calls through a fault proxy: 50 % of PutRecords entries refused as throttled, 5 % of S3 GETs and LISTs answered 500/503, 1 % of GETs and 5 % of LISTs held 2–5 s, 30 % of source GETs cut mid-body",
+		proxy:  func(p *pipeline.Pipeline) faultproxy.Config { return awsFaults(p.SourceBucket) },
+		inject: proxyFaultsInjected,
+	},
+	{
+		name: "kills-mid-write", feeds: 4, records: 5000,
+		what:   "the merged quarantine PutObject held 3 s and the worker SIGKILLed inside it, twice; the same for the Parquet publication's CopyObject; started again 3 s after each",
+		proxy:  func(*pipeline.Pipeline) faultproxy.Config { return faultproxy.Config{} },
+		inject: killsMidWrite, injectOutlasts: true,
 	},
 	{
 		name: "poison-message", feeds: 4, records: 2000,

@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,6 +36,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/feedpipe/feedpipe/internal/devstack"
+	"github.com/feedpipe/feedpipe/internal/faultproxy"
 	"github.com/feedpipe/feedpipe/internal/feed"
 	"github.com/feedpipe/feedpipe/internal/harness"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
@@ -125,6 +127,10 @@ type fault struct {
 	upload func(ctx context.Context, e *env) error
 	// inject runs beside the feeds and returns when the fault is over.
 	inject func(ctx context.Context, e *env) error
+	// proxy, when set, puts a fault proxy with this setting between the
+	// workers and MiniStack (their AWS_ENDPOINT_URL); nil fields of the
+	// setting inject nothing until the fault sets them.
+	proxy func(p *pipeline.Pipeline) faultproxy.Config
 	// injectOutlasts says the fault goes on after the runs close (a poison
 	// message on its way to the dead-letter queue): its end is waited for.
 	// Otherwise a fault still waiting for its moment when every run has
@@ -187,6 +193,18 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 	defer s.Stop()
 	e := &env{stack: s, bins: bins, cfgPath: cfgPath, p: p, dir: dir, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
 	defer e.stopAll()
+	if f.proxy != nil {
+		target, err := url.Parse(s.AWSEndpoint)
+		if err != nil {
+			return o, err
+		}
+		proxy, proxyURL, stopProxy, err := faultproxy.Start(ctx, target, f.proxy(p))
+		if err != nil {
+			return o, err
+		}
+		defer stopProxy()
+		e.proxy, e.proxyURL = proxy, proxyURL
+	}
 	for range max(f.workers, 1) {
 		if _, err := e.startWorker(); err != nil {
 			return o, err
@@ -412,14 +430,16 @@ type env struct {
 	t0      time.Time
 	rng     *rand.Rand
 
-	mu      sync.Mutex
-	feeds   []harness.Feed      // every feed version the fault's runs are for
-	plans   []plan              // how each of feeds must end
-	events  []string            // Object Created messages the fault delivers again
-	workers []*devstack.Process // the live ones
-	starter *devstack.Process
-	started int
-	notes   []string
+	mu       sync.Mutex
+	feeds    []harness.Feed    // every feed version the fault's runs are for
+	plans    []plan            // how each of feeds must end
+	events   []string          // Object Created messages the fault delivers again
+	proxy    *faultproxy.Proxy // between the workers and MiniStack, if the fault has one
+	proxyURL string
+	workers  []*devstack.Process // the live ones
+	starter  *devstack.Process
+	started  int
+	notes    []string
 }
 
 func (e *env) note(format string, args ...any) {
@@ -484,7 +504,11 @@ func (e *env) startWorker() (*devstack.Process, error) {
 	e.started++
 	n := e.started
 	e.mu.Unlock()
-	w, err := devstack.StartProcess("worker", filepath.Join(e.dir, fmt.Sprintf("worker-%d.log", n)), e.procEnv(), e.bins.Worker, "-config", e.cfgPath)
+	env := e.procEnv()
+	if e.proxyURL != "" {
+		env = append(env, "AWS_ENDPOINT_URL="+e.proxyURL) // the last value of a variable wins
+	}
+	w, err := devstack.StartProcess("worker", filepath.Join(e.dir, fmt.Sprintf("worker-%d.log", n)), env, e.bins.Worker, "-config", e.cfgPath)
 	if err != nil {
 		return nil, err
 	}
