@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
+	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/faultproxy"
 )
 
@@ -56,16 +58,18 @@ func proxyFaultsInjected(ctx context.Context, e *env) error {
 // worker died is never forwarded, so the write happens only when a retried
 // attempt makes it again.
 func killsMidWrite(ctx context.Context, e *env) error {
-	quarantine, dest := e.p.QuarantineBucket, e.p.DestBucket
+	merged := "/" + e.p.QuarantineBucket + "/" + path.Dir(activities.QuarantineKey(*e.p, "x")) + "/" // the merged objects, not their parts
+	dest := "/" + e.p.DestBucket + "/"
 	writes := []struct {
 		what  string
 		match func(*http.Request) bool
 	}{
 		{"the merged quarantine object's PutObject", func(r *http.Request) bool {
-			return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/"+quarantine+"/quarantine/") && r.Header.Get("X-Amz-Copy-Source") == ""
+			dir, name := path.Split(r.URL.Path)
+			return r.Method == http.MethodPut && dir == merged && strings.HasSuffix(name, ".ndjson") && r.Header.Get("X-Amz-Copy-Source") == ""
 		}},
 		{"the Parquet publication's CopyObject", func(r *http.Request) bool {
-			return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/"+dest+"/") && r.Header.Get("X-Amz-Copy-Source") != ""
+			return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, dest) && r.Header.Get("X-Amz-Copy-Source") != ""
 		}},
 	}
 	for _, w := range writes {

@@ -26,6 +26,8 @@ import (
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
@@ -110,7 +112,7 @@ type AWS struct {
 
 // LoadAWS loads the SDK's default configuration chain.
 func LoadAWS(ctx context.Context, env Env) (AWS, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(NewHTTPClient()))
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(NewHTTPClient()), awsconfig.WithRetryer(NewRetryer))
 	if err != nil {
 		return AWS{}, fmt.Errorf("aws config: %w", err)
 	}
@@ -144,13 +146,34 @@ func NewHTTPClient() *awshttp.BuildableClient {
 	})
 }
 
+// MaxAttempts is how many times feedpipe's AWS clients try one call that
+// fails with a retryable error (throttling, 5xx, a connection reset).
+const MaxAttempts = 8
+
+// NewRetryer is the retry policy of feedpipe's AWS clients: the SDK's
+// standard retryer (exponential backoff with jitter, up to 20 s between
+// tries) with MaxAttempts tries and no client-wide retry quota. The SDK's
+// defaults are 3 tries and a quota that, after about 100 failed tries
+// without successes between, fails every call of the client at once
+// ("retry quota exceeded"): one burst of S3 SlowDowns among a worker's 100+
+// concurrent staging reads then failed every activity of the worker, and
+// at a 5 % error rate one GET in 8,000 failed for good. Found by make chaos
+// (aws-faults).
+func NewRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = MaxAttempts
+		o.RateLimiter = ratelimit.None
+	})
+}
+
 // NewS3 is the S3 client feedpipe uses: path-style addressing when
-// pathStyle is set (emulators need it), and no log line for each response
-// without a checksum (emulators send none).
+// pathStyle is set (emulators need it), no log line for each response
+// without a checksum (emulators send none), and NewRetryer's retries.
 func NewS3(cfg aws.Config, pathStyle bool) *s3.Client {
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = pathStyle
 		o.DisableLogOutputChecksumValidationSkipped = true
+		o.Retryer = NewRetryer()
 	})
 }
 

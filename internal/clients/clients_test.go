@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -11,6 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/smithy-go"
 )
 
 func envOf(m map[string]string) Env {
@@ -62,5 +67,38 @@ func TestOpenSnowflakeKeyPair(t *testing.T) {
 	}
 	if _, err := OpenSnowflake(envOf(map[string]string{"SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_PRIVATE_KEY_PATH": path})); err == nil || !strings.Contains(err.Error(), "not a PEM file") {
 		t.Errorf("bad key file: %v", err)
+	}
+}
+
+// The AWS clients try a throttled call MaxAttempts times, and no burst of
+// failures exhausts a client-wide retry quota: the SDK's default quota
+// refuses every retry after about 100 failed tries, which failed every
+// staging read of a worker after one burst of S3 SlowDowns.
+func TestRetryerRidesOutBurstsOfThrottling(t *testing.T) {
+	ctx := context.Background()
+	slowDown := &smithy.GenericAPIError{Code: "SlowDown", Message: "Please reduce your request rate."}
+	for name, tc := range map[string]struct {
+		r        aws.Retryer
+		attempts int
+		quota    bool // some of 1,000 retries are refused
+	}{
+		"feedpipe":     {NewRetryer(), MaxAttempts, false},
+		"SDK defaults": {retry.NewStandard(), 3, true},
+	} {
+		if got := tc.r.MaxAttempts(); got != tc.attempts {
+			t.Errorf("%s: %d attempts, want %d", name, got, tc.attempts)
+		}
+		if !tc.r.IsErrorRetryable(slowDown) {
+			t.Errorf("%s: SlowDown is not retried", name)
+		}
+		refused := 0
+		for range 1000 {
+			if _, err := tc.r.GetRetryToken(ctx, slowDown); err != nil {
+				refused++
+			}
+		}
+		if (refused > 0) != tc.quota {
+			t.Errorf("%s: %d of 1,000 retries refused by a retry quota", name, refused)
+		}
 	}
 }
