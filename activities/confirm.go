@@ -178,7 +178,7 @@ func (a *Activities) CheckIngestion(ctx context.Context, in ConfirmInput) (Confi
 			loaded++
 			rows += st.Rows
 		case "LOAD_FAILED", "PARTIALLY_LOADED":
-			return out, nonRetryable(ErrLoad, "confirm feed %s: Snowflake %s %s into %s: %s. Fix the table or file, then reload with COPY INTO and reset the workflow to ConfirmIngestion",
+			return out, nonRetryable(ErrLoad, "confirm feed %s: Snowflake %s %s into %s: %s. Fix the table or file and reload it with COPY INTO",
 				in.FeedID, strings.ToLower(strings.ReplaceAll(st.Status, "_", " ")), f.Key, table, st.FirstError)
 		}
 	}

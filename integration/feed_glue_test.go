@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	gluetypes "github.com/aws/aws-sdk-go-v2/service/glue/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
@@ -38,10 +41,12 @@ func TestFeedGlueModeLands(t *testing.T) {
 	recordHistory(t, ref.WorkflowID(), "success-glue")
 }
 
-// A Glue-mode feed whose job run fails ends with Glue's own error message,
-// and nothing is loaded.
+// A Glue-mode feed whose job run fails ends with Glue's own error message
+// and the command that runs Convert again, and nothing is loaded. Once the
+// job's script is fixed, that command (feedpipe reset) starts a new job run
+// and the feed lands.
 func TestFeedGlueJobFailureEndsWithGluesError(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testCtx(t, 4*time.Minute)
 	c := clients()
 	job := fmt.Sprintf("feedpipe-broken-%d", time.Now().UnixNano())
 	scriptKey := "_glue/" + job + ".py"
@@ -94,5 +99,27 @@ func TestFeedGlueJobFailureEndsWithGluesError(t *testing.T) {
 	}
 	if n := len(loadedRows(t, ctx, prog.FeedID)); n != 0 {
 		t.Errorf("%d rows loaded, want none", n)
+	}
+	command := "feedpipe reset -workflow-id '" + stRes.WorkflowID + "'"
+	if !strings.Contains(err.Error(), command) {
+		t.Fatalf("error = %v, want it to name %q", err, command)
+	}
+
+	// Fix the job (its script becomes the shipped one) and reset the run.
+	if _, err := c.S3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &stack.Names.StagingBucket, Key: &scriptKey,
+		CopySource: aws.String(stack.Names.StagingBucket + "/" + stack.Names.GlueScriptKey)}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, buildCmd(t, ctx, "feedpipe"), "reset", "-workflow-id", stRes.WorkflowID)
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+stack.TemporalAddress, "TEMPORAL_NAMESPACE="+stack.TemporalNamespace)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "to Convert") {
+		t.Fatalf("feedpipe reset: %v\n%s", err, out)
+	}
+	if err := tc.GetWorkflow(ctx, stRes.WorkflowID, "").Get(ctx, &res); err != nil {
+		t.Fatalf("the reset run failed: %v", err)
+	}
+	if res.GlueRunID == prog.GlueRunID || res.Counts.Loaded != 30 || len(loadedRows(t, ctx, prog.FeedID)) != 30 {
+		t.Errorf("after the reset: Glue run %s (failed one %s), %d loaded, %d rows; want a new run and 30 rows",
+			res.GlueRunID, prog.GlueRunID, res.Counts.Loaded, len(loadedRows(t, ctx, prog.FeedID)))
 	}
 }

@@ -440,6 +440,11 @@ func (w *feedWorkflow) stageError(ctx workflow.Context, stage string, err error)
 		}
 		msg += ". Once the cause is fixed, run the stage again: " + w.resetCommand(ctx)
 	}
+	if typ == activities.ErrGlueRun || typ == activities.ErrLoad {
+		// Caused outside the feed (the job's script or resources, the
+		// table or the file): once fixed, the stage can run again.
+		msg += ". Once the cause is fixed, run the stage again: " + w.resetCommand(ctx)
+	}
 	w.result.FailedStage = stage
 	w.result.Counts = w.progress.Counts
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("feed %s: %s failed: %s", w.in.Ref, stage, msg), typ, nil, w.result)
