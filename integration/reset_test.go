@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,64 +18,85 @@ import (
 	"github.com/feedpipe/feedpipe/workflows"
 )
 
-// Snowflake down past the ingestion deadline fails the run in
-// ConfirmIngestion, and its failure names the command that runs it again.
-// Once Snowflake is back, exactly that command (the README's) resets the run
-// to ConfirmIngestion: it completes with every row once, and nothing before
-// the stage (the put, delivery, conversion) runs again.
+// A part down past a stage's deadline fails the run in that stage, and its
+// failure names the command that runs it again. Once the part is back,
+// exactly that command (the README's) resets the run to the stage: it
+// completes with every row once, and no activity of an earlier stage runs
+// again. Snowflake (fakesnow) frozen through ConfirmIngestion; AWS
+// (MiniStack, Firehose with it) frozen through AwaitDelivery.
 func TestFailedRunResetToItsFailedStageLandsOnce(t *testing.T) {
-	ctx := testCtx(t, 6*time.Minute)
-	bin := buildCmd(t, ctx, "feedpipe")
+	bin := buildCmd(t, testCtx(t, time.Minute), "feedpipe")
+	for _, tc := range []struct {
+		stage, part string
+		earlier     []string // activities of the stages before
+		shorten     func(*pipeline.Deadlines)
+	}{
+		{workflows.StageConfirm, devstack.PartFakesnow, []string{"PutToKinesis", "CheckDelivery", "ConvertLocal"},
+			func(d *pipeline.Deadlines) { d.Ingest = pipeline.Duration(20 * time.Second) }},
+		{workflows.StageDelivery, devstack.PartMiniStack, []string{"PutToKinesis"},
+			func(d *pipeline.Deadlines) { d.Delivery = pipeline.Duration(20 * time.Second) }},
+	} {
+		t.Run(tc.stage, func(t *testing.T) { resetAfterOutage(t, bin, tc.stage, tc.part, tc.earlier, tc.shorten) })
+	}
+}
 
-	// The shipped pipeline with a 20 s ingestion deadline (shipped: 10 min),
-	// so that the outage outlasts it; its feeds come from a prefix of the
-	// quarantine bucket, which sends no events to the shared listener.
+func resetAfterOutage(t *testing.T, bin, stage, part string, earlier []string, shorten func(*pipeline.Deadlines)) {
+	ctx := testCtx(t, 6*time.Minute)
+	// The shipped pipeline with a 20 s deadline for the stage (shipped:
+	// 10 or 20 min), so that the outage outlasts it; its feeds come from a
+	// prefix of the quarantine bucket, which sends no events to the shared
+	// listener.
 	p, err := config.Get("customers")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rp := *p
 	rp.SourceBucket, rp.SourcePrefix = stack.Names.QuarantineBucket, "customers-reset/"
-	rp.Deadlines.Ingest = pipeline.Duration(20 * time.Second)
+	shorten(&rp.Deadlines)
 	cfg := *config
 	cfg.Pipelines = []pipeline.Pipeline{rp}
 	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: &cfg, Logger: starts.Logger}
 
-	body, st := generate(t, feedgen.Options{Records: 300, BadEvery: 100, Seed: 31})
+	body, st := generate(t, feedgen.Options{Records: 300, BadEvery: 100, Seed: uint64(time.Now().UnixNano())})
 	key := fmt.Sprintf("customers-reset/%d.ndjson", time.Now().UnixNano())
 	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
-	if err := stack.Freeze(devstack.PartFakesnow); err != nil {
+	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Down from the moment the run enters the stage (ConfirmIngestion's part
+	// is down from the start: nothing before it needs Snowflake).
+	if stage == workflows.StageDelivery {
+		waitForStage(t, ctx, started.WorkflowID, stage)
+	}
+	if err := stack.Freeze(part); err != nil {
 		t.Fatal(err)
 	}
 	thawed := false
 	thaw := func() {
 		if !thawed {
 			thawed = true
-			if err := stack.Thaw(devstack.PartFakesnow); err != nil {
+			if err := stack.Thaw(part); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	defer thaw()
-	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var res workflows.FeedResult
 	err = tc.GetWorkflow(ctx, started.WorkflowID, "").Get(ctx, &res)
 	if err == nil {
-		t.Fatal("the run completed with Snowflake frozen")
+		t.Fatalf("the run completed with %s frozen", part)
 	}
 	command := "feedpipe reset -workflow-id '" + started.WorkflowID + "'"
-	if d, _ := workflows.Details(err); d.FailedStage != workflows.StageConfirm || !strings.Contains(err.Error(), command) {
-		t.Fatalf("run failed in %q with %v; want ConfirmIngestion, naming %q", d.FailedStage, err, command)
+	if d, _ := workflows.Details(err); d.FailedStage != stage || !strings.Contains(err.Error(), command) {
+		t.Fatalf("run failed in %q with %v; want %s, naming %q", d.FailedStage, err, stage, command)
 	}
 	thaw()
 
 	cmd := exec.CommandContext(ctx, bin, "reset", "-workflow-id", started.WorkflowID)
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+stack.TemporalAddress, "TEMPORAL_NAMESPACE="+stack.TemporalNamespace)
 	out, err := cmd.CombinedOutput()
-	if err != nil {
+	if err != nil || !strings.Contains(string(out), "to "+stage) {
 		t.Fatalf("feedpipe reset: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
@@ -93,8 +115,7 @@ func TestFailedRunResetToItsFailedStageLandsOnce(t *testing.T) {
 	}
 
 	// The new run's own events, after the point it was reset to, schedule
-	// only ConfirmIngestion's activities (its looks, and the replacement of
-	// the key's earlier uploads), none of an earlier stage.
+	// no activity of an earlier stage.
 	it := tc.GetWorkflowHistory(ctx, started.WorkflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	afterReset, again := false, map[string]int{}
 	for it.HasNext() {
@@ -109,8 +130,28 @@ func TestFailedRunResetToItsFailedStageLandsOnce(t *testing.T) {
 			again[a.GetActivityType().GetName()]++
 		}
 	}
-	earlier := again["PutToKinesis"] + again["CheckDelivery"] + again["ConvertLocal"]
-	if !afterReset || again["CheckIngestion"] == 0 || earlier != 0 {
-		t.Errorf("after the reset the run scheduled %v (reset found: %v); want CheckIngestion and no activity of an earlier stage", again, afterReset)
+	redone := 0
+	for _, a := range earlier {
+		redone += again[a]
+	}
+	if !afterReset || len(again) == 0 || redone != 0 {
+		t.Errorf("after the reset the run scheduled %v (reset found: %v); want the stage's activities, none of %v", again, afterReset, earlier)
+	}
+}
+
+// waitForStage waits until the run's progress query reports stage.
+func waitForStage(t *testing.T, ctx context.Context, workflowID, stage string) {
+	t.Helper()
+	for {
+		v, err := tc.QueryWorkflow(ctx, workflowID, "", workflows.ProgressQuery)
+		var prog workflows.Progress
+		if err == nil && v.Get(&prog) == nil && prog.Stage == stage {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("run %s never reached %s (last: %+v, %v)", workflowID, stage, prog, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
