@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -346,5 +347,53 @@ func newVersionsInFlight(ctx context.Context, e *env) error {
 		return err
 	}
 	e.note("fakesnow thawed (%s): the versions are confirmed together", at)
+	return nil
+}
+
+// resetAfterOutage freezes fakesnow from the first Convert until every run
+// has failed in ConfirmIngestion past the shipped ingestion deadline, thaws
+// it, and then does what the README tells an operator: the first run is
+// reset with the `feedpipe reset` command its failure names, the others are
+// started again with `starter start`. Every feed must then land once.
+func resetAfterOutage(ctx context.Context, e *env) error {
+	if err := e.waitStage(ctx, workflows.StageConvert); err != nil {
+		return err
+	}
+	if err := e.stack.Freeze(devstack.PartFakesnow); err != nil {
+		return err
+	}
+	e.note("fakesnow frozen (%s) past the ingestion deadline (%s)", e.stages(ctx), e.p.Deadlines.Ingest.Std())
+	for e.openRuns(ctx) > 0 {
+		if !sleep(ctx, 5*time.Second) {
+			_ = e.stack.Thaw(devstack.PartFakesnow)
+			return ctx.Err()
+		}
+	}
+	if err := e.stack.Thaw(devstack.PartFakesnow); err != nil {
+		return err
+	}
+	e.note("every run failed; fakesnow thawed")
+	for i, f := range e.feedList() {
+		_, err := harness.WaitClosed(ctx, e.tc, f.Ref, nil)
+		if err == nil {
+			return fmt.Errorf("%s completed with Snowflake frozen", f.Ref.Key)
+		}
+		command := "feedpipe reset -workflow-id '" + f.Ref.WorkflowID() + "'"
+		if !strings.Contains(err.Error(), command) {
+			return fmt.Errorf("%s failed without naming %q: %v", f.Ref.Key, command, err)
+		}
+		var cmd *exec.Cmd
+		if i == 0 {
+			cmd = exec.CommandContext(ctx, e.bins.Feedpipe, "reset", "-workflow-id", f.Ref.WorkflowID())
+		} else {
+			cmd = exec.CommandContext(ctx, e.bins.Starter, "start", "-config", e.cfgPath, "-bucket", f.Ref.Bucket, "-key", f.Ref.Key)
+		}
+		cmd.Env = e.procEnv()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args[1:3], " "), err, out)
+		}
+		e.note("%s %s: %s", filepath.Base(cmd.Path), cmd.Args[1], strings.TrimSpace(string(out)))
+	}
 	return nil
 }

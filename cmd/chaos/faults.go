@@ -81,6 +81,11 @@ var faults = []fault{
 		inject: killsMidWrite, injectOutlasts: true,
 	},
 	{
+		name: "reset-after-outage", feeds: 2, records: 2000,
+		what:   "fakesnow frozen from the first Convert until both runs fail past the shipped ingestion deadline, then thawed: one run reset with the `feedpipe reset` command its failure names, the other started again with `starter start`; both land once",
+		inject: resetAfterOutage, injectOutlasts: true, patience: 25 * time.Minute,
+	},
+	{
 		name: "poison-message", feeds: 4, records: 2000,
 		what:   "3 messages that are no S3 event on the feed queue before the feeds: the feeds land, the messages reach the dead-letter queue after their receives",
 		upload: uploadWithPoison, inject: poisonToDLQ, injectOutlasts: true,

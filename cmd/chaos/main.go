@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -131,6 +132,9 @@ type fault struct {
 	// workers and MiniStack (their AWS_ENDPOINT_URL); nil fields of the
 	// setting inject nothing until the fault sets them.
 	proxy func(p *pipeline.Pipeline) faultproxy.Config
+	// patience replaces stuckAfter for a fault whose runs must first fail
+	// (past a shipped deadline) and then be run again.
+	patience time.Duration
 	// injectOutlasts says the fault goes on after the runs close (a poison
 	// message on its way to the dead-letter queue): its end is waited for.
 	// Otherwise a fault still waiting for its moment when every run has
@@ -229,7 +233,7 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 		return o, err
 	}
 	e.feeds, e.plans = feeds, make([]plan, len(feeds))
-	runCtx, cancel := context.WithTimeout(ctx, stuckAfter)
+	runCtx, cancel := context.WithTimeout(ctx, cmp.Or(f.patience, stuckAfter))
 	defer cancel()
 	e.t0 = time.Now()
 	upload := f.upload
@@ -284,8 +288,13 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 		o.notes = append(o.notes, o.err.Error())
 	}
 	// Feeds the fault uploaded itself (new versions of a key) are followed
-	// once it is over.
+	// once it is over; after a fault that outlasts the runs, every feed is
+	// followed again, to the close of its latest run (one it reset or
+	// started again).
 	all, plans := e.feedList(), e.planList()
+	if f.injectOutlasts {
+		results = results[:0]
+	}
 	follow(all[len(results):])
 	o.notes = append(o.notes, e.notes...)
 	if !last.IsZero() && last.After(injected) {

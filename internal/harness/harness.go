@@ -27,13 +27,14 @@ import (
 
 // Bins are the paths of the built binaries.
 type Bins struct {
-	Worker, Starter string
+	Worker, Starter, Feedpipe string
 }
 
-// Build builds cmd/worker and cmd/starter from the repository at root into dir.
+// Build builds cmd/worker, cmd/starter and cmd/feedpipe (the operator's
+// tool) from the repository at root into dir.
 func Build(ctx context.Context, root, dir string) (Bins, error) {
 	var b Bins
-	for name, out := range map[string]*string{"worker": &b.Worker, "starter": &b.Starter} {
+	for name, out := range map[string]*string{"worker": &b.Worker, "starter": &b.Starter, "feedpipe": &b.Feedpipe} {
 		*out = filepath.Join(dir, name)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", *out, "./cmd/"+name)
 		cmd.Dir = root
