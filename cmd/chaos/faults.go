@@ -70,7 +70,7 @@ var faults = []fault{
 	},
 	{
 		name: "aws-faults", feeds: 6, records: 5000,
-		what:   "the worker's AWS calls through a fault proxy: 50 % of PutRecords entries refused as throttled, 5 % of S3 GETs and LISTs answered 500/503, 1 % of GETs and 5 % of LISTs held 2–5 s, 30 % of source GETs cut mid-body",
+		what:   "the worker's AWS calls through a fault proxy: 50 % of PutRecords entries refused as throttled, 5 % of S3 GETs and 10 % of LISTs answered 500/503, 1 % of GETs and 5 % of LISTs held 2–5 s, the first 3 source GETs and then 30 % of them cut mid-body",
 		proxy:  func(p *pipeline.Pipeline) faultproxy.Config { return awsFaults(p.SourceBucket) },
 		inject: proxyFaultsInjected,
 	},
@@ -83,7 +83,7 @@ var faults = []fault{
 	{
 		name: "reset-after-outage", feeds: 2, records: 2000,
 		what:   "fakesnow frozen from the first Convert until both runs fail past the shipped ingestion deadline, then thawed: one run reset with the `feedpipe reset` command its failure names, the other started again with `starter start`; both land once",
-		inject: resetAfterOutage, injectOutlasts: true, patience: 25 * time.Minute,
+		inject: resetAfterOutage, injectOutlasts: true, patience: 25 * time.Minute, runs: 2,
 	},
 	{
 		name: "poison-message", feeds: 4, records: 2000,

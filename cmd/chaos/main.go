@@ -132,6 +132,10 @@ type fault struct {
 	// workers and MiniStack (their AWS_ENDPOINT_URL); nil fields of the
 	// setting inject nothing until the fault sets them.
 	proxy func(p *pipeline.Pipeline) faultproxy.Config
+	// runs is how many runs each feed version must have had when the fault
+	// is over: 1 (the default), or 2 where the fault fails a run and it is
+	// run again (a reset or a start makes a new run of the same id).
+	runs int
 	// patience replaces stuckAfter for a fault whose runs must first fail
 	// (past a shipped deadline) and then be run again.
 	patience time.Duration
@@ -305,6 +309,7 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 	// The account: every closed run's counts, Snowflake's rows of each feed,
 	// and how many runs each feed version had.
 	replaced := supersededUploads(all, results, p)
+	wantRuns := max(f.runs, 1)
 	for i, f := range all {
 		r, want := results[i], plans[i]
 		if !r.closed {
@@ -335,7 +340,7 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 		if want == land && !replaced[i] && lines < int64(f.Stats.Good) {
 			o.lost += int64(f.Stats.Good) - lines
 		}
-		ok := runs == 1 && (want == land && landed || want == failClean && failedClean || want == landOrFailClean && (landed || failedClean))
+		ok := runs == wantRuns && (want == land && landed || want == failClean && failedClean || want == landOrFailClean && (landed || failedClean))
 		if ok {
 			o.reconciled++
 		}

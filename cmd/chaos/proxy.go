@@ -20,20 +20,36 @@ import (
 
 // awsFaults is the proxy's setting for the aws-faults case: half of the
 // PutRecords entries refused, S3 reads answered 500/503 or held 2–5 s, and
-// source reads cut mid-body.
+// source reads cut mid-body: every one at first (see proxyFaultsInjected),
+// then sourceResets of them.
 func awsFaults(sourceBucket string) faultproxy.Config {
 	return faultproxy.Config{
 		Seed:    uint64(time.Now().UnixNano()),
 		Kinesis: faultproxy.KinesisFaults{FailFraction: 0.5},
 		S3Get:   faultproxy.S3Faults{ErrorFraction: 0.05, HoldFraction: 0.01},
-		S3List:  faultproxy.S3Faults{ErrorFraction: 0.05, HoldFraction: 0.05},
-		Reset:   faultproxy.ResetFaults{Bucket: sourceBucket, Fraction: 0.3},
+		S3List:  faultproxy.S3Faults{ErrorFraction: 0.1, HoldFraction: 0.05},
+		Reset:   faultproxy.ResetFaults{Bucket: sourceBucket, Fraction: 1},
 	}
 }
 
-// proxyFaultsInjected waits until the runs have closed, then fails unless the
-// proxy injected every kind of fault it was set for.
+// sourceResets is the share of source reads cut mid-body once the first
+// ones have been: a feed reads its source a few times only, so a share
+// alone could cut none.
+const sourceResets = 0.3
+
+// proxyFaultsInjected lets the first source reads be cut mid-body, then cuts
+// only sourceResets of them (every one, for ever, would cut each retried
+// read before its first batch); once the runs have closed, it fails unless
+// the proxy injected every kind of fault it was set for.
 func proxyFaultsInjected(ctx context.Context, e *env) error {
+	for e.proxy.Stats().Resets < 3 && sleep(ctx, 20*time.Millisecond) {
+	}
+	cfg := e.proxy.Config()
+	cfg.Reset.Fraction = sourceResets
+	if err := e.proxy.SetConfig(cfg); err != nil {
+		return err
+	}
+	e.note("%d source reads cut mid-body; from now on %.0f %% of them", e.proxy.Stats().Resets, 100*sourceResets)
 	<-ctx.Done()
 	st := e.proxy.Stats()
 	e.note("proxy: %d PutRecords entries failed, %d S3 reads answered 500/503 (%d GET, %d LIST), %d held 2–5 s, %d source reads cut mid-body, %d forward errors",
