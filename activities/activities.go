@@ -75,11 +75,12 @@ const (
 	ErrLoad            = "LoadFailed"              // Snowflake failed or partially loaded the file
 	ErrRowCount        = "RowCountMismatch"        // Snowflake loaded another number of rows
 	ErrIngestTimeout   = "IngestionNotConfirmed"   // Snowflake did not load the file in time
+	ErrVersions        = "VersionsTableUnusable"   // the versions table of a replace pipeline is missing or not granted
 )
 
 // NonRetryable lists the error types above, for RetryPolicy.NonRetryableErrorTypes.
 var NonRetryable = []string{ErrBadInput, ErrRejectThreshold, ErrNotFound, ErrAccessDenied, ErrDelivery,
-	ErrGlueRun, ErrLoad, ErrRowCount, ErrIngestTimeout, ErrQuarantine}
+	ErrGlueRun, ErrLoad, ErrRowCount, ErrIngestTimeout, ErrQuarantine, ErrVersions}
 
 func nonRetryable(typ string, format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), typ, nil)

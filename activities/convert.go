@@ -559,7 +559,7 @@ func (a *Activities) publishedParquet(ctx context.Context, in ConvertInput) (Con
 		return ConvertResult{}, false, nil // publishing resumes from the checkpoint
 	}
 	return ConvertResult{}, false, nonRetryable(ErrRowCount,
-		"convert feed %s: s3://%s/%s holds %d Parquet files with %d rows, want %d, from an earlier run that did not finish publishing; Snowpipe may have loaded them. Delete the feed's rows (DELETE FROM %s.%s.%s WHERE _FEED_ID = '%s') and those files, then reset the workflow to Convert",
+		"convert feed %s: s3://%s/%s holds %d Parquet files with %d rows, want %d, from an earlier run that did not finish publishing; Snowpipe may have loaded them. Delete the feed's rows (DELETE FROM %s.%s.%s WHERE _FEED_ID = '%s') and those files, then run Convert again (feedpipe reset -stage Convert)",
 		in.FeedID, p.DestBucket, prefix, len(files), total, in.Expected, p.Snowflake.Database, p.Snowflake.Schema, p.Snowflake.Table, in.FeedID)
 }
 

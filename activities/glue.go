@@ -123,7 +123,7 @@ func (a *Activities) CheckGlueRun(ctx context.Context, in ConvertInput, run Glue
 		return st, nil
 	case gluetypes.JobRunStateFailed, gluetypes.JobRunStateTimeout, gluetypes.JobRunStateStopped,
 		gluetypes.JobRunStateError, gluetypes.JobRunStateExpired:
-		return st, nonRetryable(ErrGlueRun, "convert feed %s: Glue run %s of job %s ended %s: %s. Fix the cause, then reset the workflow to the Convert stage (a new run is started)",
+		return st, nonRetryable(ErrGlueRun, "convert feed %s: Glue run %s of job %s ended %s: %s (running Convert again starts a new job run)",
 			in.FeedID, run.RunID, run.JobName, r.JobRunState, aws.ToString(r.ErrorMessage))
 	}
 	return st, nil

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/snowflakedb/gosnowflake"
+
 	"github.com/feedpipe/feedpipe/internal/feed"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/sfconn"
@@ -40,14 +42,14 @@ func UploadOrder(modified time.Time, sequencer string) string {
 }
 
 // SupersedeVersions records a confirmed upload in the pipeline's versions
-// table (its columns: provision.VersionsColumns) and removes, in one statement, the rows of every upload of the same
+// table (its columns: pipeline.VersionsColumns) and removes, in one statement, the rows of every upload of the same
 // key except the newest one recorded. An older upload confirmed after a
 // newer one therefore removes its own rows, and two uploads confirmed at
 // once leave the newer one's. Running it again changes nothing.
 func (a *Activities) SupersedeVersions(ctx context.Context, in SupersedeInput) (SupersedeResult, error) {
 	p, ref := in.Pipeline, in.Ref
 	if a.Snowflake == nil {
-		return SupersedeResult{}, errors.New("replace earlier uploads: the worker has no Snowflake connection (set SNOWFLAKE_DSN)")
+		return SupersedeResult{}, nonRetryable(ErrVersions, "replace earlier uploads of %s: the worker has no Snowflake connection (set SNOWFLAKE_DSN)", ref)
 	}
 	ns := p.Snowflake.Database + "." + p.Snowflake.Schema + "."
 	versions, table := ns+p.VersionsTable, ns+p.Snowflake.Table
@@ -73,9 +75,26 @@ func (a *Activities) SupersedeVersions(ctx context.Context, in SupersedeInput) (
 		}
 		return nil
 	})
+	if missingOrNotGranted(err) {
+		return SupersedeResult{}, nonRetryable(ErrVersions, "replace earlier uploads of %s (pipeline %s, on_new_version = replace): %v. "+
+			"Create the versions table and grant the worker's role INSERT and SELECT on it and DELETE on %s: CREATE TABLE IF NOT EXISTS %s (%s); "+
+			"or set on_new_version = \"append\" to keep every upload's rows",
+			ref, p.Name, err, table, versions, pipeline.VersionsColumns)
+	}
 	if err != nil {
 		return SupersedeResult{}, fmt.Errorf("replace earlier uploads of %s (pipeline %s, on_new_version = replace): %w", ref, p.Name, err)
 	}
 	a.log().Info("replaced earlier uploads", "feed", ref.String(), "removed_rows", res.Removed, "current", res.Current)
 	return res, nil
+}
+
+// missingOrNotGranted says whether err is Snowflake's answer for an object
+// that does not exist or that the role may not use (SQL compilation error
+// 002003, insufficient privileges 003001), which no retry fixes.
+func missingOrNotGranted(err error) bool {
+	var se *gosnowflake.SnowflakeError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Number == 2003 || se.Number == 3001 || se.SQLState == "42S02" || se.SQLState == "42501"
 }

@@ -155,3 +155,36 @@ func waitForStage(t *testing.T, ctx context.Context, workflowID, stage string) {
 		}
 	}
 }
+
+// A replace pipeline whose versions table is missing fails its run at once,
+// not after ten minutes of retries, saying which table to create and the
+// command that runs the stage again once it exists.
+func TestReplaceWithoutVersionsTableSaysWhatToCreate(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	p, err := config.Get("customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vp := *p
+	vp.SourceBucket, vp.SourcePrefix, vp.VersionsTable = stack.Names.QuarantineBucket, "customers-noversions/", "NO_SUCH_VERSIONS"
+	cfg := *config
+	cfg.Pipelines = []pipeline.Pipeline{vp}
+	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: &cfg, Logger: starts.Logger}
+	body, _ := generate(t, feedgen.Options{Records: 20, Seed: uint64(time.Now().UnixNano())})
+	key := fmt.Sprintf("customers-noversions/%d.ndjson", time.Now().UnixNano())
+	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
+	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begun := time.Now()
+	err = tc.GetWorkflow(ctx, started.WorkflowID, "").Get(ctx, nil)
+	for _, want := range []string{"VersionsTableUnusable", "CREATE TABLE IF NOT EXISTS FEEDPIPE.RAW.NO_SUCH_VERSIONS", "feedpipe reset -workflow-id '" + started.WorkflowID + "'"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("run ended with %v, want it to say %q", err, want)
+		}
+	}
+	if d := time.Since(begun); d > 2*time.Minute {
+		t.Errorf("the run took %s to fail: it retried what no retry fixes", d)
+	}
+}

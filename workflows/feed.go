@@ -251,6 +251,9 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 		// An empty upload (or one of rejected lines only) is still the
 		// key's newest snapshot.
 		if err := w.supersede(ctx, put.SourceModified); err != nil {
+			if ErrorType(err) == "NotReconciled" {
+				return w.result, err
+			}
 			return w.result, w.stageError(ctx, StageConfirm, err)
 		}
 		return w.finish(ctx)
@@ -319,6 +322,9 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	}
 	c.Loaded, w.result.Confirmation = last.Result.Loaded, last.Result.Strategy
 	if err := w.supersede(ctx, put.SourceModified); err != nil {
+		if ErrorType(err) == "NotReconciled" {
+			return w.result, err
+		}
 		return w.result, w.stageError(ctx, StageConfirm, err)
 	}
 	return w.finish(ctx)
@@ -337,6 +343,17 @@ func (w *feedWorkflow) supersede(ctx workflow.Context, modified time.Time) error
 	if p.OnNewVersion != pipeline.NewVersionReplace {
 		return nil
 	}
+	// A run that does not reconcile must not replace a good snapshot.
+	if err := w.reconciled(); err != nil {
+		return err
+	}
+	if modified.IsZero() {
+		// A put by a worker from before this step says no LastModified:
+		// without the upload's place among the key's uploads, replacing
+		// could remove the newer one's rows. This run appends.
+		workflow.GetLogger(ctx).Warn("no LastModified from the put: the key's earlier uploads are not replaced", "feed", w.in.Ref.String())
+		return nil
+	}
 	if workflow.GetVersion(ctx, "supersede-earlier-uploads", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
 	}
@@ -353,15 +370,23 @@ func (w *feedWorkflow) supersede(ctx workflow.Context, modified time.Time) error
 	return nil
 }
 
-// finish checks that the run reconciles and marks it done.
-func (w *feedWorkflow) finish(ctx workflow.Context) (FeedResult, error) {
+// reconciled fails the run unless read = loaded + rejected.
+func (w *feedWorkflow) reconciled() error {
 	c := w.progress.Counts
 	w.result.Counts = c
 	if c.Read != c.Loaded+c.Rejected {
 		w.result.FailedStage = StageConfirm
-		return w.result, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"feed %s does not reconcile: read %d != loaded %d + rejected %d (put %d, delivered %d, converted %d)",
 			w.in.Ref, c.Read, c.Loaded, c.Rejected, c.Put, c.Delivered, c.Converted), "NotReconciled", nil, w.result)
+	}
+	return nil
+}
+
+// finish checks that the run reconciles and marks it done.
+func (w *feedWorkflow) finish(ctx workflow.Context) (FeedResult, error) {
+	if err := w.reconciled(); err != nil {
+		return w.result, err
 	}
 	w.progress.Stage = StageDone
 	_ = w.upsert(ctx)
@@ -404,8 +429,8 @@ func (w *feedWorkflow) convert(ctx workflow.Context, start time.Time, in activit
 		})
 		if errors.Is(err, errDeadline) {
 			err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-				"Glue run %s of job %s was still %s at the convert deadline (%s); stop it or let it finish, then run Convert again: %s",
-				run.RunID, run.JobName, last.State, deadline, w.resetCommand(ctx)), activities.ErrGlueRun, nil)
+				"Glue run %s of job %s was still %s at the convert deadline (%s); stop it or let it finish",
+				run.RunID, run.JobName, last.State, deadline), activities.ErrGlueRun, nil)
 		}
 		return last.Result, err
 	case pipeline.ConvertLocal, pipeline.ConvertFirehose:
@@ -440,7 +465,7 @@ func (w *feedWorkflow) stageError(ctx workflow.Context, stage string, err error)
 		}
 		msg += ". Once the cause is fixed, run the stage again: " + w.resetCommand(ctx)
 	}
-	if typ == activities.ErrGlueRun || typ == activities.ErrLoad {
+	if typ == activities.ErrGlueRun || typ == activities.ErrLoad || typ == activities.ErrVersions {
 		// Caused outside the feed (the job's script or resources, the
 		// table or the file): once fixed, the stage can run again.
 		msg += ". Once the cause is fixed, run the stage again: " + w.resetCommand(ctx)

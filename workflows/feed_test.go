@@ -365,3 +365,36 @@ func TestFeedWorkflowReplacesEarlierUploadsOfTheKey(t *testing.T) {
 		})
 	}
 }
+
+// A replace run that does not reconcile, or whose put could not say the
+// source's LastModified (a put by an older worker), removes nothing of the
+// key's earlier uploads: the good snapshot stays.
+func TestFeedWorkflowReplacesNothingWhenUnsure(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		loaded   int64
+		modified time.Time
+		wantErr  string
+	}{
+		{"does not reconcile", 8, time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC), "NotReconciled"},
+		{"no LastModified", 9, time.Time{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			in := testInput(pipeline.ConvertLocal)
+			in.Pipeline.OnNewVersion = pipeline.NewVersionReplace
+			env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).
+				Return(activities.PutResult{Read: 10, Rejected: 1, Put: 9, SourceModified: tc.modified}, nil).Once()
+			env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryState{Delivered: 9}, nil).Once()
+			env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 9, Files: []activities.ParquetFile{{Key: "p", Rows: 9}}}, nil).Once()
+			env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: tc.loaded}}, nil).Once()
+			// SupersedeVersions is not mocked: the real one, with no
+			// Snowflake, would fail the run.
+			env.ExecuteWorkflow(FeedWorkflowName, in)
+			err := env.GetWorkflowError()
+			if got := ErrorType(err); got != tc.wantErr {
+				t.Fatalf("error %v (type %q), want type %q", err, got, tc.wantErr)
+			}
+		})
+	}
+}

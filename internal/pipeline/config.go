@@ -49,6 +49,11 @@ const (
 // loaded upload of a replace pipeline is recorded.
 const DefaultVersionsTable = "FEEDPIPE_VERSIONS"
 
+// VersionsColumns are the columns of a versions table: one row per loaded
+// upload of a replace pipeline. UPLOAD_ORDER sorts the uploads of one key
+// (the source's LastModified, then the S3 event's sequencer).
+const VersionsColumns = "PIPELINE VARCHAR, BUCKET VARCHAR, OBJECT_KEY VARCHAR, FEED_ID VARCHAR, UPLOAD_ORDER VARCHAR, RECORDED_AT TIMESTAMP_NTZ"
+
 // Duration is a time.Duration written as "90s" or "15m" in the file and in
 // workflow inputs.
 type Duration time.Duration

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+
+	"github.com/feedpipe/feedpipe/internal/pipeline"
 )
 
 // Column is one column of a Snowflake table.
@@ -22,12 +24,6 @@ type SnowflakeNames struct {
 	Versions string // the loaded uploads of each key (pipelines with on_new_version = replace)
 	Columns  []Column
 }
-
-// VersionsColumns are the columns of a versions table: one row per loaded
-// upload of a replace pipeline, written by the SupersedeVersions activity.
-// UPLOAD_ORDER sorts the uploads of one key (the source's LastModified, then
-// the S3 event's sequencer).
-const VersionsColumns = "PIPELINE VARCHAR, BUCKET VARCHAR, OBJECT_KEY VARCHAR, FEED_ID VARCHAR, UPLOAD_ORDER VARCHAR, RECORDED_AT TIMESTAMP_NTZ"
 
 // DefaultSnowflakeNames is the layout of the local stack's sample customers feed.
 // _FEED_ID and _LINE identify each row's source feed and line, so loads can be
@@ -79,7 +75,7 @@ func Snowflake(ctx context.Context, db *sql.DB, n SnowflakeNames, destBucket str
 			n.Database, n.Schema, n.Stage, destBucket),
 	}
 	if n.Versions != "" {
-		stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s.%s (%s)", n.Database, n.Schema, n.Versions, VersionsColumns))
+		stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s.%s (%s)", n.Database, n.Schema, n.Versions, pipeline.VersionsColumns))
 	}
 	if local != nil {
 		// A DuckDB statement that fakesnow passes through: httpfs then reads
