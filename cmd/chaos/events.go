@@ -318,12 +318,15 @@ func newVersionsInFlight(ctx context.Context, e *env) error {
 	}
 	at := e.stages(ctx)
 	feeds := e.feedList()
-	for _, f := range feeds {
+	for i, f := range feeds {
 		v2, err := e.uploadVersion(ctx, f)
 		if err != nil {
 			return err
 		}
 		e.addFeed(v2, land)
+		// The first upload is overwritten while its put reads it: a put
+		// retried after that finds it gone and fails cleanly.
+		e.setPlan(i, landOrFailClean)
 	}
 	e.note("a new version of each of %d keys uploaded (%s)", len(feeds), at)
 	if err := e.waitStage(ctx, workflows.StageConvert, workflows.StageConfirm); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -118,8 +119,7 @@ func workerKills(ctx context.Context, e *env) error {
 			return ctx.Err()
 		}
 		if e.openRuns(ctx) == 0 {
-			e.note("kill %d: every run had closed", i)
-			return nil
+			return fmt.Errorf("every run had closed before kill %d of 10", i)
 		}
 		stages := e.killWorker(ctx)
 		e.note("kill %d: worker SIGKILLed (%s)", i, stages)

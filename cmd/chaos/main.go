@@ -336,7 +336,10 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 			// upload's rows must be gone, whichever was confirmed first.
 			landed = r.err == nil && c.Read == int64(f.Stats.Lines) && c.Read == c.Loaded+c.Rejected && rows == 0
 		}
-		failedClean := r.err != nil && rows == 0
+		// Failing cleanly is failing in the put (the source was deleted or
+		// overwritten under it), having loaded nothing.
+		failedClean := r.err != nil && rows == 0 && c.Loaded == 0 && r.res.FailedStage == workflows.StagePut &&
+			workflows.ErrorType(r.err) == "NotFound"
 		if want == land && !replaced[i] && lines < int64(f.Stats.Good) {
 			o.lost += int64(f.Stats.Good) - lines
 		}
@@ -405,7 +408,7 @@ type workflowsResult struct {
 
 func report(results []outcome) error {
 	fmt.Println()
-	fmt.Printf("%-20s %5s %9s %8s %8s %8s %5s %10s %6s %9s\n", "fault", "feeds", "completed", "read", "loaded", "rejected", "lost", "duplicated", "stuck", "recovered")
+	fmt.Printf("%-20s %5s %9s %10s %8s %8s %8s %5s %10s %6s %9s\n", "fault", "feeds", "completed", "as planned", "read", "loaded", "rejected", "lost", "duplicated", "stuck", "recovered")
 	var feeds, reconciled int
 	var lost, dup, stuck int64
 	bad := false
@@ -420,7 +423,7 @@ func report(results []outcome) error {
 		if o.err != nil {
 			status = "error"
 		}
-		fmt.Printf("%-20s %5d %9s %8d %8d %8d %5d %10d %6d %9s\n", o.fault, o.feeds, status, o.read, o.loaded, o.rejected,
+		fmt.Printf("%-20s %5d %9s %10s %8d %8d %8d %5d %10d %6d %9s\n", o.fault, o.feeds, status, fmt.Sprintf("%d/%d", o.reconciled, o.expected), o.read, o.loaded, o.rejected,
 			o.lost, o.duplicated, o.stuck, o.recoveredText())
 	}
 	fmt.Printf("CHAOS faults=%d feeds=%d reconciled=%d lost=%d duplicated=%d stuck=%d\n", len(results), feeds, reconciled, lost, dup, stuck)
@@ -539,8 +542,8 @@ func (e *env) startStarter() error {
 	return err
 }
 
-// killWorker SIGKILLs the oldest live worker and returns the stages its
-// feeds were in.
+// killWorker SIGKILLs the oldest live worker and returns the stages the
+// open runs are in.
 func (e *env) killWorker(ctx context.Context) string {
 	e.mu.Lock()
 	if len(e.workers) == 0 {
@@ -550,9 +553,8 @@ func (e *env) killWorker(ctx context.Context) string {
 	w := e.workers[0]
 	e.workers = e.workers[1:]
 	e.mu.Unlock()
-	stages := e.stages(ctx)
-	w.Kill()
-	return stages
+	w.Kill() // first: a held write must not finish while the stages are read
+	return e.stages(ctx)
 }
 
 func (e *env) stopAll() {
