@@ -142,7 +142,7 @@ func TestBackfillStartsWhatTheEventStarted(t *testing.T) {
 	}
 	for _, o := range objects {
 		evs, byEvent := newStarter()
-		if !evs.handle(ctx, aws.String("m"), s3Event(o.bucket, o.key, o.obj, o.eventVersion)) || len(byEvent.started) != 1 {
+		if done, _ := evs.handle(ctx, aws.String("m"), s3Event(o.bucket, o.key, o.obj, o.eventVersion)); !done || len(byEvent.started) != 1 {
 			t.Fatalf("%s: the event started %v", o.name, byEvent.started)
 		}
 		eventID := byEvent.started[0]

@@ -20,6 +20,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/feedpipe/feedpipe/internal/feed"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
@@ -157,15 +159,58 @@ func (s *Starter) Listen(ctx context.Context, queueURL string) error {
 			}
 			continue
 		}
+		down := false
 		for _, m := range out.Messages {
-			if s.handle(ctx, m.MessageId, aws.ToString(m.Body)) {
+			done, unreachable := s.handle(ctx, m.MessageId, aws.ToString(m.Body))
+			down = down || unreachable
+			if done {
 				if _, err := s.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &queueURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
 					s.Logger.Warn("listen: delete message failed; it will be redelivered and found started", "message_id", aws.ToString(m.MessageId), "err", err)
 				}
 			}
 		}
+		if down {
+			s.waitForTemporal(ctx)
+		}
 	}
 	return nil
+}
+
+// waitForTemporal stops receiving until Temporal answers again. Every
+// receive of a message counts towards the queue's redrive limit, so while
+// Temporal is down each event is received once, not every visibility
+// timeout until it lands in the dead-letter queue.
+func (s *Starter) waitForTemporal(ctx context.Context) {
+	wait := time.Second
+	for ctx.Err() == nil {
+		s.Logger.Warn("listen: Temporal is unreachable; receiving no events until it answers", "retry_in", wait)
+		if !sleep(ctx, wait) {
+			return
+		}
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := s.Temporal.CheckHealth(hctx, &client.CheckHealthRequest{})
+		cancel()
+		if err == nil {
+			s.Logger.Info("listen: Temporal answers again; receiving events")
+			return
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// unreachable says whether err means the Temporal service could not be
+// reached (as opposed to a start it refused).
+func unreachable(err error) bool {
+	var unavailable *serviceerror.Unavailable
+	var deadline *serviceerror.DeadlineExceeded
+	if errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(errors.Unwrap(err)) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
 }
 
 // checkRedrive warns when the queue has no dead-letter queue: a message the
@@ -187,28 +232,29 @@ func (s *Starter) checkRedrive(ctx context.Context, queueURL string) {
 }
 
 // handle starts the runs a message asks for and reports whether the message
-// is done with.
-func (s *Starter) handle(ctx context.Context, id *string, body string) bool {
+// is done with, and whether Temporal was unreachable.
+func (s *Starter) handle(ctx context.Context, id *string, body string) (done, temporalDown bool) {
 	objs, err := s3event.Parse(body)
 	if errors.Is(err, s3event.ErrNotObjectCreated) {
 		s.Logger.Info("listen: ignoring a message that is not an Object Created event", "message_id", aws.ToString(id), "reason", err)
-		return true
+		return true, false
 	}
 	if err != nil {
 		s.Logger.Error("listen: malformed message left on the queue for its redrive policy", "message_id", aws.ToString(id), "err", err, "body", truncate(body, 300))
-		return false
+		return false, false
 	}
-	done := true
+	done = true
 	for _, o := range objs {
 		st, err := s.Start(ctx, objectRef(o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, o.Sequencer))
 		if err != nil {
 			s.Logger.Error("listen: could not start a run; message left on the queue", "message_id", aws.ToString(id), "bucket", o.Bucket, "key", o.Key, "err", err)
 			done = false
+			temporalDown = temporalDown || unreachable(err)
 			continue
 		}
 		s.Logger.Info("listen: feed", "workflow_id", st.WorkflowID, "run_id", st.RunID, "already_started", st.Existed, "pipeline", st.Pipeline)
 	}
-	return done
+	return done, temporalDown
 }
 
 // BackfillStats counts what a backfill did. Gone counts listed objects
