@@ -36,8 +36,9 @@ test-demo-busy: venv devtemporal
 	@bash scripts/demo-busy.sh
 
 # A representative part of make chaos, as shipped: a Temporal restart, the
-# event faults, and a source overwritten while its runs read it.
-CHAOS_IN_TEST = temporal-restart,duplicate-events,out-of-order,overwrite-mid-put
+# event faults, a source overwritten while its runs read it, two versions of
+# a key confirmed together (replace), and kills inside held writes (proxy).
+CHAOS_IN_TEST = temporal-restart,duplicate-events,out-of-order,overwrite-mid-put,new-version,kills-mid-write
 test-chaos: venv devtemporal
 	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) run ./cmd/chaos -faults $(CHAOS_IN_TEST) -run-dir .run/test-chaos
 
