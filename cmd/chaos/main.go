@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
@@ -42,6 +43,7 @@ import (
 	"github.com/feedpipe/feedpipe/internal/harness"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/provision"
+	"github.com/feedpipe/feedpipe/internal/searchattr"
 	"github.com/feedpipe/feedpipe/workflows"
 )
 
@@ -570,14 +572,20 @@ func (e *env) stopAll() {
 
 // stages says which stages the open runs are in, e.g. "PutToKinesis×3 AwaitDelivery×1".
 func (e *env) stages(ctx context.Context) string {
+	// From the FeedStage search attribute, which Describe returns without a
+	// worker (a progress query needs one, and the faults kill workers).
 	count := map[string]int{}
+	dc := converter.GetDefaultDataConverter()
 	for _, f := range e.feedList() {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		v, err := e.tc.QueryWorkflow(ctx, f.Ref.WorkflowID(), "", workflows.ProgressQuery)
+		desc, err := e.tc.DescribeWorkflowExecution(ctx, f.Ref.WorkflowID(), "")
 		cancel()
-		var pr workflows.Progress
-		if err == nil && v.Get(&pr) == nil && pr.Stage != "" && pr.Stage != workflows.StageDone {
-			count[pr.Stage]++
+		if err != nil || desc.GetWorkflowExecutionInfo().GetCloseTime() != nil {
+			continue
+		}
+		var stage string
+		if p := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[searchattr.FeedStage.GetName()]; p != nil && dc.FromPayload(p, &stage) == nil {
+			count[stage]++
 		}
 	}
 	var parts []string
