@@ -65,16 +65,24 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := seen{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Target: r.Header.Get("X-Amz-Target"), Host: r.Host, Header: r.Header.Clone(), Body: body}
-	defer func() {
-		b.mu.Lock()
-		b.reqs = append(b.reqs, s)
-		b.mu.Unlock()
-	}()
+	var req struct{ Records []struct{ Data []byte } }
+	var reqErr error
+	if s.Target == "Kinesis_20131202.PutRecords" {
+		if reqErr = json.Unmarshal(body, &req); reqErr == nil {
+			for _, rec := range req.Records {
+				s.Data = append(s.Data, string(rec.Data))
+			}
+		}
+	}
+	// Recorded before the response: a client that has its answer must find
+	// its request here.
+	b.mu.Lock()
+	b.reqs = append(b.reqs, s)
+	b.mu.Unlock()
 	switch {
 	case s.Target == "Kinesis_20131202.PutRecords":
-		var req struct{ Records []struct{ Data []byte } }
-		if err := json.Unmarshal(body, &req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		if reqErr != nil {
+			http.Error(w, reqErr.Error(), http.StatusBadRequest)
 			return
 		}
 		type entry struct{ SequenceNumber, ShardId string }
@@ -84,7 +92,6 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 			EncryptionType    string
 		}{EncryptionType: "NONE"}
 		for _, rec := range req.Records {
-			s.Data = append(s.Data, string(rec.Data))
 			out.Records = append(out.Records, entry{"seq-" + string(rec.Data), "shardId-000000000000"})
 		}
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
