@@ -84,14 +84,12 @@ func uploadOutOfOrder(ctx context.Context, e *env) error {
 		return err
 	}
 	older := e.feedList()
+	versions, err := e.uploadNewVersions(ctx, failClean)
+	if err != nil {
+		return err
+	}
 	newer := map[string]bool{} // ETags of the newer uploads
-	for i, f := range older {
-		v2, err := e.uploadVersion(ctx, f)
-		if err != nil {
-			return err
-		}
-		e.addFeed(v2, land)
-		e.setPlan(i, failClean)
+	for _, v2 := range versions {
 		newer[v2.Ref.ETag] = true
 	}
 	bodies, err := e.takeEvents(ctx, 2*len(older))
@@ -134,16 +132,16 @@ func replaceMidPut(overwrite bool) func(context.Context, *env) error {
 		}
 		at := e.stages(ctx)
 		feeds := e.feedList()
-		for i, f := range feeds {
-			e.setPlan(i, landOrFailClean)
-			if overwrite {
-				v2, err := e.uploadVersion(ctx, f)
-				if err != nil {
-					return err
+		if overwrite {
+			if _, err := e.uploadNewVersions(ctx, landOrFailClean); err != nil {
+				return err
+			}
+		} else {
+			for i, f := range feeds {
+				e.setPlan(i, landOrFailClean)
+				if _, err := e.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.Ref.Bucket, Key: &f.Ref.Key}); err != nil {
+					return fmt.Errorf("delete s3://%s/%s: %w", f.Ref.Bucket, f.Ref.Key, err)
 				}
-				e.addFeed(v2, land)
-			} else if _, err := e.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.Ref.Bucket, Key: &f.Ref.Key}); err != nil {
-				return fmt.Errorf("delete s3://%s/%s: %w", f.Ref.Bucket, f.Ref.Key, err)
 			}
 		}
 		what, why := "deleted", "was deleted after it was uploaded"
@@ -286,6 +284,22 @@ func (e *env) waitQueueEmpty(ctx context.Context, url string) error {
 	}
 }
 
+// uploadNewVersions uploads a new version of every feed so far, each
+// planned to land, and gives the feeds it replaces the plan old.
+func (e *env) uploadNewVersions(ctx context.Context, old plan) ([]harness.Feed, error) {
+	var out []harness.Feed
+	for i, f := range e.feedList() {
+		v2, err := e.uploadVersion(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		e.addFeed(v2, land)
+		e.setPlan(i, old)
+		out = append(out, v2)
+	}
+	return out, nil
+}
+
 // uploadVersion uploads a new feed to f's key: 500 lines longer than f, so
 // that a run which mixed the two versions could not reconcile.
 func (e *env) uploadVersion(ctx context.Context, f harness.Feed) (harness.Feed, error) {
@@ -317,18 +331,13 @@ func newVersionsInFlight(ctx context.Context, e *env) error {
 		return err
 	}
 	at := e.stages(ctx)
-	feeds := e.feedList()
-	for i, f := range feeds {
-		v2, err := e.uploadVersion(ctx, f)
-		if err != nil {
-			return err
-		}
-		e.addFeed(v2, land)
-		// The first upload is overwritten while its put reads it: a put
-		// retried after that finds it gone and fails cleanly.
-		e.setPlan(i, landOrFailClean)
+	// The first upload is overwritten while its put reads it: a put
+	// retried after that finds it gone and fails cleanly.
+	versions, err := e.uploadNewVersions(ctx, landOrFailClean)
+	if err != nil {
+		return err
 	}
-	e.note("a new version of each of %d keys uploaded (%s)", len(feeds), at)
+	e.note("a new version of each of %d keys uploaded (%s)", len(versions), at)
 	if err := e.waitStage(ctx, workflows.StageConvert, workflows.StageConfirm); err != nil {
 		return err
 	}
