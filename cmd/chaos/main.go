@@ -363,8 +363,14 @@ func runFault(ctx context.Context, f fault, bins harness.Bins, root, cfgPath str
 		}
 	}
 	o.expected = len(all)
+	if note, err := e.checkScratch(); err != nil {
+		o.notes = append(o.notes, err.Error())
+		o.err = errors.Join(o.err, err)
+	} else if note != "" {
+		o.notes = append(o.notes, note)
+	}
 	if o.err != nil {
-		fmt.Printf("   FAULT NOT INJECTED: %v\n", o.err)
+		fmt.Printf("   FAULT FAILED: %v\n", o.err)
 	}
 	fmt.Printf("   %d/%d as planned · lost %d · duplicated %d · stuck %d · recovered %s after the fault\n",
 		o.reconciled, o.feeds, o.lost, o.duplicated, o.stuck, o.recoveredText())
@@ -458,6 +464,7 @@ type env struct {
 	workers  []*devstack.Process // the live ones
 	starter  *devstack.Process
 	started  int
+	killed   int // workers SIGKILLed
 	notes    []string
 }
 
@@ -527,7 +534,8 @@ func (e *env) startWorker() (*devstack.Process, error) {
 	if e.proxyURL != "" {
 		env = append(env, "AWS_ENDPOINT_URL="+e.proxyURL) // the last value of a variable wins
 	}
-	w, err := devstack.StartProcess("worker", filepath.Join(e.dir, fmt.Sprintf("worker-%d.log", n)), env, e.bins.Worker, "-config", e.cfgPath)
+	w, err := devstack.StartProcess("worker", filepath.Join(e.dir, fmt.Sprintf("worker-%d.log", n)), env, e.bins.Worker,
+		"-config", e.cfgPath, "-temp-dir", e.scratchParent())
 	if err != nil {
 		return nil, err
 	}
@@ -556,6 +564,9 @@ func (e *env) killWorker(ctx context.Context) string {
 	e.workers = e.workers[1:]
 	e.mu.Unlock()
 	w.Kill() // first: a held write must not finish while the stages are read
+	e.mu.Lock()
+	e.killed++
+	e.mu.Unlock()
 	return e.stages(ctx)
 }
 
@@ -565,9 +576,59 @@ func (e *env) stopAll() {
 	for _, w := range e.workers {
 		w.Stop(5 * time.Second)
 	}
+	e.workers = nil
 	if e.starter != nil {
 		e.starter.Stop(5 * time.Second)
 	}
+}
+
+// scratchParent is where the fault's workers keep their scratch directories
+// (their -temp-dir).
+func (e *env) scratchParent() string { return filepath.Join(e.dir, "worker-tmp") }
+
+// checkScratch holds the workers to their promise about local files: once
+// every worker has stopped, the directories of the killed ones are removed by
+// the next worker started on the machine, and a worker that stops cleanly
+// leaves nothing. It says how much the killed workers had left.
+func (e *env) checkScratch() (string, error) {
+	e.stopAll()
+	left := func() []string {
+		entries, _ := os.ReadDir(e.scratchParent())
+		var names []string
+		for _, d := range entries {
+			names = append(names, d.Name())
+		}
+		return names
+	}
+	dead := left()
+	if len(dead) == 0 {
+		return "", nil
+	}
+	if len(dead) > e.killed {
+		return "", fmt.Errorf("%d scratch directories are left in %s after %d workers were killed: a worker stopped with SIGTERM left its own", len(dead), e.scratchParent(), e.killed)
+	}
+	var files int
+	for _, d := range dead {
+		entries, _ := os.ReadDir(filepath.Join(e.scratchParent(), d))
+		files += len(entries)
+	}
+	w, err := e.startWorker()
+	if err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for names := left(); len(names) != 1 || slices.Contains(dead, names[0]); names = left() {
+		if time.Now().After(deadline) {
+			w.Stop(5 * time.Second)
+			return "", fmt.Errorf("a new worker did not remove the scratch directories of the killed ones: %s hold %v", e.scratchParent(), names)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.stopAll()
+	if names := left(); len(names) > 0 {
+		return "", fmt.Errorf("a worker stopped with SIGTERM left its scratch directory: %v", names)
+	}
+	return fmt.Sprintf("killed workers left %d scratch director%s (%d part files); the next worker removed them", len(dead), map[bool]string{true: "y", false: "ies"}[len(dead) == 1], files), nil
 }
 
 // stages says which stages the open runs are in, e.g. "PutToKinesis×3 AwaitDelivery×1".

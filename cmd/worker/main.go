@@ -20,6 +20,7 @@ import (
 	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/clients"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/scratch"
 	"github.com/feedpipe/feedpipe/workflows"
 
 	_ "github.com/snowflakedb/gosnowflake"
@@ -40,7 +41,7 @@ func run(logger *slog.Logger) error {
 	workflowsMax := flag.Int("max-workflow-tasks", def.MaxConcurrentWorkflowTaskExecutionSize, "workflow tasks run at once by this worker")
 	stopTimeout := flag.Duration("stop-timeout", def.WorkerStopTimeout, "how long running activities may finish on shutdown")
 	throttle := flag.Duration("heartbeat-throttle", def.MaxHeartbeatThrottleInterval, "the most the SDK holds back a heartbeat: a stage's checkpoint reaches the server within this")
-	tempDir := flag.String("temp-dir", os.TempDir(), "where the local converter writes Parquet files before upload (needs room for the largest feed's file)")
+	tempDir := flag.String("temp-dir", os.TempDir(), "where the local converter writes Parquet files before upload, in a directory of this worker's own (needs room for the largest feed's file); a killed worker's directory is removed by the next worker started here")
 	flag.Parse()
 
 	cfg, err := pipeline.Load(*cfgPath)
@@ -64,11 +65,24 @@ func run(logger *slog.Logger) error {
 		defer sf.Close()
 	}
 
+	scratchDir, removed, err := scratch.Open(*tempDir)
+	for _, r := range removed {
+		logger.Info("removed the scratch directory of a worker that stopped without cleaning up", "dir", r.Path, "files", r.Files, "bytes", r.Bytes)
+	}
+	if err != nil {
+		return fmt.Errorf("worker: -temp-dir %s: %w", *tempDir, err)
+	}
+	defer func() {
+		if err := scratchDir.Close(); err != nil {
+			logger.Warn("could not remove the scratch directory", "err", err)
+		}
+	}()
+
 	opts := def
 	opts.MaxConcurrentActivityExecutionSize, opts.MaxConcurrentWorkflowTaskExecutionSize = *activitiesMax, *workflowsMax
 	opts.WorkerStopTimeout, opts.MaxHeartbeatThrottleInterval = *stopTimeout, *throttle
 	w := worker.New(tc, cfg.TaskQueue, opts)
-	workflows.Register(w, &activities.Activities{S3: awsc.S3, Kinesis: awsc.Kinesis, Glue: awsc.Glue, Snowflake: sf, Logger: logger, TempDir: *tempDir})
+	workflows.Register(w, &activities.Activities{S3: awsc.S3, Kinesis: awsc.Kinesis, Glue: awsc.Glue, Snowflake: sf, Logger: logger, TempDir: scratchDir.Path})
 	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "pipelines", len(cfg.Pipelines))
 	if err := w.Run(worker.InterruptCh()); err != nil {
 		return fmt.Errorf("worker: %w", err)

@@ -201,6 +201,10 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		"AWS_SECRET_ACCESS_KEY="+SecretAccessKey, "AWS_DEFAULT_REGION="+Region, "AWS_REGION="+Region)
 	awsEnv = append(awsEnv, awsPersist...)
 	s.SnowflakeHost, s.SnowflakePort = "127.0.0.1", sfPort
+	fakesnowTmp := filepath.Join(opt.RunDir, "fakesnow-tmp")
+	if err := os.MkdirAll(fakesnowTmp, 0o755); err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
 	s.parts = []*part{
 		{name: PartTemporal, argv: targs, env: os.Environ(), log: temporalOut, ready: func(ctx context.Context, p *Process) error {
 			ready, err := waitReadyLine(ctx, p, temporalOut, 90*time.Second)
@@ -214,7 +218,9 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 				return waitHealthy(ctx, p, s.AWSEndpoint+"/_localstack/health", 60*time.Second)
 			}},
 		{name: PartFakesnow, argv: []string{filepath.Join(venvBin, "fakesnow"), "-s", "--host", "127.0.0.1", "-p", strconv.Itoa(sfPort)},
-			env: append(cleanEnv(), "PATH="+venvBin+":"+os.Getenv("PATH")), log: filepath.Join(opt.RunDir, "fakesnow.log"),
+			// fakesnow makes a temporary directory for its stages at import, and
+			// never removes it: TMPDIR keeps them inside the run directory.
+			env: append(cleanEnv(), "PATH="+venvBin+":"+os.Getenv("PATH"), "TMPDIR="+fakesnowTmp), log: filepath.Join(opt.RunDir, "fakesnow.log"),
 			ready: func(ctx context.Context, p *Process) error {
 				return waitHealthy(ctx, p, fmt.Sprintf("http://127.0.0.1:%d/", sfPort), 60*time.Second)
 			}},
