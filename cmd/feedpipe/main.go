@@ -10,6 +10,10 @@
 //	    Runs a failed feed's run again from the stage it failed in (or an
 //	    earlier one), keeping the work of the stages before. Temporal is
 //	    addressed as by the worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, …).
+//	feedpipe setup temporal [-print-cloud-command]
+//	    Adds feedpipe's search attributes to the namespace where missing (the
+//	    worker does it at start too), or prints the tcld command for Temporal
+//	    Cloud.
 package main
 
 import (
@@ -38,7 +42,8 @@ import (
 const usage = `usage:
   feedpipe convert [-schema FILE | -infer N] [-compression zstd|snappy|none] [-unknown drop|reject|extra] [-rejects FILE] IN OUT
   feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT
-  feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]`
+  feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]
+  feedpipe setup temporal [-print-cloud-command]`
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -58,6 +63,8 @@ func run(args []string) error {
 		return runGen(args[1:])
 	case "reset":
 		return runReset(args[1:])
+	case "setup":
+		return runSetup(args[1:])
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/feedpipe/feedpipe/internal/clients"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/scratch"
+	"github.com/feedpipe/feedpipe/internal/searchattr"
 	"github.com/feedpipe/feedpipe/workflows"
 
 	_ "github.com/snowflakedb/gosnowflake"
@@ -41,6 +42,7 @@ func run(logger *slog.Logger) error {
 	workflowsMax := flag.Int("max-workflow-tasks", def.MaxConcurrentWorkflowTaskExecutionSize, "workflow tasks run at once by this worker")
 	stopTimeout := flag.Duration("stop-timeout", def.WorkerStopTimeout, "how long running activities may finish on shutdown")
 	throttle := flag.Duration("heartbeat-throttle", def.MaxHeartbeatThrottleInterval, "the most the SDK holds back a heartbeat: a stage's checkpoint reaches the server within this")
+	ensureSA := flag.Bool("ensure-search-attributes", true, "add feedpipe's search attributes to the namespace at start if missing (the starter's runs need them); off where the worker may not, after `feedpipe setup temporal`")
 	tempDir := flag.String("temp-dir", os.TempDir(), "where the local converter writes Parquet files before upload, in a directory of this worker's own (needs room for the largest feed's file); a killed worker's directory is removed by the next worker started here")
 	flag.Parse()
 
@@ -55,6 +57,16 @@ func run(logger *slog.Logger) error {
 		return err
 	}
 	defer tc.Close()
+	if *ensureSA {
+		ns := clients.TemporalNamespace(os.LookupEnv)
+		added, err := searchattr.Ensure(ctx, tc.OperatorService(), ns)
+		if err != nil {
+			return fmt.Errorf("worker: %w (or start the worker with -ensure-search-attributes=false once they exist)", err)
+		}
+		if len(added) > 0 {
+			logger.Info("added search attributes to the namespace", "namespace", ns, "attributes", added)
+		}
+	}
 	sf, err := clients.OpenSnowflake(env)
 	if err != nil {
 		return err

@@ -49,11 +49,15 @@ func (e Env) get(k, def string) string {
 	return def
 }
 
+// TemporalNamespace is the namespace the environment names (TEMPORAL_NAMESPACE,
+// default "default").
+func TemporalNamespace(env Env) string { return env.get("TEMPORAL_NAMESPACE", "default") }
+
 // TemporalOptions are client.Options from the environment.
 func TemporalOptions(env Env, logger *slog.Logger) (client.Options, error) {
 	opts := client.Options{
 		HostPort:  env.get("TEMPORAL_ADDRESS", "localhost:7233"),
-		Namespace: env.get("TEMPORAL_NAMESPACE", "default"),
+		Namespace: TemporalNamespace(env),
 		Logger:    tlog.NewStructuredLogger(logger),
 	}
 	cert, key := env.get("TEMPORAL_TLS_CLIENT_CERT_PATH", ""), env.get("TEMPORAL_TLS_CLIENT_KEY_PATH", "")
