@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -40,8 +41,7 @@ type IngestionChecker interface {
 	// FileStatuses reports the latest load of each file whose path in the
 	// pipeline's stage contains prefix, by that path's end (the S3 key).
 	FileStatuses(ctx context.Context, db *sql.DB, p pipeline.Pipeline, prefix string) ([]FileLoad, error)
-	// FeedRows counts the table's rows of feedID, or returns -1 when the
-	// strategy does not count rows.
+	// FeedRows counts the table's rows of feedID.
 	FeedRows(ctx context.Context, db *sql.DB, p pipeline.Pipeline, feedID string) (int64, error)
 }
 
@@ -65,16 +65,18 @@ type CopyHistoryChecker struct{}
 
 // FileStatuses implements IngestionChecker.
 func (CopyHistoryChecker) FileStatuses(ctx context.Context, db *sql.DB, p pipeline.Pipeline, prefix string) ([]FileLoad, error) {
-	q := fmt.Sprintf(`SELECT FILE_NAME, STATUS, ROW_COUNT, COALESCE(FIRST_ERROR_MESSAGE, '')
+	q := fmt.Sprintf(`SELECT FILE_NAME, STATUS, COALESCE(ROW_COUNT, 0), COALESCE(FIRST_ERROR_MESSAGE, '')
 FROM TABLE(%s.INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => '%s.%s', START_TIME => DATEADD(DAY, -14, CURRENT_TIMESTAMP())))
 WHERE FILE_NAME LIKE ?
 ORDER BY LAST_LOAD_TIME DESC`, p.Snowflake.Database, p.Snowflake.Schema, p.Snowflake.Table)
 	return queryLoads(ctx, db, q, "%"+prefix+"%")
 }
 
-// FeedRows implements IngestionChecker; COPY_HISTORY's row counts are enough.
-func (CopyHistoryChecker) FeedRows(context.Context, *sql.DB, pipeline.Pipeline, string) (int64, error) {
-	return -1, nil
+// FeedRows implements IngestionChecker: COPY_HISTORY's row counts say what
+// each load added, not that no other load added the feed's rows too, so the
+// table is counted as well.
+func (CopyHistoryChecker) FeedRows(ctx context.Context, db *sql.DB, p pipeline.Pipeline, feedID string) (int64, error) {
+	return countFeedRows(ctx, db, p, feedID)
 }
 
 // LoadHistoryChecker confirms loads with INFORMATION_SCHEMA.LOAD_HISTORY and
@@ -92,6 +94,12 @@ ORDER BY LAST_LOAD_TIME DESC`, p.Snowflake.Database)
 
 // FeedRows implements IngestionChecker.
 func (LoadHistoryChecker) FeedRows(ctx context.Context, db *sql.DB, p pipeline.Pipeline, feedID string) (int64, error) {
+	return countFeedRows(ctx, db, p, feedID)
+}
+
+// countFeedRows counts the table's rows of one feed: the check that each
+// line landed once, whatever loaded it.
+func countFeedRows(ctx context.Context, db *sql.DB, p pipeline.Pipeline, feedID string) (int64, error) {
 	var n int64
 	q := fmt.Sprintf("SELECT COUNT(*) FROM %s.%s.%s WHERE _FEED_ID = ?", p.Snowflake.Database, p.Snowflake.Schema, p.Snowflake.Table)
 	err := sfconn.Do(ctx, db, func(c *sql.Conn) error { return c.QueryRowContext(ctx, q, feedID).Scan(&n) })
@@ -177,20 +185,31 @@ func (a *Activities) CheckIngestion(ctx context.Context, in ConfirmInput) (Confi
 			}
 			loaded++
 			rows += st.Rows
-		case "LOAD_FAILED", "PARTIALLY_LOADED":
+		case "LOAD_FAILED", "PARTIALLY_LOADED", "LOAD_SKIPPED":
 			return out, nonRetryable(ErrLoad, "confirm feed %s: Snowflake %s %s into %s: %s. Fix the table or file and reload it with COPY INTO",
 				in.FeedID, strings.ToLower(strings.ReplaceAll(st.Status, "_", " ")), f.Key, table, st.FirstError)
 		}
 	}
 	out.Status = fmt.Sprintf("%d of %d files loaded", loaded, len(in.Files))
 	if loaded < int64(len(in.Files)) {
+		if p.Snowflake.Pipe != "" && p.Confirm == pipeline.ConfirmCopyHistory {
+			st, err := PipeState(ctx, a.Snowflake, p)
+			if err != nil {
+				out.Status += fmt.Sprintf("; pipe status unknown: %v", err)
+			} else {
+				out.Status += "; " + st.String()
+				if !st.Running() {
+					a.log().Warn("the pipe that loads the feed is not running", "feed", in.FeedID, "pipe", st.Pipe, "state", st.ExecutionState, "error", st.Error)
+				}
+			}
+		}
 		return out, nil
 	}
 	n, err := checker.FeedRows(ctx, a.Snowflake, p, in.FeedID)
 	if err != nil {
 		return out, fmt.Errorf("confirm feed %s: %w", in.FeedID, err)
 	}
-	if n >= 0 && n != in.Expected {
+	if n != in.Expected {
 		return out, nonRetryable(ErrRowCount, "confirm feed %s: %s holds %d rows of the feed, want %d (a file of this feed was loaded twice, or rows were deleted)", in.FeedID, table, n, in.Expected)
 	}
 	if rows != in.Expected {
@@ -198,4 +217,48 @@ func (a *Activities) CheckIngestion(ctx context.Context, in ConfirmInput) (Confi
 	}
 	out.Done, out.Result = true, ConfirmResult{Loaded: rows, Status: "LOADED", Strategy: p.Confirm}
 	return out, nil
+}
+
+// PipeStatus is the part of SYSTEM$PIPE_STATUS's JSON that says why files
+// wait.
+type PipeStatus struct {
+	Pipe             string `json:"-"`
+	ExecutionState   string `json:"executionState"`
+	PendingFileCount int64  `json:"pendingFileCount"`
+	Error            string `json:"error"`
+	LastIngested     string `json:"lastIngestedTimestamp"`
+}
+
+// Running says whether the pipe loads new files.
+func (s PipeStatus) Running() bool { return s.ExecutionState == "RUNNING" }
+
+// String is the status for an operator, with the fix when the pipe is paused.
+func (s PipeStatus) String() string {
+	out := fmt.Sprintf("pipe %s is %s with %d files pending", s.Pipe, s.ExecutionState, s.PendingFileCount)
+	if s.Error != "" {
+		out += " (" + s.Error + ")"
+	}
+	if strings.HasPrefix(s.ExecutionState, "PAUSED") {
+		out += fmt.Sprintf(": resume it with ALTER PIPE %s SET PIPE_EXECUTION_PAUSED = FALSE", s.Pipe)
+	} else if !s.Running() {
+		out += ": see Snowflake's SYSTEM$PIPE_STATUS for what to fix, then recreate or resume the pipe"
+	}
+	return out
+}
+
+// PipeState reads the pipeline's pipe status with SYSTEM$PIPE_STATUS.
+func PipeState(ctx context.Context, db *sql.DB, p pipeline.Pipeline) (PipeStatus, error) {
+	name := p.Snowflake.Database + "." + p.Snowflake.Schema + "." + p.Snowflake.Pipe
+	var raw string
+	err := sfconn.Do(ctx, db, func(c *sql.Conn) error {
+		return c.QueryRowContext(ctx, "SELECT SYSTEM$PIPE_STATUS(?)", name).Scan(&raw)
+	})
+	if err != nil {
+		return PipeStatus{}, fmt.Errorf("SYSTEM$PIPE_STATUS('%s'): %w", name, err)
+	}
+	st := PipeStatus{Pipe: name}
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		return PipeStatus{}, fmt.Errorf("SYSTEM$PIPE_STATUS('%s') answered %.200q: %w", name, raw, err)
+	}
+	return st, nil
 }

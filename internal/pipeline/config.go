@@ -80,6 +80,10 @@ type Snowflake struct {
 	Schema   string `toml:"schema"`
 	Table    string `toml:"table"`
 	Stage    string `toml:"stage"`
+	// Pipe is the Snowpipe that loads the stage (optional). While a feed's
+	// files are not loaded yet, ConfirmIngestion reads its
+	// SYSTEM$PIPE_STATUS and says when the pipe is paused or stalled.
+	Pipe string `toml:"pipe,omitempty" json:",omitempty"`
 }
 
 // Deadlines bound each stage of a feed, end to end including retries.
@@ -259,6 +263,14 @@ func (p *Pipeline) validate() error {
 	default:
 		return fmt.Errorf("on_new_version = %q; use %q (a new upload of a key replaces the rows of its earlier uploads) or %q (every upload's rows stay)",
 			p.OnNewVersion, NewVersionReplace, NewVersionAppend)
+	}
+	for _, id := range []struct{ key, val string }{
+		{"snowflake.database", p.Snowflake.Database}, {"snowflake.schema", p.Snowflake.Schema},
+		{"snowflake.table", p.Snowflake.Table}, {"snowflake.stage", p.Snowflake.Stage}, {"snowflake.pipe", p.Snowflake.Pipe},
+	} {
+		if id.val != "" && !identifier.MatchString(id.val) {
+			return fmt.Errorf("%s = %q is not a plain Snowflake identifier (letters, digits, _ and $, not starting with a digit); feedpipe puts it into SQL unquoted, so name the object that way", id.key, id.val)
+		}
 	}
 	if !identifier.MatchString(p.VersionsTable) {
 		return fmt.Errorf("versions_table = %q is not a plain Snowflake identifier (letters, digits, _ and $, not starting with a digit)", p.VersionsTable)

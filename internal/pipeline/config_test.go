@@ -50,6 +50,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		"syntax":         {minimal + "\n[[pipeline]\n", "line"},
 		"new version":    {strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\non_new_version = \"overwrite\"", 1), `on_new_version = "overwrite"; use "replace"`},
 		"versions table": {strings.Replace(minimal, `stream = "s"`, "stream = \"s\"\nversions_table = \"v; DROP TABLE T\"", 1), `versions_table = "v; DROP TABLE T" is not a plain Snowflake identifier`},
+		"table name":     {strings.Replace(minimal, `table = "T"`, `table = "my-table"`, 1), `snowflake.table = "my-table" is not a plain Snowflake identifier`},
+		"pipe name":      {strings.Replace(minimal, `table = "T"`, `table = "T", pipe = "P.Q"`, 1), `snowflake.pipe = "P.Q" is not a plain Snowflake identifier`},
 		"same routing":   {minimal + strings.Replace(minimal, `name = "c"`, `name = "d"`, 1), "both route s3://src/c/"},
 		"empty object":   {strings.Replace(minimal, `{ name = "id", type = "int64" }`, `{ name = "id", type = "int64" }, { name = "a", type = "object" }`, 1), `column "a": an object needs fields`},
 		"no items":       {strings.Replace(minimal, `{ name = "id", type = "int64" }`, `{ name = "id", type = "int64" }, { name = "l", type = "list" }`, 1), `column "l": a list needs items`},
