@@ -59,7 +59,11 @@ func TestCompatSnowflakeCopyIntoFromS3Parquet(t *testing.T) {
 
 	names := stack.Names.Snowflake
 	names.Table = table
-	res, err := db.QueryContext(ctx, provision.CopyStatement(names, key))
+	copyStmt, err := provision.CopyStatement(names, stack.Names.DestBucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.QueryContext(ctx, copyStmt)
 	if err != nil {
 		t.Fatalf("COPY INTO: %v", err)
 	}
@@ -109,7 +113,7 @@ func TestCompatSnowflakeCopyIntoFromS3Parquet(t *testing.T) {
 
 	// Snowpipe and COPY skip a file already loaded into the table: a second
 	// COPY of the same file loads nothing (no doubled rows on redelivery).
-	again, err := db.QueryContext(ctx, provision.CopyStatement(names, key))
+	again, err := db.QueryContext(ctx, copyStmt)
 	if err != nil {
 		t.Fatalf("second COPY INTO: %v", err)
 	}

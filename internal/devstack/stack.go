@@ -272,7 +272,7 @@ func (s *Stack) provision(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	if err := provision.Snowflake(ctx, db, s.Names.Snowflake, s.Names.DestBucket, &provision.LocalS3{
+	if _, err := provision.Snowflake(ctx, db, s.Names.Snowflake, s.Names.DestBucket, &provision.LocalS3{
 		Endpoint: strings.TrimPrefix(s.AWSEndpoint, "http://"), KeyID: AccessKeyID, Secret: SecretAccessKey, Region: Region,
 	}); err != nil {
 		return fmt.Errorf("devstack: provision Snowflake on fakesnow: %w", err)

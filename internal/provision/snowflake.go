@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/deploy"
 )
 
 // Column is one column of a Snowflake table.
@@ -15,14 +15,22 @@ type Column struct {
 	Type string // Snowflake type, e.g. NUMBER(38,0), VARCHAR, TIMESTAMP_NTZ
 }
 
-// SnowflakeNames are the Snowflake objects of one pipeline deployment.
+// SnowflakeNames are the Snowflake objects of one pipeline deployment: the
+// variables of deploy/snowflake.sql.
 type SnowflakeNames struct {
-	Database string
-	Schema   string
-	Table    string
-	Stage    string // external stage on the destination bucket
-	Versions string // the loaded uploads of each key (pipelines with on_new_version = replace)
-	Columns  []Column
+	Database    string
+	Schema      string
+	Table       string
+	Stage       string // external stage on the destination bucket
+	Versions    string // the loaded uploads of each key (pipelines with on_new_version = replace)
+	FileFormat  string // the stage's Parquet file format
+	Integration string // storage integration through which the stage reads the bucket
+	Pipe        string // Snowpipe loading the stage into Table
+	WorkerRole  string // the worker's role
+	// RoleARN is the AWS role the storage integration assumes (the
+	// CloudFormation stack's SnowflakeRoleArn output).
+	RoleARN string
+	Columns []Column
 }
 
 // DefaultSnowflakeNames is the layout of the local stack's sample customers feed.
@@ -30,11 +38,16 @@ type SnowflakeNames struct {
 // reconciled per feed and duplicates found.
 func DefaultSnowflakeNames() SnowflakeNames {
 	return SnowflakeNames{
-		Database: "FEEDPIPE",
-		Schema:   "RAW",
-		Table:    "CUSTOMERS",
-		Stage:    "FEEDPIPE_DEST",
-		Versions: "FEEDPIPE_VERSIONS",
+		Database:    "FEEDPIPE",
+		Schema:      "RAW",
+		Table:       "CUSTOMERS",
+		Stage:       "FEEDPIPE_DEST",
+		Versions:    "FEEDPIPE_VERSIONS",
+		FileFormat:  "FEEDPIPE_PARQUET",
+		Integration: "FEEDPIPE_S3",
+		Pipe:        "FEEDPIPE_PIPE",
+		WorkerRole:  "FEEDPIPE_WORKER",
+		RoleARN:     "arn:aws:iam::000000000000:role/feedpipe-snowflake",
 		Columns: []Column{
 			{"_FEED_ID", "VARCHAR"},
 			{"_LINE", "BIGINT"},
@@ -49,9 +62,25 @@ func DefaultSnowflakeNames() SnowflakeNames {
 	}
 }
 
+// SQLVars are the variables of deploy/snowflake.sql for n, with the stage on
+// destBucket.
+func SQLVars(n SnowflakeNames, destBucket string) map[string]string {
+	var cols []string
+	for _, c := range n.Columns {
+		if c.Name != "_FEED_ID" && c.Name != "_LINE" { // the file declares them
+			cols = append(cols, c.Name+" "+c.Type)
+		}
+	}
+	return map[string]string{
+		"database": n.Database, "schema": n.Schema, "table": n.Table, "columns": strings.Join(cols, ", "),
+		"versions_table": n.Versions, "file_format": n.FileFormat, "integration": n.Integration,
+		"stage": n.Stage, "pipe": n.Pipe, "bucket": destBucket, "snowflake_role_arn": n.RoleARN, "worker_role": n.WorkerRole,
+	}
+}
+
 // LocalS3 tells a Snowflake emulator (fakesnow, DuckDB inside) how to reach
-// an S3 emulator; real Snowflake reaches S3 through the stage's credentials or
-// storage integration instead, so leave it nil there.
+// an S3 emulator; real Snowflake reaches S3 through the stage's storage
+// integration instead.
 type LocalS3 struct {
 	Endpoint string // host:port
 	KeyID    string
@@ -59,44 +88,55 @@ type LocalS3 struct {
 	Region   string
 }
 
-// Snowflake creates the database, schema, table and external stage of n on
-// the destination bucket, if they do not exist. db must be a gosnowflake
-// connection; each statement is sent on its own.
-func Snowflake(ctx context.Context, db *sql.DB, n SnowflakeNames, destBucket string, local *LocalS3) error {
-	var cols []string
-	for _, c := range n.Columns {
-		cols = append(cols, c.Name+" "+c.Type)
+// Snowflake applies deploy/snowflake.sql for n to a Snowflake emulator (the
+// local stack's fakesnow): every statement but those the file marks as ones
+// the emulator cannot take, which it returns. Production runs the whole file
+// with snowsql. db must be a gosnowflake connection; each statement is sent
+// on its own.
+func Snowflake(ctx context.Context, db *sql.DB, n SnowflakeNames, destBucket string, local *LocalS3) ([]deploy.Statement, error) {
+	stmts, err := deploy.Statements("deploy/snowflake.sql", deploy.SnowflakeSQL, SQLVars(n, destBucket))
+	if err != nil {
+		return nil, err
 	}
-	stmts := []string{
-		"CREATE DATABASE IF NOT EXISTS " + n.Database,
-		"CREATE SCHEMA IF NOT EXISTS " + n.Database + "." + n.Schema,
-		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s.%s (%s)", n.Database, n.Schema, n.Table, strings.Join(cols, ", ")),
-		fmt.Sprintf("CREATE STAGE IF NOT EXISTS %s.%s.%s URL='s3://%s/' FILE_FORMAT=(TYPE=PARQUET)",
-			n.Database, n.Schema, n.Stage, destBucket),
-	}
-	if n.Versions != "" {
-		stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s.%s (%s)", n.Database, n.Schema, n.Versions, pipeline.VersionsColumns))
+	var run, skipped []deploy.Statement
+	for _, s := range stmts {
+		if s.LocalSkip != "" {
+			skipped = append(skipped, s)
+			continue
+		}
+		run = append(run, s)
 	}
 	if local != nil {
 		// A DuckDB statement that fakesnow passes through: httpfs then reads
 		// s3:// URLs from the emulator. Secrets live in the DuckDB instance,
 		// so this is sent at every start. (fakesnow recognises CREATE SECRET
 		// but not CREATE OR REPLACE SECRET.)
-		stmts = append(stmts, fmt.Sprintf(
+		run = append(run, deploy.Statement{SQL: fmt.Sprintf(
 			"CREATE SECRET IF NOT EXISTS feedpipe_local_s3 (TYPE s3, KEY_ID '%s', SECRET '%s', REGION '%s', ENDPOINT '%s', URL_STYLE 'path', USE_SSL false)",
-			local.KeyID, local.Secret, local.Region, local.Endpoint))
+			local.KeyID, local.Secret, local.Region, local.Endpoint)})
 	}
-	for _, s := range stmts {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("snowflake provisioning %q: %w", s, err)
+	for _, s := range run {
+		if _, err := db.ExecContext(ctx, s.SQL); err != nil {
+			if s.Line > 0 {
+				return nil, fmt.Errorf("snowflake provisioning, deploy/snowflake.sql line %d %q: %w", s.Line, s.SQL, err)
+			}
+			return nil, fmt.Errorf("snowflake provisioning %q: %w", s.SQL, err)
 		}
 	}
-	return nil
+	return skipped, nil
 }
 
-// CopyStatement is the pipe's COPY INTO for one file of the stage: the
-// statement Snowpipe runs on auto-ingest, and the local stand-in runs too.
-func CopyStatement(n SnowflakeNames, key string) string {
-	return fmt.Sprintf("COPY INTO %s.%s.%s FROM @%s.%s.%s FILES=('%s') FILE_FORMAT=(TYPE=PARQUET) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE",
-		n.Database, n.Schema, n.Table, n.Database, n.Schema, n.Stage, strings.ReplaceAll(key, "'", "''"))
+// CopyStatement is the pipe's COPY INTO (from deploy/snowflake.sql) for one
+// file of the stage: the statement Snowpipe runs on auto-ingest, and the
+// local stand-in runs too.
+func CopyStatement(n SnowflakeNames, destBucket, key string) (string, error) {
+	stmts, err := deploy.Statements("deploy/snowflake.sql", deploy.SnowflakeSQL, SQLVars(n, destBucket))
+	if err != nil {
+		return "", err
+	}
+	copy, err := deploy.PipeCopy(stmts)
+	if err != nil {
+		return "", fmt.Errorf("deploy/snowflake.sql: %w", err)
+	}
+	return deploy.CopyFile(copy, key)
 }

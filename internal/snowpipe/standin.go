@@ -86,11 +86,15 @@ func (s *StandIn) handle(ctx context.Context, body string) error {
 		return nil
 	}
 	for _, o := range objs {
-		stmt := provision.CopyStatement(s.names, o.Key)
+		stmt, err := provision.CopyStatement(s.names, o.Bucket, o.Key)
+		if err != nil {
+			s.log.Error("snowpipe stand-in: no COPY for the file", "bucket", o.Bucket, "key", o.Key, "err", err)
+			continue
+		}
 		// Snowpipe records a failed load in COPY_HISTORY/LOAD_HISTORY and
 		// moves on; so does the stand-in (fakesnow records successful loads).
 		// The workflow's ingestion check is what notices a file that never loads.
-		err := sfconn.Do(ctx, s.db, func(c *sql.Conn) error {
+		err = sfconn.Do(ctx, s.db, func(c *sql.Conn) error {
 			rows, err := c.QueryContext(ctx, stmt)
 			if err == nil {
 				rows.Close()
