@@ -17,6 +17,7 @@ import (
 	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/provision"
 	"github.com/feedpipe/feedpipe/internal/starter"
 	"github.com/feedpipe/feedpipe/workflows"
 )
@@ -121,5 +122,38 @@ func TestFeedGlueJobFailureEndsWithGluesError(t *testing.T) {
 	if res.GlueRunID == prog.GlueRunID || res.Counts.Loaded != 30 || len(loadedRows(t, ctx, prog.FeedID)) != 30 {
 		t.Errorf("after the reset: Glue run %s (failed one %s), %d loaded, %d rows; want a new run and 30 rows",
 			res.GlueRunID, prog.GlueRunID, res.Counts.Loaded, len(loadedRows(t, ctx, prog.FeedID)))
+	}
+}
+
+// MiniStack reads a Glue job's Timeout in seconds (AWS: minutes): the local
+// stack's job gets MiniStack's longest, and provisioning again mends a job
+// kept from a stack that set 30 (which killed healthy runs after 30 s).
+func TestGlueJobTimeoutFitsTheEmulatorsUnit(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	c := clients()
+	name := stack.Names.GlueJob
+	timeout := func() int32 {
+		job, err := c.Glue.GetJob(ctx, &glue.GetJobInput{JobName: &name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToInt32(job.Job.Timeout)
+	}
+	if got := timeout(); got != provision.LocalGlueTimeout {
+		t.Fatalf("Glue job %s has Timeout %d, want %d", name, got, provision.LocalGlueTimeout)
+	}
+	job, err := c.Glue.GetJob(ctx, &glue.GetJobInput{JobName: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Glue.UpdateJob(ctx, &glue.UpdateJobInput{JobName: &name, JobUpdate: &gluetypes.JobUpdate{
+		Role: job.Job.Role, Command: job.Job.Command, DefaultArguments: job.Job.DefaultArguments, Timeout: aws.Int32(30)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provision.AWS(ctx, c, stack.Names); err != nil {
+		t.Fatal(err)
+	}
+	if got := timeout(); got != provision.LocalGlueTimeout {
+		t.Fatalf("after provisioning again, Timeout %d, want %d", got, provision.LocalGlueTimeout)
 	}
 }

@@ -344,14 +344,28 @@ func ensureDeliveryStream(ctx context.Context, c *firehose.Client, n Names, stre
 	return nil
 }
 
+// LocalGlueTimeout is the Glue job's Timeout on the local stack: MiniStack's
+// longest, in its unit (seconds).
+const LocalGlueTimeout = 600
+
 func ensureGlueJob(ctx context.Context, c AWSClients, n Names) error {
 	if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: &n.StagingBucket, Key: &n.GlueScriptKey, Body: strings.NewReader(string(GlueScript)),
 	}); err != nil {
 		return fmt.Errorf("upload Glue script to s3://%s/%s: %w", n.StagingBucket, n.GlueScriptKey, err)
 	}
-	_, err := c.Glue.GetJob(ctx, &glue.GetJobInput{JobName: &n.GlueJob})
+	job, err := c.Glue.GetJob(ctx, &glue.GetJobInput{JobName: &n.GlueJob})
 	if err == nil {
+		if aws.ToInt32(job.Job.Timeout) == LocalGlueTimeout {
+			return nil
+		}
+		// A job kept from an earlier version of the stack, with a timeout
+		// that kills healthy runs.
+		if _, err := c.Glue.UpdateJob(ctx, &glue.UpdateJobInput{JobName: &n.GlueJob, JobUpdate: &gluetypes.JobUpdate{
+			Role: job.Job.Role, Command: job.Job.Command, DefaultArguments: job.Job.DefaultArguments, Timeout: aws.Int32(LocalGlueTimeout),
+		}}); err != nil {
+			return fmt.Errorf("set Glue job %s's timeout to %d: %w", n.GlueJob, LocalGlueTimeout, err)
+		}
 		return nil
 	}
 	var notFound *gluetypes.EntityNotFoundException
@@ -369,7 +383,12 @@ func ensureGlueJob(ctx context.Context, c AWSClients, n Names) error {
 		// No MaxCapacity: a Python-shell job defaults to 0.0625 DPU on Glue, and
 		// MiniStack echoes an explicit 0.0625 back as AllocatedCapacity, an
 		// integer field, which the SDK then fails to decode on GetJobRun.
-		Timeout: aws.Int32(30),
+		// Glue reads Timeout in minutes; MiniStack 1.5 reads it in seconds
+		// (and caps it at 600), so 30 killed a healthy 2,000-line feed after
+		// 30 s on a busy machine. This provisioning is the local stack's:
+		// 600 is MiniStack's 10 minutes (10 hours on AWS, where the feed's
+		// convert deadline ends a run long before).
+		Timeout: aws.Int32(LocalGlueTimeout),
 		DefaultArguments: map[string]string{
 			"library-set": "analytics", // pyarrow on real Glue; the local venv has it too
 		},
