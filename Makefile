@@ -20,10 +20,12 @@ build:
 devtemporal:
 	$(GO) build -o bin/devtemporal ./cmd/devtemporal
 
-lint:
+# gofmt, go vet, and cfn-lint on the CloudFormation template.
+lint: venv
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	.venv/bin/cfn-lint deploy/aws.yaml
 
 test-unit: venv
 	$(GO) test -race -count=1 $(UNIT_PKGS)

@@ -107,3 +107,9 @@ func CopyFile(copy, path string) (string, error) {
 }
 
 var fromStage = regexp.MustCompile(`(?i)\bFROM\s+@[A-Za-z0-9_$.]+`)
+
+// AWSTemplate is deploy/aws.yaml, the CloudFormation template of the AWS
+// side.
+//
+//go:embed aws.yaml
+var AWSTemplate string

@@ -1,35 +1,33 @@
 // Package provision creates, idempotently, the AWS and Snowflake resources a
-// feedpipe pipeline runs on: buckets, the Kinesis stream, the Firehose delivery
-// stream, the Glue job, the EventBridge rules and SQS queues, and the Snowflake
-// database, schema, table and stage. The local stack calls it at every start;
-// against a sandbox account it gives the same layout (production accounts are
-// usually provisioned by infrastructure code instead, from the same names).
+// feedpipe pipeline runs on, from the files in deploy/: the CloudFormation
+// template deploy/aws.yaml (buckets, queues, rule, stream, delivery stream,
+// Glue job, roles) and deploy/snowflake.sql. The local stack calls it at
+// every start, against its emulators; production deploys the same files with
+// the AWS and Snowflake tools.
 package provision
 
 import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
-	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	gluetypes "github.com/aws/aws-sdk-go-v2/service/glue/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/feedpipe/feedpipe/deploy"
 	"github.com/feedpipe/feedpipe/internal/clients"
 )
 
@@ -55,8 +53,8 @@ type Names struct {
 	DeliveryStream   string // Firehose delivery stream (source: Stream)
 	GlueJob          string // Python-shell job running GlueScript
 	GlueScriptKey    string // key of GlueScript in StagingBucket
-	FirehoseRoleARN  string // role Firehose assumes (real AWS needs it; emulators ignore it)
-	GlueRoleARN      string // role the Glue job runs as
+	GlueTimeout      int32  // the job's Timeout: minutes on AWS, seconds on MiniStack
+	StackName        string // the CloudFormation stack of deploy/aws.yaml
 	Snowflake        SnowflakeNames
 }
 
@@ -77,8 +75,8 @@ func DefaultNames() Names {
 		DeliveryStream:   "feedpipe-staging",
 		GlueJob:          "feedpipe-convert",
 		GlueScriptKey:    "_glue/convert_ndjson.py",
-		FirehoseRoleARN:  "arn:aws:iam::000000000000:role/feedpipe-firehose",
-		GlueRoleARN:      "arn:aws:iam::000000000000:role/feedpipe-glue",
+		GlueTimeout:      LocalGlueTimeout,
+		StackName:        "feedpipe",
 		Snowflake:        DefaultSnowflakeNames(),
 	}
 }
@@ -91,6 +89,7 @@ type AWSClients struct {
 	Firehose    *firehose.Client
 	Glue        *glue.Client
 	EventBridge *eventbridge.Client
+	CFN         *cloudformation.Client
 }
 
 // NewAWSClients makes every client from one aws.Config (which carries the
@@ -104,6 +103,7 @@ func NewAWSClients(cfg aws.Config, usePathStyle bool) AWSClients {
 		Firehose:    firehose.NewFromConfig(cfg),
 		Glue:        glue.NewFromConfig(cfg),
 		EventBridge: eventbridge.NewFromConfig(cfg),
+		CFN:         cloudformation.NewFromConfig(cfg),
 	}
 }
 
@@ -112,46 +112,74 @@ type AWSResources struct {
 	FeedQueueURL string
 	FeedDLQURL   string
 	LoadQueueURL string
-	StreamARN    string
+	GlueRoleARN  string
+	// Outputs are the CloudFormation stack's outputs.
+	Outputs map[string]string
 }
 
-// AWS creates every AWS resource of names that does not exist yet and
-// returns their identifiers. Running it again changes nothing.
+// StackParameters are deploy/aws.yaml's parameters for n.
+func StackParameters(n Names) map[string]string {
+	return map[string]string{
+		"SourceBucketName": n.SourceBucket, "StagingBucketName": n.StagingBucket, "DestinationBucketName": n.DestBucket,
+		"QuarantineBucketName": n.QuarantineBucket, "StagingPrefix": n.StagingPrefix,
+		"FeedQueueName": n.FeedQueue, "FeedDeadLetterQueueName": n.FeedDLQ, "FeedMaxReceives": strconv.Itoa(n.FeedMaxReceives),
+		"StreamName": n.Stream, "StreamShards": strconv.Itoa(int(n.StreamShards)), "DeliveryStreamName": n.DeliveryStream,
+		"GlueJobName": n.GlueJob, "GlueScriptKey": n.GlueScriptKey, "GlueTimeout": strconv.Itoa(int(n.GlueTimeout)),
+	}
+}
+
+// AWS deploys deploy/aws.yaml as the stack n.StackName (creating it, or
+// updating it to the template), uploads the Glue script, and, for the local
+// stack's Snowpipe stand-in, routes the destination bucket's Object Created
+// events to n.LoadQueue (Snowflake's own queue takes them in production). It
+// returns the identifiers the stack made. Running it again changes nothing.
 func AWS(ctx context.Context, c AWSClients, n Names) (AWSResources, error) {
 	var res AWSResources
-	for _, b := range []string{n.SourceBucket, n.StagingBucket, n.DestBucket, n.QuarantineBucket} {
-		if err := ensureBucket(ctx, c.S3, b); err != nil {
+	if err := refuseUnmanaged(ctx, c, n); err != nil {
+		return res, err
+	}
+	out, err := DeployStack(ctx, c.CFN, n.StackName, deploy.AWSTemplate, StackParameters(n))
+	if err != nil {
+		return res, err
+	}
+	res.Outputs = out
+	res.FeedQueueURL, res.FeedDLQURL, res.GlueRoleARN = out["FeedQueueUrl"], out["FeedDeadLetterQueueUrl"], out["GlueRoleArn"]
+	// MiniStack hands a template's Number parameters to resources as
+	// strings, and a Glue job whose Timeout is a string fails every run (its
+	// runner compares it with a number) and every GetJob (the SDK expects a
+	// number). The job is set again through the API, which keeps the type.
+	if _, err := c.Glue.UpdateJob(ctx, &glue.UpdateJobInput{JobName: &n.GlueJob, JobUpdate: &gluetypes.JobUpdate{
+		Role: aws.String(res.GlueRoleARN), Timeout: aws.Int32(n.GlueTimeout),
+		Command: &gluetypes.JobCommand{Name: aws.String("pythonshell"), PythonVersion: aws.String("3.9"),
+			ScriptLocation: aws.String("s3://" + n.StagingBucket + "/" + n.GlueScriptKey)},
+		DefaultArguments: map[string]string{"library-set": "analytics"},
+	}}); err != nil {
+		return res, fmt.Errorf("set Glue job %s's Timeout to the number %d: %w", n.GlueJob, n.GlueTimeout, err)
+	}
+	if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &n.StagingBucket, Key: &n.GlueScriptKey, Body: strings.NewReader(string(GlueScript)),
+	}); err != nil {
+		return res, fmt.Errorf("upload Glue script to s3://%s/%s: %w", n.StagingBucket, n.GlueScriptKey, err)
+	}
+	if n.LoadQueue != "" {
+		if res.LoadQueueURL, err = ObjectCreatedQueue(ctx, c, n.DestBucket, n.LoadQueue); err != nil {
 			return res, err
 		}
-	}
-	var err error
-	if res.FeedQueueURL, err = ObjectCreatedQueue(ctx, c, n.SourceBucket, n.FeedQueue); err != nil {
-		return res, err
-	}
-	if res.FeedDLQURL, err = DeadLetterQueue(ctx, c.SQS, res.FeedQueueURL, n.FeedDLQ, n.FeedMaxReceives); err != nil {
-		return res, err
-	}
-	if res.LoadQueueURL, err = ObjectCreatedQueue(ctx, c, n.DestBucket, n.LoadQueue); err != nil {
-		return res, err
-	}
-	if res.StreamARN, err = ensureStream(ctx, c.Kinesis, n.Stream, n.StreamShards); err != nil {
-		return res, err
-	}
-	if err := ensureDeliveryStream(ctx, c.Firehose, n, res.StreamARN); err != nil {
-		return res, err
-	}
-	if err := ensureGlueJob(ctx, c, n); err != nil {
-		return res, err
 	}
 	return res, nil
 }
 
-func ensureBucket(ctx context.Context, c *s3.Client, bucket string) error {
-	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
-	var owned *s3types.BucketAlreadyOwnedByYou
-	var exists *s3types.BucketAlreadyExists
-	if err != nil && !errors.As(err, &owned) && !errors.As(err, &exists) {
-		return fmt.Errorf("create bucket %s: %w", bucket, err)
+// refuseUnmanaged stops provisioning of an emulator whose resources an
+// earlier feedpipe made with SDK calls: CloudFormation cannot create a
+// bucket that exists.
+func refuseUnmanaged(ctx context.Context, c AWSClients, n Names) error {
+	exists, err := stackExists(ctx, c.CFN, n.StackName)
+	if err != nil || exists {
+		return err
+	}
+	if _, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &n.SourceBucket}); err == nil {
+		return fmt.Errorf("bucket %s exists but CloudFormation stack %s does not: these resources were made by an earlier feedpipe without CloudFormation, which cannot adopt them. On the local stack, remove its run directory (.run/stack; its data is the emulators' only) and start again",
+			n.SourceBucket, n.StackName)
 	}
 	return nil
 }
@@ -261,141 +289,8 @@ func DeadLetterQueue(ctx context.Context, c *sqs.Client, queueURL, dlq string, m
 	return aws.ToString(q.QueueUrl), nil
 }
 
-func ensureStream(ctx context.Context, c *kinesis.Client, name string, shards int32) (string, error) {
-	_, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &name, ShardCount: &shards})
-	var inUse *kintypes.ResourceInUseException
-	if err != nil && !errors.As(err, &inUse) {
-		return "", fmt.Errorf("create Kinesis stream %s: %w", name, err)
-	}
-	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) { o.MinDelay = 100 * time.Millisecond })
-	if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: &name}, 2*time.Minute); err != nil {
-		return "", fmt.Errorf("wait for Kinesis stream %s to be active: %w", name, err)
-	}
-	d, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &name})
-	if err != nil {
-		return "", fmt.Errorf("describe Kinesis stream %s: %w", name, err)
-	}
-	return aws.ToString(d.StreamDescriptionSummary.StreamARN), nil
-}
-
-// StagingPartition is the Firehose S3 prefix expression under the staging
-// prefix: dynamic partitioning on each record's _feed_id puts every feed's
-// records under PREFIX/feed=<id>/, so the stages after delivery list and read
-// one feed's objects, never the traffic beside it.
-const StagingPartition = "feed=!{partitionKeyFromQuery:feed_id}/!{timestamp:yyyy/MM/dd/HH}/"
-
-// stagingErrorPrefix is where Firehose writes records it could not deliver or
-// partition (no _feed_id), by error type.
-const stagingErrorPrefix = "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
-
-func ensureDeliveryStream(ctx context.Context, c *firehose.Client, n Names, streamARN string) error {
-	prefix := n.StagingPrefix + StagingPartition
-	d, err := c.DescribeDeliveryStream(ctx, &firehose.DescribeDeliveryStreamInput{DeliveryStreamName: &n.DeliveryStream})
-	if err == nil {
-		// An existing stream must partition by feed, or every stage would
-		// read the others' records and AwaitDelivery would never see this feed's.
-		for _, dest := range d.DeliveryStreamDescription.Destinations {
-			if s3d := dest.ExtendedS3DestinationDescription; s3d != nil && aws.ToString(s3d.Prefix) != prefix {
-				return fmt.Errorf("Firehose delivery stream %s writes to prefix %q, want %q with dynamic partitioning on _feed_id; dynamic partitioning can only be set when a stream is created: once the feeds in flight have finished, delete the stream and provision again",
-					n.DeliveryStream, aws.ToString(s3d.Prefix), prefix)
-			}
-		}
-		return nil
-	}
-	var notFound *fhtypes.ResourceNotFoundException
-	if !errors.As(err, &notFound) {
-		return fmt.Errorf("describe Firehose delivery stream %s: %w", n.DeliveryStream, err)
-	}
-	_, err = c.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{
-		DeliveryStreamName: &n.DeliveryStream,
-		DeliveryStreamType: fhtypes.DeliveryStreamTypeKinesisStreamAsSource,
-		KinesisStreamSourceConfiguration: &fhtypes.KinesisStreamSourceConfiguration{
-			KinesisStreamARN: &streamARN,
-			RoleARN:          &n.FirehoseRoleARN,
-		},
-		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{
-			BucketARN:         aws.String("arn:aws:s3:::" + n.StagingBucket),
-			RoleARN:           &n.FirehoseRoleARN,
-			Prefix:            &prefix,
-			ErrorOutputPrefix: aws.String(stagingErrorPrefix),
-			// Dynamic partitioning needs a buffer of at least 64 MiB on AWS.
-			BufferingHints:    &fhtypes.BufferingHints{IntervalInSeconds: aws.Int32(60), SizeInMBs: aws.Int32(64)},
-			CompressionFormat: fhtypes.CompressionFormatUncompressed,
-			DynamicPartitioningConfiguration: &fhtypes.DynamicPartitioningConfiguration{
-				Enabled:      aws.Bool(true),
-				RetryOptions: &fhtypes.RetryOptions{DurationInSeconds: aws.Int32(300)},
-			},
-			ProcessingConfiguration: &fhtypes.ProcessingConfiguration{
-				Enabled: aws.Bool(true),
-				Processors: []fhtypes.Processor{{
-					Type: fhtypes.ProcessorTypeMetadataExtraction,
-					Parameters: []fhtypes.ProcessorParameter{
-						{ParameterName: fhtypes.ProcessorParameterNameMetadataExtractionQuery, ParameterValue: aws.String("{feed_id: ._feed_id}")},
-						{ParameterName: fhtypes.ProcessorParameterNameJsonParsingEngine, ParameterValue: aws.String("JQ-1.6")},
-					},
-				}},
-			},
-		},
-	})
-	var inUse *fhtypes.ResourceInUseException
-	if err != nil && !errors.As(err, &inUse) {
-		return fmt.Errorf("create Firehose delivery stream %s: %w", n.DeliveryStream, err)
-	}
-	return nil
-}
-
-// LocalGlueTimeout is the Glue job's Timeout on the local stack: MiniStack's
-// longest, in its unit (seconds).
+// LocalGlueTimeout is the Glue job's Timeout on the local stack: MiniStack
+// reads it in seconds (AWS in minutes) and caps it at 600, so the template's
+// production default (60) would kill a healthy run on a busy machine after a
+// minute there.
 const LocalGlueTimeout = 600
-
-func ensureGlueJob(ctx context.Context, c AWSClients, n Names) error {
-	if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: &n.StagingBucket, Key: &n.GlueScriptKey, Body: strings.NewReader(string(GlueScript)),
-	}); err != nil {
-		return fmt.Errorf("upload Glue script to s3://%s/%s: %w", n.StagingBucket, n.GlueScriptKey, err)
-	}
-	job, err := c.Glue.GetJob(ctx, &glue.GetJobInput{JobName: &n.GlueJob})
-	if err == nil {
-		if aws.ToInt32(job.Job.Timeout) == LocalGlueTimeout {
-			return nil
-		}
-		// A job kept from an earlier version of the stack, with a timeout
-		// that kills healthy runs.
-		if _, err := c.Glue.UpdateJob(ctx, &glue.UpdateJobInput{JobName: &n.GlueJob, JobUpdate: &gluetypes.JobUpdate{
-			Role: job.Job.Role, Command: job.Job.Command, DefaultArguments: job.Job.DefaultArguments, Timeout: aws.Int32(LocalGlueTimeout),
-		}}); err != nil {
-			return fmt.Errorf("set Glue job %s's timeout to %d: %w", n.GlueJob, LocalGlueTimeout, err)
-		}
-		return nil
-	}
-	var notFound *gluetypes.EntityNotFoundException
-	if !errors.As(err, &notFound) {
-		return fmt.Errorf("get Glue job %s: %w", n.GlueJob, err)
-	}
-	_, err = c.Glue.CreateJob(ctx, &glue.CreateJobInput{
-		Name: &n.GlueJob,
-		Role: &n.GlueRoleARN,
-		Command: &gluetypes.JobCommand{
-			Name:           aws.String("pythonshell"),
-			PythonVersion:  aws.String("3.9"),
-			ScriptLocation: aws.String("s3://" + n.StagingBucket + "/" + n.GlueScriptKey),
-		},
-		// No MaxCapacity: a Python-shell job defaults to 0.0625 DPU on Glue, and
-		// MiniStack echoes an explicit 0.0625 back as AllocatedCapacity, an
-		// integer field, which the SDK then fails to decode on GetJobRun.
-		// Glue reads Timeout in minutes; MiniStack 1.5 reads it in seconds
-		// (and caps it at 600), so 30 killed a healthy 2,000-line feed after
-		// 30 s on a busy machine. This provisioning is the local stack's:
-		// 600 is MiniStack's 10 minutes (10 hours on AWS, where the feed's
-		// convert deadline ends a run long before).
-		Timeout: aws.Int32(LocalGlueTimeout),
-		DefaultArguments: map[string]string{
-			"library-set": "analytics", // pyarrow on real Glue; the local venv has it too
-		},
-	})
-	var exists *gluetypes.AlreadyExistsException
-	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("create Glue job %s: %w", n.GlueJob, err)
-	}
-	return nil
-}

@@ -1,0 +1,61 @@
+package integration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+
+	"github.com/feedpipe/feedpipe/deploy"
+	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/provision"
+)
+
+// The local stack's AWS side is deploy/aws.yaml, deployed to MiniStack: the
+// stack is complete, its outputs are what pipelines.local.toml names, and
+// deploying it again changes nothing.
+func TestLocalStackIsTheCloudFormationTemplate(t *testing.T) {
+	ctx := testCtx(t, 2*time.Minute)
+	c := clients()
+	name := stack.Names.StackName
+	out, err := c.CFN.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := string(out.Stacks[0].StackStatus); st != "CREATE_COMPLETE" && st != "UPDATE_COMPLETE" {
+		t.Fatalf("stack %s is %s", name, st)
+	}
+	outputs := stack.AWS.Outputs
+	for _, p := range config.Pipelines {
+		for _, f := range []struct{ output, key, want string }{
+			{"SourceBucket", "source_bucket", p.SourceBucket},
+			{"StagingBucket", "staging_bucket", p.StagingBucket},
+			{"StagingPrefix", "staging_prefix", p.StagingPrefix},
+			{"DestinationBucket", "destination_bucket", p.DestBucket},
+			{"QuarantineBucket", "quarantine_bucket", p.QuarantineBucket},
+			{"Stream", "stream", p.Stream},
+			{"DeliveryStream", "delivery_stream", p.DeliveryStream},
+		} {
+			if outputs[f.output] != f.want {
+				t.Errorf("pipeline %s: %s = %q, but the stack's %s output is %q", p.Name, f.key, f.want, f.output, outputs[f.output])
+			}
+		}
+		if p.Conversion == pipeline.ConvertGlue && outputs["GlueJob"] != p.GlueJob {
+			t.Errorf("pipeline %s: glue_job = %q, but the stack's GlueJob output is %q", p.Name, p.GlueJob, outputs["GlueJob"])
+		}
+	}
+	if outputs["FeedQueueUrl"] == "" || outputs["FeedQueueUrl"] != stack.AWS.FeedQueueURL {
+		t.Errorf("FeedQueueUrl output %q, the stack's feed queue %q", outputs["FeedQueueUrl"], stack.AWS.FeedQueueURL)
+	}
+	if outputs["SnowflakeRoleArn"] == "" {
+		t.Error("no SnowflakeRoleArn output for deploy/snowflake.sql")
+	}
+
+	again, err := provision.DeployStack(ctx, c.CFN, name, deploy.AWSTemplate, provision.StackParameters(stack.Names))
+	if err != nil {
+		t.Fatalf("deploying the same template again: %v", err)
+	}
+	if again["FeedQueueUrl"] != outputs["FeedQueueUrl"] || again["Stream"] != outputs["Stream"] {
+		t.Errorf("deploying again changed the outputs: %v, were %v", again, outputs)
+	}
+}
