@@ -10,6 +10,10 @@
 //	    Runs a failed feed's run again from the stage it failed in (or an
 //	    earlier one), keeping the work of the stages before. Temporal is
 //	    addressed as by the worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, …).
+//	feedpipe doctor [-config FILE] [-queue URL]
+//	    Checks every resource the config names (buckets, queue, stream,
+//	    delivery stream, Glue job, Snowflake objects, Temporal namespace and
+//	    workers) and prints ✓ or ✗ with the fix; exits 1 on any ✗.
 //	feedpipe setup temporal [-print-cloud-command]
 //	    Adds feedpipe's search attributes to the namespace where missing (the
 //	    worker does it at start too), or prints the tcld command for Temporal
@@ -43,6 +47,7 @@ const usage = `usage:
   feedpipe convert [-schema FILE | -infer N] [-compression zstd|snappy|none] [-unknown drop|reject|extra] [-rejects FILE] IN OUT
   feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT
   feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]
+  feedpipe doctor [-config FILE] [-queue URL]
   feedpipe setup temporal [-print-cloud-command]`
 
 func main() {
@@ -63,6 +68,8 @@ func run(args []string) error {
 		return runGen(args[1:])
 	case "reset":
 		return runReset(args[1:])
+	case "doctor":
+		return runDoctor(args[1:])
 	case "setup":
 		return runSetup(args[1:])
 	}
