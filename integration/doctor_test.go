@@ -107,11 +107,15 @@ func TestDoctorNamesEachBrokenResource(t *testing.T) {
 		problem   string // and its problem
 		eventuall bool
 	}{
-		{"missing source bucket", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) { p.SourceBucket = "doctor-nope" },
+		{"missing source bucket", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) {
+			p.SourceBucket = "doctor-nope"
+		},
 			"bucket doctor-nope (source_bucket) reachable", "pipeline customers", false},
 		{"notifications off", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) { p.SourceBucket = quiet },
 			"bucket " + quiet + " sends its events to EventBridge", "EventBridge notifications are off", false},
-		{"queue without dead-letter queue", func(_ *pipeline.Pipeline, _ *doctor.Deps, o *doctor.Options, _ *string) { o.QueueURL = aws.ToString(plain.QueueUrl) },
+		{"queue without dead-letter queue", func(_ *pipeline.Pipeline, _ *doctor.Deps, o *doctor.Options, _ *string) {
+			o.QueueURL = aws.ToString(plain.QueueUrl)
+		},
 			"has a dead-letter queue", "no redrive policy", false},
 		{"missing stream", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) { p.Stream = "doctor-nope" },
 			"Kinesis stream doctor-nope active", "pipeline customers", false},
@@ -121,13 +125,19 @@ func TestDoctorNamesEachBrokenResource(t *testing.T) {
 			*p = glueBase
 			p.GlueJob = "doctor-nope"
 		}, "Glue job doctor-nope", "pipeline customers-glue", false},
-		{"missing table", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) { p.Snowflake.Table = "DOCTOR_NOPE" },
+		{"missing table", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) {
+			p.Snowflake.Table = "DOCTOR_NOPE"
+		},
 			"Snowflake table FEEDPIPE.RAW.DOCTOR_NOPE", "DOCTOR_NOPE", false},
 		{"table without _FEED_ID", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) { p.Snowflake.Table = noIDs },
 			"Snowflake table FEEDPIPE.RAW." + noIDs + " has _FEED_ID and _LINE", "_FEED_ID", false},
-		{"stage not on the bucket's root", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) { p.Snowflake.Stage = wrongStage },
+		{"stage not on the bucket's root", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) {
+			p.Snowflake.Stage = wrongStage
+		},
 			"Snowflake stage FEEDPIPE.RAW." + wrongStage, "its URL is s3://" + base.DestBucket + "/elsewhere/", false},
-		{"missing versions table", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) { p.VersionsTable = "DOCTOR_NOPE_VERSIONS" },
+		{"missing versions table", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) {
+			p.VersionsTable = "DOCTOR_NOPE_VERSIONS"
+		},
 			"versions table FEEDPIPE.RAW.DOCTOR_NOPE_VERSIONS", "DOCTOR_NOPE_VERSIONS", false},
 		{"namespace without search attributes", func(_ *pipeline.Pipeline, d *doctor.Deps, _ *doctor.Options, _ *string) { d.Namespace = bare },
 			"Temporal namespace " + bare + " has feedpipe's search attributes", "missing or of another type: FeedBucket", true},
