@@ -105,7 +105,7 @@ func TestDoctorNamesEachBrokenResource(t *testing.T) {
 		edit      func(p *pipeline.Pipeline, d *doctor.Deps, o *doctor.Options, taskQueue *string)
 		check     string // the failing check's name contains
 		problem   string // and its problem
-		eventuall bool
+		eventual bool
 	}{
 		{"missing source bucket", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) {
 			p.SourceBucket = "doctor-nope"
@@ -151,7 +151,7 @@ func TestDoctorNamesEachBrokenResource(t *testing.T) {
 			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
 				failed = failedChecks(ctx, d, &pipeline.Config{TaskQueue: q, Pipelines: []pipeline.Pipeline{p}}, o)
 				// A new namespace reaches every part of the server within its cache refresh.
-				if !tc.eventuall || len(failed) == 1 && !strings.Contains(failed[0].Problem, "not found") || time.Now().After(deadline) {
+				if !tc.eventual || len(failed) == 1 && !strings.Contains(failed[0].Problem, "not found") || time.Now().After(deadline) {
 					break
 				}
 			}
