@@ -38,6 +38,7 @@ func TestDoctorPassesOnTheLocalStack(t *testing.T) {
 	if err != nil || strings.Contains(string(out), "✗") {
 		t.Fatalf("feedpipe doctor: %v\n%s", err, out)
 	}
+	t.Logf("feedpipe doctor:\n%s", out)
 	for _, want := range []string{"✓ bucket feedpipe-source (source_bucket) reachable", "✓ bucket feedpipe-source sends its events to EventBridge",
 		"has a dead-letter queue", "✓ Kinesis stream feedpipe-records active", "✓ Firehose delivery stream feedpipe-staging reads feedpipe-records",
 		"✓ Glue job feedpipe-convert is a Python-shell job", "✓ Snowflake table FEEDPIPE.RAW.CUSTOMERS has _FEED_ID and _LINE",
@@ -101,10 +102,10 @@ func TestDoctorNamesEachBrokenResource(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		name      string
-		edit      func(p *pipeline.Pipeline, d *doctor.Deps, o *doctor.Options, taskQueue *string)
-		check     string // the failing check's name contains
-		problem   string // and its problem
+		name     string
+		edit     func(p *pipeline.Pipeline, d *doctor.Deps, o *doctor.Options, taskQueue *string)
+		check    string // the failing check's name contains
+		problem  string // and its problem
 		eventual bool
 	}{
 		{"missing source bucket", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) {
