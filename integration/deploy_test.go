@@ -27,14 +27,19 @@ func TestLocalStackIsTheCloudFormationTemplate(t *testing.T) {
 	}
 	outputs := stack.AWS.Outputs
 	for _, p := range config.Pipelines {
+		// conversion = "firehose" has a stream and delivery stream of its own.
+		prefix, stream, delivery := "StagingPrefix", "Stream", "DeliveryStream"
+		if p.Conversion == pipeline.ConvertFirehose {
+			prefix, stream, delivery = "ParquetStagingPrefix", "ParquetStream", "ParquetDeliveryStream"
+		}
 		for _, f := range []struct{ output, key, want string }{
 			{"SourceBucket", "source_bucket", p.SourceBucket},
 			{"StagingBucket", "staging_bucket", p.StagingBucket},
-			{"StagingPrefix", "staging_prefix", p.StagingPrefix},
+			{prefix, "staging_prefix", p.StagingPrefix},
 			{"DestinationBucket", "destination_bucket", p.DestBucket},
 			{"QuarantineBucket", "quarantine_bucket", p.QuarantineBucket},
-			{"Stream", "stream", p.Stream},
-			{"DeliveryStream", "delivery_stream", p.DeliveryStream},
+			{stream, "stream", p.Stream},
+			{delivery, "delivery_stream", p.DeliveryStream},
 		} {
 			if outputs[f.output] != f.want {
 				t.Errorf("pipeline %s: %s = %q, but the stack's %s output is %q", p.Name, f.key, f.want, f.output, outputs[f.output])

@@ -58,10 +58,13 @@ func TestDoctorNamesEachBrokenResource(t *testing.T) {
 	db := openSnowflake(t)
 	n := time.Now().UnixNano()
 	base := config.Pipelines[0] // customers: local conversion, replace
-	glueBase := base
+	glueBase, parquetBase := base, base
 	for _, p := range config.Pipelines {
-		if p.Conversion == pipeline.ConvertGlue {
+		switch p.Conversion {
+		case pipeline.ConvertGlue:
 			glueBase = p
+		case pipeline.ConvertFirehose:
+			parquetBase = p
 		}
 	}
 	deps := doctor.Deps{S3: c.S3, SQS: c.SQS, Kinesis: c.Kinesis, Firehose: c.Firehose, Glue: c.Glue, Snowflake: db, Temporal: tc, Namespace: stack.TemporalNamespace}
@@ -122,6 +125,10 @@ func TestDoctorNamesEachBrokenResource(t *testing.T) {
 			"Kinesis stream doctor-nope active", "pipeline customers", false},
 		{"delivery stream without partitioning", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) { p.DeliveryStream = flat },
 			"Firehose delivery stream " + flat, "dynamic partitioning is off", false},
+		{"firehose conversion on a delivery stream that does not convert", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) {
+			*p = parquetBase
+			p.Stream, p.DeliveryStream, p.StagingPrefix = base.Stream, base.DeliveryStream, base.StagingPrefix
+		}, "Firehose delivery stream " + base.DeliveryStream, "does not convert records to Parquet", false},
 		{"missing Glue job", func(p *pipeline.Pipeline, _ *doctor.Deps, _ *doctor.Options, _ *string) {
 			*p = glueBase
 			p.GlueJob = "doctor-nope"

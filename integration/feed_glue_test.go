@@ -139,3 +139,33 @@ func TestGlueJobTimeoutFitsTheEmulatorsUnit(t *testing.T) {
 		t.Fatalf("Glue job %s has Timeout %d, want %d", name, got, provision.LocalGlueTimeout)
 	}
 }
+
+// A firehose-mode feed: MiniStack's Firehose converts each record to Parquet
+// with the Glue table's schema (record format conversion), and the feed
+// lands like a local-mode one.
+func TestFeedFirehoseModeLands(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	body, st := generate(t, feedgen.Options{Records: 250, BadEvery: 125, Seed: 11})
+	ref := upload(t, ctx, fmt.Sprintf("customers-parquet/ok-%d.ndjson", time.Now().UnixNano()), body)
+	res, err := waitRun(t, ctx, ref)
+	if err != nil {
+		t.Fatalf("run failed: %v", err)
+	}
+	if res.Counts.Loaded != int64(st.Good) || res.Counts.Rejected != int64(st.Bad) {
+		t.Errorf("counts %+v, want loaded %d rejected %d", res.Counts, st.Good, st.Bad)
+	}
+	// What Firehose staged is Parquet, not the records' JSON.
+	out, err := clients().S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(stack.Names.StagingBucket), Prefix: aws.String("parquet/feed=" + ref.ID() + "/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Contents) == 0 {
+		t.Fatal("no staged objects under the feed's Parquet staging prefix")
+	}
+	for _, o := range out.Contents {
+		if !strings.HasSuffix(aws.ToString(o.Key), ".parquet") {
+			t.Fatalf("staged object %s is not Parquet", aws.ToString(o.Key))
+		}
+	}
+	checkValues(t, body, loadedRows(t, ctx, ref.ID()))
+}

@@ -262,6 +262,15 @@ func (dr *doctor) deliveryStream(ctx context.Context, p pipeline.Pipeline) {
 		if dp := e.DynamicPartitioningConfiguration; dp == nil || !aws.ToBool(dp.Enabled) {
 			problems = append(problems, "dynamic partitioning is off")
 		}
+		conv := e.DataFormatConversionConfiguration
+		converts := conv != nil && aws.ToBool(conv.Enabled) && conv.OutputFormatConfiguration != nil &&
+			conv.OutputFormatConfiguration.Serializer != nil && conv.OutputFormatConfiguration.Serializer.ParquetSerDe != nil
+		switch {
+		case p.Conversion == pipeline.ConvertFirehose && !converts:
+			problems = append(problems, `the pipeline's conversion is "firehose" but the delivery stream does not convert records to Parquet`)
+		case p.Conversion != pipeline.ConvertFirehose && converts:
+			problems = append(problems, fmt.Sprintf("it converts records to Parquet, but the pipeline's conversion is %q, which reads JSON staging objects", p.Conversion))
+		}
 	}
 	if !s3d {
 		problems = append(problems, "it has no extended S3 destination")

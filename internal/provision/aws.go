@@ -10,6 +10,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -56,6 +57,15 @@ type Names struct {
 	GlueTimeout      int32  // the job's Timeout: minutes on AWS, seconds on MiniStack
 	StackName        string // the CloudFormation stack of deploy/aws.yaml
 	Snowflake        SnowflakeNames
+	// Parquet staging, for pipelines with conversion = "firehose": a stream
+	// and a delivery stream that converts records with a Glue table's
+	// schema. No Glue table, none of them.
+	ParquetGlueDatabase   string
+	ParquetGlueTable      string
+	ParquetColumns        []Column // the Glue table's columns, Hive types
+	ParquetStream         string
+	ParquetDeliveryStream string
+	ParquetStagingPrefix  string
 }
 
 // DefaultNames is the layout the local stack and the demo use.
@@ -78,6 +88,16 @@ func DefaultNames() Names {
 		GlueTimeout:      LocalGlueTimeout,
 		StackName:        "feedpipe",
 		Snowflake:        DefaultSnowflakeNames(),
+		// The sample customers feed, as pipelines.local.toml's customers-parquet.
+		ParquetGlueDatabase: "feedpipe",
+		ParquetGlueTable:    "customers_staged",
+		ParquetColumns: []Column{
+			{"_feed_id", "string"}, {"_line", "bigint"}, {"id", "bigint"}, {"name", "string"}, {"email", "string"},
+			{"country", "string"}, {"balance", "double"}, {"active", "boolean"}, {"signed_up", "string"},
+		},
+		ParquetStream:         "feedpipe-records-parquet",
+		ParquetDeliveryStream: "feedpipe-staging-parquet",
+		ParquetStagingPrefix:  "parquet/",
 	}
 }
 
@@ -125,6 +145,8 @@ func StackParameters(n Names) map[string]string {
 		"FeedQueueName": n.FeedQueue, "FeedDeadLetterQueueName": n.FeedDLQ, "FeedMaxReceives": strconv.Itoa(n.FeedMaxReceives),
 		"StreamName": n.Stream, "StreamShards": strconv.Itoa(int(n.StreamShards)), "DeliveryStreamName": n.DeliveryStream,
 		"GlueJobName": n.GlueJob, "GlueScriptKey": n.GlueScriptKey, "GlueTimeout": strconv.Itoa(int(n.GlueTimeout)),
+		"ParquetGlueDatabase": n.ParquetGlueDatabase, "ParquetGlueTable": n.ParquetGlueTable, "ParquetStreamName": n.ParquetStream,
+		"ParquetDeliveryStreamName": n.ParquetDeliveryStream, "ParquetStagingPrefix": n.ParquetStagingPrefix,
 	}
 }
 
@@ -136,6 +158,9 @@ func StackParameters(n Names) map[string]string {
 func AWS(ctx context.Context, c AWSClients, n Names) (AWSResources, error) {
 	var res AWSResources
 	if err := refuseUnmanaged(ctx, c, n); err != nil {
+		return res, err
+	}
+	if err := ensureGlueTable(ctx, c.Glue, n); err != nil {
 		return res, err
 	}
 	out, err := DeployStack(ctx, c.CFN, n.StackName, deploy.AWSTemplate, StackParameters(n))
@@ -294,3 +319,29 @@ func DeadLetterQueue(ctx context.Context, c *sqs.Client, queueURL, dlq string, m
 // production default (60) would kill a healthy run on a busy machine after a
 // minute there.
 const LocalGlueTimeout = 600
+
+// ensureGlueTable makes the Glue database and table whose schema the Parquet
+// delivery stream converts records with: the feed's schema is the pipelines
+// config's, which the template cannot take as a parameter.
+func ensureGlueTable(ctx context.Context, c *glue.Client, n Names) error {
+	if n.ParquetGlueTable == "" {
+		return nil
+	}
+	var exists *gluetypes.AlreadyExistsException
+	if _, err := c.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: &n.ParquetGlueDatabase}}); err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("create Glue database %s: %w", n.ParquetGlueDatabase, err)
+	}
+	var cols []gluetypes.Column
+	for _, col := range n.ParquetColumns {
+		cols = append(cols, gluetypes.Column{Name: aws.String(col.Name), Type: aws.String(col.Type)})
+	}
+	table := &gluetypes.TableInput{Name: &n.ParquetGlueTable, StorageDescriptor: &gluetypes.StorageDescriptor{Columns: cols}}
+	_, err := c.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: &n.ParquetGlueDatabase, TableInput: table})
+	if errors.As(err, &exists) {
+		_, err = c.UpdateTable(ctx, &glue.UpdateTableInput{DatabaseName: &n.ParquetGlueDatabase, TableInput: table})
+	}
+	if err != nil {
+		return fmt.Errorf("Glue table %s.%s: %w", n.ParquetGlueDatabase, n.ParquetGlueTable, err)
+	}
+	return nil
+}
