@@ -23,9 +23,11 @@ CREATE SCHEMA IF NOT EXISTS &{database}.&{schema};
 -- feed's rows by _FEED_ID, and a line loaded twice shows as a repeated pair.
 CREATE TABLE IF NOT EXISTS &{database}.&{schema}.&{table} (_FEED_ID VARCHAR, _LINE NUMBER, &{columns});
 
--- The uploads of each key that a replace pipeline has loaded (columns: see
--- pipeline.VersionsColumns).
-CREATE TABLE IF NOT EXISTS &{database}.&{schema}.&{versions_table} (PIPELINE VARCHAR, BUCKET VARCHAR, OBJECT_KEY VARCHAR, FEED_ID VARCHAR, UPLOAD_ORDER VARCHAR, RECORDED_AT TIMESTAMP_NTZ);
+-- The uploads of each key of a replace pipeline, recorded before their files
+-- are published and confirmed once loaded (columns: see
+-- pipeline.VersionsColumns). A table made by an earlier feedpipe lacks
+-- CONFIRMED: ALTER TABLE ... ADD COLUMN CONFIRMED BOOLEAN.
+CREATE TABLE IF NOT EXISTS &{database}.&{schema}.&{versions_table} (PIPELINE VARCHAR, BUCKET VARCHAR, OBJECT_KEY VARCHAR, FEED_ID VARCHAR, UPLOAD_ORDER VARCHAR, RECORDED_AT TIMESTAMP_NTZ, CONFIRMED BOOLEAN);
 
 CREATE FILE FORMAT IF NOT EXISTS &{database}.&{schema}.&{file_format} TYPE = PARQUET;
 
@@ -75,6 +77,6 @@ GRANT USAGE ON SCHEMA &{database}.&{schema} TO ROLE &{worker_role};
 -- local: skip, fakesnow has no grants
 GRANT SELECT, DELETE ON TABLE &{database}.&{schema}.&{table} TO ROLE &{worker_role};
 -- local: skip, fakesnow has no grants
-GRANT SELECT, INSERT ON TABLE &{database}.&{schema}.&{versions_table} TO ROLE &{worker_role};
+GRANT SELECT, INSERT, UPDATE ON TABLE &{database}.&{schema}.&{versions_table} TO ROLE &{worker_role};
 -- local: skip, fakesnow has no grants
 GRANT MONITOR ON PIPE &{database}.&{schema}.&{pipe} TO ROLE &{worker_role};

@@ -285,6 +285,10 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 
 	// 3. Convert the staged records to one Parquet file.
 	start = w.enter(ctx, StageConvert)
+	if err := w.recordUpload(ctx, put.SourceModified); err != nil {
+		w.leave(ctx, StageConvert, start)
+		return w.result, w.stageError(ctx, StageConvert, err)
+	}
 	conv, err := w.convert(ctx, start, activities.ConvertInput{FeedID: id, Pipeline: p, Expected: c.Delivered, Lines: put.Read, Delivered: del.State.Checkpoint}, hb)
 	w.leave(ctx, StageConvert, start)
 	if err != nil {
@@ -368,6 +372,23 @@ func (w *feedWorkflow) supersede(ctx workflow.Context, modified time.Time) error
 		workflow.GetLogger(ctx).Info("a newer upload of the key was loaded first: this upload's rows were removed", "feed", w.in.Ref.String(), "newer_feed_id", res.Current)
 	}
 	return nil
+}
+
+// recordUpload, for a pipeline whose new uploads replace the earlier ones,
+// records this upload before Convert publishes its files: rows Snowflake
+// loads from them are then this upload's, and a later upload removes them
+// even if this run fails after the load. Runs started before this step
+// skip it (their upload is recorded once confirmed, as before).
+func (w *feedWorkflow) recordUpload(ctx workflow.Context, modified time.Time) error {
+	var a *activities.Activities
+	if w.in.Pipeline.OnNewVersion != pipeline.NewVersionReplace || modified.IsZero() {
+		return nil
+	}
+	if workflow.GetVersion(ctx, "record-upload-before-convert", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	in := activities.SupersedeInput{FeedID: w.progress.FeedID, Ref: w.in.Ref, Pipeline: w.in.Pipeline, Modified: modified}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(supersedeTimeout)), a.RecordUpload, in).Get(ctx, nil)
 }
 
 // reconciled fails the run unless read = loaded + rejected.

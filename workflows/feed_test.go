@@ -329,13 +329,23 @@ func TestFeedWorkflowReplacesEarlierUploadsOfTheKey(t *testing.T) {
 			env := newEnv(t)
 			in := testInput(pipeline.ConvertLocal)
 			in.Pipeline.OnNewVersion = tc.mode
+			// The upload is recorded before Convert publishes its files (an
+			// append pipeline, or an input from before the setting, never
+			// records: the real RecordUpload, with no Snowflake, would fail).
+			var recorded, recordedFirst bool
 			if tc.empty {
 				env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{SourceModified: modified}, nil).Once()
 			} else {
 				env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).
 					Return(activities.PutResult{Read: 10, Rejected: 1, Put: 9, SourceModified: modified}, nil).Once()
 				env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryState{Delivered: 9}, nil).Once()
-				env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 9, Files: []activities.ParquetFile{{Key: "p", Rows: 9}}}, nil).Once()
+				if tc.supersede {
+					env.OnActivity(acts.RecordUpload, mock.Anything, mock.MatchedBy(func(s activities.SupersedeInput) bool {
+						return s.FeedID == in.Ref.ID() && s.Ref == in.Ref && s.Modified.Equal(modified)
+					})).Run(func(mock.Arguments) { recorded = true }).Return(nil).Once()
+				}
+				env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Run(func(mock.Arguments) { recordedFirst = recorded }).
+					Return(activities.ConvertResult{Rows: 9, Files: []activities.ParquetFile{{Key: "p", Rows: 9}}}, nil).Once()
 				env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: 9}}, nil).Once()
 			}
 			current := tc.current
@@ -362,6 +372,9 @@ func TestFeedWorkflowReplacesEarlierUploadsOfTheKey(t *testing.T) {
 			if res.ReplacedRows != wantRemoved || res.SupersededBy != wantBy {
 				t.Errorf("replaced %d rows, superseded by %q; want %d and %q", res.ReplacedRows, res.SupersededBy, wantRemoved, wantBy)
 			}
+			if tc.supersede && !tc.empty && !recordedFirst {
+				t.Error("Convert ran before the upload was recorded")
+			}
 		})
 	}
 }
@@ -386,6 +399,9 @@ func TestFeedWorkflowReplacesNothingWhenUnsure(t *testing.T) {
 			env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).
 				Return(activities.PutResult{Read: 10, Rejected: 1, Put: 9, SourceModified: tc.modified}, nil).Once()
 			env.OnActivity(acts.CheckDelivery, mock.Anything, mock.Anything).Return(activities.DeliveryState{Delivered: 9}, nil).Once()
+			if !tc.modified.IsZero() {
+				env.OnActivity(acts.RecordUpload, mock.Anything, mock.Anything).Return(nil).Once()
+			}
 			env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Return(activities.ConvertResult{Rows: 9, Files: []activities.ParquetFile{{Key: "p", Rows: 9}}}, nil).Once()
 			env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: tc.loaded}}, nil).Once()
 			// SupersedeVersions is not mocked: the real one, with no

@@ -330,7 +330,7 @@ func (dr *doctor) snowflake(ctx context.Context, p pipeline.Pipeline) {
 		name := fmt.Sprintf("Snowflake versions table %s%s (on_new_version = replace)", ns, p.VersionsTable)
 		cols := strings.Join(columnNames(pipeline.VersionsColumns), ", ")
 		if err := dr.query(ctx, "SELECT "+cols+" FROM "+ns+p.VersionsTable+" LIMIT 0"); err != nil {
-			dr.fail(name, short(err), fmt.Sprintf("run deploy/snowflake.sql (CREATE TABLE IF NOT EXISTS %s%s (%s)) and grant the worker's role SELECT and INSERT on it", ns, p.VersionsTable, pipeline.VersionsColumns))
+			dr.fail(name, short(err), fmt.Sprintf("run deploy/snowflake.sql (CREATE TABLE IF NOT EXISTS %s%s (%s)) and grant the worker's role SELECT, INSERT and UPDATE on it (a table made by an earlier feedpipe needs ALTER TABLE %s%s ADD COLUMN CONFIRMED BOOLEAN)", ns, p.VersionsTable, pipeline.VersionsColumns, ns, p.VersionsTable))
 		} else {
 			dr.ok(name)
 		}

@@ -49,10 +49,13 @@ const (
 // loaded upload of a replace pipeline is recorded.
 const DefaultVersionsTable = "FEEDPIPE_VERSIONS"
 
-// VersionsColumns are the columns of a versions table: one row per loaded
-// upload of a replace pipeline. UPLOAD_ORDER sorts the uploads of one key
-// (the source's LastModified, then the S3 event's sequencer).
-const VersionsColumns = "PIPELINE VARCHAR, BUCKET VARCHAR, OBJECT_KEY VARCHAR, FEED_ID VARCHAR, UPLOAD_ORDER VARCHAR, RECORDED_AT TIMESTAMP_NTZ"
+// VersionsColumns are the columns of a versions table: one row per upload
+// of a replace pipeline, recorded before its Parquet files are published.
+// UPLOAD_ORDER sorts the uploads of one key (the source's LastModified, then
+// the S3 event's sequencer); CONFIRMED is set once Snowflake's load of the
+// upload is confirmed (NULL, from a table made before the column, counts as
+// confirmed).
+const VersionsColumns = "PIPELINE VARCHAR, BUCKET VARCHAR, OBJECT_KEY VARCHAR, FEED_ID VARCHAR, UPLOAD_ORDER VARCHAR, RECORDED_AT TIMESTAMP_NTZ, CONFIRMED BOOLEAN"
 
 // Duration is a time.Duration written as "90s" or "15m" in the file and in
 // workflow inputs.
