@@ -2,69 +2,16 @@ package activities
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
-	"io"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/sqlfake"
 )
-
-// answer is what the fake Snowflake returns for one statement.
-type answer struct {
-	cols []string
-	rows [][]driver.Value
-	err  error
-}
-
-// fakeSnowflake answers statements by a function of their text, and records
-// them; the answers below have the shapes Snowflake's documentation gives
-// for COPY_HISTORY and SYSTEM$PIPE_STATUS.
-type fakeSnowflake struct {
-	mu      sync.Mutex
-	queries []string
-	answer  func(q string, args []driver.NamedValue) answer
-}
-
-func (f *fakeSnowflake) Connect(context.Context) (driver.Conn, error) { return fakeConn{f}, nil }
-func (f *fakeSnowflake) Driver() driver.Driver                        { return nil }
-
-type fakeConn struct{ f *fakeSnowflake }
-
-func (c fakeConn) Prepare(string) (driver.Stmt, error) { return nil, errors.New("prepare: not faked") }
-func (c fakeConn) Close() error                        { return nil }
-func (c fakeConn) Begin() (driver.Tx, error)           { return nil, errors.New("begin: not faked") }
-func (c fakeConn) QueryContext(_ context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	c.f.mu.Lock()
-	c.f.queries = append(c.f.queries, q)
-	c.f.mu.Unlock()
-	a := c.f.answer(q, args)
-	if a.err != nil {
-		return nil, a.err
-	}
-	return &fakeRows{a: a}, nil
-}
-
-type fakeRows struct {
-	a answer
-	i int
-}
-
-func (r *fakeRows) Columns() []string { return r.a.cols }
-func (r *fakeRows) Close() error      { return nil }
-func (r *fakeRows) Next(dest []driver.Value) error {
-	if r.i >= len(r.a.rows) {
-		return io.EOF
-	}
-	copy(dest, r.a.rows[r.i])
-	r.i++
-	return nil
-}
 
 var loadCols = []string{"FILE_NAME", "STATUS", "ROW_COUNT", "FIRST_ERROR_MESSAGE"}
 
@@ -77,20 +24,19 @@ func productionPipeline() pipeline.Pipeline {
 // confirmWith runs CheckIngestion for two files of 5 and 4 rows against a
 // Snowflake whose COPY_HISTORY holds history, whose table holds count rows
 // of the feed and whose pipe reports pipeStatus.
-func confirmWith(t *testing.T, history [][]driver.Value, count int64, pipeStatus string) (ConfirmStatus, error, *fakeSnowflake) {
+func confirmWith(t *testing.T, history [][]driver.Value, count int64, pipeStatus string) (ConfirmStatus, error, *sqlfake.DB) {
 	t.Helper()
-	f := &fakeSnowflake{answer: func(q string, args []driver.NamedValue) answer {
+	db, f := sqlfake.Open(func(q string, args []driver.NamedValue) sqlfake.Answer {
 		switch {
 		case strings.Contains(q, "COPY_HISTORY"):
-			return answer{cols: loadCols, rows: history}
+			return sqlfake.Answer{Columns: loadCols, Rows: history}
 		case strings.Contains(q, "COUNT(*)"):
-			return answer{cols: []string{"COUNT(*)"}, rows: [][]driver.Value{{count}}}
+			return sqlfake.Answer{Columns: []string{"COUNT(*)"}, Rows: [][]driver.Value{{count}}}
 		case strings.Contains(q, "SYSTEM$PIPE_STATUS"):
-			return answer{cols: []string{"SYSTEM$PIPE_STATUS"}, rows: [][]driver.Value{{pipeStatus}}}
+			return sqlfake.Answer{Columns: []string{"SYSTEM$PIPE_STATUS"}, Rows: [][]driver.Value{{pipeStatus}}}
 		}
-		return answer{err: errors.New("unexpected statement " + q)}
-	}}
-	db := sql.OpenDB(f)
+		return sqlfake.Answer{Err: errors.New("unexpected statement " + q)}
+	})
 	t.Cleanup(func() { db.Close() })
 	a := &Activities{Snowflake: db}
 	st, err := a.CheckIngestion(context.Background(), ConfirmInput{FeedID: "f1", Pipeline: productionPipeline(), Expected: 9, Files: []ParquetFile{
@@ -111,14 +57,15 @@ func TestCopyHistoryConfirmsEachFileAndCountsTheFeedsRows(t *testing.T) {
 	if err != nil || !st.Done || st.Result.Loaded != 9 || st.Result.Strategy != pipeline.ConfirmCopyHistory {
 		t.Fatalf("status %+v, err %v; want done with 9 rows by copy_history", st, err)
 	}
-	q := f.queries[0]
+	queries := f.Queries()
+	q := queries[0]
 	for _, want := range []string{"RAW.INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => 'FEEDS.CUSTOMERS'", "COALESCE(ROW_COUNT, 0)", "ORDER BY LAST_LOAD_TIME DESC"} {
 		if !strings.Contains(q, want) {
 			t.Errorf("COPY_HISTORY query lacks %q:\n%s", want, q)
 		}
 	}
-	if len(f.queries) != 2 || !strings.Contains(f.queries[1], "SELECT COUNT(*) FROM RAW.FEEDS.CUSTOMERS WHERE _FEED_ID = ?") {
-		t.Errorf("the feed's rows were not counted: %q", f.queries)
+	if len(queries) != 2 || !strings.Contains(queries[1], "SELECT COUNT(*) FROM RAW.FEEDS.CUSTOMERS WHERE _FEED_ID = ?") {
+		t.Errorf("the feed's rows were not counted: %q", queries)
 	}
 
 	// The files loaded as expected, but the table holds the feed twice (a
