@@ -48,9 +48,13 @@ func (f *DB) Driver() driver.Driver { return nil }
 
 type conn struct{ f *DB }
 
-func (c conn) Prepare(string) (driver.Stmt, error) { return nil, errors.New("sqlfake: prepare is not faked") }
-func (c conn) Close() error                        { return nil }
-func (c conn) Begin() (driver.Tx, error)           { return nil, errors.New("sqlfake: transactions are not faked") }
+func (c conn) Prepare(string) (driver.Stmt, error) {
+	return nil, errors.New("sqlfake: prepare is not faked")
+}
+func (c conn) Close() error { return nil }
+func (c conn) Begin() (driver.Tx, error) {
+	return nil, errors.New("sqlfake: transactions are not faked")
+}
 
 // QueryContext implements driver.QueryerContext.
 func (c conn) QueryContext(_ context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
