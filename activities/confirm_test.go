@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -66,6 +67,10 @@ func TestCopyHistoryConfirmsEachFileAndCountsTheFeedsRows(t *testing.T) {
 	}
 	if len(queries) != 2 || !strings.Contains(queries[1], "SELECT COUNT(*) FROM RAW.FEEDS.CUSTOMERS WHERE _FEED_ID = ?") {
 		t.Errorf("the feed's rows were not counted: %q", queries)
+	}
+	calls := f.Calls()
+	if fmt.Sprint(calls[0].Args) != "[%customers/f1/%]" || fmt.Sprint(calls[1].Args) != "[f1]" {
+		t.Errorf("bound %v to the COPY_HISTORY query and %v to the count; want the feed's Parquet prefix and its id", calls[0].Args, calls[1].Args)
 	}
 
 	// The files loaded as expected, but the table holds the feed twice (a

@@ -8,7 +8,8 @@ import (
 func allVars() map[string]string {
 	return map[string]string{"database": "RAW", "schema": "FEEDS", "table": "CUSTOMERS", "columns": "ID NUMBER, NAME VARCHAR",
 		"versions_table": "V", "file_format": "FF", "integration": "INT", "stage": "ST", "pipe": "P",
-		"bucket": "dest-bucket", "snowflake_role_arn": "arn:aws:iam::1:role/sf", "worker_role": "W"}
+		"bucket": "dest-bucket", "snowflake_role_arn": "arn:aws:iam::1:role/sf", "worker_role": "W",
+		"worker_user": "U", "warehouse": "WH"}
 }
 
 func TestSnowflakeSQLHasEveryObjectWithItsVariables(t *testing.T) {
@@ -30,6 +31,9 @@ func TestSnowflakeSQLHasEveryObjectWithItsVariables(t *testing.T) {
 		"CREATE STAGE IF NOT EXISTS RAW.FEEDS.ST URL = 's3://dest-bucket/' STORAGE_INTEGRATION = INT",
 		"CREATE PIPE IF NOT EXISTS RAW.FEEDS.P AUTO_INGEST = TRUE AS COPY INTO RAW.FEEDS.CUSTOMERS",
 		"GRANT MONITOR ON PIPE RAW.FEEDS.P TO ROLE W",
+		"GRANT USAGE ON WAREHOUSE WH TO ROLE W",
+		"GRANT ROLE W TO USER U",
+		"FILE_FORMAT = (FORMAT_NAME = 'RAW.FEEDS.FF')",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("snowflake.sql lacks %q", want)
@@ -45,7 +49,7 @@ func TestSnowflakeSQLHasEveryObjectWithItsVariables(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(skipped, ","); got != "CREATE STORAGE,CREATE PIPE,CREATE ROLE,GRANT USAGE,GRANT USAGE,GRANT SELECT,GRANT SELECT,GRANT MONITOR" {
+	if got := strings.Join(skipped, ","); got != "CREATE STORAGE,CREATE PIPE,CREATE ROLE,GRANT ROLE,GRANT USAGE,GRANT USAGE,GRANT USAGE,GRANT SELECT,GRANT SELECT,GRANT MONITOR" {
 		t.Errorf("local skips: %s", got)
 	}
 }

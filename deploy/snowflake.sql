@@ -8,7 +8,8 @@
 --     -D versions_table=FEEDPIPE_VERSIONS -D file_format=FEEDPIPE_PARQUET \
 --     -D integration=FEEDPIPE_S3 -D stage=FEEDPIPE_DEST -D pipe=FEEDPIPE_PIPE \
 --     -D bucket=<destination bucket> -D snowflake_role_arn=<the stack's SnowflakeRoleArn output> \
---     -D worker_role=FEEDPIPE_WORKER
+--     -D worker_role=FEEDPIPE_WORKER -D worker_user=<the worker's Snowflake user> \
+--     -D warehouse=<the warehouse its queries run on>
 --
 -- The local stack applies this same file to fakesnow (internal/provision).
 -- A statement marked "local: skip" is one fakesnow cannot take; the reason
@@ -50,14 +51,18 @@ CREATE STORAGE INTEGRATION IF NOT EXISTS &{integration}
 CREATE STAGE IF NOT EXISTS &{database}.&{schema}.&{stage}
   URL = 's3://&{bucket}/'
   STORAGE_INTEGRATION = &{integration}
-  FILE_FORMAT = &{database}.&{schema}.&{file_format};
+  FILE_FORMAT = (FORMAT_NAME = '&{database}.&{schema}.&{file_format}');
 
 -- The pipe loads each Parquet file once, when its Object Created
 -- notification arrives. Columns match by name, so the file's column order
 -- does not matter and _FEED_ID/_LINE land in their columns. Snowpipe's
 -- ON_ERROR default, SKIP_FILE, loads nothing of a file with a bad row and
 -- records it as failed, which fails the run's confirm step with Snowflake's
--- first error. The local Snowpipe stand-in runs this COPY for each new file.
+-- first error. The format is given inline (the same as the stage's named
+-- one) because the local emulator's COPY takes no FORMAT_NAME; the local
+-- Snowpipe stand-in runs this COPY for each new file. Then point the
+-- destination bucket's notifications at the pipe: deploy deploy/aws.yaml
+-- again with SnowpipeQueueArn = the notification_channel of SHOW PIPES.
 -- local: skip, fakesnow has no pipes (the stand-in in internal/snowpipe runs the pipe's COPY per file)
 CREATE PIPE IF NOT EXISTS &{database}.&{schema}.&{pipe}
   AUTO_INGEST = TRUE
@@ -67,9 +72,13 @@ CREATE PIPE IF NOT EXISTS &{database}.&{schema}.&{pipe}
   MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE;
 
 -- The worker's role: it counts and removes rows, records uploads, and reads
--- load history and the pipe's status.
+-- load history and the pipe's status, on the warehouse, as the worker's user.
 -- local: skip, fakesnow has no roles
 CREATE ROLE IF NOT EXISTS &{worker_role};
+-- local: skip, fakesnow has no roles
+GRANT ROLE &{worker_role} TO USER &{worker_user};
+-- local: skip, fakesnow has no grants
+GRANT USAGE ON WAREHOUSE &{warehouse} TO ROLE &{worker_role};
 -- local: skip, fakesnow has no grants
 GRANT USAGE ON DATABASE &{database} TO ROLE &{worker_role};
 -- local: skip, fakesnow has no grants

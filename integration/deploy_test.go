@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/feedpipe/feedpipe/deploy"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
@@ -25,7 +27,12 @@ func TestLocalStackIsTheCloudFormationTemplate(t *testing.T) {
 	if st := string(out.Stacks[0].StackStatus); st != "CREATE_COMPLETE" && st != "UPDATE_COMPLETE" {
 		t.Fatalf("stack %s is %s", name, st)
 	}
-	outputs := stack.AWS.Outputs
+	// The outputs as CloudFormation reports them now (not the map
+	// provisioning kept), against what the config names.
+	outputs := map[string]string{}
+	for _, o := range out.Stacks[0].Outputs {
+		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
+	}
 	for _, p := range config.Pipelines {
 		// conversion = "firehose" has a stream and delivery stream of its own.
 		prefix, stream, delivery := "StagingPrefix", "Stream", "DeliveryStream"
@@ -49,8 +56,12 @@ func TestLocalStackIsTheCloudFormationTemplate(t *testing.T) {
 			t.Errorf("pipeline %s: glue_job = %q, but the stack's GlueJob output is %q", p.Name, p.GlueJob, outputs["GlueJob"])
 		}
 	}
-	if outputs["FeedQueueUrl"] == "" || outputs["FeedQueueUrl"] != stack.AWS.FeedQueueURL {
-		t.Errorf("FeedQueueUrl output %q, the stack's feed queue %q", outputs["FeedQueueUrl"], stack.AWS.FeedQueueURL)
+	queue, err := c.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(stack.Names.FeedQueue)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outputs["FeedQueueUrl"] == "" || outputs["FeedQueueUrl"] != aws.ToString(queue.QueueUrl) {
+		t.Errorf("FeedQueueUrl output %q, the feed queue %s is %q", outputs["FeedQueueUrl"], stack.Names.FeedQueue, aws.ToString(queue.QueueUrl))
 	}
 	if outputs["SnowflakeRoleArn"] == "" {
 		t.Error("no SnowflakeRoleArn output for deploy/snowflake.sql")

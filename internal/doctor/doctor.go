@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/searchattr"
 )
@@ -337,13 +338,12 @@ func (dr *doctor) snowflake(ctx context.Context, p pipeline.Pipeline) {
 	}
 	if sf.Pipe != "" && p.Confirm == pipeline.ConfirmCopyHistory && dr.once("pipe "+ns+sf.Pipe) {
 		name := fmt.Sprintf("Snowflake pipe %s%s running", ns, sf.Pipe)
-		var raw string
-		err := dr.d.Snowflake.QueryRowContext(ctx, "SELECT SYSTEM$PIPE_STATUS(?)", ns+sf.Pipe).Scan(&raw)
+		st, err := activities.PipeState(ctx, dr.d.Snowflake, p)
 		switch {
 		case err != nil:
 			dr.fail(name, short(err), "run deploy/snowflake.sql, and grant the worker's role MONITOR on the pipe")
-		case !strings.Contains(raw, `"executionState":"RUNNING"`):
-			dr.fail(name, "SYSTEM$PIPE_STATUS: "+raw, fmt.Sprintf("ALTER PIPE %s%s SET PIPE_EXECUTION_PAUSED = FALSE if paused; otherwise fix what the status names", ns, sf.Pipe))
+		case !st.Running():
+			dr.fail(name, st.String(), fmt.Sprintf("ALTER PIPE %s%s SET PIPE_EXECUTION_PAUSED = FALSE if paused; otherwise fix what the status names", ns, sf.Pipe))
 		default:
 			dr.ok(name)
 		}
@@ -372,6 +372,10 @@ func (dr *doctor) stage(ctx context.Context, p pipeline.Pipeline) {
 			urlAt = i
 		}
 	}
+	if nameAt < 0 || urlAt < 0 {
+		dr.fail(name, fmt.Sprintf("SHOW STAGES answered columns %v, without name and url", cols), "check the stage by hand: DESC STAGE")
+		return
+	}
 	found := ""
 	for rows.Next() {
 		vals := make([]sql.NullString, len(cols))
@@ -379,8 +383,9 @@ func (dr *doctor) stage(ctx context.Context, p pipeline.Pipeline) {
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
-		if err := rows.Scan(ptrs...); err != nil || nameAt < 0 || urlAt < 0 {
-			break
+		if err := rows.Scan(ptrs...); err != nil {
+			dr.fail(name, "SHOW STAGES: "+err.Error(), "check the stage by hand: DESC STAGE")
+			return
 		}
 		if strings.EqualFold(vals[nameAt].String, sf.Stage) {
 			found = vals[urlAt].String
@@ -388,6 +393,10 @@ func (dr *doctor) stage(ctx context.Context, p pipeline.Pipeline) {
 				found = "(no URL)"
 			}
 		}
+	}
+	if err := rows.Err(); err != nil {
+		dr.fail(name, "SHOW STAGES: "+short(err), "check the stage by hand: DESC STAGE")
+		return
 	}
 	switch {
 	case found == "":
@@ -441,7 +450,11 @@ func (dr *doctor) temporal(ctx context.Context, taskQueue string) {
 	} else {
 		var missing []string
 		for attr, typ := range searchattr.Definitions() {
-			if have.GetCustomAttributes()[attr] != typ {
+			got, ok := have.GetCustomAttributes()[attr]
+			if !ok {
+				got = have.GetSystemAttributes()[attr]
+			}
+			if got != typ {
 				missing = append(missing, attr)
 			}
 		}

@@ -27,6 +27,8 @@ type SnowflakeNames struct {
 	Integration string // storage integration through which the stage reads the bucket
 	Pipe        string // Snowpipe loading the stage into Table
 	WorkerRole  string // the worker's role
+	WorkerUser  string // the worker's user, granted WorkerRole
+	Warehouse   string // the warehouse the worker's queries run on
 	// RoleARN is the AWS role the storage integration assumes (the
 	// CloudFormation stack's SnowflakeRoleArn output).
 	RoleARN string
@@ -47,6 +49,8 @@ func DefaultSnowflakeNames() SnowflakeNames {
 		Integration: "FEEDPIPE_S3",
 		Pipe:        "FEEDPIPE_PIPE",
 		WorkerRole:  "FEEDPIPE_WORKER",
+		WorkerUser:  "FEEDPIPE",
+		Warehouse:   "FEEDPIPE_WH",
 		RoleARN:     "arn:aws:iam::000000000000:role/feedpipe-snowflake",
 		Columns: []Column{
 			{"_FEED_ID", "VARCHAR"},
@@ -75,6 +79,7 @@ func SQLVars(n SnowflakeNames, destBucket string) map[string]string {
 		"database": n.Database, "schema": n.Schema, "table": n.Table, "columns": strings.Join(cols, ", "),
 		"versions_table": n.Versions, "file_format": n.FileFormat, "integration": n.Integration,
 		"stage": n.Stage, "pipe": n.Pipe, "bucket": destBucket, "snowflake_role_arn": n.RoleARN, "worker_role": n.WorkerRole,
+		"worker_user": n.WorkerUser, "warehouse": n.Warehouse,
 	}
 }
 

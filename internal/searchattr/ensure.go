@@ -31,7 +31,8 @@ type Operator interface {
 func Ensure(ctx context.Context, op Operator, namespace string) ([]string, error) {
 	have, err := op.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
-		return nil, fmt.Errorf("list the search attributes of Temporal namespace %s: %w", namespace, err)
+		return nil, fmt.Errorf("list the search attributes of Temporal namespace %s: %w (on Temporal Cloud, add them with %s and start the worker with -ensure-search-attributes=false)",
+			namespace, err, CloudCommand(namespace, nil))
 	}
 	missing := map[string]enumspb.IndexedValueType{}
 	var wrong []string
@@ -49,7 +50,7 @@ func Ensure(ctx context.Context, op Operator, namespace string) ([]string, error
 	}
 	if len(wrong) > 0 {
 		sort.Strings(wrong)
-		return nil, fmt.Errorf("Temporal namespace %s has search attributes of the wrong type: %s. An attribute's type cannot change: remove it (temporal operator search-attributes remove) once no run uses it, or use another namespace",
+		return nil, fmt.Errorf("Temporal namespace %s has search attributes of the wrong type: %s. An attribute's type cannot change: remove it (temporal operator search-attribute remove --name NAME) once no run uses it, or use another namespace",
 			namespace, strings.Join(wrong, "; "))
 	}
 	if len(missing) == 0 {

@@ -22,9 +22,15 @@ type Answer struct {
 
 // DB is a fake database.
 type DB struct {
-	mu      sync.Mutex
-	queries []string
-	answer  func(query string, args []driver.NamedValue) Answer
+	mu     sync.Mutex
+	calls  []Call
+	answer func(query string, args []driver.NamedValue) Answer
+}
+
+// Call is one statement run, with its bound arguments.
+type Call struct {
+	Query string
+	Args  []any
 }
 
 // Open returns a *sql.DB whose statements answer answers.
@@ -35,9 +41,18 @@ func Open(answer func(query string, args []driver.NamedValue) Answer) (*sql.DB, 
 
 // Queries are the statements run so far, in order.
 func (f *DB) Queries() []string {
+	var out []string
+	for _, c := range f.Calls() {
+		out = append(out, c.Query)
+	}
+	return out
+}
+
+// Calls are the statements run so far with their arguments, in order.
+func (f *DB) Calls() []Call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]string(nil), f.queries...)
+	return append([]Call(nil), f.calls...)
 }
 
 // Connect implements driver.Connector.
@@ -58,8 +73,12 @@ func (c conn) Begin() (driver.Tx, error) {
 
 // QueryContext implements driver.QueryerContext.
 func (c conn) QueryContext(_ context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	call := Call{Query: q}
+	for _, a := range args {
+		call.Args = append(call.Args, a.Value)
+	}
 	c.f.mu.Lock()
-	c.f.queries = append(c.f.queries, q)
+	c.f.calls = append(c.f.calls, call)
 	c.f.mu.Unlock()
 	a := c.f.answer(q, args)
 	if a.Err != nil {
