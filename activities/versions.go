@@ -43,10 +43,10 @@ func UploadOrder(modified time.Time, sequencer string) string {
 
 // RecordUpload records an upload in the pipeline's versions table (its
 // columns: pipeline.VersionsColumns), not yet confirmed. The workflow calls it
-// before Convert publishes the upload's files, so that rows Snowflake loads
-// from them are known to belong to this upload even if its run then fails: a
-// later upload's SupersedeVersions removes them. Running it again changes
-// nothing.
+// as its confirm stage begins, before it checks the load, so that rows
+// Snowflake loads from the upload's files are known to be this upload's even
+// if its run then fails: a later upload's SupersedeVersions removes them.
+// Running it again changes nothing.
 func (a *Activities) RecordUpload(ctx context.Context, in SupersedeInput) error {
 	return a.versions(ctx, in, func(c *sql.Conn, v versionsSQL) error {
 		return v.record(ctx, c, false)

@@ -24,8 +24,8 @@ CREATE SCHEMA IF NOT EXISTS &{database}.&{schema};
 -- feed's rows by _FEED_ID, and a line loaded twice shows as a repeated pair.
 CREATE TABLE IF NOT EXISTS &{database}.&{schema}.&{table} (_FEED_ID VARCHAR, _LINE NUMBER, &{columns});
 
--- The uploads of each key of a replace pipeline, recorded before their files
--- are published and confirmed once loaded (columns: see
+-- The uploads of each key of a replace pipeline, recorded before their load
+-- is checked and confirmed once it is (columns: see
 -- pipeline.VersionsColumns). A table made by an earlier feedpipe lacks
 -- CONFIRMED: ALTER TABLE ... ADD COLUMN CONFIRMED BOOLEAN.
 CREATE TABLE IF NOT EXISTS &{database}.&{schema}.&{versions_table} (PIPELINE VARCHAR, BUCKET VARCHAR, OBJECT_KEY VARCHAR, FEED_ID VARCHAR, UPLOAD_ORDER VARCHAR, RECORDED_AT TIMESTAMP_NTZ, CONFIRMED BOOLEAN);

@@ -285,10 +285,6 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 
 	// 3. Convert the staged records to one Parquet file.
 	start = w.enter(ctx, StageConvert)
-	if err := w.recordUpload(ctx, put.SourceModified); err != nil {
-		w.leave(ctx, StageConvert, start)
-		return w.result, w.stageError(ctx, StageConvert, err)
-	}
 	conv, err := w.convert(ctx, start, activities.ConvertInput{FeedID: id, Pipeline: p, Expected: c.Delivered, Lines: put.Read, Delivered: del.State.Checkpoint}, hb)
 	w.leave(ctx, StageConvert, start)
 	if err != nil {
@@ -308,6 +304,10 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 
 	// 4. Confirm Snowflake loaded it, row for row.
 	start = w.enter(ctx, StageConfirm)
+	if err := w.recordUpload(ctx, put.SourceModified, p.Deadlines.Ingest.Std()); err != nil {
+		w.leave(ctx, StageConfirm, start)
+		return w.result, w.stageError(ctx, StageConfirm, err)
+	}
 	conf := activities.ConfirmInput{FeedID: id, Pipeline: p, Files: conv.Files, Expected: conv.Rows}
 	var last activities.ConfirmStatus
 	err = w.poll(ctx, start, p.Deadlines.Ingest.Std(), func(remaining time.Duration) (bool, error) {
@@ -375,20 +375,23 @@ func (w *feedWorkflow) supersede(ctx workflow.Context, modified time.Time) error
 }
 
 // recordUpload, for a pipeline whose new uploads replace the earlier ones,
-// records this upload before Convert publishes its files: rows Snowflake
-// loads from them are then this upload's, and a later upload removes them
-// even if this run fails after the load. Runs started before this step
-// skip it (their upload is recorded once confirmed, as before).
-func (w *feedWorkflow) recordUpload(ctx workflow.Context, modified time.Time) error {
+// records this upload as the confirm stage begins, before it looks at the
+// load: rows Snowflake loads from the files are then known to be this
+// upload's, and a later upload removes them even if this run fails (a row
+// count that does not match, a load after the deadline). It has the stage's
+// deadline: Snowflake down past it fails the stage as a load check would.
+// Runs started before this step skip it (their upload is recorded once
+// confirmed, as before).
+func (w *feedWorkflow) recordUpload(ctx workflow.Context, modified time.Time, deadline time.Duration) error {
 	var a *activities.Activities
 	if w.in.Pipeline.OnNewVersion != pipeline.NewVersionReplace || modified.IsZero() {
 		return nil
 	}
-	if workflow.GetVersion(ctx, "record-upload-before-convert", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if workflow.GetVersion(ctx, "record-upload-before-confirm", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
 	}
 	in := activities.SupersedeInput{FeedID: w.progress.FeedID, Ref: w.in.Ref, Pipeline: w.in.Pipeline, Modified: modified}
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(supersedeTimeout)), a.RecordUpload, in).Get(ctx, nil)
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(deadline)), a.RecordUpload, in).Get(ctx, nil)
 }
 
 // reconciled fails the run unless read = loaded + rejected.

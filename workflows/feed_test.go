@@ -329,9 +329,9 @@ func TestFeedWorkflowReplacesEarlierUploadsOfTheKey(t *testing.T) {
 			env := newEnv(t)
 			in := testInput(pipeline.ConvertLocal)
 			in.Pipeline.OnNewVersion = tc.mode
-			// The upload is recorded before Convert publishes its files (an
-			// append pipeline, or an input from before the setting, never
-			// records: the real RecordUpload, with no Snowflake, would fail).
+			// The upload is recorded before the load is checked (an append
+			// pipeline, or an input from before the setting, never records:
+			// the real RecordUpload, with no Snowflake, would fail).
 			var recorded, recordedFirst bool
 			if tc.empty {
 				env.OnActivity(acts.PutToKinesis, mock.Anything, mock.Anything).Return(activities.PutResult{SourceModified: modified}, nil).Once()
@@ -344,9 +344,10 @@ func TestFeedWorkflowReplacesEarlierUploadsOfTheKey(t *testing.T) {
 						return s.FeedID == in.Ref.ID() && s.Ref == in.Ref && s.Modified.Equal(modified)
 					})).Run(func(mock.Arguments) { recorded = true }).Return(nil).Once()
 				}
-				env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).Run(func(mock.Arguments) { recordedFirst = recorded }).
+				env.OnActivity(acts.ConvertLocal, mock.Anything, mock.Anything).
 					Return(activities.ConvertResult{Rows: 9, Files: []activities.ParquetFile{{Key: "p", Rows: 9}}}, nil).Once()
-				env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: 9}}, nil).Once()
+				env.OnActivity(acts.CheckIngestion, mock.Anything, mock.Anything).Run(func(mock.Arguments) { recordedFirst = recorded }).
+					Return(activities.ConfirmStatus{Done: true, Result: activities.ConfirmResult{Loaded: 9}}, nil).Once()
 			}
 			current := tc.current
 			if current == "" {
@@ -373,7 +374,7 @@ func TestFeedWorkflowReplacesEarlierUploadsOfTheKey(t *testing.T) {
 				t.Errorf("replaced %d rows, superseded by %q; want %d and %q", res.ReplacedRows, res.SupersededBy, wantRemoved, wantBy)
 			}
 			if tc.supersede && !tc.empty && !recordedFirst {
-				t.Error("Convert ran before the upload was recorded")
+				t.Error("the load was checked before the upload was recorded")
 			}
 		})
 	}

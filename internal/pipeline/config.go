@@ -50,7 +50,7 @@ const (
 const DefaultVersionsTable = "FEEDPIPE_VERSIONS"
 
 // VersionsColumns are the columns of a versions table: one row per upload
-// of a replace pipeline, recorded before its Parquet files are published.
+// of a replace pipeline, recorded as its run's confirm stage begins.
 // UPLOAD_ORDER sorts the uploads of one key (the source's LastModified, then
 // the S3 event's sequencer); CONFIRMED is set once Snowflake's load of the
 // upload is confirmed (NULL, from a table made before the column, counts as
