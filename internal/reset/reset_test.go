@@ -33,18 +33,21 @@ func history(t *testing.T, name string) []*historypb.HistoryEvent {
 func TestFindPointsAtTheTaskThatEnteredEachStage(t *testing.T) {
 	firstActivity := map[string]string{
 		workflows.StagePut: "PutToKinesis", workflows.StageDelivery: "CheckDelivery",
-		workflows.StageConvert: "ConvertLocal", workflows.StageConfirm: "CheckIngestion",
+		workflows.StageConvert: "ConvertLocal",
 	}
 	for _, tc := range []struct {
 		file    string
 		stages  []string
 		last    string
 		convert string
+		confirm string // a replace pipeline's run records its upload first
 	}{
-		{"success.json", Stages, workflows.StageConfirm, "ConvertLocal"},
-		{"success-glue.json", Stages, workflows.StageConfirm, "StartGlueRun"},
-		{"retried-after-worker-kill.json", Stages, workflows.StageConfirm, "ConvertLocal"},
-		{"failed-reject-threshold.json", []string{workflows.StagePut}, workflows.StagePut, ""},
+		{"success.json", Stages, workflows.StageConfirm, "ConvertLocal", "RecordUpload"},
+		{"success-glue.json", Stages, workflows.StageConfirm, "StartGlueRun", "RecordUpload"},
+		{"retried-after-worker-kill.json", Stages, workflows.StageConfirm, "ConvertLocal", "RecordUpload"},
+		{"success-before-record.json", Stages, workflows.StageConfirm, "ConvertLocal", "CheckIngestion"},
+		{"success-glue-before-record.json", Stages, workflows.StageConfirm, "StartGlueRun", "CheckIngestion"},
+		{"failed-reject-threshold.json", []string{workflows.StagePut}, workflows.StagePut, "", ""},
 	} {
 		events := history(t, tc.file)
 		p, err := Find(events)
@@ -66,8 +69,11 @@ func TestFindPointsAtTheTaskThatEnteredEachStage(t *testing.T) {
 				continue
 			}
 			want := firstActivity[st]
-			if st == workflows.StageConvert {
+			switch st {
+			case workflows.StageConvert:
 				want = tc.convert
+			case workflows.StageConfirm:
+				want = tc.confirm
 			}
 			// The task's commands: upserts, then the stage's first activity.
 			var got string
