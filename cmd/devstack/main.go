@@ -82,8 +82,8 @@ func run() error {
 		fmt.Printf("  started %-18s %s\n", k, s.Started[k].Round(time.Millisecond))
 	}
 	fmt.Println("Environment for a worker or starter:")
-	for _, kv := range s.Env() {
-		fmt.Println("  export " + kv)
+	for _, line := range devstack.ExportLines(s.Env()) {
+		fmt.Println("  " + line)
 	}
 	if *envFile != "" {
 		var b []byte
