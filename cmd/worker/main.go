@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"go.temporal.io/sdk/worker"
 
@@ -50,7 +52,11 @@ func run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
+	// SIGINT/SIGTERM from here on stop the worker in order, whatever it is
+	// doing: during startup too, so that its scratch directory is removed
+	// (the default action would end the process at once).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	env := clients.Env(os.LookupEnv)
 	tc, awsc, err := clients.Connect(ctx, env, logger)
 	if err != nil {
@@ -96,7 +102,9 @@ func run(logger *slog.Logger) error {
 	w := worker.New(tc, cfg.TaskQueue, opts)
 	workflows.Register(w, &activities.Activities{S3: awsc.S3, Kinesis: awsc.Kinesis, Glue: awsc.Glue, Snowflake: sf, Logger: logger, TempDir: scratchDir.Path})
 	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "pipelines", len(cfg.Pipelines))
-	if err := w.Run(worker.InterruptCh()); err != nil {
+	interrupt := make(chan any)
+	go func() { <-ctx.Done(); close(interrupt) }()
+	if err := w.Run(interrupt); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	return nil
