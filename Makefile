@@ -72,8 +72,18 @@ chaos: venv devtemporal
 clean:
 	rm -rf bin .run
 
-# Re-record the workflow histories the replay tests replay (after an intended
-# change to FeedWorkflow's commands; commit the result).
-histories: venv devtemporal
-	FEEDPIPE_RECORD_HISTORIES=1 FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) test -count=1 -timeout 30m \
+# Record the workflow histories the replay tests replay, after an intended
+# change to FeedWorkflow's commands, as a new version of the replay corpus:
+# workflows/testdata/histories/$(HISTORY_VERSION)/ (commit it). Recorded
+# versions are never overwritten; name the version after the change, e.g.
+# make histories HISTORY_VERSION=supersede-v2.
+# Checked before the prerequisites, which can take minutes on a fresh clone.
+histories-version:
+	@if [ -z "$(HISTORY_VERSION)" ]; then \
+	  echo "make histories needs HISTORY_VERSION=name: the new version's directory under workflows/testdata/histories/ (existing: $$(ls workflows/testdata/histories | tr '\n' ' '))" >&2; exit 2; fi
+	@if [ -e "workflows/testdata/histories/$(HISTORY_VERSION)" ]; then \
+	  echo "workflows/testdata/histories/$(HISTORY_VERSION) already exists: recorded versions are never overwritten; choose a new HISTORY_VERSION" >&2; exit 2; fi
+
+histories: histories-version venv devtemporal
+	FEEDPIPE_RECORD_HISTORIES=1 FEEDPIPE_HISTORY_VERSION='$(HISTORY_VERSION)' FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) test -count=1 -timeout 30m \
 	  -run 'TestFeed(CleanLandsIntact|OverThreshold|WorkerKilled|GlueModeLands)' ./integration/

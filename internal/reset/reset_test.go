@@ -14,7 +14,7 @@ import (
 
 func history(t *testing.T, name string) []*historypb.HistoryEvent {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "workflows", "testdata", name))
+	f, err := os.Open(filepath.Join("..", "..", "workflows", "testdata", "histories", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +42,12 @@ func TestFindPointsAtTheTaskThatEnteredEachStage(t *testing.T) {
 		convert string
 		confirm string // a replace pipeline's run records its upload first
 	}{
-		{"success.json", Stages, workflows.StageConfirm, "ConvertLocal", "RecordUpload"},
-		{"success-glue.json", Stages, workflows.StageConfirm, "StartGlueRun", "RecordUpload"},
-		{"retried-after-worker-kill.json", Stages, workflows.StageConfirm, "ConvertLocal", "RecordUpload"},
-		{"success-before-record.json", Stages, workflows.StageConfirm, "ConvertLocal", "CheckIngestion"},
-		{"success-glue-before-record.json", Stages, workflows.StageConfirm, "StartGlueRun", "CheckIngestion"},
-		{"failed-reject-threshold.json", []string{workflows.StagePut}, workflows.StagePut, "", ""},
+		{"record-upload-before-confirm/success.json", Stages, workflows.StageConfirm, "ConvertLocal", "RecordUpload"},
+		{"record-upload-before-confirm/success-glue.json", Stages, workflows.StageConfirm, "StartGlueRun", "RecordUpload"},
+		{"record-upload-before-confirm/retried-after-worker-kill.json", Stages, workflows.StageConfirm, "ConvertLocal", "RecordUpload"},
+		{"before-record/success.json", Stages, workflows.StageConfirm, "ConvertLocal", "CheckIngestion"},
+		{"before-record/success-glue.json", Stages, workflows.StageConfirm, "StartGlueRun", "CheckIngestion"},
+		{"record-upload-before-confirm/failed-reject-threshold.json", []string{workflows.StagePut}, workflows.StagePut, "", ""},
 	} {
 		events := history(t, tc.file)
 		p, err := Find(events)
@@ -91,7 +91,7 @@ func TestFindPointsAtTheTaskThatEnteredEachStage(t *testing.T) {
 }
 
 func TestFindRefusesAHistoryThatEnteredNoStage(t *testing.T) {
-	events := history(t, "success.json")[:3] // started, task scheduled and started
+	events := history(t, "record-upload-before-confirm/success.json")[:3] // started, task scheduled and started
 	if _, err := Find(events); err == nil {
 		t.Fatal("no error for a history without a stage")
 	}
