@@ -79,51 +79,58 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 
 // Snowflake names the pipeline's target objects.
 type Snowflake struct {
-	Database string `toml:"database"`
-	Schema   string `toml:"schema"`
-	Table    string `toml:"table"`
-	Stage    string `toml:"stage"`
+	Database string `toml:"database" json:"Database"`
+	Schema   string `toml:"schema" json:"Schema"`
+	Table    string `toml:"table" json:"Table"`
+	Stage    string `toml:"stage" json:"Stage"`
 	// Pipe is the Snowpipe that loads the stage (optional). While a feed's
 	// files are not loaded yet, ConfirmIngestion reads its
 	// SYSTEM$PIPE_STATUS and says when the pipe is paused or stalled.
-	Pipe string `toml:"pipe,omitempty" json:",omitempty"`
+	Pipe string `toml:"pipe,omitempty" json:"Pipe,omitempty"`
 }
 
 // Deadlines bound each stage of a feed, end to end including retries.
 type Deadlines struct {
-	Put      Duration `toml:"put"`      // streaming the file into Kinesis
-	Delivery Duration `toml:"delivery"` // Firehose delivering every record
-	Convert  Duration `toml:"convert"`  // Parquet written
-	Ingest   Duration `toml:"ingest"`   // Snowflake loaded the file
+	Put      Duration `toml:"put" json:"Put"`           // streaming the file into Kinesis
+	Delivery Duration `toml:"delivery" json:"Delivery"` // Firehose delivering every record
+	Convert  Duration `toml:"convert" json:"Convert"`   // Parquet written
+	Ingest   Duration `toml:"ingest" json:"Ingest"`     // Snowflake loaded the file
 }
 
 // Pipeline is one feed type.
+//
+// A Pipeline is part of every FeedWorkflow input and activity input, so its
+// JSON is in the history of every run (as are Snowflake's and Deadlines').
+// The json tags are that wire format: they keep the names the fields had
+// before they were tagged (the Go field names), which the runs already
+// recorded use. Renaming a field keeps its tag; a new field needs one
+// (workflows/history_tags_test.go checks both).
 type Pipeline struct {
-	Name             string    `toml:"name"`
-	SourceBucket     string    `toml:"source_bucket"`
-	SourcePrefix     string    `toml:"source_prefix"`
-	Stream           string    `toml:"stream"`
-	DeliveryStream   string    `toml:"delivery_stream"`
-	StagingBucket    string    `toml:"staging_bucket"`
-	StagingPrefix    string    `toml:"staging_prefix"`
-	DestBucket       string    `toml:"destination_bucket"`
-	DestPrefix       string    `toml:"destination_prefix"`
-	QuarantineBucket string    `toml:"quarantine_bucket"`
-	Conversion       string    `toml:"conversion"`
-	GlueJob          string    `toml:"glue_job"`
-	Confirm          string    `toml:"confirm"`
-	MaxRejectedLines int64     `toml:"max_rejected_lines"`
-	MaxRejectedRatio float64   `toml:"max_rejected_ratio"`
-	Snowflake        Snowflake `toml:"snowflake"`
-	Deadlines        Deadlines `toml:"deadlines"`
-	HeartbeatTimeout Duration  `toml:"heartbeat_timeout"` // a stage silent this long is retried elsewhere; default 30s
+	Name             string    `toml:"name" json:"Name"`
+	SourceBucket     string    `toml:"source_bucket" json:"SourceBucket"`
+	SourcePrefix     string    `toml:"source_prefix" json:"SourcePrefix"`
+	Stream           string    `toml:"stream" json:"Stream"`
+	DeliveryStream   string    `toml:"delivery_stream" json:"DeliveryStream"`
+	StagingBucket    string    `toml:"staging_bucket" json:"StagingBucket"`
+	StagingPrefix    string    `toml:"staging_prefix" json:"StagingPrefix"`
+	DestBucket       string    `toml:"destination_bucket" json:"DestBucket"`
+	DestPrefix       string    `toml:"destination_prefix" json:"DestPrefix"`
+	QuarantineBucket string    `toml:"quarantine_bucket" json:"QuarantineBucket"`
+	Conversion       string    `toml:"conversion" json:"Conversion"`
+	GlueJob          string    `toml:"glue_job" json:"GlueJob"`
+	Confirm          string    `toml:"confirm" json:"Confirm"`
+	MaxRejectedLines int64     `toml:"max_rejected_lines" json:"MaxRejectedLines"`
+	MaxRejectedRatio float64   `toml:"max_rejected_ratio" json:"MaxRejectedRatio"`
+	Snowflake        Snowflake `toml:"snowflake" json:"Snowflake"`
+	Deadlines        Deadlines `toml:"deadlines" json:"Deadlines"`
+	HeartbeatTimeout Duration  `toml:"heartbeat_timeout" json:"HeartbeatTimeout"` // a stage silent this long is retried elsewhere; default 30s
 	// OnNewVersion is NewVersionReplace (default) or NewVersionAppend. Runs
 	// started before the setting existed have it empty, and append.
-	OnNewVersion string `toml:"on_new_version"`
+	OnNewVersion string `toml:"on_new_version" json:"OnNewVersion"`
 	// VersionsTable records the loaded uploads of each key (replace), in
 	// Snowflake.Database and Snowflake.Schema.
-	VersionsTable string        `toml:"versions_table"`
-	Schema        schema.Schema `toml:"schema"`
+	VersionsTable string        `toml:"versions_table" json:"VersionsTable"`
+	Schema        schema.Schema `toml:"schema" json:"Schema"`
 }
 
 // Config is the whole file.
