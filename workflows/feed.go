@@ -14,6 +14,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/feed"
+	"github.com/feedpipe/feedpipe/internal/metrics"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/searchattr"
 )
@@ -33,6 +34,11 @@ const (
 	StageDone     = "Done"
 	StageFailed   = "Failed"
 )
+
+// RunningStages are the stages a running run can be in, in order.
+func RunningStages() []string {
+	return []string{StagePut, StageDelivery, StageConvert, StageConfirm}
+}
 
 // FeedInput starts a run: the feed object and the pipeline it belongs to,
 // as configured when the run started (later config changes do not affect it).
@@ -112,6 +118,7 @@ func FeedWorkflow(ctx workflow.Context, in FeedInput) (FeedResult, error) {
 		return FeedResult{}, err
 	}
 	res, err := w.run(ctx)
+	w.observeEnd(ctx, err)
 	if err != nil {
 		w.progress.Stage, w.progress.LastError = StageFailed, err.Error()
 		_ = w.upsert(ctx)
@@ -220,8 +227,12 @@ func (w *feedWorkflow) enter(ctx workflow.Context, stage string) time.Time {
 	return workflow.Now(ctx)
 }
 
-func (w *feedWorkflow) leave(ctx workflow.Context, stage string, start time.Time) {
-	w.progress.Durations[stage] = workflow.Now(ctx).Sub(start)
+// leave records the stage's duration in the run and, with its outcome, in
+// the worker's metrics.
+func (w *feedWorkflow) leave(ctx workflow.Context, stage string, start time.Time, err error) {
+	d := workflow.Now(ctx).Sub(start)
+	w.progress.Durations[stage] = d
+	w.observeStage(ctx, stage, d, err)
 }
 
 func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
@@ -236,14 +247,16 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	var put activities.PutResult
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(p.Deadlines.Put.Std(), hb)),
 		a.PutToKinesis, activities.PutInput{FeedID: id, Ref: w.in.Ref, Pipeline: p}).Get(ctx, &put)
-	w.leave(ctx, StagePut, start)
+	w.leave(ctx, StagePut, start, err)
 	if err != nil {
 		if putSoFar(err, &put) {
 			c.Read, c.Rejected, c.Put = put.Read, put.Rejected, put.Put
 			w.progress.FirstBad, w.result.QuarantineKey, w.result.Resends = put.FirstBad, put.QuarantineKey, put.Resends
+			w.countPut(ctx, put)
 		}
 		return w.result, w.stageError(ctx, StagePut, err)
 	}
+	w.countPut(ctx, put)
 	c.Read, c.Rejected, c.Put = put.Read, put.Rejected, put.Put
 	w.progress.FirstBad = put.FirstBad
 	w.result.QuarantineKey, w.result.Resends = put.QuarantineKey, put.Resends
@@ -273,7 +286,8 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 		c.Delivered, w.result.Duplicates, w.result.StagingReads = st.Delivered, st.Duplicates, st.Reads
 		return st.Done(put.Put), nil
 	})
-	w.leave(ctx, StageDelivery, start)
+	w.leave(ctx, StageDelivery, start, err)
+	w.count(ctx, metrics.RecordsDelivered, c.Delivered)
 	if errors.Is(err, errDeadline) {
 		err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"Firehose delivered %d of %d records to s3://%s/%s before the delivery deadline (%s); %d are missing. Check the delivery stream %s (its errors/ prefix, CloudWatch DeliveryToS3 metrics), then run AwaitDelivery again: %s",
@@ -286,11 +300,12 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	// 3. Convert the staged records to one Parquet file.
 	start = w.enter(ctx, StageConvert)
 	conv, err := w.convert(ctx, start, activities.ConvertInput{FeedID: id, Pipeline: p, Expected: c.Delivered, Lines: put.Read, Delivered: del.State.Checkpoint}, hb)
-	w.leave(ctx, StageConvert, start)
+	w.leave(ctx, StageConvert, start, err)
 	if err != nil {
 		return w.result, w.stageError(ctx, StageConvert, err)
 	}
 	c.Converted = conv.Rows
+	w.count(ctx, metrics.RecordsConverted, conv.Rows)
 	for _, f := range conv.Files {
 		w.result.ParquetKeys = append(w.result.ParquetKeys, f.Key)
 	}
@@ -305,7 +320,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	// 4. Confirm Snowflake loaded it, row for row.
 	start = w.enter(ctx, StageConfirm)
 	if err := w.recordUpload(ctx, put.SourceModified, p.Deadlines.Ingest.Std()); err != nil {
-		w.leave(ctx, StageConfirm, start)
+		w.leave(ctx, StageConfirm, start, err)
 		return w.result, w.stageError(ctx, StageConfirm, err)
 	}
 	conf := activities.ConfirmInput{FeedID: id, Pipeline: p, Files: conv.Files, Expected: conv.Rows}
@@ -314,7 +329,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(remaining)), a.CheckIngestion, conf).Get(ctx, &last)
 		return last.Done, err
 	})
-	w.leave(ctx, StageConfirm, start)
+	w.leave(ctx, StageConfirm, start, err)
 	if errors.Is(err, errDeadline) {
 		t := p.Snowflake.Database + "." + p.Snowflake.Schema + "." + p.Snowflake.Table
 		err = temporal.NewNonRetryableApplicationError(fmt.Sprintf(
@@ -325,6 +340,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 		return w.result, w.stageError(ctx, StageConfirm, err)
 	}
 	c.Loaded, w.result.Confirmation = last.Result.Loaded, last.Result.Strategy
+	w.count(ctx, metrics.RecordsLoaded, c.Loaded)
 	if err := w.supersede(ctx, put.SourceModified); err != nil {
 		if ErrorType(err) == "NotReconciled" {
 			return w.result, err

@@ -48,7 +48,7 @@ func runDoctor(args []string) error {
 		defer sf.Close()
 		d.Snowflake = sf
 	}
-	tc, err := clients.DialTemporal(ctx, env, logger)
+	tc, err := clients.DialTemporal(ctx, env, logger, nil)
 	if d.TemporalErr = err; err == nil {
 		defer tc.Close()
 		d.Temporal = tc

@@ -37,7 +37,7 @@ func runReset(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger)
+	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger, nil)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func runSetup(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger)
+	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger, nil)
 	if err != nil {
 		return err
 	}

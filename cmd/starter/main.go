@@ -19,15 +19,18 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/feedpipe/feedpipe/internal/clients"
+	"github.com/feedpipe/feedpipe/internal/metrics"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/starter"
 )
 
 const usage = `usage:
   starter start    [-config F] -bucket B -key K
-  starter listen   [-config F] -queue URL
-  starter backfill [-config F] -bucket B [-prefix P] [-rate N]`
+  starter listen   [-config F] -queue URL [-metrics-addr HOST:PORT]
+  starter backfill [-config F] -bucket B [-prefix P] [-rate N] [-metrics-addr HOST:PORT]`
 
 func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -48,6 +51,7 @@ func run(logger *slog.Logger, args []string) error {
 	key := fs.String("key", "", "object key (start)")
 	prefix := fs.String("prefix", "", "key prefix (backfill)")
 	queue := fs.String("queue", os.Getenv("FEEDPIPE_QUEUE_URL"), "SQS queue URL of the source bucket's events (listen)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while the command runs, e.g. 127.0.0.1:9465 (listen, backfill; empty: none)")
 	rate := fs.Float64("rate", 5, "runs started per second at most (backfill)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,12 +66,25 @@ func run(logger *slog.Logger, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := clients.Env(os.LookupEnv)
-	tc, awsc, err := clients.Connect(ctx, env, logger)
+	var handler client.MetricsHandler
+	if *metricsAddr != "" {
+		reg, err := metrics.New()
+		if err != nil {
+			return err
+		}
+		at, err := reg.Serve(ctx, *metricsAddr, logger)
+		if err != nil {
+			return err
+		}
+		logger.Info("serving metrics", "url", "http://"+at.String()+"/metrics")
+		handler = reg.Handler()
+	}
+	tc, awsc, err := clients.Connect(ctx, env, logger, handler)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	s := &starter.Starter{Temporal: tc, S3: awsc.S3, SQS: awsc.SQS, Config: cfg, Logger: logger}
+	s := &starter.Starter{Temporal: tc, S3: awsc.S3, SQS: awsc.SQS, Config: cfg, Logger: logger, Metrics: handler}
 
 	switch cmd {
 	case "start":

@@ -17,10 +17,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/clients"
+	"github.com/feedpipe/feedpipe/internal/metrics"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/scratch"
 	"github.com/feedpipe/feedpipe/internal/searchattr"
@@ -45,6 +48,7 @@ func run(logger *slog.Logger) error {
 	stopTimeout := flag.Duration("stop-timeout", def.WorkerStopTimeout, "how long running activities may finish on shutdown")
 	throttle := flag.Duration("heartbeat-throttle", def.MaxHeartbeatThrottleInterval, "the most the SDK holds back a heartbeat: a stage's checkpoint reaches the server within this")
 	ensureSA := flag.Bool("ensure-search-attributes", true, "add feedpipe's search attributes to the namespace at start if missing (the starter's runs need them); off where the worker may not, after `feedpipe setup temporal`")
+	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics (the SDK's and feedpipe's) at http://ADDR/metrics, e.g. 127.0.0.1:9464 or :9464 (empty: no metrics)")
 	tempDir := flag.String("temp-dir", os.TempDir(), "where the local converter writes Parquet files before upload, in a directory of this worker's own (needs room for the largest feed's file); a killed worker's directory is removed by the next worker started here")
 	flag.Parse()
 
@@ -58,11 +62,24 @@ func run(logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := clients.Env(os.LookupEnv)
-	tc, awsc, err := clients.Connect(ctx, env, logger)
+	var reg *metrics.Registry
+	var handler client.MetricsHandler
+	if *metricsAddr != "" {
+		if reg, err = metrics.New(); err != nil {
+			return err
+		}
+		handler = reg.Handler()
+	}
+	tc, awsc, err := clients.Connect(ctx, env, logger, handler)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
+	if reg != nil {
+		if err := serveMetrics(reg, tc, clients.TemporalNamespace(env), cfg, *metricsAddr, logger); err != nil {
+			return err
+		}
+	}
 	if *ensureSA {
 		ns := clients.TemporalNamespace(os.LookupEnv)
 		added, err := searchattr.Ensure(ctx, tc.OperatorService(), ns)
@@ -107,6 +124,28 @@ func run(logger *slog.Logger) error {
 	if err := w.Run(interrupt); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	return nil
+}
+
+// serveMetrics serves the registry, with the runs in flight per pipeline and
+// stage counted from Temporal's visibility, for the life of the process.
+func serveMetrics(reg *metrics.Registry, tc client.Client, ns string, cfg *pipeline.Config, addr string, logger *slog.Logger) error {
+	var names []string
+	for _, p := range cfg.Pipelines {
+		names = append(names, p.Name)
+	}
+	count := func(ctx context.Context, q string) (int64, error) {
+		resp, err := tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: ns, Query: q})
+		return resp.GetCount(), err
+	}
+	if err := reg.Register(metrics.NewInFlight(count, workflows.FeedWorkflowName, names, workflows.RunningStages(), logger)); err != nil {
+		return fmt.Errorf("worker: metrics: %w", err)
+	}
+	at, err := reg.Serve(context.Background(), addr, logger)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	logger.Info("serving metrics", "url", "http://"+at.String()+"/metrics")
 	return nil
 }
 

@@ -92,12 +92,14 @@ func TemporalOptions(env Env, logger *slog.Logger) (client.Options, error) {
 	return opts, nil
 }
 
-// DialTemporal connects to Temporal as the environment says.
-func DialTemporal(ctx context.Context, env Env, logger *slog.Logger) (client.Client, error) {
+// DialTemporal connects to Temporal as the environment says. The client
+// records the SDK's metrics into metrics, if not nil.
+func DialTemporal(ctx context.Context, env Env, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	opts, err := TemporalOptions(env, logger)
 	if err != nil {
 		return nil, err
 	}
+	opts.MetricsHandler = metrics
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s; set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE): %w", opts.HostPort, opts.Namespace, err)
@@ -235,9 +237,10 @@ func readRSAKey(path string) (*rsa.PrivateKey, error) {
 }
 
 // Connect dials Temporal and loads the AWS clients, as the worker and the
-// starter both need. The caller closes the Temporal client.
-func Connect(ctx context.Context, env Env, logger *slog.Logger) (client.Client, AWS, error) {
-	tc, err := DialTemporal(ctx, env, logger)
+// starter both need, the Temporal client recording into metrics (if not
+// nil). The caller closes the Temporal client.
+func Connect(ctx context.Context, env Env, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, AWS, error) {
+	tc, err := DialTemporal(ctx, env, logger, metrics)
 	if err != nil {
 		return nil, AWS{}, err
 	}

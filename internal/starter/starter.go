@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/feedpipe/feedpipe/internal/feed"
+	"github.com/feedpipe/feedpipe/internal/metrics"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/s3event"
 	"github.com/feedpipe/feedpipe/internal/searchattr"
@@ -50,6 +51,16 @@ type Starter struct {
 	SQS      SQSAPI
 	Config   *pipeline.Config
 	Logger   *slog.Logger
+	// Metrics, if not nil, counts start requests and queue messages
+	// (metrics.Starts, metrics.StarterMessages).
+	Metrics client.MetricsHandler
+}
+
+// count adds one to a counter with the given labels.
+func (s *Starter) count(name string, tags map[string]string) {
+	if s.Metrics != nil {
+		s.Metrics.WithTags(tags).Counter(name).Inc(1)
+	}
 }
 
 // Started says what Start did.
@@ -64,6 +75,19 @@ type Started struct {
 // running or has completed. A version whose last run failed, was terminated
 // or timed out is started again.
 func (s *Starter) Start(ctx context.Context, ref feed.Ref) (Started, error) {
+	st, err := s.start(ctx, ref)
+	outcome := "started"
+	switch {
+	case err != nil:
+		outcome = "failed"
+	case st.Existed:
+		outcome = "existed"
+	}
+	s.count(metrics.Starts, map[string]string{"pipeline": st.Pipeline, "outcome": outcome})
+	return st, err
+}
+
+func (s *Starter) start(ctx context.Context, ref feed.Ref) (Started, error) {
 	if err := ref.Validate(); err != nil {
 		return Started{}, err
 	}
@@ -88,7 +112,7 @@ func (s *Starter) Start(ctx context.Context, ref feed.Ref) (Started, error) {
 		return Started{WorkflowID: id, RunID: exists.RunId, Existed: true, Pipeline: p.Name}, nil
 	}
 	if err != nil {
-		return Started{}, fmt.Errorf("start %s for %s: %w", workflows.FeedWorkflowName, ref, err)
+		return Started{Pipeline: p.Name}, fmt.Errorf("start %s for %s: %w", workflows.FeedWorkflowName, ref, err)
 	}
 	return Started{WorkflowID: id, RunID: run.GetRunID(), Pipeline: p.Name}, nil
 }
@@ -237,10 +261,12 @@ func (s *Starter) handle(ctx context.Context, id *string, body string) (done, te
 	objs, err := s3event.Parse(body)
 	if errors.Is(err, s3event.ErrNotObjectCreated) {
 		s.Logger.Info("listen: ignoring a message that is not an Object Created event", "message_id", aws.ToString(id), "reason", err)
+		s.count(metrics.StarterMessages, map[string]string{"outcome": "ignored"})
 		return true, false
 	}
 	if err != nil {
 		s.Logger.Error("listen: malformed message left on the queue for its redrive policy", "message_id", aws.ToString(id), "err", err, "body", truncate(body, 300))
+		s.count(metrics.StarterMessages, map[string]string{"outcome": "malformed"})
 		return false, false
 	}
 	done = true
@@ -254,6 +280,11 @@ func (s *Starter) handle(ctx context.Context, id *string, body string) (done, te
 		}
 		s.Logger.Info("listen: feed", "workflow_id", st.WorkflowID, "run_id", st.RunID, "already_started", st.Existed, "pipeline", st.Pipeline)
 	}
+	outcome := "handled"
+	if !done {
+		outcome = "retried" // left on the queue: it comes back after its visibility timeout
+	}
+	s.count(metrics.StarterMessages, map[string]string{"outcome": outcome})
 	return done, temporalDown
 }
 
