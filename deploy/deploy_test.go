@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,5 +83,22 @@ func TestThePipesCopyForOneFile(t *testing.T) {
 	want := "COPY INTO RAW.FEEDS.CUSTOMERS FROM @RAW.FEEDS.ST FILES = ('customers/f''1/part-00001.parquet') FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestDashboardMetrics(t *testing.T) {
+	names, err := DashboardMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"feedpipe_feeds_in_flight", "feedpipe_stage_duration_seconds", "feedpipe_records_loaded_total", "temporal_worker_task_slots_used"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("dashboard metrics %v lack %s", names, want)
+		}
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, "_bucket") || n == "rate" || n == "sum" {
+			t.Errorf("%q is not a metric family", n)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/feedpipe/feedpipe/deploy"
 	"github.com/feedpipe/feedpipe/internal/devstack"
 	"github.com/feedpipe/feedpipe/internal/feed"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
@@ -158,6 +159,19 @@ func TestMetricsMatchTheRun(t *testing.T) {
 	}
 	if h := wm.histogram("temporal_activity_execution_latency_seconds", "activity_type", "PutToKinesis"); h == nil || h.GetSampleCount() < 1 {
 		t.Errorf("worker: the SDK's temporal_activity_execution_latency_seconds{activity_type=PutToKinesis} is missing")
+	}
+
+	// The Grafana dashboard reads only metrics the programs export. A
+	// counter is exported once it has counted: these may not have here.
+	names, err := deploy.DashboardMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	countedOnly := map[string]bool{"feedpipe_duplicates_total": res.Duplicates == 0, "feedpipe_resends_total": res.Resends == 0, "temporal_activity_execution_failed_total": true}
+	for _, n := range names {
+		if wm[n] == nil && sm[n] == nil && !countedOnly[n] {
+			t.Errorf("the dashboard reads %s, which neither the worker nor the starter exports", n)
+		}
 	}
 }
 
