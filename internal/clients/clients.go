@@ -5,6 +5,8 @@
 // Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, or mTLS
 // with TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH (and
 // optionally TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME).
+// Payload encryption (internal/codec): FEEDPIPE_CODEC_KEYS_FILE or
+// FEEDPIPE_CODEC_KEY; unset, payloads travel unencrypted.
 // AWS: the SDK's default chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, …);
 // FEEDPIPE_S3_PATH_STYLE=true for emulators.
 // Snowflake: SNOWFLAKE_DSN, or key-pair auth with SNOWFLAKE_ACCOUNT,
@@ -37,6 +39,8 @@ import (
 	"github.com/snowflakedb/gosnowflake"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+
+	"github.com/feedpipe/feedpipe/internal/codec"
 )
 
 // Env looks up an environment variable; os.LookupEnv in production.
@@ -53,12 +57,21 @@ func (e Env) get(k, def string) string {
 // default "default").
 func TemporalNamespace(env Env) string { return env.get("TEMPORAL_NAMESPACE", "default") }
 
-// TemporalOptions are client.Options from the environment.
+// TemporalOptions are client.Options from the environment. When the
+// environment configures codec keys (FEEDPIPE_CODEC_KEYS_FILE or
+// FEEDPIPE_CODEC_KEY), the options' DataConverter encrypts every payload.
 func TemporalOptions(env Env, logger *slog.Logger) (client.Options, error) {
 	opts := client.Options{
 		HostPort:  env.get("TEMPORAL_ADDRESS", "localhost:7233"),
 		Namespace: TemporalNamespace(env),
 		Logger:    tlog.NewStructuredLogger(logger),
+	}
+	c, err := codec.FromEnv(env)
+	if err != nil {
+		return opts, fmt.Errorf("temporal: payload codec: %w", err)
+	}
+	if c != nil {
+		opts.DataConverter = codec.DataConverter(c)
 	}
 	cert, key := env.get("TEMPORAL_TLS_CLIENT_CERT_PATH", ""), env.get("TEMPORAL_TLS_CLIENT_KEY_PATH", "")
 	if apiKey := env.get("TEMPORAL_API_KEY", ""); apiKey != "" {
