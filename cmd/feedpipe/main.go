@@ -48,7 +48,8 @@ const usage = `usage:
   feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT
   feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]
   feedpipe doctor [-config FILE] [-queue URL]
-  feedpipe setup temporal [-print-cloud-command]`
+  feedpipe setup temporal [-print-cloud-command]
+  feedpipe codec-server [-addr 127.0.0.1:8081] [-origin http://127.0.0.1:8233]`
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -72,6 +73,8 @@ func run(args []string) error {
 		return runDoctor(args[1:])
 	case "setup":
 		return runSetup(args[1:])
+	case "codec-server":
+		return runCodecServer(args[1:])
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
