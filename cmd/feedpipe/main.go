@@ -49,7 +49,9 @@ const usage = `usage:
   feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]
   feedpipe doctor [-config FILE] [-queue URL]
   feedpipe setup temporal [-print-cloud-command]
-  feedpipe codec-server [-addr 127.0.0.1:8081] [-origin http://127.0.0.1:8233]`
+  feedpipe codec-server [-addr 127.0.0.1:8081] [-origin http://127.0.0.1:8233]
+  feedpipe runs [-pipeline P] [-stage S] [-failed | -running] [-since 1h|2026-12-01] [-limit N] [-json]
+  feedpipe status (-workflow-id ID | -bucket B -key K) [-sample 2s] [-json] [-watch [-every 3s]]`
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -73,6 +75,10 @@ func run(args []string) error {
 		return runDoctor(args[1:])
 	case "setup":
 		return runSetup(args[1:])
+	case "runs":
+		return runRuns(args[1:])
+	case "status":
+		return runStatus(args[1:])
 	case "codec-server":
 		return runCodecServer(args[1:])
 	}
