@@ -170,15 +170,136 @@ type Value struct {
 	Items []Value
 }
 
-// LineError is why a line is rejected.
+// LineError is why a line is rejected, in two forms.
 type LineError struct {
+	// Reason says what is wrong without any of the line's content: the
+	// field's path (objects' fields joined by ".", list elements numbered
+	// from 1 in brackets: "addr.geo[2]"), the type the column wants and the
+	// kind of value found, e.g. `field "id": want int64, got a string (12
+	// chars)`. It is what feedpipe puts in workflow history (first bad
+	// lines, the reject-threshold error, the progress query).
 	Reason string
+	// Detail is the reason with an excerpt of the offending value (up to
+	// 40 characters), for the quarantine object, which holds the raw line
+	// anyway; "" when Reason says all there is.
+	Detail string
 }
 
-func (e *LineError) Error() string { return e.Reason }
+// Error is Detail, or Reason when there is no Detail: the message as it
+// was before history reasons lost their values. Code that records a
+// reason where the line's content must not go uses Reason.
+func (e *LineError) Error() string {
+	if e.Detail != "" {
+		return e.Detail
+	}
+	return e.Reason
+}
 
+// reject is a LineError whose reason holds no value.
 func reject(format string, args ...any) error {
 	return &LineError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// rejectValue is a LineError with a value-free reason and a detail that
+// quotes the value.
+func rejectValue(reason, detail string) error {
+	if detail == reason {
+		detail = ""
+	}
+	return &LineError{Reason: reason, Detail: detail}
+}
+
+// valueError is why a field's value does not fit its column: path is the
+// field's path below where the error was made ("" for the value itself),
+// reason says what is wrong without the value, detail quotes it.
+type valueError struct {
+	path   string
+	reason string
+	detail string
+}
+
+func (e *valueError) Error() string { return e.detail }
+
+// asValueError is err as a valueError; an error of another type (the
+// JSON decoder's, on a value already checked) gets a reason without its
+// message, which may quote the value.
+func asValueError(err error) *valueError {
+	var ve *valueError
+	if errors.As(err, &ve) {
+		return ve
+	}
+	return &valueError{reason: "invalid JSON value", detail: err.Error()}
+}
+
+// mismatch is a valueError for raw, which is not the wanted type: detail
+// is the message quoting the value.
+func mismatch(want string, raw []byte, detail string) *valueError {
+	return &valueError{reason: "want " + want + ", got " + kindOf(raw), detail: detail}
+}
+
+// joinPath joins a field path below prefix ("zip", "[2]", "[2].n") to it.
+func joinPath(prefix, rest string) string {
+	switch {
+	case rest == "":
+		return prefix
+	case strings.HasPrefix(rest, "["):
+		return prefix + rest
+	}
+	return prefix + "." + rest
+}
+
+// kindOf names the kind of a JSON value without its content: "a string
+// (12 chars)", "a number with a fraction", "an object", ….
+func kindOf(raw []byte) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return "a malformed string"
+		}
+		return fmt.Sprintf("a string (%d chars)", utf8.RuneCountInString(s))
+	case c == '{':
+		return "an object"
+	case c == '[':
+		return "an array"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == 'n':
+		return "null"
+	case c == '-' || c >= '0' && c <= '9':
+		f, err := strconv.ParseFloat(string(raw), 64)
+		switch {
+		case errors.Is(err, strconv.ErrRange):
+			return "a number out of range"
+		case err != nil:
+			return "a malformed number"
+		case f != math.Trunc(f):
+			return "a number with a fraction"
+		case math.Abs(f) > 1<<53:
+			return "a number beyond ±2^53"
+		case bytes.ContainsAny(raw, "eE"):
+			return "a number in exponent notation"
+		}
+		return "a number"
+	}
+	return "not a JSON value"
+}
+
+// jsonErrorReason describes a JSON syntax error by position only (the
+// decoder's own message quotes the offending character).
+func jsonErrorReason(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		if strings.HasPrefix(se.Error(), "unexpected end") {
+			return fmt.Sprintf("invalid JSON: the line ends inside a value (at byte %d)", se.Offset)
+		}
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	}
+	return "invalid JSON"
 }
 
 // Parse checks that line is one JSON object matching s and returns the value
@@ -193,11 +314,12 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 		return nil, nil, reject("empty line")
 	}
 	if trimmed[0] != '{' {
-		return nil, nil, reject("not a JSON object (starts with %q)", truncate(string(trimmed), 20))
+		return nil, nil, rejectValue("not a JSON object (the line is "+lineKind(trimmed)+")",
+			fmt.Sprintf("not a JSON object (starts with %q)", truncate(string(trimmed), 20)))
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &fields); err != nil {
-		return nil, nil, reject("invalid JSON: %v", err)
+		return nil, nil, rejectValue(jsonErrorReason(err), fmt.Sprintf("invalid JSON: %v", err))
 	}
 	if _, ok := fields[FeedIDField]; ok {
 		return nil, nil, reject("field %q is reserved for feedpipe", FeedIDField)
@@ -232,7 +354,7 @@ func RecordFeed(line []byte) (feedID string, lineNo int64, err error) {
 // its line number.
 func recordFields(line []byte) (fields map[string]json.RawMessage, feedID string, lineNo int64, err error) {
 	if err := json.Unmarshal(line, &fields); err != nil {
-		return nil, "", 0, reject("invalid JSON: %v", err)
+		return nil, "", 0, rejectValue(jsonErrorReason(err), fmt.Sprintf("invalid JSON: %v", err))
 	}
 	if err := json.Unmarshal(fields[FeedIDField], &feedID); err != nil || feedID == "" {
 		return nil, "", 0, reject("no %s", FeedIDField)
@@ -246,9 +368,28 @@ func recordFields(line []byte) (fields map[string]json.RawMessage, feedID string
 func (s *Schema) values(fields map[string]json.RawMessage) ([]Value, error) {
 	vals, err := objectValues(s.Columns, fields, s.Unknown)
 	if err != nil {
+		var ve *valueError
+		if errors.As(err, &ve) {
+			reason := ve.reason
+			if ve.path != "" {
+				reason = fmt.Sprintf("field %q: %s", ve.path, ve.reason)
+			}
+			return nil, rejectValue(reason, ve.detail)
+		}
 		return nil, &LineError{Reason: err.Error()}
 	}
 	return vals, nil
+}
+
+// lineKind names what a line that is not a JSON object holds.
+func lineKind(trimmed []byte) string {
+	if k := kindOf(trimmed); k != "not a JSON value" && !strings.HasPrefix(k, "a malformed") {
+		if k == "null" {
+			return "null"
+		}
+		return k
+	}
+	return "not JSON"
 }
 
 // objectValues types an object's fields by cols; unknown is the policy for
@@ -261,7 +402,8 @@ func objectValues(cols []Column, fields map[string]json.RawMessage, unknown stri
 		}
 		for k := range fields {
 			if !known[k] {
-				return nil, fmt.Errorf("unknown field %q (the pipeline rejects unknown fields)", k)
+				return nil, &valueError{path: k, reason: "not declared (the pipeline rejects unknown fields)",
+					detail: fmt.Sprintf("unknown field %q (the pipeline rejects unknown fields)", k)}
 			}
 		}
 	}
@@ -270,14 +412,19 @@ func objectValues(cols []Column, fields map[string]json.RawMessage, unknown stri
 		raw, ok := fields[c.Name]
 		if !ok || string(raw) == "null" {
 			if !c.Nullable {
-				return nil, fmt.Errorf("field %q is required", c.Name)
+				reason := "required, but missing"
+				if ok {
+					reason = "required, but null"
+				}
+				return nil, &valueError{path: c.Name, reason: reason, detail: fmt.Sprintf("field %q is required", c.Name)}
 			}
 			vals[i] = Value{Null: true}
 			continue
 		}
 		v, err := c.parse(raw, unknown)
 		if err != nil {
-			return nil, fmt.Errorf("field %q: %w", c.Name, err)
+			ve := asValueError(err)
+			return nil, &valueError{path: joinPath(c.Name, ve.path), reason: ve.reason, detail: fmt.Sprintf("field %q: %s", c.Name, ve.detail)}
 		}
 		vals[i] = v
 	}
@@ -288,7 +435,7 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 	switch c.Type {
 	case Object:
 		if raw[0] != '{' {
-			return Value{}, fmt.Errorf("want an object, got %s", truncate(string(raw), 40))
+			return Value{}, mismatch("an object", raw, fmt.Sprintf("want an object, got %s", truncate(string(raw), 40)))
 		}
 		var fields map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &fields); err != nil {
@@ -301,7 +448,7 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		return Value{Fields: vals}, nil
 	case List:
 		if raw[0] != '[' {
-			return Value{}, fmt.Errorf("want an array, got %s", truncate(string(raw), 40))
+			return Value{}, mismatch("an array", raw, fmt.Sprintf("want an array, got %s", truncate(string(raw), 40)))
 		}
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
@@ -311,14 +458,17 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		for i, it := range items {
 			if string(it) == "null" {
 				if !c.Items.Nullable {
-					return Value{}, fmt.Errorf("element %d is null; the list's items are not nullable", i+1)
+					return Value{}, &valueError{path: fmt.Sprintf("[%d]", i+1), reason: "null, but the list's items are not nullable",
+						detail: fmt.Sprintf("element %d is null; the list's items are not nullable", i+1)}
 				}
 				vals[i] = Value{Null: true}
 				continue
 			}
 			v, err := c.Items.parse(it, unknown)
 			if err != nil {
-				return Value{}, fmt.Errorf("element %d: %w", i+1, err)
+				ve := asValueError(err)
+				return Value{}, &valueError{path: joinPath(fmt.Sprintf("[%d]", i+1), ve.path), reason: ve.reason,
+					detail: fmt.Sprintf("element %d: %s", i+1, ve.detail)}
 			}
 			vals[i] = v
 		}
@@ -329,7 +479,7 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 			if c.AnyScalar && raw[0] != '{' && raw[0] != '[' {
 				return Value{S: string(raw)}, nil
 			}
-			return Value{}, fmt.Errorf("want a string, got %s", truncate(string(raw), 40))
+			return Value{}, mismatch("string", raw, fmt.Sprintf("want a string, got %s", truncate(string(raw), 40)))
 		}
 		return Value{S: s}, nil
 	case Int64:
@@ -337,7 +487,7 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		if err != nil {
 			f, ferr := strconv.ParseFloat(string(raw), 64)
 			if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-				return Value{}, fmt.Errorf("want an integer, got %s", truncate(string(raw), 40))
+				return Value{}, mismatch("int64", raw, fmt.Sprintf("want an integer, got %s", truncate(string(raw), 40)))
 			}
 			n = int64(f)
 		}
@@ -345,7 +495,7 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 	case Float64:
 		f, err := strconv.ParseFloat(string(raw), 64)
 		if err != nil || raw[0] == '"' {
-			return Value{}, fmt.Errorf("want a number, got %s", truncate(string(raw), 40))
+			return Value{}, mismatch("float64", raw, fmt.Sprintf("want a number, got %s", truncate(string(raw), 40)))
 		}
 		return Value{F: f}, nil
 	case Bool:
@@ -355,11 +505,11 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		case "false":
 			return Value{B: false}, nil
 		}
-		return Value{}, fmt.Errorf("want true or false, got %s", truncate(string(raw), 40))
+		return Value{}, mismatch("bool", raw, fmt.Sprintf("want true or false, got %s", truncate(string(raw), 40)))
 	case Timestamp, Date:
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return Value{}, fmt.Errorf("want a %s string, got %s", c.Type, truncate(string(raw), 40))
+			return Value{}, mismatch(string(c.Type)+" (as a string)", raw, fmt.Sprintf("want a %s string, got %s", c.Type, truncate(string(raw), 40)))
 		}
 		return c.parseTime(s)
 	case JSON:
@@ -375,7 +525,7 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 				return Value{}, err
 			}
 		}
-		n, err := c.parseDecimal(text)
+		n, err := c.parseDecimal(raw, text)
 		if err != nil {
 			return Value{}, err
 		}
@@ -384,10 +534,15 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 	return Value{}, fmt.Errorf("unsupported type %q", c.Type)
 }
 
-// parseDecimal reads a decimal number (as JSON writes it, or quoted) exactly,
-// into its value scaled by 10^Scale. Digits beyond the scale or the
-// precision are an error, never rounded away.
-func (c Column) parseDecimal(text string) (int64, error) {
+// parseDecimal reads a decimal number (as JSON writes it, or quoted: raw,
+// whose text is text) exactly, into its value scaled by 10^Scale. Digits
+// beyond the scale or the precision are an error, never rounded away.
+func (c Column) parseDecimal(raw []byte, text string) (int64, error) {
+	want := fmt.Sprintf("decimal(%d,%d)", c.Precision, c.Scale)
+	what := "a number"
+	if raw[0] == '"' {
+		what = "a string"
+	}
 	t := text
 	neg := false
 	if strings.HasPrefix(t, "-") {
@@ -395,21 +550,23 @@ func (c Column) parseDecimal(text string) (int64, error) {
 	}
 	intPart, frac, _ := strings.Cut(t, ".")
 	if intPart == "" || strings.ContainsAny(intPart+frac, "eE+-") {
-		return 0, fmt.Errorf("want a decimal number like 12.34, got %q", truncate(text, 40))
+		return 0, mismatch(want, raw, fmt.Sprintf("want a decimal number like 12.34, got %q", truncate(text, 40)))
 	}
 	frac = strings.TrimRight(frac, "0")
 	if len(frac) > c.Scale {
-		return 0, fmt.Errorf("%s has %d digits after the point; the column keeps %d", truncate(text, 40), len(frac), c.Scale)
+		return 0, &valueError{reason: fmt.Sprintf("want %s, got %s with %d digits after the point", want, what, len(frac)),
+			detail: fmt.Sprintf("%s has %d digits after the point; the column keeps %d", truncate(text, 40), len(frac), c.Scale)}
 	}
 	intPart = strings.TrimLeft(intPart, "0")
 	if len(intPart)+c.Scale > c.Precision {
-		return 0, fmt.Errorf("%s has more than the %d digits of decimal(%d,%d)", truncate(text, 40), c.Precision, c.Precision, c.Scale)
+		return 0, &valueError{reason: fmt.Sprintf("want %s, got %s with %d digits before the point", want, what, len(intPart)),
+			detail: fmt.Sprintf("%s has more than the %d digits of decimal(%d,%d)", truncate(text, 40), c.Precision, c.Precision, c.Scale)}
 	}
 	digits := intPart + frac + strings.Repeat("0", c.Scale-len(frac))
 	var n int64
 	for _, d := range digits {
 		if d < '0' || d > '9' {
-			return 0, fmt.Errorf("want a decimal number like 12.34, got %q", truncate(text, 40))
+			return 0, mismatch(want, raw, fmt.Sprintf("want a decimal number like 12.34, got %q", truncate(text, 40)))
 		}
 		n = n*10 + int64(d-'0')
 	}
@@ -436,7 +593,8 @@ func (c Column) parseTime(s string) (Value, error) {
 			return Value{I: t.UTC().UnixMicro()}, nil
 		}
 	}
-	return Value{}, fmt.Errorf("%q matches none of the formats %q", truncate(s, 40), formats)
+	return Value{}, &valueError{reason: fmt.Sprintf("want %s in one of the formats %q, got a string (%d chars) that matches none", c.Type, formats, utf8.RuneCountInString(s)),
+		detail: fmt.Sprintf("%q matches none of the formats %q", truncate(s, 40), formats)}
 }
 
 func truncate(s string, n int) string {

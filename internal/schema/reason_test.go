@@ -1,0 +1,82 @@
+package schema
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// A rejected line's Reason, which goes into workflow history, names the
+// field path, the type wanted and the kind of value, and never the value;
+// Detail (for the quarantine object) still quotes it.
+func TestReasonsNameThePathAndKindNotTheValue(t *testing.T) {
+	s := testSchema()
+	s.Columns = append(s.Columns,
+		Column{Name: "addr", Type: Object, Nullable: true, Fields: []Column{
+			{Name: "zip", Type: String},
+			{Name: "geo", Type: List, Nullable: true, Items: &Column{Type: Float64}},
+		}},
+		Column{Name: "tags", Type: List, Nullable: true, Items: &Column{Type: String}},
+	)
+	const secret = "SECRETVALUE"
+	for line, c := range map[string]struct{ reason, detail string }{
+		`{"id": "SECRETVALUE-12"}`:                                   {`field "id": want int64, got a string (14 chars)`, `want an integer, got "SECRETVALUE-12"`},
+		`{"id": 1.5}`:                                                {`field "id": want int64, got a number with a fraction`, "want an integer, got 1.5"},
+		`{"id": 1, "score": "SECRETVALUE"}`:                          {`field "score": want float64, got a string (11 chars)`, `"SECRETVALUE"`},
+		`{"id": 1, "ok": {"SECRETVALUE": 1}}`:                        {`field "ok": want bool, got an object`, "SECRETVALUE"},
+		`{"id": 1, "at": "SECRETVALUE"}`:                             {`field "at": want timestamp in one of the formats`, `"SECRETVALUE" matches none`},
+		`{"id": 1, "amount": 1.23456}`:                               {`field "amount": want decimal(9,3), got a number with 5 digits after the point`, "1.23456 has 5 digits"},
+		`{"id": 1, "amount": "SECRETVALUE"}`:                         {`field "amount": want decimal(9,3), got a string (11 chars)`, `"SECRETVALUE"`},
+		`{"id": 1, "addr": {"zip": 12345}}`:                          {`field "addr.zip": want string, got a number`, `field "addr": field "zip": want a string, got 12345`},
+		`{"id": 1, "addr": {}}`:                                      {`field "addr.zip": required, but missing`, `field "addr": field "zip" is required`},
+		`{"id": 1, "addr": {"zip": "1", "geo": [1, "SECRETVALUE"]}}`: {`field "addr.geo[2]": want float64, got a string (11 chars)`, `element 2: want a number, got "SECRETVALUE"`},
+		`{"id": 1, "tags": ["a", null]}`:                             {`field "tags[2]": null, but the list's items are not nullable`, "element 2 is null"},
+		`{"id": 1, "tags": "SECRETVALUE"}`:                           {`field "tags": want an array, got a string (11 chars)`, `want an array, got "SECRETVALUE"`},
+		`{"id": null}`:                                               {`field "id": required, but null`, `field "id" is required`},
+		`["SECRETVALUE"]`:                                            {`not a JSON object (the line is an array)`, `starts with "[\"SECRETVALUE\"]"`},
+		`SECRETVALUE`:                                                {`not a JSON object (the line is not JSON)`, `starts with "SECRETVALUE"`},
+		`{"id": 1, "name": SECRETVALUE}`:                             {`invalid JSON at byte 19`, "invalid JSON: invalid character 'S'"},
+		`{"id": 1, "name": "SECRETVALUE"`:                            {`invalid JSON: the line ends inside a value`, "unexpected end of JSON input"},
+	} {
+		_, _, err := s.Parse([]byte(line))
+		var le *LineError
+		if !errors.As(err, &le) {
+			t.Errorf("Parse(%s) = %v, want a LineError", line, err)
+			continue
+		}
+		if !strings.HasPrefix(le.Reason, c.reason) {
+			t.Errorf("Parse(%s): reason %q, want it to start %q", line, le.Reason, c.reason)
+		}
+		if strings.Contains(le.Reason, secret) || strings.Contains(le.Reason, "12345") || strings.Contains(le.Reason, "1.23456") {
+			t.Errorf("Parse(%s): reason %q holds the value", line, le.Reason)
+		}
+		if !strings.Contains(le.Error(), c.detail) {
+			t.Errorf("Parse(%s): detail %q, want it to hold %q", line, le.Error(), c.detail)
+		}
+	}
+
+	s.Unknown = UnknownReject
+	_, _, err := s.Parse([]byte(`{"id": 1, "addr": {"zip": "1", "SECRETKEY": 2}}`))
+	var le *LineError
+	if !errors.As(err, &le) || le.Reason != `field "addr.SECRETKEY": not declared (the pipeline rejects unknown fields)` {
+		t.Errorf("unknown nested field: %#v", err)
+	}
+}
+
+// The fast path gives the same LineError, Reason and Detail, as the reference.
+func TestParserGivesTheReferencesReason(t *testing.T) {
+	s := testSchema()
+	l, err := NewLayout(&s, LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewParser(l)
+	for _, line := range []string{`{"id":1}`, `{"id":"SECRET"}`, `{"id":1,"amount":1.23456}`, `{"id":1,"at":"x"}`} {
+		_, _, want := s.Parse([]byte(line))
+		got := p.Check([]byte(line))
+		var w, g *LineError
+		if (want == nil) != (got == nil) || want != nil && (!errors.As(want, &w) || !errors.As(got, &g) || *w != *g) {
+			t.Errorf("%s: parser %#v, reference %#v", line, got, want)
+		}
+	}
+}
