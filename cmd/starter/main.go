@@ -25,6 +25,7 @@ import (
 	"github.com/feedpipe/feedpipe/internal/metrics"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
 	"github.com/feedpipe/feedpipe/internal/starter"
+	"github.com/feedpipe/feedpipe/internal/termprogress"
 )
 
 const usage = `usage:
@@ -111,13 +112,13 @@ func run(logger *slog.Logger, args []string) error {
 		if *bucket == "" {
 			return errors.New("backfill needs -bucket")
 		}
-		last := time.Now()
+		// On a terminal: one line redrawn on stderr. In a pipe: a line on
+		// stdout every 30 s at most, so that logs stay short; then the total.
+		progress := termprogress.ForStderr(os.Stdout, 30*time.Second)
 		st, err := s.Backfill(ctx, *bucket, *prefix, *rate, func(st starter.BackfillStats) {
-			if time.Since(last) > 2*time.Second {
-				last = time.Now()
-				fmt.Printf("backfill: %d listed, %d started, %d already started, %d failed\n", st.Listed, st.Started, st.Existed, st.Failed)
-			}
+			progress.Set(fmt.Sprintf("backfill: %d listed, %d started, %d already started, %d failed", st.Listed, st.Started, st.Existed, st.Failed))
 		})
+		progress.Clear()
 		fmt.Printf("backfill done: %d listed, %d started, %d already started, %d failed\n", st.Listed, st.Started, st.Existed, st.Failed)
 		if err == nil && st.Failed > 0 {
 			err = fmt.Errorf("%d objects could not be started; run the backfill again to retry them", st.Failed)
