@@ -46,7 +46,9 @@ type PutInput struct {
 	Pipeline pipeline.Pipeline `json:"pipeline"`
 }
 
-// BadLine is one rejected line, as reported to the operator.
+// BadLine is one rejected line, as reported to the operator through
+// history: its Reason names the field path, the type wanted and the kind
+// of value, never the value (that is in the quarantine object only).
 type BadLine struct {
 	Line   int64  `json:"line"`
 	Reason string `json:"reason"`
@@ -102,6 +104,9 @@ type quarantined struct {
 	Raw       string `json:"raw,omitempty"`
 	RawBase64 []byte `json:"raw_base64,omitempty"` // when the line is not UTF-8
 	Truncated bool   `json:"truncated,omitempty"`  // raw holds only the line's first MiB
+	// brief is the reason without the line's content, for history
+	// (FirstBad); Reason may quote the value. Not written.
+	brief string
 }
 
 // PutToKinesis streams the feed object line by line, checks each line against
@@ -294,7 +299,7 @@ func (s *putter) handleLine(line int64, raw []byte, tooLong bool) {
 		return
 	}
 	if err := s.parser.Check(raw); err != nil {
-		s.reject(line, raw, err.Error(), false)
+		s.rejectLine(line, raw, err)
 		return
 	}
 	if line <= s.resendThrough {
@@ -326,8 +331,21 @@ func record(feedID string, line int64, obj []byte) []byte {
 	return b.Bytes()
 }
 
+// rejectLine quarantines a line the schema refused: the quarantine object
+// gets the full reason (quoting the value), history only the reason
+// without it (schema.LineError.Reason).
+func (s *putter) rejectLine(line int64, raw []byte, err error) {
+	brief := err.Error()
+	var le *schema.LineError
+	if errors.As(err, &le) {
+		brief = le.Reason
+	}
+	s.reject(line, raw, err.Error(), false)
+	s.rejects[len(s.rejects)-1].brief = brief
+}
+
 func (s *putter) reject(line int64, raw []byte, reason string, truncated bool) {
-	q := quarantined{Feed: s.in.Ref.String(), Line: line, Reason: reason, Truncated: truncated}
+	q := quarantined{Feed: s.in.Ref.String(), Line: line, Reason: reason, brief: reason, Truncated: truncated}
 	if utf8.Valid(raw) {
 		q.Raw = string(raw)
 	} else {
@@ -358,7 +376,7 @@ func (s *putter) checkpoint(ctx context.Context) error {
 	s.prog.Resends += s.segResends
 	for _, r := range s.rejects {
 		if len(s.prog.FirstBad) < maxFirstBad {
-			s.prog.FirstBad = append(s.prog.FirstBad, BadLine{Line: r.Line, Reason: r.Reason})
+			s.prog.FirstBad = append(s.prog.FirstBad, BadLine{Line: r.Line, Reason: r.brief})
 		}
 	}
 	s.prog.Line, s.prog.Offset = s.segEndLine, s.segEndOffset
