@@ -41,6 +41,7 @@ import (
 	"github.com/feedpipe/feedpipe/internal/convert"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
 	"github.com/feedpipe/feedpipe/internal/schema"
+	"github.com/feedpipe/feedpipe/internal/termprogress"
 )
 
 const usage = `usage:
@@ -114,6 +115,7 @@ func runConvert(args []string) error {
 		}
 	}
 	in := io.Reader(os.Stdin)
+	var inSize int64 // 0: not known (stdin)
 	if inPath != "-" {
 		f, err := os.Open(inPath)
 		if err != nil {
@@ -121,7 +123,12 @@ func runConvert(args []string) error {
 		}
 		defer f.Close()
 		in = f
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			inSize = fi.Size()
+		}
 	}
+	counted := &countingReader{r: in}
+	in = counted
 	out, err := os.Create(outPath)
 	if err != nil {
 		return err
@@ -157,7 +164,10 @@ func runConvert(args []string) error {
 		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
 	t0 := time.Now()
+	// A progress line on stderr when it is a terminal; nothing in a pipe.
+	stopProgress := showProgress(termprogress.ForStderr(nil, 0), "convert", counted, inSize)
 	st, err := convert.Convert(ctx, in, bw, opt)
+	stopProgress()
 	if err == nil {
 		err = bw.Flush()
 	}
