@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"go.temporal.io/sdk/activity"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -57,7 +59,13 @@ type Activities struct {
 	TempDir string
 }
 
-func (a *Activities) log() *slog.Logger {
+// log is the activity's logger: inside an activity, the SDK's, which names
+// the workflow, run, activity type and attempt; outside one (a direct call
+// from a tool or a test), Logger.
+func (a *Activities) log(ctx context.Context) tlog.Logger {
+	if activity.IsActivity(ctx) {
+		return activity.GetLogger(ctx)
+	}
 	if a.Logger == nil {
 		return slog.Default()
 	}

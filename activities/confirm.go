@@ -199,7 +199,7 @@ func (a *Activities) CheckIngestion(ctx context.Context, in ConfirmInput) (Confi
 			} else {
 				out.Status += "; " + st.String()
 				if !st.Running() {
-					a.log().Warn("the pipe that loads the feed is not running", "feed", in.FeedID, "pipe", st.Pipe, "state", st.ExecutionState, "error", st.Error)
+					a.log(ctx).Warn("the pipe that loads the feed is not running", "feed", in.FeedID, "pipe", st.Pipe, "state", st.ExecutionState, "error", st.Error)
 				}
 			}
 		}

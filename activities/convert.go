@@ -577,13 +577,13 @@ func (a *Activities) dropWhere(ctx context.Context, bucket, prefix string, drop 
 				continue
 			}
 			if _, err := a.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &k}); err != nil {
-				a.log().Warn("could not remove an old checkpoint", "key", k, "err", err)
+				a.log(ctx).Warn("could not remove an old checkpoint", "key", k, "err", err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		a.log().Warn("could not list old checkpoints", "prefix", prefix, "err", err)
+		a.log(ctx).Warn("could not list old checkpoints", "prefix", prefix, "err", err)
 	}
 }
 

@@ -122,7 +122,7 @@ func (a *Activities) PutToKinesis(ctx context.Context, in PutInput) (PutResult, 
 		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
 			return PutResult{}, fmt.Errorf("put feed %s: read checkpoint: %w", ref, err)
 		}
-		a.log().Info("put: resuming", "feed", ref.String(), "line", prog.Line, "offset", prog.Offset)
+		a.log(ctx).Info("put: resuming", "feed", ref.String(), "line", prog.Line, "offset", prog.Offset)
 	}
 	ctx, b := startBeat(ctx, prog)
 	defer b.Stop()
@@ -415,7 +415,7 @@ func (s *putter) send(ctx context.Context) error {
 			if isNonRetryable(cerr) || ctx.Err() != nil {
 				return cerr
 			}
-			s.a.log().Warn("put: PutRecords failed, retrying", "feed", s.in.Ref.String(), "err", err, "attempt", attempt)
+			s.a.log(ctx).Warn("put: PutRecords failed, retrying", "feed", s.in.Ref.String(), "err", err, "attempt", attempt)
 		} else {
 			var failed []kintypes.PutRecordsRequestEntry
 			for i, r := range out.Records {

@@ -127,7 +127,7 @@ func (a *Activities) mergeQuarantine(ctx context.Context, p pipeline.Pipeline, f
 			if ctx.Err() != nil {
 				return "", fmt.Errorf("remove quarantine part s3://%s/%s: %w", bucket, k, ctx.Err())
 			}
-			a.log().Warn("put: could not remove quarantine part; the merged quarantine is complete", "key", k, "err", err)
+			a.log(ctx).Warn("put: could not remove quarantine part; the merged quarantine is complete", "key", k, "err", err)
 		}
 		touch(hb)
 	}

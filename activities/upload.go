@@ -111,6 +111,6 @@ func (a *Activities) abortUpload(ctx context.Context, bucket, key string, st Upl
 	ctx, cancel := callContext(context.WithoutCancel(ctx)) // also when the attempt is being cancelled
 	defer cancel()
 	if _, err := a.S3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: &st.ID}); err != nil {
-		a.log().Warn("convert: could not abort an earlier multipart upload", "key", key, "upload", st.ID, "err", err)
+		a.log(ctx).Warn("convert: could not abort an earlier multipart upload", "key", key, "upload", st.ID, "err", err)
 	}
 }

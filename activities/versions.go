@@ -89,7 +89,7 @@ func (a *Activities) SupersedeVersions(ctx context.Context, in SupersedeInput) (
 	if err != nil {
 		return SupersedeResult{}, err
 	}
-	a.log().Info("replaced earlier uploads", "feed", in.Ref.String(), "removed_rows", res.Removed, "current", res.Current)
+	a.log(ctx).Info("replaced earlier uploads", "feed", in.Ref.String(), "removed_rows", res.Removed, "current", res.Current)
 	return res, nil
 }
 

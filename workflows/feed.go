@@ -33,6 +33,7 @@ const (
 	StageConfirm  = "ConfirmIngestion"
 	StageDone     = "Done"
 	StageFailed   = "Failed"
+	StageCanceled = "Canceled"
 )
 
 // RunningStages are the stages a running run can be in, in order.
@@ -118,6 +119,9 @@ func FeedWorkflow(ctx workflow.Context, in FeedInput) (FeedResult, error) {
 		return FeedResult{}, err
 	}
 	res, err := w.run(ctx)
+	if temporal.IsCanceledError(err) {
+		return w.canceled(ctx, err)
+	}
 	w.observeEnd(ctx, err)
 	if err != nil {
 		w.progress.Stage, w.progress.LastError = StageFailed, err.Error()
@@ -161,6 +165,9 @@ func stageOptions(deadline time.Duration, heartbeat time.Duration) workflow.Acti
 		StartToCloseTimeout:    deadline,
 		ScheduleToCloseTimeout: deadline,
 		HeartbeatTimeout:       heartbeat,
+		// A cancelled run waits until the activity has stopped (it learns
+		// of the cancel from its next heartbeat) before it cleans up.
+		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
@@ -224,6 +231,7 @@ func heartbeatTimeout(p pipeline.Pipeline) time.Duration {
 func (w *feedWorkflow) enter(ctx workflow.Context, stage string) time.Time {
 	w.progress.Stage = stage
 	_ = w.upsert(ctx)
+	workflow.GetLogger(ctx).Info("stage started", "feed", w.in.Ref.String(), "pipeline", w.in.Pipeline.Name, "stage", stage)
 	return workflow.Now(ctx)
 }
 
@@ -233,6 +241,11 @@ func (w *feedWorkflow) leave(ctx workflow.Context, stage string, start time.Time
 	d := workflow.Now(ctx).Sub(start)
 	w.progress.Durations[stage] = d
 	w.observeStage(ctx, stage, d, err)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("stage ended without success", "feed", w.in.Ref.String(), "stage", stage, "duration", d.String(), "err", err)
+		return
+	}
+	workflow.GetLogger(ctx).Info("stage done", "feed", w.in.Ref.String(), "stage", stage, "duration", d.String())
 }
 
 func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
@@ -423,6 +436,36 @@ func (w *feedWorkflow) reconciled() error {
 	return nil
 }
 
+// cleanupTimeout bounds CleanUpCanceled, retries included.
+const cleanupTimeout = 10 * time.Minute
+
+// canceled ends a cancelled run: on a context the cancel does not reach, it
+// marks the run Canceled and removes what the run made that no finished
+// stage published (activities.CleanUpCanceled), then returns the cancel, so
+// the run closes as Canceled. A cleanup that fails is logged: what is left
+// is a checkpoint or a quarantine part, which the buckets' lifecycle rules
+// expire and a new run of the feed replaces.
+func (w *feedWorkflow) canceled(ctx workflow.Context, cause error) (FeedResult, error) {
+	var a *activities.Activities
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	stage := w.progress.Stage
+	w.progress.Stage, w.result.FailedStage = StageCanceled, stage
+	_ = w.upsert(dctx)
+	w.observeEnd(dctx, cause)
+	log := workflow.GetLogger(dctx)
+	log.Info("run cancelled; cleaning up", "feed", w.in.Ref.String(), "stage", stage)
+	if workflow.GetVersion(dctx, "clean-up-on-cancel", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return w.result, cause
+	}
+	var res activities.CleanupResult
+	in := activities.CleanupInput{FeedID: w.progress.FeedID, Pipeline: w.in.Pipeline}
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, lookOptions(cleanupTimeout)), a.CleanUpCanceled, in).Get(dctx, &res); err != nil {
+		log.Warn("could not clean up after the cancel; the buckets' lifecycle rules expire what is left", "feed", w.in.Ref.String(), "err", err)
+	}
+	return w.result, cause
+}
+
 // finish checks that the run reconciles and marks it done.
 func (w *feedWorkflow) finish(ctx workflow.Context) (FeedResult, error) {
 	if err := w.reconciled(); err != nil {
@@ -486,6 +529,9 @@ func (w *feedWorkflow) convert(ctx workflow.Context, start time.Time, in activit
 // GlueRunFailed, …), its message names the feed, the stage and the cause,
 // and its details are the run's result so far (counts, keys, durations).
 func (w *feedWorkflow) stageError(ctx workflow.Context, stage string, err error) error {
+	if temporal.IsCanceledError(err) {
+		return err // the run was cancelled: FeedWorkflow cleans up
+	}
 	msg := err.Error()
 	typ := "StageFailed"
 	var app *temporal.ApplicationError

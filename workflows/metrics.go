@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/feedpipe/feedpipe/activities"
@@ -38,7 +39,10 @@ func (w *feedWorkflow) countPut(ctx workflow.Context, put activities.PutResult) 
 // observeStage records a stage's duration by outcome.
 func (w *feedWorkflow) observeStage(ctx workflow.Context, stage string, d time.Duration, err error) {
 	outcome := "ok"
-	if err != nil {
+	switch {
+	case temporal.IsCanceledError(err):
+		outcome = "canceled"
+	case err != nil:
 		outcome = "failed"
 	}
 	w.metrics(ctx).WithTags(map[string]string{"stage": stage, "outcome": outcome}).Timer(metrics.StageDuration).Record(d)
@@ -49,7 +53,10 @@ func (w *feedWorkflow) observeStage(ctx workflow.Context, stage string, d time.D
 func (w *feedWorkflow) observeEnd(ctx workflow.Context, err error) {
 	w.count(ctx, metrics.Duplicates, w.result.Duplicates)
 	outcome, typ := "done", ""
-	if err != nil {
+	switch {
+	case temporal.IsCanceledError(err):
+		outcome = "canceled"
+	case err != nil:
 		outcome, typ = "failed", ErrorType(err)
 	}
 	w.metrics(ctx).WithTags(map[string]string{"outcome": outcome, "error_type": typ}).Counter(metrics.FeedsFinished).Inc(1)

@@ -17,10 +17,10 @@ const (
 	Duplicates = "feedpipe_duplicates"
 	Resends    = "feedpipe_resends"
 	// StageDuration is a stage's time in a run, retries and waits included
-	// (labels pipeline, stage, outcome = ok|failed).
+	// (labels pipeline, stage, outcome = ok|failed|canceled).
 	StageDuration = "feedpipe_stage_duration"
 	// FeedsFinished counts runs that ended (labels pipeline, outcome =
-	// done|failed, error_type: the failure's type, "" when done).
+	// done|failed|canceled, error_type: the failure's type, "" when done).
 	FeedsFinished = "feedpipe_feeds_finished"
 	// FeedsInFlight is the number of running runs in each stage, from
 	// Temporal's visibility (labels pipeline, stage).
