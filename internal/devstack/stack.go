@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/feedpipe/feedpipe/internal/codec"
 	"github.com/feedpipe/feedpipe/internal/freeport"
 	"github.com/feedpipe/feedpipe/internal/provision"
 	"github.com/feedpipe/feedpipe/internal/snowpipe"
@@ -70,6 +71,18 @@ type Options struct {
 	Names provision.Names
 	// NoSnowpipe leaves out the Snowpipe stand-in.
 	NoSnowpipe bool
+	// Codec turns on payload encryption: Env() names a key file
+	// (FEEDPIPE_CODEC_KEYS_FILE), so the worker and starter it configures
+	// encrypt what they send to Temporal, and the stack serves those keys
+	// as a codec server (in this process, on CodecPort) that the Web UI
+	// is configured to decode payloads through. Off, payloads are plain.
+	Codec bool
+	// CodecKeysFile is the key file Codec uses; default
+	// $FEEDPIPE_CODEC_KEYS_FILE, else RunDir/codec-keys, where a key is
+	// generated if the file does not exist (and kept for later starts).
+	CodecKeysFile string
+	// CodecPort is the codec server's port on 127.0.0.1; 0 picks a free one.
+	CodecPort int
 	// Logger receives the harness's own log lines; default discards them.
 	Logger *slog.Logger
 }
@@ -94,9 +107,15 @@ type Stack struct {
 	RunDir string
 	// Timings of the start, for the operator.
 	Started map[string]time.Duration
+	// CodecKeysFile is the payload key file (absolute), "" with the codec off.
+	CodecKeysFile string
+	// CodecURL is the codec server's base URL, the Web UI's codec
+	// endpoint; "" with the codec off.
+	CodecURL string
 
 	parts  []*part
 	pipe   *snowpipe.StandIn
+	codec  *codec.Server
 	cancel context.CancelFunc
 	log    *slog.Logger
 }
@@ -189,6 +208,13 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	if temporalDB != "" {
 		targs = append(targs, "-db", temporalDB)
 	}
+	temporalEnv := os.Environ()
+	if opt.Codec {
+		if err := s.startCodec(opt, uiPort); err != nil {
+			return nil, err
+		}
+		temporalEnv = append(temporalEnv, envCodecEndpoint+"="+s.CodecURL)
+	}
 	venvBin := filepath.Join(opt.Venv, "bin")
 	s.AWSEndpoint = fmt.Sprintf("http://127.0.0.1:%d", awsPort)
 	// MiniStack runs Glue Python-shell scripts with the `python3` on its PATH:
@@ -206,7 +232,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	s.parts = []*part{
-		{name: PartTemporal, argv: targs, env: os.Environ(), log: temporalOut, ready: func(ctx context.Context, p *Process) error {
+		{name: PartTemporal, argv: targs, env: temporalEnv, log: temporalOut, ready: func(ctx context.Context, p *Process) error {
 			ready, err := waitReadyLine(ctx, p, temporalOut, 90*time.Second)
 			if err == nil {
 				s.TemporalAddress, s.TemporalNamespace, s.UIURL = ready.Address, ready.Namespace, ready.UI
@@ -315,9 +341,10 @@ func (s *Stack) OpenSnowflake(database, schema string) (*sql.DB, error) {
 	return db, nil
 }
 
-// Env is the environment a worker or starter needs to use this stack.
+// Env is the environment a worker or starter needs to use this stack; with
+// the codec on, it names the payload key file.
 func (s *Stack) Env() []string {
-	return []string{
+	env := []string{
 		"TEMPORAL_ADDRESS=" + s.TemporalAddress,
 		"TEMPORAL_NAMESPACE=" + s.TemporalNamespace,
 		"AWS_ENDPOINT_URL=" + s.AWSEndpoint,
@@ -327,6 +354,49 @@ func (s *Stack) Env() []string {
 		"FEEDPIPE_S3_PATH_STYLE=true",
 		"SNOWFLAKE_DSN=" + s.SnowflakeDSN(s.Names.Snowflake.Database, s.Names.Snowflake.Schema),
 	}
+	if s.CodecKeysFile != "" {
+		env = append(env, codec.EnvKeysFile+"="+s.CodecKeysFile)
+	}
+	return env
+}
+
+// envCodecEndpoint gives devtemporal's Web UI its codec endpoint
+// (temporaldev.EnvCodecEndpoint; not imported, which would build the
+// Temporal server into every program that starts a stack).
+const envCodecEndpoint = "TEMPORAL_CODEC_ENDPOINT"
+
+// codecKeyID is the id of a key the stack generates.
+const codecKeyID = "local-1"
+
+// startCodec finds or generates the payload keys and serves them as a
+// codec server that the Web UI at uiPort (-1: none) may call.
+func (s *Stack) startCodec(opt Options, uiPort int) error {
+	file := opt.CodecKeysFile
+	if file == "" {
+		file = os.Getenv(codec.EnvKeysFile)
+	}
+	if file == "" {
+		file = filepath.Join(opt.RunDir, "codec-keys")
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return fmt.Errorf("devstack: codec key file %s: %w", file, err)
+	}
+	keys, err := codec.EnsureKeysFile(abs, codecKeyID)
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	var origins []string
+	if uiPort > 0 {
+		origins = []string{fmt.Sprintf("http://127.0.0.1:%d", uiPort), fmt.Sprintf("http://localhost:%d", uiPort)}
+	}
+	srv, err := codec.Serve(fmt.Sprintf("127.0.0.1:%d", max(opt.CodecPort, 0)), codec.New(keys), origins)
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	s.codec, s.CodecKeysFile, s.CodecURL = srv, abs, srv.URL()
+	s.log.Info("devstack: payload codec on", "keys", abs, "encrypting", keys.EncryptingID(), "codec_url", s.CodecURL)
+	return nil
 }
 
 // ProcessRSS is each child process's resident memory (with its children), in bytes.
@@ -373,6 +443,12 @@ func (s *Stack) Stop() {
 		}
 	}
 	s.parts = nil
+	if s.codec != nil {
+		if err := s.codec.Close(); err != nil {
+			s.log.Warn("devstack: stop the codec server", "err", err)
+		}
+		s.codec = nil
+	}
 }
 
 // FindRoot returns the repository root: the nearest parent directory of the

@@ -52,6 +52,27 @@ type Config struct {
 	// BindIP is the address the frontend and UI listen on; default 127.0.0.1.
 	// A container sets 0.0.0.0 so that other containers can reach it.
 	BindIP string
+	// Codec is the payload codec server the Web UI decodes payloads
+	// through; its zero value: $TEMPORAL_CODEC_ENDPOINT (the variable the
+	// UI's own container reads), or none.
+	Codec CodecConfig
+}
+
+// EnvCodecEndpoint is the environment variable that gives the UI a codec
+// endpoint when Config.Codec.Endpoint is empty (cmd/devtemporal has no flag
+// for it; the local stack sets the variable).
+const EnvCodecEndpoint = "TEMPORAL_CODEC_ENDPOINT"
+
+// CodecConfig is the Web UI's codec endpoint: the browser posts the
+// payloads it shows to Endpoint+"/decode" (header X-Namespace), so the
+// codec server must allow the UI's origin (CORS).
+type CodecConfig struct {
+	// Endpoint is the codec server's base URL, e.g. http://127.0.0.1:8081.
+	Endpoint string
+	// PassAccessToken sends the user's access token (Authorization) along.
+	PassAccessToken bool
+	// IncludeCredentials sends the browser's cookies along.
+	IncludeCredentials bool
 }
 
 // Server is a running Temporal server with its Web UI.
@@ -62,6 +83,8 @@ type Server struct {
 	addr      string
 	uiURL     string
 	namespace string
+	// codecEndpoint is the codec server the UI decodes payloads through.
+	codecEndpoint string
 }
 
 // Start starts the server and the UI and returns once the frontend accepts
@@ -75,6 +98,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.BindIP == "" {
 		cfg.BindIP = "127.0.0.1"
+	}
+	if cfg.Codec.Endpoint == "" {
+		cfg.Codec.Endpoint = os.Getenv(EnvCodecEndpoint)
 	}
 	ports, err := freeport.GetN(9)
 	if err != nil {
@@ -207,6 +233,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	if cfg.UIPort > 0 {
 		s.uiURL = fmt.Sprintf("http://127.0.0.1:%d", cfg.UIPort)
+		s.codecEndpoint = cfg.Codec.Endpoint
 		s.ui = uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
 			TemporalGRPCAddress: hostPort,
 			Host:                cfg.BindIP,
@@ -216,6 +243,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			HideLogs:            true,
 			DisableNewsFetch:    true,
 			CORS:                uiconfig.CORS{CookieInsecure: true},
+			Codec: uiconfig.Codec{
+				Endpoint:           cfg.Codec.Endpoint,
+				PassAccessToken:    cfg.Codec.PassAccessToken,
+				IncludeCredentials: cfg.Codec.IncludeCredentials,
+			},
 		}))
 		s.uiDone = make(chan error, 1)
 		go func() { s.uiDone <- s.ui.Start() }()
@@ -235,6 +267,9 @@ func (s *Server) Namespace() string { return s.namespace }
 
 // UIURL is the Web UI's base URL, or "" when the UI is off.
 func (s *Server) UIURL() string { return s.uiURL }
+
+// CodecEndpoint is the codec endpoint the UI was given, or "".
+func (s *Server) CodecEndpoint() string { return s.codecEndpoint }
 
 // Stop stops the UI and the server.
 func (s *Server) Stop() {
