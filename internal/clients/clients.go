@@ -39,6 +39,7 @@ import (
 	"github.com/snowflakedb/gosnowflake"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/feedpipe/feedpipe/internal/codec"
 )
@@ -59,7 +60,9 @@ func TemporalNamespace(env Env) string { return env.get("TEMPORAL_NAMESPACE", "d
 
 // TemporalOptions are client.Options from the environment. When the
 // environment configures codec keys (FEEDPIPE_CODEC_KEYS_FILE or
-// FEEDPIPE_CODEC_KEY), the options' DataConverter encrypts every payload.
+// FEEDPIPE_CODEC_KEY), the options' DataConverter encrypts every payload,
+// and the FailureConverter encrypts failures' details, messages and stack
+// traces.
 func TemporalOptions(env Env, logger *slog.Logger) (client.Options, error) {
 	opts := client.Options{
 		HostPort:  env.get("TEMPORAL_ADDRESS", "localhost:7233"),
@@ -71,7 +74,11 @@ func TemporalOptions(env Env, logger *slog.Logger) (client.Options, error) {
 		return opts, fmt.Errorf("temporal: payload codec: %w", err)
 	}
 	if c != nil {
+		// Failures get the codec too: their details (a run's result so far)
+		// and their messages and stack traces, which name buckets and keys.
 		opts.DataConverter = codec.DataConverter(c)
+		opts.FailureConverter = temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+			DataConverter: opts.DataConverter, EncodeCommonAttributes: true})
 	}
 	cert, key := env.get("TEMPORAL_TLS_CLIENT_CERT_PATH", ""), env.get("TEMPORAL_TLS_CLIENT_KEY_PATH", "")
 	if apiKey := env.get("TEMPORAL_API_KEY", ""); apiKey != "" {
