@@ -60,32 +60,32 @@ type Counts struct {
 
 // Progress is what the progress query returns.
 type Progress struct {
-	FeedID    string                   `json:"feed_id"`
-	Stage     string                   `json:"stage"`
-	Counts    Counts                   `json:"counts"`
-	GlueRunID string                   `json:"glue_run_id,omitempty"`
-	LastError string                   `json:"last_error,omitempty"`
-	FirstBad  []activities.BadLine     `json:"first_bad,omitempty"`
-	Durations map[string]time.Duration `json:"durations,omitempty"`
+	FeedID    string               `json:"feed_id"`
+	Stage     string               `json:"stage"`
+	Counts    Counts               `json:"counts"`
+	GlueRunID string               `json:"glue_run_id,omitempty"`
+	LastError string               `json:"last_error,omitempty"`
+	FirstBad  []activities.BadLine `json:"first_bad,omitempty"`
+	Durations StageDurations       `json:"durations,omitempty"`
 }
 
 // FeedResult is a run's account of the feed. A failed run carries it too,
 // as its failure's details, with what the stages had counted so far.
 type FeedResult struct {
-	FeedID        string                   `json:"feed_id"`
-	Ref           feed.Ref                 `json:"ref"`
-	Pipeline      string                   `json:"pipeline"`
-	Counts        Counts                   `json:"counts"`
-	Duplicates    int64                    `json:"duplicates"` // delivered more than once, dropped
-	Resends       int64                    `json:"resends"`    // PutRecords entries sent again (throttled, or re-put after a resume)
-	QuarantineKey string                   `json:"quarantine_key,omitempty"`
-	StagingPrefix string                   `json:"staging_prefix,omitempty"`
-	StagingReads  int64                    `json:"staging_reads"`          // GETs of staging objects and bundles by AwaitDelivery and Convert
-	ParquetKeys   []string                 `json:"parquet_keys,omitempty"` // the feed's Parquet files in the destination bucket
-	GlueRunID     string                   `json:"glue_run_id,omitempty"`
-	Durations     map[string]time.Duration `json:"durations"`
-	Confirmation  string                   `json:"confirmation,omitempty"` // the ingestion check used
-	FailedStage   string                   `json:"failed_stage,omitempty"`
+	FeedID        string         `json:"feed_id"`
+	Ref           feed.Ref       `json:"ref"`
+	Pipeline      string         `json:"pipeline"`
+	Counts        Counts         `json:"counts"`
+	Duplicates    int64          `json:"duplicates"` // delivered more than once, dropped
+	Resends       int64          `json:"resends"`    // PutRecords entries sent again (throttled, or re-put after a resume)
+	QuarantineKey string         `json:"quarantine_key,omitempty"`
+	StagingPrefix string         `json:"staging_prefix,omitempty"`
+	StagingReads  int64          `json:"staging_reads"`          // GETs of staging objects and bundles by AwaitDelivery and Convert
+	ParquetKeys   []string       `json:"parquet_keys,omitempty"` // the feed's Parquet files in the destination bucket
+	GlueRunID     string         `json:"glue_run_id,omitempty"`
+	Durations     StageDurations `json:"durations"`
+	Confirmation  string         `json:"confirmation,omitempty"` // the ingestion check used
+	FailedStage   string         `json:"failed_stage,omitempty"`
 	// ReplacedRows counts the rows of the key's earlier uploads that this
 	// run removed (on_new_version = replace).
 	ReplacedRows int64 `json:"replaced_rows,omitempty"`
@@ -136,7 +136,7 @@ func (w *feedWorkflow) setup(ctx workflow.Context) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrBadInput, nil)
 	}
 	id := w.in.Ref.ID()
-	w.progress = Progress{FeedID: id, Stage: StagePut, Durations: map[string]time.Duration{}}
+	w.progress = Progress{FeedID: id, Stage: StagePut, Durations: StageDurations{}}
 	w.result = FeedResult{FeedID: id, Ref: w.in.Ref, Pipeline: w.in.Pipeline.Name, Durations: w.progress.Durations}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return w.progress, nil }); err != nil {
 		return fmt.Errorf("register progress query: %w", err)
