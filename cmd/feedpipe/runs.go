@@ -58,6 +58,9 @@ func runRuns(args []string) error {
 		return err
 	}
 	if *asJSON {
+		if rs == nil {
+			rs = []runs.Run{} // [] rather than null
+		}
 		return writeJSON(rs)
 	}
 	if len(rs) == 0 {

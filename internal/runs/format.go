@@ -36,7 +36,7 @@ func dash(s string) string {
 func WriteText(w io.Writer, st Status) error {
 	var b strings.Builder
 	f := func(name, format string, args ...any) {
-		fmt.Fprintf(&b, "%-12s "+format+"\n", append([]any{name}, args...)...)
+		fmt.Fprintf(&b, "%-15s "+format+"\n", append([]any{name}, args...)...)
 	}
 	f("workflow", "%s (run %s)", st.WorkflowID, st.RunID)
 	if st.Running() {
@@ -45,7 +45,11 @@ func WriteText(w io.Writer, st Status) error {
 		f("status", "%s after %s (started %s, ended %s)", st.Status, st.Elapsed, st.Start.Local().Format(time.DateTime), st.Close.Local().Format(time.DateTime))
 	}
 	f("pipeline", "%s", dash(st.Pipeline))
-	f("feed", "%s (feed id %s, %s)", st.Feed, st.FeedID, Bytes(st.FeedBytes))
+	if st.InputError != "" {
+		f("feed", "not known: %s", st.InputError)
+	} else {
+		f("feed", "%s (feed id %s, %s)", st.Feed, st.FeedID, Bytes(st.FeedBytes))
+	}
 	stage := st.Stage
 	if st.FailedIn != "" {
 		stage += " (failed in " + st.FailedIn + ")"
@@ -73,7 +77,10 @@ func WriteText(w io.Writer, st Status) error {
 		f("glue run", "%s", st.GlueRunID)
 	}
 	for _, a := range st.Activities {
-		line := fmt.Sprintf("%s, %s, attempt %d", a.Type, strings.ToLower(a.State), a.Attempt)
+		line := fmt.Sprintf("%s, attempt %d", a.Type, a.Attempt)
+		if a.Started.IsZero() {
+			line += ", " + strings.ToLower(a.State) + ", not started"
+		}
 		if !a.Started.IsZero() {
 			line += fmt.Sprintf(", started %s ago", Duration(a.Observed.Sub(a.Started)))
 		}

@@ -54,6 +54,8 @@ type Status struct {
 	// Progress is the workflow's own view (its progress query).
 	Progress      *Progress `json:"progress,omitempty"`
 	ProgressError string    `json:"progress_error,omitempty"`
+	// InputError says why the run's input (feed, pipeline) could not be read.
+	InputError string `json:"input_error,omitempty"`
 }
 
 // Running reports whether the run has not ended.
@@ -172,7 +174,9 @@ func (d *Describer) Describe(ctx context.Context, workflowID string) (Status, er
 
 	in, err := d.input(ctx, workflowID, st.RunID)
 	if err != nil {
-		return Status{}, err
+		// The rest is still worth showing (a run of another shape, a
+		// history page the server would not give).
+		st.InputError = err.Error()
 	}
 	st.Feed, st.FeedID, st.FeedBytes = in.Ref.String(), in.Ref.ID(), in.Ref.Size
 	if st.Pipeline == "" {
@@ -192,7 +196,12 @@ func (d *Describer) Describe(ctx context.Context, workflowID string) (Status, er
 	}
 
 	totals := Totals{SourceBytes: in.Ref.Size, Gzip: strings.HasSuffix(in.Ref.Key, ".gz"), Put: st.Counts.Put, Delivered: st.Counts.Delivered}
+	// A closed run's description may still list the activities that were
+	// pending when it ended: they are not running.
 	for _, pa := range desc.GetPendingActivities() {
+		if !st.Running() {
+			break
+		}
 		a, err := d.activity(pa, totals, now)
 		if err != nil {
 			return Status{}, fmt.Errorf("run %s: %w", workflowID, err)
@@ -353,6 +362,8 @@ func (d *Describer) activity(pa *workflowpb.PendingActivityInfo, t Totals, now t
 		a.ETA, a.ETAText = &e, e.String()
 	case m.Total <= 0:
 		a.ETAText = "unknown: the total is not known"
+	case a.RateFrom != "":
+		a.ETAText = "unknown: no progress between the two samples"
 	default:
 		a.ETAText = "unknown: no rate yet (needs two heartbeats that differ)"
 	}
