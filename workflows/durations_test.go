@@ -30,3 +30,15 @@ func TestStageDurationsReadableAndReadBack(t *testing.T) {
 		t.Error("a bad duration was accepted")
 	}
 }
+
+func TestFailureMessageTypeFirstRefOnce(t *testing.T) {
+	ref := "s3://src/customers/a.ndjson@e1"
+	got := failureMessage("RejectThresholdExceeded", StagePut, ref, "feed "+ref+" rejected 5 of 10 lines read")
+	if got != "RejectThresholdExceeded: PutToKinesis failed: feed "+ref+" rejected 5 of 10 lines read" {
+		t.Errorf("message = %s", got)
+	}
+	got = failureMessage("GlueRunFailed", StageConvert, ref, "Glue run jr_1 FAILED")
+	if got != "GlueRunFailed: Convert failed for feed "+ref+": Glue run jr_1 FAILED" {
+		t.Errorf("message = %s", got)
+	}
+}

@@ -558,7 +558,17 @@ func (w *feedWorkflow) stageError(ctx workflow.Context, stage string, err error)
 	}
 	w.result.FailedStage = stage
 	w.result.Counts = w.progress.Counts
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("feed %s: %s failed: %s", w.in.Ref, stage, msg), typ, nil, w.result)
+	return temporal.NewNonRetryableApplicationError(failureMessage(typ, stage, w.in.Ref.String(), msg), typ, nil, w.result)
+}
+
+// failureMessage is a failed run's message: its type first (the UI shows
+// the message before the type), then the stage, then the cause; the feed is
+// named once, here unless the cause names it already.
+func failureMessage(typ, stage, ref, cause string) string {
+	if strings.Contains(cause, ref) {
+		return fmt.Sprintf("%s: %s failed: %s", typ, stage, cause)
+	}
+	return fmt.Sprintf("%s: %s failed for feed %s: %s", typ, stage, ref, cause)
 }
 
 // ErrorType returns the Temporal application error type inside err, if any.
