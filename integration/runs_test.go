@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,8 +110,10 @@ func TestRunsAndStatusCLI(t *testing.T) {
 			if st.Stage != workflows.StagePut && st.Stage != workflows.StageDelivery {
 				t.Errorf("stage %s with %s pending", st.Stage, live.Type)
 			}
-			if st.Progress == nil || st.Progress.Stage != st.Stage {
-				t.Errorf("the workflow's own view %+v (%s), want stage %s", st.Progress, st.ProgressError, st.Stage)
+			// (The query runs a moment after the description: the stage may
+			// have moved on.)
+			if st.Progress == nil || !slices.Contains(workflows.RunningStages(), st.Progress.Stage) {
+				t.Errorf("the workflow's own view %+v (%s), want a running stage", st.Progress, st.ProgressError)
 			}
 			t.Logf("live: %s %s of %d %s: %s; rate %.0f/s from %s; ETA %s", live.Type, runs.Count(live.Done), live.Total, live.Unit, live.Summary, live.Rate, live.RateFrom, live.ETAText)
 			t.Logf("feedpipe status (text):\n%s", feedpipeCLI(t, ctx, bin, "status", "-workflow-id", big.WorkflowID(), "-sample", "2s"))

@@ -239,3 +239,14 @@ func TestListReadsSearchAttributes(t *testing.T) {
 		t.Errorf("limit 0: %v", err)
 	}
 }
+
+func TestLiveCounts(t *testing.T) {
+	c := Counts{Read: 10, Put: 10, Delivered: 3}
+	liveCounts(&c, activities.PutProgress{Read: 2000, Rejected: 2, Put: 1998})
+	liveCounts(&c, activities.DeliveryState{Delivered: 1})
+	liveCounts(&c, activities.ConvertProgress{Parts: []activities.ConvertPart{{Rows: 5}, {Rows: 6}}})
+	liveCounts(&c, nil)
+	if want := (Counts{Read: 2000, Rejected: 2, Put: 1998, Delivered: 3, Converted: 11}); c != want {
+		t.Errorf("counts %+v, want %+v", c, want)
+	}
+}

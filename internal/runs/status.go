@@ -23,18 +23,21 @@ import (
 
 // Status is one run as `feedpipe status` shows it.
 type Status struct {
-	WorkflowID string    `json:"workflow_id"`
-	RunID      string    `json:"run_id"`
-	Status     string    `json:"status"` // Running, Completed, Failed, …
-	Pipeline   string    `json:"pipeline,omitempty"`
-	Feed       string    `json:"feed,omitempty"` // s3://bucket/key@version
-	FeedID     string    `json:"feed_id,omitempty"`
-	FeedBytes  int64     `json:"feed_bytes,omitempty"`
-	Stage      string    `json:"stage,omitempty"`        // FeedStage: the stage now, Done or Failed
-	FailedIn   string    `json:"failed_stage,omitempty"` // the stage a failed run failed in
-	Counts     Counts    `json:"counts"`
-	Start      time.Time `json:"start_time"`
-	Close      time.Time `json:"close_time,omitzero"`
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+	Status     string `json:"status"` // Running, Completed, Failed, …
+	Pipeline   string `json:"pipeline,omitempty"`
+	Feed       string `json:"feed,omitempty"` // s3://bucket/key@version
+	FeedID     string `json:"feed_id,omitempty"`
+	FeedBytes  int64  `json:"feed_bytes,omitempty"`
+	Stage      string `json:"stage,omitempty"`        // FeedStage: the stage now, Done or Failed
+	FailedIn   string `json:"failed_stage,omitempty"` // the stage a failed run failed in
+	// Counts are the run's records at each stage: its result once it has
+	// ended; while it runs, the workflow's counts raised to what the running
+	// activity's heartbeat says.
+	Counts Counts    `json:"counts"`
+	Start  time.Time `json:"start_time"`
+	Close  time.Time `json:"close_time,omitzero"`
 	// Elapsed is from start to close, or to now while the run runs.
 	Elapsed   Duration            `json:"elapsed"`
 	Durations map[string]Duration `json:"durations,omitempty"` // per finished stage
@@ -207,6 +210,7 @@ func (d *Describer) Describe(ctx context.Context, workflowID string) (Status, er
 			return Status{}, fmt.Errorf("run %s: %w", workflowID, err)
 		}
 		st.Activities = append(st.Activities, a)
+		liveCounts(&st.Counts, a.Details)
 	}
 	if st.Running() && len(st.Activities) == 0 {
 		st.Waiting = "no activity running: the stage is waiting on a workflow timer between looks, or a workflow task is being processed"
@@ -368,6 +372,24 @@ func (d *Describer) activity(pa *workflowpb.PendingActivityInfo, t Totals, now t
 		a.ETAText = "unknown: no rate yet (needs two heartbeats that differ)"
 	}
 	return a, nil
+}
+
+// liveCounts raises the counts of a running run to what its running
+// activity's heartbeat says: the workflow counts a stage's records only when
+// the stage ends. (Progress keeps the workflow's own numbers.)
+func liveCounts(c *Counts, details any) {
+	switch d := details.(type) {
+	case activities.PutProgress:
+		c.Read, c.Rejected, c.Put = max(c.Read, d.Read), max(c.Rejected, d.Rejected), max(c.Put, d.Put)
+	case activities.DeliveryState:
+		c.Delivered = max(c.Delivered, d.Delivered)
+	case activities.ConvertProgress:
+		var rows int64
+		for _, p := range d.Parts {
+			rows += p.Rows
+		}
+		c.Converted = max(c.Converted, rows)
+	}
 }
 
 // HasRate reports whether every pending activity that reports progress has
