@@ -393,10 +393,12 @@ func liveCounts(c *Counts, details any) {
 }
 
 // HasRate reports whether every pending activity that reports progress has
-// a rate (so that another sample would add nothing).
+// a non-zero rate from two heartbeats (so that another sample would add
+// nothing). Stages that checkpoint every few seconds (delivery, convert)
+// may show the same count in two close samples.
 func (s Status) HasRate() bool {
 	for _, a := range s.Activities {
-		if a.Unit != "" && a.RateFrom != "heartbeats" {
+		if a.Unit != "" && (a.RateFrom != "heartbeats" || a.Rate <= 0) {
 			return false
 		}
 	}
