@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -35,7 +36,8 @@ import (
 func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(logger); err != nil {
-		logger.Error("worker stopped", "err", err)
+		// Plain text: the error may hold a list of checks with their fixes.
+		fmt.Fprintln(os.Stderr, "worker stopped:", err)
 		os.Exit(1)
 	}
 }
@@ -49,6 +51,8 @@ func run(logger *slog.Logger) error {
 	throttle := flag.Duration("heartbeat-throttle", def.MaxHeartbeatThrottleInterval, "the most the SDK holds back a heartbeat: a stage's checkpoint reaches the server within this")
 	ensureSA := flag.Bool("ensure-search-attributes", true, "add feedpipe's search attributes to the namespace at start if missing (the starter's runs need them); off where the worker may not, after `feedpipe setup temporal`")
 	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics (the SDK's and feedpipe's) at http://ADDR/metrics, e.g. 127.0.0.1:9464 or :9464 (empty: no metrics)")
+	preflightOn := flag.Bool("preflight", true, "before taking tasks, check that the pipelines' buckets, streams, Glue jobs and Snowflake tables answer, and refuse to start if not")
+	preflightWait := flag.Duration("preflight-wait", time.Minute, "how long a failing preflight check is looked at again before the worker refuses to start")
 	tempDir := flag.String("temp-dir", os.TempDir(), "where the local converter writes Parquet files before upload, in a directory of this worker's own (needs room for the largest feed's file); a killed worker's directory is removed by the next worker started here")
 	flag.Parse()
 
@@ -94,10 +98,15 @@ func run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if sf == nil {
-		logger.Warn("no Snowflake connection configured (SNOWFLAKE_DSN or SNOWFLAKE_ACCOUNT); ConfirmIngestion will fail")
-	} else {
+	if sf != nil {
 		defer sf.Close()
+	}
+	if *preflightOn {
+		if err := preflight(ctx, cfg, awsc, sf, nil, *preflightWait, logger); err != nil {
+			return err
+		}
+	} else if sf == nil {
+		logger.Warn("no Snowflake connection configured (SNOWFLAKE_DSN or SNOWFLAKE_ACCOUNT); ConfirmIngestion will fail")
 	}
 
 	scratchDir, removed, err := scratch.Open(*tempDir)

@@ -61,6 +61,10 @@ type Deps struct {
 type Options struct {
 	// QueueURL is the starter's feed queue (its -queue), checked when set.
 	QueueURL string
+	// ForWorker checks only what a worker calls (buckets, streams, Glue
+	// jobs, Snowflake), not the event path, the delivery streams or Temporal:
+	// the worker's own check before it starts.
+	ForWorker bool
 }
 
 // doctor runs the checks, each resource once.
@@ -69,6 +73,8 @@ type doctor struct {
 	checks  []Check
 	seen    map[string]bool // resources checked
 	healthy map[string]bool // resources whose check passed
+	// forWorker skips the checks of what the worker does not call.
+	forWorker bool
 }
 
 func (dr *doctor) once(key string) bool {
@@ -87,7 +93,7 @@ func (dr *doctor) fail(name, problem, fix string) {
 
 // Run checks every resource of cfg and returns the checks in order.
 func Run(ctx context.Context, d Deps, cfg *pipeline.Config, opt Options) []Check {
-	dr := &doctor{d: d, seen: map[string]bool{}, healthy: map[string]bool{}}
+	dr := &doctor{d: d, seen: map[string]bool{}, healthy: map[string]bool{}, forWorker: opt.ForWorker}
 	for _, p := range cfg.Pipelines {
 		dr.pipelineAWS(ctx, p)
 	}
@@ -97,7 +103,9 @@ func Run(ctx context.Context, d Deps, cfg *pipeline.Config, opt Options) []Check
 	for _, p := range cfg.Pipelines {
 		dr.snowflake(ctx, p)
 	}
-	dr.temporal(ctx, cfg.TaskQueue)
+	if !opt.ForWorker {
+		dr.temporal(ctx, cfg.TaskQueue)
+	}
 	return dr.checks
 }
 
@@ -139,13 +147,13 @@ func (dr *doctor) pipelineAWS(ctx context.Context, p pipeline.Pipeline) {
 	}
 	// A check whose resource's own check failed is skipped: its failure
 	// would only repeat the first.
-	if dr.healthy["bucket "+p.SourceBucket] && dr.once("notifications "+p.SourceBucket) {
+	if !dr.forWorker && dr.healthy["bucket "+p.SourceBucket] && dr.once("notifications "+p.SourceBucket) {
 		dr.notifications(ctx, p.SourceBucket)
 	}
 	if dr.once("stream " + p.Stream) {
 		dr.stream(ctx, p)
 	}
-	if dr.healthy["stream "+p.Stream] && dr.healthy["bucket "+p.StagingBucket] &&
+	if !dr.forWorker && dr.healthy["stream "+p.Stream] && dr.healthy["bucket "+p.StagingBucket] &&
 		dr.once("delivery "+p.DeliveryStream+" "+p.StagingBucket+" "+p.StagingPrefix) {
 		dr.deliveryStream(ctx, p)
 	}
