@@ -174,6 +174,7 @@ func TestRunsAndStatusCLI(t *testing.T) {
 		t.Logf("feedpipe runs (text):\n%s", feedpipeCLI(t, ctx, bin, "runs", "-pipeline", "customers", "-since", "15m", "-limit", "5"))
 
 		out := feedpipeCLI(t, ctx, bin, "status", "-workflow-id", clean.WorkflowID(), "-json")
+		t.Logf("feedpipe status -json:\n%s", out)
 		var st runs.Status
 		decodeJSON(t, out, &st)
 		if st.Status != "Completed" || st.Stage != workflows.StageDone || st.Counts != res.Counts || st.Pipeline != "customers" || st.Error != nil {
