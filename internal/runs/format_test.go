@@ -66,3 +66,15 @@ func TestWriteText(t *testing.T) {
 		t.Error("progress did not change the key")
 	}
 }
+
+func TestFailureTypeFirstOnce(t *testing.T) {
+	for f, want := range map[Failure]string{
+		{Type: "LoadFailed", Message: "bad file"}:             "LoadFailed: bad file",
+		{Type: "LoadFailed", Message: "LoadFailed: bad file"}: "LoadFailed: bad file",
+		{Message: "no type"}:                                  "no type",
+	} {
+		if got := f.String(); got != want {
+			t.Errorf("%+v: %q, want %q", f, got, want)
+		}
+	}
+}

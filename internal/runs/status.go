@@ -79,8 +79,8 @@ func (f *Failure) String() string {
 	if f == nil {
 		return ""
 	}
-	if f.Type == "" {
-		return f.Message
+	if f.Type == "" || strings.HasPrefix(f.Message, f.Type+": ") {
+		return f.Message // (some messages already start with their type)
 	}
 	return f.Type + ": " + f.Message
 }
