@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -34,5 +35,6 @@ func WorkerOptions() worker.Options {
 		MaxConcurrentWorkflowTaskExecutionSize: 16,
 		WorkerStopTimeout:                      30 * time.Second,
 		MaxHeartbeatThrottleInterval:           time.Second,
+		Interceptors:                           []interceptor.WorkerInterceptor{activities.CauseInterceptor()},
 	}
 }
