@@ -30,7 +30,7 @@ type Filter struct {
 
 // Stages are the values FeedStage takes, the ones -stage accepts.
 func Stages() []string {
-	return append(workflows.RunningStages(), workflows.StageDone, workflows.StageFailed)
+	return append(workflows.RunningStages(), workflows.StageDone, workflows.StageFailed, workflows.StageCanceled)
 }
 
 // Validate says what is wrong with f, naming the flag that sets the field
