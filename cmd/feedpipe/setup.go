@@ -9,15 +9,26 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
 	"github.com/feedpipe/feedpipe/internal/clients"
 	"github.com/feedpipe/feedpipe/internal/searchattr"
 )
 
-// runSetup prepares a deployment's external parts. Today: the Temporal
-// namespace's search attributes.
+const setupUsage = `usage:
+  feedpipe setup temporal [-print-cloud-command]
+  feedpipe setup current-version -build-id ID [-deployment-name feedpipe] [-wait 2m]`
+
+// runSetup prepares a deployment's external parts: the Temporal namespace's
+// search attributes, and which worker build takes the runs.
 func runSetup(args []string) error {
-	const use = "usage: feedpipe setup temporal [-print-cloud-command]"
+	if len(args) > 0 && args[0] == "current-version" {
+		return runCurrentVersion(args[1:])
+	}
+	const use = setupUsage
 	if len(args) == 0 || args[0] != "temporal" {
 		return errors.New(use)
 	}
@@ -52,4 +63,52 @@ func runSetup(args []string) error {
 	}
 	fmt.Printf("namespace %s: added search attributes %s\n", ns, strings.Join(added, ", "))
 	return nil
+}
+
+// runCurrentVersion makes a worker build the current version of its Worker
+// Deployment: from then on, new runs and the next tasks of runs in flight go
+// to its workers. It waits (up to -wait) for a worker of the build to poll,
+// as the server knows a build only once one has.
+func runCurrentVersion(args []string) error {
+	fs := flag.NewFlagSet("setup current-version", flag.ContinueOnError)
+	buildID := fs.String("build-id", "", "the build to make current (the workers' -build-id)")
+	name := fs.String("deployment-name", "feedpipe", "the Worker Deployment (the workers' -deployment-name)")
+	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for a worker of the build to poll")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *buildID == "" || fs.NArg() != 0 {
+		return errors.New(setupUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	h := c.WorkerDeploymentClient().GetHandle(*name)
+	deadline := time.Now().Add(*wait)
+	for {
+		resp, err := h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: *buildID})
+		if err == nil {
+			prev := "unversioned workers"
+			if resp.PreviousVersion != nil && resp.PreviousVersion.BuildID != "" {
+				prev = "build " + resp.PreviousVersion.BuildID
+			}
+			fmt.Printf("deployment %s: build %s is current (was %s)\n", *name, *buildID, prev)
+			return nil
+		}
+		var notFound *serviceerror.NotFound
+		var precondition *serviceerror.FailedPrecondition
+		if !(errors.As(err, &notFound) || errors.As(err, &precondition)) || time.Now().After(deadline) {
+			return fmt.Errorf("make build %s of deployment %s current: %w (start workers with -build-id %s -deployment-name %s first: the server knows a build once one of its workers polls)", *buildID, *name, err, *buildID, *name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/feedpipe/feedpipe/activities"
 	"github.com/feedpipe/feedpipe/internal/clients"
@@ -53,6 +54,8 @@ func run(logger *slog.Logger) error {
 	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics (the SDK's and feedpipe's) at http://ADDR/metrics, e.g. 127.0.0.1:9464 or :9464 (empty: no metrics)")
 	preflightOn := flag.Bool("preflight", true, "before taking tasks, check that the pipelines' buckets, streams, Glue jobs and Snowflake tables answer, and refuse to start if not")
 	preflightWait := flag.Duration("preflight-wait", time.Minute, "how long a failing preflight check is looked at again before the worker refuses to start")
+	buildID := flag.String("build-id", os.Getenv("FEEDPIPE_BUILD_ID"), "this worker's build in Temporal's Worker Deployment Versioning (e.g. the git commit); empty: unversioned. A versioned build takes tasks once made current: feedpipe setup current-version -build-id ID")
+	deployment := flag.String("deployment-name", "feedpipe", "the Worker Deployment this build belongs to (with -build-id)")
 	tempDir := flag.String("temp-dir", os.TempDir(), "where the local converter writes Parquet files before upload, in a directory of this worker's own (needs room for the largest feed's file); a killed worker's directory is removed by the next worker started here")
 	flag.Parse()
 
@@ -125,9 +128,20 @@ func run(logger *slog.Logger) error {
 	opts := def
 	opts.MaxConcurrentActivityExecutionSize, opts.MaxConcurrentWorkflowTaskExecutionSize = *activitiesMax, *workflowsMax
 	opts.WorkerStopTimeout, opts.MaxHeartbeatThrottleInterval = *stopTimeout, *throttle
+	if *buildID != "" {
+		// Runs move to the current build at their next task (AutoUpgrade):
+		// a new build must replay the runs in flight, as FeedWorkflow's
+		// GetVersion calls and the replay corpus make sure (see
+		// workflows/versioning_test.go).
+		opts.DeploymentOptions = worker.DeploymentOptions{
+			UseVersioning:             true,
+			Version:                   worker.WorkerDeploymentVersion{DeploymentName: *deployment, BuildID: *buildID},
+			DefaultVersioningBehavior: workflow.VersioningBehaviorAutoUpgrade,
+		}
+	}
 	w := worker.New(tc, cfg.TaskQueue, opts)
 	workflows.Register(w, &activities.Activities{S3: awsc.S3, Kinesis: awsc.Kinesis, Glue: awsc.Glue, Snowflake: sf, Logger: logger, TempDir: scratchDir.Path})
-	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "pipelines", len(cfg.Pipelines))
+	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "pipelines", len(cfg.Pipelines), "deployment", *deployment, "build_id", *buildID)
 	interrupt := make(chan any)
 	go func() { <-ctx.Done(); close(interrupt) }()
 	if err := w.Run(interrupt); err != nil {
