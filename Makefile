@@ -6,7 +6,7 @@ GO ?= go
 # build (it has no tests of its own: integration/ drives the built binary).
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /integration -e /cmd/devtemporal -e /internal/temporaldev)
 
-.PHONY: all venv build devtemporal test test-unit test-integration test-demo-busy test-chaos lint stack demo load chaos histories clean
+.PHONY: all venv build devtemporal browser test test-unit test-integration test-demo-busy test-chaos lint stack demo load chaos histories clean
 
 all: build
 
@@ -30,7 +30,13 @@ lint: venv
 test-unit: venv
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
-test-integration: venv devtemporal
+# Headless Chromium and Prometheus for the integration tests that draw the
+# Web UI and the dashboard's queries (integration/ui_test.go), from Debian.
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	@command -v prometheus >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus)
+
+test-integration: venv devtemporal browser
 	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) test -race -count=1 -timeout 30m ./integration/...
 
 # The demo, as shipped, on a machine kept busy by two CPU hogs.
