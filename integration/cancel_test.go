@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,11 +19,12 @@ import (
 	"github.com/feedpipe/feedpipe/workflows"
 )
 
-// A run cancelled while PutToKinesis is writing waits until the activity has
+// A run cancelled (with feedpipe cancel) while PutToKinesis is writing waits until the activity has
 // stopped, then removes what the run made (quarantine parts, checkpoints),
 // and closes as Canceled with its stage Canceled.
 func TestCancelledRunCleansUp(t *testing.T) {
 	ctx := testCtx(t, 4*time.Minute)
+	cli := buildCmd(t, ctx, "feedpipe")
 	body, _ := generate(t, feedgen.Options{Records: 60000, BadEvery: 40, Seed: 11})
 	ref := upload(t, ctx, fmt.Sprintf("customers/cancel-%d.ndjson", time.Now().UnixNano()), body)
 	id := ref.WorkflowID()
@@ -42,8 +46,10 @@ func TestCancelledRunCleansUp(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := tc.CancelWorkflow(ctx, id, ""); err != nil {
-		t.Fatal(err)
+	cancelCmd := exec.CommandContext(ctx, cli, "cancel", "-workflow-id", id, "-reason", "operator test", "-wait", "0")
+	cancelCmd.Env = append(os.Environ(), stack.Env()...)
+	if out, err := cancelCmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "cancel requested") {
+		t.Fatalf("feedpipe cancel: %v\n%s", err, out)
 	}
 	err := tc.GetWorkflow(ctx, id, "").Get(ctx, nil)
 	var canceled *temporal.CanceledError
@@ -73,6 +79,9 @@ func TestCancelledRunCleansUp(t *testing.T) {
 			if a.ActivityType.GetName() == "CleanUpCanceled" {
 				cleanupAt = ev.EventId
 			}
+		}
+		if a := ev.GetWorkflowExecutionCancelRequestedEventAttributes(); a != nil && a.Cause != "operator test" {
+			t.Errorf("cancel requested with reason %q, want the one given to feedpipe cancel", a.Cause)
 		}
 		if a := ev.GetActivityTaskCanceledEventAttributes(); a != nil && scheduled[a.ScheduledEventId] == "PutToKinesis" {
 			putCanceledAt = ev.EventId

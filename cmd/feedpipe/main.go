@@ -49,7 +49,9 @@ const usage = `usage:
   feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT
   feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]
   feedpipe doctor [-config FILE] [-queue URL]
+  feedpipe cancel -workflow-id ID [-wait 2m]
   feedpipe setup temporal [-print-cloud-command]
+  feedpipe setup current-version -build-id ID [-deployment-name feedpipe]
   feedpipe codec-server [-addr 127.0.0.1:8081] [-origin http://127.0.0.1:8233]
   feedpipe runs [-pipeline P] [-stage S] [-failed | -running] [-since 1h|2026-12-01] [-limit N] [-json]
   feedpipe status (-workflow-id ID | -bucket B -key K) [-sample 2s] [-json] [-watch [-every 3s]]`
@@ -72,6 +74,8 @@ func run(args []string) error {
 		return runGen(args[1:])
 	case "reset":
 		return runReset(args[1:])
+	case "cancel":
+		return runCancel(args[1:])
 	case "doctor":
 		return runDoctor(args[1:])
 	case "setup":
