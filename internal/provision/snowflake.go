@@ -135,6 +135,16 @@ func Snowflake(ctx context.Context, db *sql.DB, n SnowflakeNames, destBucket str
 // file of the stage: the statement Snowpipe runs on auto-ingest, and the
 // local stand-in runs too.
 func CopyStatement(n SnowflakeNames, destBucket, key string) (string, error) {
+	copy, err := PipeCopy(n, destBucket)
+	if err != nil {
+		return "", err
+	}
+	return deploy.CopyFile(copy, key)
+}
+
+// PipeCopy is the pipe's COPY INTO of deploy/snowflake.sql for a stage on
+// destBucket, for deploy.CopyFile to narrow to one file.
+func PipeCopy(n SnowflakeNames, destBucket string) (string, error) {
 	stmts, err := deploy.Statements("deploy/snowflake.sql", deploy.SnowflakeSQL, SQLVars(n, destBucket))
 	if err != nil {
 		return "", err
@@ -143,5 +153,5 @@ func CopyStatement(n SnowflakeNames, destBucket, key string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("deploy/snowflake.sql: %w", err)
 	}
-	return deploy.CopyFile(copy, key)
+	return copy, nil
 }

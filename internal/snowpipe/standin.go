@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/feedpipe/feedpipe/deploy"
 	"github.com/feedpipe/feedpipe/internal/provision"
 	"github.com/feedpipe/feedpipe/internal/s3event"
 	"github.com/feedpipe/feedpipe/internal/sfconn"
@@ -31,11 +32,12 @@ type StandIn struct {
 	names    provision.SnowflakeNames
 	log      *slog.Logger
 	wg       sync.WaitGroup
+	copies   map[string]string // the pipe's COPY by destination bucket, made once (Run's goroutine only)
 }
 
 // NewStandIn returns a stand-in that reads queueURL and loads into names.Table.
 func NewStandIn(c *sqs.Client, db *sql.DB, queueURL string, names provision.SnowflakeNames, log *slog.Logger) *StandIn {
-	s := &StandIn{sqs: c, db: db, queueURL: queueURL, names: names, log: log}
+	s := &StandIn{sqs: c, db: db, queueURL: queueURL, names: names, log: log, copies: map[string]string{}}
 	s.wg.Add(1)
 	return s
 }
@@ -70,6 +72,20 @@ func (s *StandIn) Run(ctx context.Context) {
 	}
 }
 
+// copyStatement is the pipe's COPY for one file, from deploy/snowflake.sql
+// parsed once per bucket.
+func (s *StandIn) copyStatement(bucket, key string) (string, error) {
+	copy, ok := s.copies[bucket]
+	if !ok {
+		var err error
+		if copy, err = provision.PipeCopy(s.names, bucket); err != nil {
+			return "", err
+		}
+		s.copies[bucket] = copy
+	}
+	return deploy.CopyFile(copy, key)
+}
+
 // Wait blocks until Run has returned.
 func (s *StandIn) Wait() { s.wg.Wait() }
 
@@ -86,7 +102,7 @@ func (s *StandIn) handle(ctx context.Context, body string) error {
 		return nil
 	}
 	for _, o := range objs {
-		stmt, err := provision.CopyStatement(s.names, o.Bucket, o.Key)
+		stmt, err := s.copyStatement(o.Bucket, o.Key)
 		if err != nil {
 			s.log.Error("snowpipe stand-in: no COPY for the file", "bucket", o.Bucket, "key", o.Key, "err", err)
 			continue
