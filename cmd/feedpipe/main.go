@@ -57,7 +57,11 @@ const usage = `usage:
   feedpipe status (-workflow-id ID | -bucket B -key K) [-sample 2s] [-json] [-watch [-every 3s]]`
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the flag package printed the usage; asking for help is not an error
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "feedpipe:", err)
 		os.Exit(1)
 	}
@@ -68,6 +72,9 @@ func run(args []string) error {
 		return errors.New(usage)
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Println(usage)
+		return nil
 	case "convert":
 		return runConvert(args[1:])
 	case "gen":
@@ -107,6 +114,17 @@ func runConvert(args []string) error {
 		return errors.New(usage)
 	}
 	inPath, outPath := fs.Arg(0), fs.Arg(1)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *schemaPath != "" && set["infer"] {
+		return errors.New("convert: -infer and -schema both given: -infer N infers the columns from the first N lines, -schema gives them; use one")
+	}
+	if *infer <= 0 {
+		return fmt.Errorf("convert: -infer %d: give the number of lines to infer the columns from, at least 1 (default 10000), or -schema FILE", *infer)
+	}
+	if err := notSameFile(inPath, outPath); err != nil {
+		return err
+	}
 	opt := convert.Options{InferLines: *infer, Compression: *compression, Unknown: *unknown, RowGroupBytes: int64(*rowGroupMB) << 20, RowGroupRows: *rowGroupRows}
 	if *schemaPath != "" {
 		s, err := loadSchema(*schemaPath)
@@ -133,24 +151,35 @@ func runConvert(args []string) error {
 	}
 	counted := &countingReader{r: in}
 	in = counted
-	out, err := os.Create(outPath)
+	// OUT and the rejects file are written under temporary names in their
+	// directories and renamed once complete: a failed or killed run leaves
+	// the earlier OUT and its rejects as they were, and a run that completes
+	// leaves its own pair (no rejects file when it rejected nothing).
+	out, err := createTemp(outPath)
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(out, 1<<20)
+	defer out.discard()
+	bw := bufio.NewWriterSize(out.f, 1<<20)
 
 	var rejects *bufio.Writer
-	var rejectsFile *os.File
+	var rejectsFile *atomicFile
 	if *rejectsPath == "" {
 		*rejectsPath = outPath + ".rejects.ndjson"
 	}
+	if err := notSameFile(inPath, *rejectsPath); err != nil {
+		return err
+	}
 	var rejectErr error
 	opt.OnReject = func(line int64, reason string, raw []byte) {
-		if rejects == nil {
-			if rejectsFile, rejectErr = os.Create(*rejectsPath); rejectErr != nil {
+		if rejects == nil && rejectErr == nil {
+			if rejectsFile, rejectErr = createTemp(*rejectsPath); rejectErr != nil {
 				return
 			}
-			rejects = bufio.NewWriter(rejectsFile)
+			rejects = bufio.NewWriter(rejectsFile.f)
+		}
+		if rejects == nil {
+			return
 		}
 		b, _ := json.Marshal(map[string]any{"line": line, "reason": reason, "raw": string(raw)})
 		rejects.Write(append(b, '\n'))
@@ -175,19 +204,29 @@ func runConvert(args []string) error {
 	if err == nil {
 		err = bw.Flush()
 	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
+	if err == nil && rejectErr != nil {
+		err = fmt.Errorf("write rejects %s: %w", *rejectsPath, rejectErr)
 	}
-	if rejects != nil {
-		rejects.Flush()
-		rejectsFile.Close()
+	if err == nil && rejects != nil {
+		if err = rejects.Flush(); err == nil {
+			err = rejectsFile.commit()
+		}
+	}
+	if err == nil {
+		err = out.commit()
+	}
+	if err == nil && rejects == nil {
+		// No rejects this time: an earlier run's file beside OUT would
+		// describe another output.
+		if rerr := os.Remove(*rejectsPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = fmt.Errorf("remove the earlier run's %s: %w", *rejectsPath, rerr)
+		}
+	}
+	if rejectsFile != nil {
+		rejectsFile.discard()
 	}
 	if err != nil {
-		os.Remove(outPath)
 		return fmt.Errorf("convert %s: %w", inPath, err)
-	}
-	if rejectErr != nil {
-		return fmt.Errorf("write rejects: %w", rejectErr)
 	}
 	secs := time.Since(t0).Seconds()
 	mb := float64(st.InputBytes) / 1e6

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// atomicFile is a file written under a temporary name in its final
+// directory and renamed to its final name once complete (after fsync), so
+// the final name holds either nothing new or the whole file.
+type atomicFile struct {
+	f     *os.File
+	final string
+	done  bool
+}
+
+func createTemp(final string) (*atomicFile, error) {
+	dir, base := filepath.Split(final)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", final, err)
+	}
+	return &atomicFile{f: f, final: final}, nil
+}
+
+// commit syncs, closes and renames the file to its final name.
+func (a *atomicFile) commit() error {
+	if err := a.f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", a.final, err)
+	}
+	if err := a.f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", a.final, err)
+	}
+	if err := os.Rename(a.f.Name(), a.final); err != nil {
+		return fmt.Errorf("write %s: %w", a.final, err)
+	}
+	a.done = true
+	return nil
+}
+
+// discard removes the temporary file unless it was committed.
+func (a *atomicFile) discard() {
+	if !a.done {
+		a.f.Close()
+		os.Remove(a.f.Name())
+	}
+}
+
+// notSameFile refuses to write out over in (the same path, or another name
+// of the same file): the input would be gone before it was read.
+func notSameFile(in, out string) error {
+	if in == "-" {
+		return nil
+	}
+	fi, err := os.Stat(in)
+	if err != nil {
+		return nil // the input's own open reports it
+	}
+	fo, err := os.Stat(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil && os.SameFile(fi, fo) {
+		return fmt.Errorf("convert: %s is the input file %s: it would be replaced before it is read; give another output path", out, in)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// convert refuses to write over its input, by the same name or another.
+func TestConvertRefusesOutputThatIsTheInput(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "same.ndjson")
+	writeFile(t, in, `{"a":1}`+"\n")
+	link := filepath.Join(dir, "link.ndjson")
+	if err := os.Link(in, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{in, link} {
+		err := run([]string{"convert", in, out})
+		if err == nil || !strings.Contains(err.Error(), "is the input file") {
+			t.Errorf("convert %s %s: %v, want a refusal", in, out, err)
+		}
+	}
+	if b, _ := os.ReadFile(in); string(b) != `{"a":1}`+"\n" {
+		t.Errorf("the input changed: %q", b)
+	}
+}
+
+// A run that fails leaves the earlier OUT and its rejects file as they
+// were, and no temporary file; a run that completes replaces both, and
+// removes an earlier rejects file when it rejected nothing.
+func TestConvertOutputIsAtomicAndRejectsBelongToIt(t *testing.T) {
+	dir := t.TempDir()
+	good, bad, corrupt := filepath.Join(dir, "good.ndjson"), filepath.Join(dir, "bad.ndjson"), filepath.Join(dir, "corrupt.ndjson.gz")
+	writeFile(t, good, `{"a":1}`+"\n"+`{"a":2}`+"\n")
+	writeFile(t, bad, `{"a":1}`+"\n"+`{"a":"x"}`+"\n")
+	writeFile(t, corrupt, "\x1f\x8b\x08\x00garbage")
+	out := filepath.Join(dir, "out.parquet")
+	rejects := out + ".rejects.ndjson"
+
+	if err := run([]string{"convert", "-infer", "1", bad, out}); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.ReadFile(out)
+	firstRejects, err := os.ReadFile(rejects)
+	if err != nil || !strings.Contains(string(firstRejects), `"line":2`) {
+		t.Fatalf("rejects after the bad feed: %q, %v", firstRejects, err)
+	}
+	if err := run([]string{"convert", corrupt, out}); err == nil {
+		t.Fatal("a corrupt gzip converted")
+	}
+	if b, _ := os.ReadFile(out); string(b) != string(first) {
+		t.Error("the failed run changed the earlier OUT")
+	}
+	if b, _ := os.ReadFile(rejects); string(b) != string(firstRejects) {
+		t.Error("the failed run changed the earlier rejects file")
+	}
+	if err := run([]string{"convert", good, out}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(rejects); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a clean run kept the earlier run's rejects file (%v)", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("left a temporary file %s", e.Name())
+		}
+	}
+}
+
+func TestConvertFlags(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	writeFile(t, in, `{"a":1}`+"\n")
+	schemaFile := filepath.Join(dir, "s.toml")
+	writeFile(t, schemaFile, `columns = [{ name = "a", type = "int64" }]`+"\n")
+	out := filepath.Join(dir, "out.parquet")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"convert", "-infer", "0", in, out}, "-infer 0"},
+		{[]string{"convert", "-infer", "-5", in, out}, "-infer -5"},
+		{[]string{"convert", "-schema", schemaFile, "-infer", "10", in, out}, "-infer and -schema"},
+	} {
+		if err := run(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error naming %q", c.args, err, c.want)
+		}
+	}
+	if err := run([]string{"convert", "-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v, want flag.ErrHelp (main exits 0 on it)", err)
+	}
+	if err := run([]string{"-h"}); err != nil {
+		t.Errorf("feedpipe -h: %v", err)
+	}
+}
