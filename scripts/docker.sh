@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Docker for feedpipe's container stack, on a fresh Debian bookworm machine
+# with no image registry in reach. Idempotent; every step is skipped when done.
+#
+#   scripts/docker.sh            install Docker Engine (Debian's docker.io) and
+#                                debootstrap if missing, start dockerd if it is
+#                                not running, build the base image
+#   scripts/docker.sh images     the above, then every image under docker/
+#   scripts/docker.sh stop       stop the dockerd this script started
+#
+# The base image feedpipe-base:bookworm is a debootstrap --variant=minbase of
+# bookworm from the Debian mirror this machine's apt uses, imported with
+# `docker import`; every image under docker/ is built FROM it (no registry).
+# dockerd logs to .run/dockerd.log; its pid is in .run/dockerd.pid.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+run=$root/.run
+base=feedpipe-base:bookworm
+# The legacy builder: Debian's Engine 20.10 with a newer CLI (e.g. one in
+# /usr/local/bin) and no buildx plugin still builds the same way.
+export DOCKER_BUILDKIT=0
+
+log() { echo "docker.sh: $*" >&2; }
+
+need_root() {
+  [ "$(id -u)" = 0 ] || { log "$1 needs root (apt-get, dockerd)"; exit 1; }
+}
+
+install() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  [ ${#missing[@]} = 0 ] && return
+  need_root "installing ${missing[*]}"
+  log "installing ${missing[*]} from Debian"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+}
+
+start() {
+  if docker info >/dev/null 2>&1; then return; fi
+  need_root "starting dockerd"
+  mkdir -p "$run"
+  if [ -f "$run/dockerd.pid" ] && kill -0 "$(cat "$run/dockerd.pid")" 2>/dev/null; then
+    log "dockerd (pid $(cat "$run/dockerd.pid")) is starting"
+  else
+    log "starting dockerd (log $run/dockerd.log)"
+    setsid dockerd >>"$run/dockerd.log" 2>&1 </dev/null &
+    echo $! >"$run/dockerd.pid"
+  fi
+  for _ in $(seq 120); do
+    docker info >/dev/null 2>&1 && {
+      log "dockerd is running (pid $(cat "$run/dockerd.pid")); stop it with: scripts/docker.sh stop  (or kill \$(cat .run/dockerd.pid))"
+      return; }
+    kill -0 "$(cat "$run/dockerd.pid")" 2>/dev/null || { log "dockerd exited; the end of $run/dockerd.log:"; tail -20 "$run/dockerd.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  log "dockerd did not answer within 60 s; see $run/dockerd.log"; exit 1
+}
+
+stop() {
+  local pid
+  pid=$(cat "$run/dockerd.pid" 2>/dev/null) || { log "no $run/dockerd.pid: this script started no dockerd"; return; }
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping dockerd (pid $pid)"
+    kill "$pid"
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  fi
+  rm -f "$run/dockerd.pid"
+}
+
+# mirror is the first Debian archive URI of this machine's apt sources
+# (deb822 .sources files or one-line .list files), not the security archive.
+mirror() {
+  local m
+  m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' |
+    grep -v -e security -e '^#' | grep '/debian/*$' | head -1 || true)
+  [ -n "$m" ] || m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) {print $i; break}}' | grep -v security | head -1 || true)
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+base_image() {
+  docker image inspect "$base" >/dev/null 2>&1 && return
+  need_root "debootstrap"
+  local dir=$run/docker/rootfs m
+  m=$(mirror)
+  log "building $base: debootstrap --variant=minbase bookworm from $m"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  local t0=$SECONDS
+  debootstrap --variant=minbase bookworm "$dir" "$m" >"$run/docker/debootstrap.log" 2>&1 || {
+    log "debootstrap failed; the end of $run/docker/debootstrap.log:"; tail -20 "$run/docker/debootstrap.log" >&2; exit 1; }
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  tar -C "$dir" -c . | docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - "$base" >/dev/null
+  rm -rf "$dir"
+  log "built $base in $((SECONDS - t0)) s"
+}
+
+# context fills the build context every image shares: the static Go
+# binaries, the Python stack's pins and installer, the local pipelines, and
+# this machine's CA bundle (TLS to PyPI and Debian is re-signed on the way).
+context() {
+  local ctx=$run/docker/context t0=$SECONDS
+  mkdir -p "$ctx/bin"
+  log "building the static Go binaries into $ctx/bin"
+  (cd "$root" && CGO_ENABLED=0 go build -ldflags='-s -w' -o "$ctx/bin/" \
+    ./cmd/devtemporal ./cmd/worker ./cmd/starter ./cmd/feedpipe ./cmd/snowpipe ./cmd/provision)
+  log "built the Go binaries in $((SECONDS - t0)) s"
+  mkdir -p "$ctx/scripts"
+  cp "$root/requirements-stack.txt" "$root/pipelines.local.toml" "$ctx/"
+  cp "$root/scripts/venv.sh" "$ctx/scripts/"
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
+}
+
+# The images, in build order (the Python ones share their venv layers).
+IMAGES=(ministack fakesnow temporal worker starter snowpipe provision)
+
+images() {
+  context
+  local ctx=$run/docker/context name t0
+  for name in "${IMAGES[@]}"; do
+    t0=$SECONDS
+    log "building feedpipe-$name:dev (docker/$name.Dockerfile)"
+    docker build --network host -q -t "feedpipe-$name:dev" -f "$root/docker/$name.Dockerfile" "$ctx" >/dev/null
+    log "built feedpipe-$name:dev in $((SECONDS - t0)) s"
+  done
+  docker images --filter 'reference=feedpipe-*' >&2
+}
+
+case "${1:-up}" in
+  up) install; start; base_image ;;
+  images) install; start; base_image; images ;;
+  stop) stop ;;
+  mirror) mirror ;;
+  *) echo "usage: scripts/docker.sh [up|images|stop|mirror]" >&2; exit 2 ;;
+esac
