@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/feedpipe/feedpipe/internal/clients"
 	"github.com/feedpipe/feedpipe/workflows"
 )
 
@@ -33,14 +31,13 @@ func runCancel(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger, nil)
+	c, opts, err := dialTemporal(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	if _, err := c.WorkflowService().RequestCancelWorkflowExecution(ctx, &workflowservice.RequestCancelWorkflowExecutionRequest{
-		Namespace:         clients.TemporalNamespace(os.LookupEnv),
+		Namespace:         opts.Namespace,
 		WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: *id},
 		Identity:          "feedpipe cancel",
 		Reason:            *reason,

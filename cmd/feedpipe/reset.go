@@ -5,13 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 
-	"github.com/feedpipe/feedpipe/internal/clients"
 	"github.com/feedpipe/feedpipe/internal/reset"
 )
 
@@ -32,12 +30,7 @@ func runReset(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	opts, err := clients.TemporalOptions(os.LookupEnv, logger)
-	if err != nil {
-		return err
-	}
-	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger, nil)
+	c, opts, err := dialTemporal(ctx)
 	if err != nil {
 		return err
 	}

@@ -5,14 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
-	"github.com/feedpipe/feedpipe/internal/clients"
 	"github.com/feedpipe/feedpipe/internal/runs"
 )
 
@@ -68,22 +64,6 @@ func runRuns(args []string) error {
 		return nil
 	}
 	return runs.WriteTable(os.Stdout, rs)
-}
-
-// dialTemporal connects to Temporal as the worker does (TEMPORAL_ADDRESS,
-// TEMPORAL_NAMESPACE, …) and returns the client and its options (for the
-// namespace and the data converter that decodes payloads).
-func dialTemporal(ctx context.Context) (client.Client, client.Options, error) {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	opts, err := clients.TemporalOptions(os.LookupEnv, logger)
-	if err != nil {
-		return nil, opts, err
-	}
-	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger, nil)
-	if err != nil {
-		return nil, opts, err
-	}
-	return c, opts, nil
 }
 
 // writeJSON prints v as indented JSON on stdout.

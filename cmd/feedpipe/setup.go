@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -47,8 +46,7 @@ func runSetup(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger, nil)
+	c, _, err := dialTemporal(ctx)
 	if err != nil {
 		return err
 	}
@@ -82,8 +80,7 @@ func runCurrentVersion(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger, nil)
+	c, _, err := dialTemporal(ctx)
 	if err != nil {
 		return err
 	}
