@@ -93,3 +93,18 @@ histories-version:
 histories: histories-version venv devtemporal
 	FEEDPIPE_RECORD_HISTORIES=1 FEEDPIPE_HISTORY_VERSION='$(HISTORY_VERSION)' FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) test -count=1 -timeout 30m \
 	  -run 'TestFeed(CleanLandsIntact|OverThreshold|WorkerKilled|GlueModeLands)' ./integration/
+
+# Container images of every part (docker/*.Dockerfile) for docker-compose.yml,
+# built FROM a debootstrap base (no image registry): scripts/docker.sh installs
+# Docker Engine from Debian and starts dockerd if needed (stop it with
+# `scripts/docker.sh stop`). compose-up starts the stack, compose-down removes
+# it with its volumes.
+.PHONY: images compose-up compose-down
+images:
+	@bash scripts/docker.sh images
+
+compose-up: images
+	@bash scripts/docker.sh compose up -d
+
+compose-down:
+	@bash scripts/docker.sh compose down -v

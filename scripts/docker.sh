@@ -6,6 +6,12 @@
 #                                debootstrap if missing, start dockerd if it is
 #                                not running, build the base image
 #   scripts/docker.sh images     the above, then every image under docker/
+#   scripts/docker.sh compose ARGS...   a Compose CLI (`docker compose` if the
+#                                CLI has the v2 plugin, else Debian's
+#                                docker-compose 1.29, installed if missing) with ARGS
+#   scripts/docker.sh upload FILE KEY   put FILE as s3://feedpipe-source/KEY on the
+#                                compose stack's MiniStack (KEY under customers/
+#                                starts a run of the customers pipeline)
 #   scripts/docker.sh stop       stop the dockerd this script started
 #
 # The base image feedpipe-base:bookworm is a debootstrap --variant=minbase of
@@ -128,10 +134,37 @@ images() {
   docker images --filter 'reference=feedpipe-*' >&2
 }
 
+# compose runs Compose v2 when the docker CLI has it, else docker-compose
+# (Debian's 1.29: bookworm has no Compose v2 package).
+compose() {
+  if docker compose version >/dev/null 2>&1; then
+    docker compose "$@"; return; fi
+  if ! command -v docker-compose >/dev/null; then
+    need_root "installing docker-compose"
+    log "installing docker-compose from Debian"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y docker-compose
+  fi
+  docker-compose "$@"
+}
+
+# upload puts a file into the compose stack's source bucket, with the boto3 of
+# the MiniStack container (no AWS CLI needed on the host).
+upload() {
+  [ $# = 2 ] && [ -f "$1" ] || { echo "usage: scripts/docker.sh upload FILE KEY" >&2; exit 2; }
+  compose exec -T ministack python3 -c '
+import sys, boto3, botocore.config
+s3 = boto3.client("s3", config=botocore.config.Config(s3={"addressing_style": "path"}))
+s3.put_object(Bucket="feedpipe-source", Key=sys.argv[1], Body=sys.stdin.buffer.read())
+print("uploaded s3://feedpipe-source/" + sys.argv[1])' "$2" <"$1"
+}
+
 case "${1:-up}" in
   up) install; start; base_image ;;
   images) install; start; base_image; images ;;
+  compose) shift; start; cd "$root" && compose "$@" ;;
+  upload) shift; file=${1:+$(realpath "$1")}; shift || true; cd "$root" && upload "$file" "$@" ;;
   stop) stop ;;
   mirror) mirror ;;
-  *) echo "usage: scripts/docker.sh [up|images|stop|mirror]" >&2; exit 2 ;;
+  *) echo "usage: scripts/docker.sh [up|images|compose ARGS...|upload FILE KEY|stop|mirror]" >&2; exit 2 ;;
 esac
