@@ -46,7 +46,7 @@ func TestStackCommandServesUIAndStopsCleanly(t *testing.T) {
 		}
 	}
 	text := out.String()
-	for _, want := range []string{"Temporal UI", "AWS (MiniStack)", "Snowflake", "export TEMPORAL_ADDRESS=", "export AWS_ENDPOINT_URL=", "export SNOWFLAKE_DSN="} {
+	for _, want := range []string{"Temporal UI", "AWS (MiniStack)", "Snowflake", "export TEMPORAL_ADDRESS=", "export AWS_ENDPOINT_URL=", "export SNOWFLAKE_DSN=", "Payload codec", "export FEEDPIPE_CODEC_KEYS_FILE="} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}

@@ -37,6 +37,7 @@ func run() error {
 	flag.IntVar(&opt.UIPort, "ui-port", 8233, "Temporal Web UI port (0: a free one)")
 	flag.IntVar(&opt.AWSPort, "aws-port", 4566, "MiniStack port (0: a free one)")
 	flag.IntVar(&opt.SnowflakePort, "snowflake-port", 8098, "fakesnow port (0: a free one)")
+	flag.BoolVar(&opt.Codec, "codec", true, "encrypt payloads (the export lines name a key file, kept in RUN_DIR) and serve the codec to the Web UI, so the UI still reads inputs, results and errors")
 	envFile := flag.String("env-file", "", "also write the stack's environment to this file (KEY=value lines)")
 	flag.Parse()
 
@@ -68,6 +69,9 @@ func run() error {
 	fmt.Printf("  Snowflake       %s:%d (fakesnow)  table %s.%s.%s, stage @%s\n", s.SnowflakeHost, s.SnowflakePort,
 		s.Names.Snowflake.Database, s.Names.Snowflake.Schema, s.Names.Snowflake.Table, s.Names.Snowflake.Stage)
 	fmt.Printf("  Snowpipe        local stand-in on queue %s\n", s.AWS.LoadQueueURL)
+	if s.CodecURL != "" {
+		fmt.Printf("  Payload codec   %s (the UI decodes through it); keys %s\n", s.CodecURL, s.CodecKeysFile)
+	}
 	fmt.Printf("  Logs            %s\n", s.RunDir)
 	pids, rss := s.PIDs(), s.ProcessRSS()
 	for _, name := range []string{"temporal", "ministack", "fakesnow"} {

@@ -61,7 +61,7 @@ func runStatus(args []string) error {
 		}
 		*id = rs[0].WorkflowID
 	}
-	d := &runs.Describer{Client: c, Namespace: opts.Namespace, DataConverter: opts.DataConverter}
+	d := &runs.Describer{Client: c, Namespace: opts.Namespace, DataConverter: opts.DataConverter, FailureConverter: opts.FailureConverter}
 	if *watch {
 		return watchStatus(ctx, d, *id, *every, *asJSON)
 	}

@@ -13,9 +13,11 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedpipe/feedpipe/activities"
+	"github.com/feedpipe/feedpipe/internal/codec"
 	"github.com/feedpipe/feedpipe/internal/searchattr"
 )
 
@@ -248,5 +250,28 @@ func TestLiveCounts(t *testing.T) {
 	liveCounts(&c, nil)
 	if want := (Counts{Read: 2000, Rejected: 2, Put: 1998, Delivered: 3, Converted: 11}); c != want {
 		t.Errorf("counts %+v, want %+v", c, want)
+	}
+}
+
+// An attempt's last failure whose message the payload codec encrypted is
+// shown decoded.
+func TestLastFailureDecodedThroughTheCodec(t *testing.T) {
+	key, err := codec.NewKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := codec.NewKeyring("test", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: codec.DataConverter(codec.New(keys)), EncodeCommonAttributes: true})
+	f := fc.ErrorToFailure(temporal.NewApplicationError("s3://src/customers/a.ndjson: GetObject failed", "NotFound"))
+	if f.GetMessage() == "" || strings.Contains(f.GetMessage(), "s3://") {
+		t.Fatalf("the stored message is %q, want it encoded", f.GetMessage())
+	}
+	plain := (&Describer{}).failure(f)
+	got := (&Describer{FailureConverter: fc}).failure(f)
+	if got.Type != "NotFound" || got.Message != "s3://src/customers/a.ndjson: GetObject failed" {
+		t.Errorf("decoded failure %+v (undecoded %+v)", got, plain)
 	}
 }

@@ -124,6 +124,10 @@ type Describer struct {
 	// DataConverter decodes the run's input and heartbeat details: the
 	// client's (client.Options.DataConverter; nil: the default).
 	DataConverter converter.DataConverter
+	// FailureConverter decodes an attempt's last failure when the payload
+	// codec encrypted its message (client.Options.FailureConverter; nil:
+	// shown as stored).
+	FailureConverter converter.FailureConverter
 	// QueryTimeout bounds the progress query (a closed run is answered
 	// only by a worker replaying it). Default 5 s.
 	QueryTimeout time.Duration
@@ -334,7 +338,7 @@ func (d *Describer) activity(pa *workflowpb.PendingActivityInfo, t Totals, now t
 	if ts := pa.GetNextAttemptScheduleTime(); ts != nil {
 		a.NextAttempt = ts.AsTime()
 	}
-	a.LastFailure = failureOfProto(pa.GetLastFailure())
+	a.LastFailure = d.failure(pa.GetLastFailure())
 	m, err := DecodeHeartbeat(d.dc(), a.Type, pa.GetHeartbeatDetails(), t)
 	if err != nil {
 		return a, err
@@ -403,6 +407,23 @@ func (s Status) HasRate() bool {
 		}
 	}
 	return true
+}
+
+// failure is an attempt's last failure, its message decoded when the
+// payload codec encrypted it.
+func (d *Describer) failure(f *failurepb.Failure) *Failure {
+	out := failureOfProto(f)
+	if out == nil || f.GetEncodedAttributes() == nil || d.FailureConverter == nil {
+		return out
+	}
+	err := d.FailureConverter.FailureToError(f)
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		out.Message = app.Message()
+	} else if err != nil {
+		out.Message = err.Error()
+	}
+	return out
 }
 
 func failureOfProto(f *failurepb.Failure) *Failure {
