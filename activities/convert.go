@@ -287,7 +287,7 @@ func (a *Activities) convertParts(ctx context.Context, in ConvertInput, prog Con
 			if isNonRetryable(err) || ctx.Err() != nil {
 				return err // a cancellation is not the feed's fault
 			}
-			return nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
+			return nonRetryable(ErrBadInput, "convert feed %s: %s", in.FeedID, withoutValues(err))
 		}
 		part.last = key
 		b.Touch()
@@ -451,7 +451,7 @@ func (a *Activities) newPartWriter(in ConvertInput, seen bitset, n int) (*partWr
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
+		return nil, nonRetryable(ErrBadInput, "convert feed %s: %s", in.FeedID, withoutValues(err))
 	}
 	return &partWriter{f: f, cw: cw, sink: sink, started: time.Now()}, nil
 }
@@ -472,7 +472,7 @@ func (a *Activities) finishPart(ctx context.Context, in ConvertInput, w *partWri
 			return finishedPart{}, err
 		}
 		// A bad record a parse worker found late is reported here.
-		return finishedPart{}, nonRetryable(ErrBadInput, "convert feed %s: %v", in.FeedID, err)
+		return finishedPart{}, nonRetryable(ErrBadInput, "convert feed %s: %s", in.FeedID, withoutValues(err))
 	}
 	done := finishedPart{ConvertPart: ConvertPart{Rows: rows, LastKey: w.last}, dups: dups}
 	if rows == 0 {
@@ -749,4 +749,15 @@ func (r *s3ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		err = io.EOF
 	}
 	return n, err
+}
+
+// withoutValues is err's text for history: a schema.LineError in it gives
+// its reason without the offending value (which stays in the staged
+// record), the rest (the object, the line) as is.
+func withoutValues(err error) string {
+	var le *schema.LineError
+	if errors.As(err, &le) {
+		return strings.Replace(err.Error(), le.Error(), le.Reason, 1)
+	}
+	return err.Error()
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/feedpipe/feedpipe/internal/feed"
+	"github.com/feedpipe/feedpipe/internal/schema"
 )
 
 // What PutToKinesis puts into history about bad lines (FirstBad, the
@@ -59,5 +61,19 @@ func TestRejectReasonsInHistoryHoldNoValues(t *testing.T) {
 	if len(got) != 2 || got[0].Raw != `{"id":"SECRET-ACCOUNT-42"}` || !strings.Contains(got[0].Reason, `want an integer, got "SECRET-ACCOUNT-42"`) ||
 		got[1].Raw != `{"id":2,"name":{"ssn":"SECRET-SSN"}}` || !strings.Contains(got[1].Reason, "SECRET-SSN") {
 		t.Errorf("quarantine lost the raw line or the full reason: %+v", got)
+	}
+}
+
+// A LineError inside a Convert failure goes to history as its reason, the
+// rest of the message kept.
+func TestWithoutValuesKeepsTheReasonNotTheValue(t *testing.T) {
+	le := &schema.LineError{Reason: `field "id": want int64, got a string (6 chars)`, Detail: `field "id": want int64, got "secret"`}
+	err := fmt.Errorf("s3://stg/raw/feed=f/1 line 7: %w", le)
+	got := withoutValues(err)
+	if strings.Contains(got, "secret") || got != `s3://stg/raw/feed=f/1 line 7: field "id": want int64, got a string (6 chars)` {
+		t.Errorf("withoutValues = %q", got)
+	}
+	if got := withoutValues(errors.New("plain")); got != "plain" {
+		t.Errorf("withoutValues(plain) = %q", got)
 	}
 }
