@@ -128,7 +128,8 @@ images() {
   for name in "${IMAGES[@]}"; do
     t0=$SECONDS
     log "building feedpipe-$name:dev (docker/$name.Dockerfile)"
-    docker build --network host -q -t "feedpipe-$name:dev" -f "$root/docker/$name.Dockerfile" "$ctx" >/dev/null
+    docker build --network host -t "feedpipe-$name:dev" -f "$root/docker/$name.Dockerfile" "$ctx" >"$run/docker/build-$name.log" 2>&1 || {
+      log "building feedpipe-$name:dev failed; the end of $run/docker/build-$name.log:"; tail -30 "$run/docker/build-$name.log" >&2; exit 1; }
     log "built feedpipe-$name:dev in $((SECONDS - t0)) s"
   done
   docker images --filter 'reference=feedpipe-*' >&2
