@@ -72,8 +72,10 @@ func newBrowser(t *testing.T, ctx context.Context, chromium string) context.Cont
 }
 
 // waitText polls the page's text (document.body.innerText) until it holds
-// every string of want and none of absent, for up to limit; it returns the
-// text, or fails the test with what the page last said.
+// every string of want (as is, or with the page's spaces removed: the UI
+// shows "WorkflowExecutionFailed" as "Workflow Execution Failed") and none
+// of absent, for up to limit; it returns the text, or fails the test with
+// what the page last said.
 func waitText(t *testing.T, bctx context.Context, limit time.Duration, want, absent []string) string {
 	t.Helper()
 	deadline := time.Now().Add(limit)
@@ -82,8 +84,9 @@ func waitText(t *testing.T, bctx context.Context, limit time.Duration, want, abs
 		var err error
 		text, err = chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
 		missing, present := "", ""
+		despaced := strings.ReplaceAll(text, " ", "")
 		for _, w := range want {
-			if !strings.Contains(text, w) {
+			if !strings.Contains(text, w) && !strings.Contains(despaced, w) {
 				missing = w
 				break
 			}
@@ -113,9 +116,9 @@ func clip(s string, n int) string {
 }
 
 // screenshot saves a full-page PNG of the tab as .run/ui/NAME under the
-// repository root, a test artifact, and with FEEDPIPE_UPDATE_SCREENSHOTS=1
-// as docs/img/NAME too, the README's picture.
-func screenshot(t *testing.T, bctx context.Context, name string) string {
+// repository root, a test artifact, and, if docs and with
+// FEEDPIPE_UPDATE_SCREENSHOTS=1, as docs/img/NAME too, the README's picture.
+func screenshot(t *testing.T, bctx context.Context, name string, docs bool) string {
 	t.Helper()
 	// A page taller than the window is drawn whole: the viewport grows to
 	// the document's height for the picture. (The Web UI scrolls inside
@@ -142,7 +145,7 @@ func screenshot(t *testing.T, bctx context.Context, name string) string {
 		t.Fatal(err)
 	}
 	dirs := []string{filepath.Join(root, ".run", "ui")}
-	if os.Getenv(envUpdateScreenshots) == "1" {
+	if docs && os.Getenv(envUpdateScreenshots) == "1" {
 		dirs = append(dirs, filepath.Join(root, "docs", "img"))
 	}
 	var out string
