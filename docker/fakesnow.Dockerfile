@@ -18,4 +18,7 @@ ENV PATH=/venv/bin:$PATH
 ENV TMPDIR=/tmp
 EXPOSE 8098
 HEALTHCHECK --interval=5s --timeout=3s --retries=24 CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/8098'
+# As PID 1 it would ignore SIGTERM (it sets no handler): Python's SIGINT
+# handler stops it at once.
+STOPSIGNAL SIGINT
 CMD ["fakesnow", "-s", "--host", "0.0.0.0", "-p", "8098"]
