@@ -164,12 +164,12 @@ func TestUIShowsRunsToOperators(t *testing.T) {
 
 	// b. The completed run's page: its result, decoded, with its counts.
 	page("/namespaces/" + ns + "/workflows/" + url.PathEscape(doneID) + "/" + doneRun + "/history")
-	waitText(t, bctx, time.Minute, []string{doneID, "Completed", `"loaded": 300`, "WorkflowExecutionCompleted"}, nil)
+	waitText(t, bctx, time.Minute, []string{doneID, "COMPLETED", `"loaded": 300`, "WorkflowExecutionCompleted"}, nil)
 	screenshot(t, bctx, "ui-run-completed.png", true)
 
 	// c. The failed run's page: its error type and its message, decoded.
 	page("/namespaces/" + ns + "/workflows/" + url.PathEscape(failedID) + "/" + failedRun + "/history")
-	waitText(t, bctx, time.Minute, []string{failedID, "Failed", activities.ErrRejectThreshold, "rejected 10 of 100", "WorkflowExecutionFailed"}, nil)
+	waitText(t, bctx, time.Minute, []string{failedID, "FAILED", activities.ErrRejectThreshold, "rejected 10 of 100", "WorkflowExecutionFailed"}, nil)
 	screenshot(t, bctx, "ui-run-failed.png", true)
 }
 
@@ -391,6 +391,9 @@ func TestDashboardQueriesDrawn(t *testing.T) {
 func findPrometheus(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("FEEDPIPE_PROMETHEUS"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("FEEDPIPE_PROMETHEUS=%s: %v; run make browser, or point FEEDPIPE_PROMETHEUS at a Prometheus binary", p, err)
+		}
 		return p
 	}
 	p, err := exec.LookPath("prometheus")
