@@ -11,7 +11,10 @@ ENV SSL_CERT_FILE=/etc/feedpipe/ca-certificates.crt PIP_CERT=/etc/feedpipe/ca-ce
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv && rm -rf /var/lib/apt/lists/*
 COPY requirements-stack.txt /app/
 COPY scripts/venv.sh /app/scripts/
-RUN FEEDPIPE_VENV=/venv bash /app/scripts/venv.sh
+# Without cfn-lint and what only it needs (make lint's, ~150 MB); every other
+# package at its pinned version.
+RUN sed -i -E '/^(cfn-lint|sympy|mpmath|networkx|jsonpatch|jsonpointer|regex)==/d' /app/requirements-stack.txt && \
+    FEEDPIPE_VENV=/venv bash /app/scripts/venv.sh
 ENV PATH=/venv/bin:$PATH
 # fakesnow's server keeps its tables in memory: a restarted fakesnow is empty
 # (provision again). TMPDIR holds the stages it makes at import.
