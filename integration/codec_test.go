@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -27,7 +26,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/feedpipe/feedpipe/internal/codec"
-	"github.com/feedpipe/feedpipe/internal/devstack"
 	"github.com/feedpipe/feedpipe/internal/freeport"
 	"github.com/feedpipe/feedpipe/internal/harness"
 	"github.com/feedpipe/feedpipe/workflows"
@@ -41,10 +39,6 @@ import (
 // reads the result, and the codec server decodes a payload for the UI.
 func TestCodecLeavesNoPlaintextInHistory(t *testing.T) {
 	ctx := testCtx(t, 5*time.Minute)
-	root, err := devstack.FindRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	workerBin, starterBin, feedpipeBin := buildCmd(t, ctx, "worker"), buildCmd(t, ctx, "starter"), buildCmd(t, ctx, "feedpipe")
 
 	key, err := codec.NewKey("it-1")
@@ -59,24 +53,7 @@ func TestCodecLeavesNoPlaintextInHistory(t *testing.T) {
 	// environment on); the package's own worker dials without it.
 	t.Setenv(codec.EnvKeysFile, keysFile)
 
-	n := time.Now().UnixNano()
-	bucket, taskQueue := fmt.Sprintf("feedpipe-codec-%d", n), fmt.Sprintf("feedpipe-codec-%d", n)
-	if _, err := clients().S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(root, "pipelines.local.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.ReplaceAll(string(src), `"`+stack.Names.SourceBucket+`"`, `"`+bucket+`"`)
-	cfg = strings.Replace(cfg, `task_queue = "feedpipe"`, fmt.Sprintf("task_queue = %q", taskQueue), 1)
-	if !strings.Contains(cfg, taskQueue) || !strings.Contains(cfg, bucket) {
-		t.Fatal("pipelines.local.toml no longer has the task_queue line or the source bucket this test replaces")
-	}
-	cfgPath := filepath.Join(t.TempDir(), "pipelines.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, bucket, _ := ownPipelines(t, ctx, "feedpipe-codec")
 	startServing(t, ctx, workerBin, "-config", cfgPath, "-temp-dir", t.TempDir(), "-metrics-addr", "127.0.0.1:0")
 
 	// 300 good lines and one bad one (1 in 301, under customers' 1 %).
@@ -88,7 +65,7 @@ func TestCodecLeavesNoPlaintextInHistory(t *testing.T) {
 			fmt.Fprintf(&body, `{"id":%q,"name":"bad"}`+"\n", planted)
 		}
 	}
-	objKey := fmt.Sprintf("customers/codec-%d.ndjson", n)
+	objKey := fmt.Sprintf("customers/codec-%d.ndjson", time.Now().UnixNano())
 	putObject(t, ctx, bucket, objKey, body.Bytes())
 
 	start := exec.CommandContext(ctx, starterBin, "start", "-config", cfgPath, "-bucket", bucket, "-key", objKey)

@@ -16,14 +16,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/feedpipe/feedpipe/deploy"
-	"github.com/feedpipe/feedpipe/internal/devstack"
 	"github.com/feedpipe/feedpipe/internal/feed"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
 	"github.com/feedpipe/feedpipe/workflows"
@@ -36,33 +34,13 @@ import (
 // sent to a queue of its own, twice.
 func TestMetricsMatchTheRun(t *testing.T) {
 	ctx := testCtx(t, 4*time.Minute)
-	root, err := devstack.FindRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	workerBin, starterBin := buildCmd(t, ctx, "worker"), buildCmd(t, ctx, "starter")
 	c := clients()
 	n := time.Now().UnixNano()
-	bucket, queueName := fmt.Sprintf("feedpipe-metrics-%d", n), fmt.Sprintf("feedpipe-metrics-%d", n)
-	if _, err := c.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, bucket, _ := ownPipelines(t, ctx, "feedpipe-metrics")
+	queueName := fmt.Sprintf("feedpipe-metrics-%d", n)
 	q, err := c.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &queueName})
 	if err != nil {
-		t.Fatal(err)
-	}
-	taskQueue := fmt.Sprintf("feedpipe-metrics-%d", n)
-	src, err := os.ReadFile(filepath.Join(root, "pipelines.local.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.ReplaceAll(string(src), `"`+stack.Names.SourceBucket+`"`, `"`+bucket+`"`)
-	cfg = strings.Replace(cfg, `task_queue = "feedpipe"`, fmt.Sprintf("task_queue = %q", taskQueue), 1)
-	if !strings.Contains(cfg, taskQueue) || !strings.Contains(cfg, bucket) {
-		t.Fatal("pipelines.local.toml no longer has the task_queue line or the source bucket this test replaces")
-	}
-	cfgPath := filepath.Join(t.TempDir(), "pipelines.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/feedpipe/feedpipe/internal/devstack"
 	"github.com/feedpipe/feedpipe/internal/feedgen"
 	"github.com/feedpipe/feedpipe/workflows"
 )
@@ -22,27 +19,10 @@ import (
 // to build 2, and build 1's workers can stop.
 func TestWorkerBuildsRollOutByVersion(t *testing.T) {
 	ctx := testCtx(t, 4*time.Minute)
-	root, err := devstack.FindRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	workerBin, starterBin, cli := buildCmd(t, ctx, "worker"), buildCmd(t, ctx, "starter"), buildCmd(t, ctx, "feedpipe")
-	c := clients()
 	n := time.Now().UnixNano()
-	bucket, taskQueue, deployment := fmt.Sprintf("feedpipe-versions-%d", n), fmt.Sprintf("feedpipe-versions-%d", n), fmt.Sprintf("feedpipe-test-%d", n)
-	if _, err := c.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(root, "pipelines.local.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.ReplaceAll(string(src), `"`+stack.Names.SourceBucket+`"`, `"`+bucket+`"`)
-	cfg = strings.Replace(cfg, `task_queue = "feedpipe"`, fmt.Sprintf("task_queue = %q", taskQueue), 1)
-	cfgPath := filepath.Join(t.TempDir(), "pipelines.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, bucket, _ := ownPipelines(t, ctx, "feedpipe-versions")
+	deployment := fmt.Sprintf("feedpipe-test-%d", n)
 	env := append(os.Environ(), stack.Env()...)
 	run := func(bin string, args ...string) string {
 		t.Helper()
