@@ -6,9 +6,13 @@
 #                                debootstrap if missing, start dockerd if it is
 #                                not running, build the base image
 #   scripts/docker.sh images     the above, then every image under docker/
-#   scripts/docker.sh compose ARGS...   a Compose CLI (`docker compose` if the
-#                                CLI has the v2 plugin, else Debian's
-#                                docker-compose 1.29, installed if missing) with ARGS
+#   scripts/docker.sh compose ARGS...   a Compose CLI with ARGS: `docker compose` if
+#                                the CLI has the v2 plugin, else bin/docker-compose
+#                                (compose-v2), else Debian's docker-compose 1.29
+#                                (installed if missing)
+#   scripts/docker.sh compose-v2 build Compose v2 into bin/docker-compose from its Go
+#                                module through the module proxy (bookworm has no
+#                                package of it; `go install` refuses its go.mod)
 #   scripts/docker.sh upload FILE KEY   put FILE as s3://feedpipe-source/KEY on the
 #                                compose stack's MiniStack (KEY under customers/
 #                                starts a run of the customers pipeline)
@@ -135,11 +139,31 @@ images() {
   docker images --filter 'reference=feedpipe-*' >&2
 }
 
-# compose runs Compose v2 when the docker CLI has it, else docker-compose
-# (Debian's 1.29: bookworm has no Compose v2 package).
+COMPOSE_VERSION=v2.40.3
+
+# compose_v2 builds Compose v2 from its module's source: `go install
+# github.com/docker/compose/v2/cmd@VERSION` stops at the exclude directives
+# of its go.mod, so the module is downloaded and built in a copy.
+compose_v2() {
+  local out=$root/bin/docker-compose src=$run/docker/compose-src dir t0=$SECONDS
+  [ -x "$out" ] && "$out" version 2>/dev/null | grep -q "$COMPOSE_VERSION" && return
+  log "building Compose $COMPOSE_VERSION into $out (minutes)"
+  dir=$(cd /tmp && go mod download -json "github.com/docker/compose/v2@$COMPOSE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { log "go mod download github.com/docker/compose/v2@$COMPOSE_VERSION failed"; exit 1; }
+  rm -rf "$src" && cp -r "$dir" "$src" && chmod -R u+w "$src"
+  mkdir -p "$root/bin"
+  (cd "$src" && CGO_ENABLED=0 go build -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" -o "$out" ./cmd)
+  rm -rf "$src"
+  log "built $("$out" version) in $((SECONDS - t0)) s"
+}
+
+# compose runs Compose v2 when the docker CLI has it or compose-v2 built it,
+# else docker-compose (Debian's 1.29: bookworm has no Compose v2 package).
 compose() {
   if docker compose version >/dev/null 2>&1; then
     docker compose "$@"; return; fi
+  if [ -x "$root/bin/docker-compose" ]; then
+    "$root/bin/docker-compose" "$@"; return; fi
   if ! command -v docker-compose >/dev/null; then
     need_root "installing docker-compose"
     log "installing docker-compose from Debian"
@@ -165,7 +189,8 @@ case "${1:-up}" in
   images) install; start; base_image; images ;;
   compose) shift; start; cd "$root" && compose "$@" ;;
   upload) shift; file=${1:+$(realpath "$1")}; shift || true; cd "$root" && upload "$file" "$@" ;;
+  compose-v2) compose_v2 ;;
   stop) stop ;;
   mirror) mirror ;;
-  *) echo "usage: scripts/docker.sh [up|images|compose ARGS...|upload FILE KEY|stop|mirror]" >&2; exit 2 ;;
+  *) echo "usage: scripts/docker.sh [up|images|compose ARGS...|compose-v2|upload FILE KEY|stop|mirror]" >&2; exit 2 ;;
 esac
