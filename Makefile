@@ -92,7 +92,7 @@ histories-version:
 
 histories: histories-version venv devtemporal
 	FEEDPIPE_RECORD_HISTORIES=1 FEEDPIPE_HISTORY_VERSION='$(HISTORY_VERSION)' FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) test -count=1 -timeout 30m \
-	  -run 'TestFeed(CleanLandsIntact|OverThreshold|WorkerKilled|GlueModeLands)' ./integration/
+	  -run 'TestFeed(CleanLandsIntact|OverThreshold|WorkerKilled|GlueModeLands)|TestCancelledRunCleansUp' ./integration/
 
 # Container images of every part (docker/*.Dockerfile) for docker-compose.yml,
 # built FROM a debootstrap base (no image registry): scripts/docker.sh installs

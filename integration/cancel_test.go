@@ -118,6 +118,7 @@ func TestCancelledRunCleansUp(t *testing.T) {
 	} else if err := v.Get(&prog); err != nil || prog.Stage != workflows.StageCanceled {
 		t.Errorf("progress stage %q (%v), want %s", prog.Stage, err, workflows.StageCanceled)
 	}
+	recordHistory(t, id, "canceled")
 	// The put had checkpointed, with rejects: there was something to remove.
 	var removed activities.CleanupResult
 	if rs := activityResults(t, ctx, id, "CleanUpCanceled"); len(rs) != 1 || json.Unmarshal(rs[0], &removed) != nil || removed.QuarantineParts+removed.Checkpoints == 0 {

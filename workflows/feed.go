@@ -110,6 +110,21 @@ type feedWorkflow struct {
 	queue    string // the run's task queue, for errors
 	progress Progress
 	result   FeedResult
+	// cleanUpOnCancel: a cancel waits for the running activity to stop,
+	// cleans up and ends the run Canceled (version clean-up-on-cancel).
+	cleanUpOnCancel bool
+}
+
+// opts are o for this run: with WaitForCancellation when a cancel cleans up.
+func (w *feedWorkflow) opts(o workflow.ActivityOptions) workflow.ActivityOptions {
+	o.WaitForCancellation = w.cleanUpOnCancel
+	return o
+}
+
+// cancelled says whether the run has been cancelled (err is what a stage
+// returned): by the run's context, whatever error the activity gave.
+func (w *feedWorkflow) cancelled(ctx workflow.Context, err error) bool {
+	return w.cleanUpOnCancel && (temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled))
 }
 
 // FeedWorkflow moves one feed into Snowflake.
@@ -119,8 +134,8 @@ func FeedWorkflow(ctx workflow.Context, in FeedInput) (FeedResult, error) {
 		return FeedResult{}, err
 	}
 	res, err := w.run(ctx)
-	if temporal.IsCanceledError(err) {
-		return w.canceled(ctx, err)
+	if err != nil && w.cancelled(ctx, err) {
+		return w.canceled(ctx)
 	}
 	w.observeEnd(ctx, err)
 	if err != nil {
@@ -136,6 +151,9 @@ func (w *feedWorkflow) setup(ctx workflow.Context) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrBadInput, nil)
 	}
 	id := w.in.Ref.ID()
+	// Runs started from here on wait for a cancelled activity to stop and
+	// then clean up (canceled); earlier ones, replayed, fail as they did.
+	w.cleanUpOnCancel = workflow.GetVersion(ctx, "clean-up-on-cancel", workflow.DefaultVersion, 1) == 1
 	w.progress = Progress{FeedID: id, Stage: StagePut, Durations: StageDurations{}}
 	w.result = FeedResult{FeedID: id, Ref: w.in.Ref, Pipeline: w.in.Pipeline.Name, Durations: w.progress.Durations}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return w.progress, nil }); err != nil {
@@ -165,9 +183,6 @@ func stageOptions(deadline time.Duration, heartbeat time.Duration) workflow.Acti
 		StartToCloseTimeout:    deadline,
 		ScheduleToCloseTimeout: deadline,
 		HeartbeatTimeout:       heartbeat,
-		// A cancelled run waits until the activity has stopped (it learns
-		// of the cancel from its next heartbeat) before it cleans up.
-		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
@@ -258,7 +273,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	// 1. Stream the file into Kinesis.
 	start := w.enter(ctx, StagePut)
 	var put activities.PutResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(p.Deadlines.Put.Std(), hb)),
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.opts(stageOptions(p.Deadlines.Put.Std(), hb))),
 		a.PutToKinesis, activities.PutInput{FeedID: id, Ref: w.in.Ref, Pipeline: p}).Get(ctx, &put)
 	w.leave(ctx, StagePut, start, err)
 	if err != nil {
@@ -291,7 +306,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	del := activities.DeliveryInput{FeedID: id, Pipeline: p, Expected: put.Put, Lines: put.Read}
 	err = w.poll(ctx, start, p.Deadlines.Delivery.Std(), func(remaining time.Duration) (bool, error) {
 		var st activities.DeliveryState
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(remaining, hb)), a.CheckDelivery, del).Get(ctx, &st)
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.opts(stageOptions(remaining, hb))), a.CheckDelivery, del).Get(ctx, &st)
 		if err != nil {
 			return false, err
 		}
@@ -339,7 +354,7 @@ func (w *feedWorkflow) run(ctx workflow.Context) (FeedResult, error) {
 	conf := activities.ConfirmInput{FeedID: id, Pipeline: p, Files: conv.Files, Expected: conv.Rows}
 	var last activities.ConfirmStatus
 	err = w.poll(ctx, start, p.Deadlines.Ingest.Std(), func(remaining time.Duration) (bool, error) {
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(remaining)), a.CheckIngestion, conf).Get(ctx, &last)
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.opts(lookOptions(remaining))), a.CheckIngestion, conf).Get(ctx, &last)
 		return last.Done, err
 	})
 	w.leave(ctx, StageConfirm, start, err)
@@ -392,7 +407,7 @@ func (w *feedWorkflow) supersede(ctx workflow.Context, modified time.Time) error
 	}
 	var res activities.SupersedeResult
 	in := activities.SupersedeInput{FeedID: w.progress.FeedID, Ref: w.in.Ref, Pipeline: p, Modified: modified}
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(supersedeTimeout)), a.SupersedeVersions, in).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.opts(lookOptions(supersedeTimeout))), a.SupersedeVersions, in).Get(ctx, &res); err != nil {
 		return err
 	}
 	w.result.ReplacedRows = res.Removed
@@ -420,7 +435,7 @@ func (w *feedWorkflow) recordUpload(ctx workflow.Context, modified time.Time, de
 		return nil
 	}
 	in := activities.SupersedeInput{FeedID: w.progress.FeedID, Ref: w.in.Ref, Pipeline: w.in.Pipeline, Modified: modified}
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(deadline)), a.RecordUpload, in).Get(ctx, nil)
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.opts(lookOptions(deadline))), a.RecordUpload, in).Get(ctx, nil)
 }
 
 // reconciled fails the run unless read = loaded + rejected.
@@ -445,7 +460,8 @@ const cleanupTimeout = 10 * time.Minute
 // the run closes as Canceled. A cleanup that fails is logged: what is left
 // is a checkpoint or a quarantine part, which the buckets' lifecycle rules
 // expire and a new run of the feed replaces.
-func (w *feedWorkflow) canceled(ctx workflow.Context, cause error) (FeedResult, error) {
+func (w *feedWorkflow) canceled(ctx workflow.Context) (FeedResult, error) {
+	cause := temporal.NewCanceledError()
 	var a *activities.Activities
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
@@ -455,12 +471,9 @@ func (w *feedWorkflow) canceled(ctx workflow.Context, cause error) (FeedResult, 
 	w.observeEnd(dctx, cause)
 	log := workflow.GetLogger(dctx)
 	log.Info("run cancelled; cleaning up", "feed", w.in.Ref.String(), "stage", stage)
-	if workflow.GetVersion(dctx, "clean-up-on-cancel", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return w.result, cause
-	}
 	var res activities.CleanupResult
 	in := activities.CleanupInput{FeedID: w.progress.FeedID, Pipeline: w.in.Pipeline}
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, lookOptions(cleanupTimeout)), a.CleanUpCanceled, in).Get(dctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, w.opts(lookOptions(cleanupTimeout))), a.CleanUpCanceled, in).Get(dctx, &res); err != nil {
 		log.Warn("could not clean up after the cancel; the buckets' lifecycle rules expire what is left", "feed", w.in.Ref.String(), "err", err)
 	}
 	return w.result, cause
@@ -501,13 +514,13 @@ func (w *feedWorkflow) convert(ctx workflow.Context, start time.Time, in activit
 	switch in.Pipeline.Conversion {
 	case pipeline.ConvertGlue:
 		var run activities.GlueRun
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(deadline)), a.StartGlueRun, in).Get(ctx, &run); err != nil {
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.opts(lookOptions(deadline))), a.StartGlueRun, in).Get(ctx, &run); err != nil {
 			return res, err
 		}
 		w.progress.GlueRunID, w.result.GlueRunID = run.RunID, run.RunID
 		var last activities.GlueStatus
 		err := w.poll(ctx, start, deadline, func(remaining time.Duration) (bool, error) {
-			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, lookOptions(remaining)), a.CheckGlueRun, in, run).Get(ctx, &last)
+			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.opts(lookOptions(remaining))), a.CheckGlueRun, in, run).Get(ctx, &last)
 			return last.Done, err
 		})
 		if errors.Is(err, errDeadline) {
@@ -517,7 +530,7 @@ func (w *feedWorkflow) convert(ctx workflow.Context, start time.Time, in activit
 		}
 		return last.Result, err
 	case pipeline.ConvertLocal, pipeline.ConvertFirehose:
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, stageOptions(deadline, hb)), a.ConvertLocal, in).Get(ctx, &res)
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.opts(stageOptions(deadline, hb))), a.ConvertLocal, in).Get(ctx, &res)
 		return res, err
 	}
 	return res, temporal.NewNonRetryableApplicationError(
@@ -529,7 +542,7 @@ func (w *feedWorkflow) convert(ctx workflow.Context, start time.Time, in activit
 // GlueRunFailed, …), its message names the feed, the stage and the cause,
 // and its details are the run's result so far (counts, keys, durations).
 func (w *feedWorkflow) stageError(ctx workflow.Context, stage string, err error) error {
-	if temporal.IsCanceledError(err) {
+	if w.cancelled(ctx, err) {
 		return err // the run was cancelled: FeedWorkflow cleans up
 	}
 	msg := err.Error()

@@ -132,3 +132,28 @@ func TestVersionedStepsTakeTheBranchOfTheirVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelledRunTakesTheBranchOfItsVersion: "clean-up-on-cancel" made a
+// cancelled run wait for its activity, clean up and end Canceled, where it
+// had ended Failed. A run of that version records the marker at its start
+// and, cancelled, CleanUpCanceled as its last step; the runs recorded
+// before it have no marker, so replayed they take the old branch.
+func TestCancelledRunTakesTheBranchOfItsVersion(t *testing.T) {
+	const marker = "version:clean-up-on-cancel=1"
+	h := readHistory(t, historiesDir+"/clean-up-on-cancel/canceled.json")
+	if err := replay(t, h); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	s := steps(t, h)
+	if index(s, marker) != 0 || index(s, "PutToKinesis") != 1 || index(s, "CleanUpCanceled") != len(s)-1 {
+		t.Errorf("want the clean-up-on-cancel marker, PutToKinesis, …, CleanUpCanceled last: %v", s)
+	}
+	if last := h.GetEvents()[len(h.GetEvents())-1]; last.GetEventType() != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED {
+		t.Errorf("the cancelled run closed with %s, want WorkflowExecutionCanceled", last.GetEventType())
+	}
+	for _, v := range []string{"before-replace", "before-record", "record-upload-before-confirm"} {
+		if index(steps(t, readHistory(t, historiesDir+"/"+v+"/success.json")), marker) >= 0 {
+			t.Errorf("%s has the clean-up-on-cancel marker", v)
+		}
+	}
+}
