@@ -46,9 +46,9 @@ func TestCancelledRunCleansUp(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancelCmd := exec.CommandContext(ctx, cli, "cancel", "-workflow-id", id, "-reason", "operator test", "-wait", "0")
+	cancelCmd := exec.CommandContext(ctx, cli, "cancel", "-workflow-id", id, "-reason", "operator test")
 	cancelCmd.Env = append(os.Environ(), stack.Env()...)
-	if out, err := cancelCmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "cancel requested") {
+	if out, err := cancelCmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "cancel requested") || !strings.Contains(string(out), "canceled: removed ") {
 		t.Fatalf("feedpipe cancel: %v\n%s", err, out)
 	}
 	err := tc.GetWorkflow(ctx, id, "").Get(ctx, nil)

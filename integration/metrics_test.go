@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/feedpipe/feedpipe/deploy"
 	"github.com/feedpipe/feedpipe/internal/feed"
@@ -57,6 +58,22 @@ func TestMetricsMatchTheRun(t *testing.T) {
 		if _, err := c.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q.QueueUrl, MessageBody: &event}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// While the run is open, the worker's in-flight gauge counts it (its
+	// first scrape asks visibility, once visibility has the run).
+	running := fmt.Sprintf("WorkflowId = %q AND ExecutionStatus = 'Running'", ref.WorkflowID())
+	for {
+		resp, err := tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: stack.TemporalNamespace, Query: running})
+		if err == nil && resp.GetCount() == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("visibility never showed run %s running", ref.WorkflowID())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := scrapeMetrics(t, ctx, workerURL).value("feedpipe_feeds_in_flight", "pipeline", "customers"); got != 1 {
+		t.Errorf("worker: feedpipe_feeds_in_flight{pipeline=customers} summed over stages = %v while the run was open, want 1", got)
 	}
 	var res workflows.FeedResult
 	for {
@@ -134,6 +151,19 @@ func TestMetricsMatchTheRun(t *testing.T) {
 		if _, ok := wm.find("feedpipe_feeds_in_flight", "pipeline", "customers", "stage", stage); !ok {
 			t.Errorf("worker: no feedpipe_feeds_in_flight{pipeline=customers,stage=%s}", stage)
 		}
+	}
+	// Once the run has closed, nothing is in flight (within the gauge's
+	// 10 s cache).
+	for wait := time.Now().Add(30 * time.Second); ; {
+		got := scrapeMetrics(t, ctx, workerURL).value("feedpipe_feeds_in_flight", "pipeline", "customers")
+		if got == 0 {
+			break
+		}
+		if time.Now().After(wait) {
+			t.Errorf("worker: feedpipe_feeds_in_flight{pipeline=customers} = %v 30 s after the run closed, want 0", got)
+			break
+		}
+		time.Sleep(time.Second)
 	}
 	if h := wm.histogram("temporal_activity_execution_latency_seconds", "activity_type", "PutToKinesis"); h == nil || h.GetSampleCount() < 1 {
 		t.Errorf("worker: the SDK's temporal_activity_execution_latency_seconds{activity_type=PutToKinesis} is missing")

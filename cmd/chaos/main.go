@@ -539,6 +539,18 @@ func (e *env) startWorker() (*devstack.Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A worker refuses to start when what its pipelines call does not
+	// answer within its -preflight-wait: that is a finding, not a quiet
+	// worker short.
+	for deadline := time.Now().Add(3 * time.Minute); !strings.Contains(w.Tail(1<<16), "worker starting"); {
+		if exited, werr := w.Exited(); exited {
+			return nil, fmt.Errorf("worker %d exited as it started (%v):\n%s", n, werr, w.Tail(4000))
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("worker %d did not start within 3 minutes:\n%s", n, w.Tail(4000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	e.mu.Lock()
 	e.workers = append(e.workers, w)
 	e.mu.Unlock()

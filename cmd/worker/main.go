@@ -83,7 +83,11 @@ func run(logger *slog.Logger) error {
 	}
 	defer tc.Close()
 	if reg != nil {
-		if err := serveMetrics(reg, tc, clients.TemporalNamespace(env), cfg, *metricsAddr, logger); err != nil {
+		// Served until the worker has stopped, its last tasks included.
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		defer stopMetrics()
+		defer func() { _ = reg.Close(context.Background()) }()
+		if err := serveMetrics(mctx, reg, tc, clients.TemporalNamespace(env), cfg, *metricsAddr, logger); err != nil {
 			return err
 		}
 	}
@@ -152,7 +156,7 @@ func run(logger *slog.Logger) error {
 
 // serveMetrics serves the registry, with the runs in flight per pipeline and
 // stage counted from Temporal's visibility, for the life of the process.
-func serveMetrics(reg *metrics.Registry, tc client.Client, ns string, cfg *pipeline.Config, addr string, logger *slog.Logger) error {
+func serveMetrics(ctx context.Context, reg *metrics.Registry, tc client.Client, ns string, cfg *pipeline.Config, addr string, logger *slog.Logger) error {
 	var names []string
 	for _, p := range cfg.Pipelines {
 		names = append(names, p.Name)
@@ -161,10 +165,10 @@ func serveMetrics(reg *metrics.Registry, tc client.Client, ns string, cfg *pipel
 		resp, err := tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: ns, Query: q})
 		return resp.GetCount(), err
 	}
-	if err := reg.Register(metrics.NewInFlight(count, workflows.FeedWorkflowName, names, workflows.RunningStages(), logger)); err != nil {
+	if err := reg.Register(metrics.NewInFlight(count, workflows.FeedWorkflowName, cfg.TaskQueue, names, workflows.RunningStages(), logger)); err != nil {
 		return fmt.Errorf("worker: metrics: %w", err)
 	}
-	at, err := reg.Serve(context.Background(), addr, logger)
+	at, err := reg.Serve(ctx, addr, logger)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

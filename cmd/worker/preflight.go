@@ -37,7 +37,10 @@ func preflight(ctx context.Context, cfg *pipeline.Config, awsc clients.AWS, sf *
 			logger.Info("preflight: the pipelines' resources answer", "checks", len(checks))
 			return nil
 		}
-		if sf == nil || time.Now().Add(5*time.Second).After(deadline) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if sf == nil || time.Now().Add(5*time.Second).After(deadline) {
 			var b strings.Builder
 			for _, c := range failed {
 				fmt.Fprintf(&b, "\n  ✗ %s: %s", c.Name, c.Problem)
@@ -45,7 +48,7 @@ func preflight(ctx context.Context, cfg *pipeline.Config, awsc clients.AWS, sf *
 					fmt.Fprintf(&b, "\n      fix: %s", c.Fix)
 				}
 			}
-			return fmt.Errorf("worker: %d of %d checks of what the pipelines in the config need failed, so the worker would fail every run:%s\n(`feedpipe doctor -config FILE` runs the same checks; -preflight=false starts the worker without them)",
+			return fmt.Errorf("%d of %d checks of what the pipelines in the config need failed, so the worker would fail every run:%s\n(`feedpipe doctor -config FILE` runs the same checks; -preflight=false starts the worker without them)",
 				len(failed), len(checks), b.String())
 		}
 		logger.Warn("preflight: some of the pipelines' resources do not answer yet; looking again", "failed", len(failed), "first", failed[0].Name+": "+failed[0].Problem, "until", deadline.Format(time.RFC3339))

@@ -1,7 +1,9 @@
 // Package codec encrypts the payloads feedpipe's programs send to Temporal
 // (workflow inputs and results, activity inputs and results, heartbeat
-// details, query answers, failure details), so that Temporal's history holds
-// no bucket, key, pipeline or record content in the clear.
+// details, query answers, failure details), so that those payloads hold no
+// bucket, key, pipeline or record content in the clear. The workflow id and
+// the search attributes, which the server indexes, are not payloads and stay
+// readable.
 //
 // Each payload is marshalled whole (its metadata and data), sealed with
 // AES-256-GCM under the first key of a Keyring, and replaced by a payload

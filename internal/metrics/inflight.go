@@ -22,6 +22,7 @@ type CountFunc func(ctx context.Context, query string) (int64, error)
 type InFlight struct {
 	Count     CountFunc
 	Workflow  string   // the workflow type, FeedWorkflow
+	TaskQueue string   // the worker's task queue: another deployment's runs in the namespace are not counted
 	Pipelines []string // the pipelines to count
 	Stages    []string // the stages a running run can be in
 	MaxAge    time.Duration
@@ -35,9 +36,9 @@ type InFlight struct {
 }
 
 // NewInFlight makes the collector; MaxAge is 10 s and Timeout 5 s.
-func NewInFlight(count CountFunc, workflowType string, pipelines, stages []string, logger *slog.Logger) *InFlight {
+func NewInFlight(count CountFunc, workflowType, taskQueue string, pipelines, stages []string, logger *slog.Logger) *InFlight {
 	return &InFlight{
-		Count: count, Workflow: workflowType, Pipelines: pipelines, Stages: stages,
+		Count: count, Workflow: workflowType, TaskQueue: taskQueue, Pipelines: pipelines, Stages: stages,
 		MaxAge: 10 * time.Second, Timeout: 5 * time.Second, Logger: logger,
 		desc: prometheus.NewDesc(FeedsInFlight, "Running feed runs in each stage, as Temporal's visibility counts them.", []string{"pipeline", "stage"}, nil),
 	}
@@ -66,7 +67,7 @@ func (f *InFlight) count() map[[2]string]int64 {
 	out := make(map[[2]string]int64, len(f.Pipelines)*len(f.Stages))
 	for _, p := range f.Pipelines {
 		for _, s := range f.Stages {
-			q := InFlightQuery(f.Workflow, p, s)
+			q := InFlightQuery(f.Workflow, f.TaskQueue, p, s)
 			n, err := f.Count(ctx, q)
 			if err != nil {
 				f.Logger.Warn("metrics: could not count the runs in flight", "pipeline", p, "stage", s, "query", q, "err", err)
@@ -79,11 +80,11 @@ func (f *InFlight) count() map[[2]string]int64 {
 }
 
 // InFlightQuery is the visibility query of the running runs of a pipeline
-// in a stage: the one to paste into the Temporal UI or `temporal workflow
-// count` to see the same number.
-func InFlightQuery(workflowType, pipeline, stage string) string {
-	return fmt.Sprintf("WorkflowType = %s AND ExecutionStatus = 'Running' AND FeedPipeline = %s AND FeedStage = %s",
-		quote(workflowType), quote(pipeline), quote(stage))
+// in a stage on a task queue: the one to paste into the Temporal UI or
+// `temporal workflow count` to see the same number.
+func InFlightQuery(workflowType, taskQueue, pipeline, stage string) string {
+	return fmt.Sprintf("WorkflowType = %s AND TaskQueue = %s AND ExecutionStatus = 'Running' AND FeedPipeline = %s AND FeedStage = %s",
+		quote(workflowType), quote(taskQueue), quote(pipeline), quote(stage))
 }
 
 // quote is a visibility-query string literal.

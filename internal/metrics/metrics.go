@@ -29,7 +29,9 @@ import (
 // DurationBuckets are the bounds, in seconds, of every duration histogram:
 // the SDK's task latencies (milliseconds to seconds) and feedpipe's stage
 // durations (seconds to hours) on one scale.
-var DurationBuckets = []float64{0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}
+func DurationBuckets() []float64 {
+	return []float64{0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}
+}
 
 // Registry holds one process's metrics.
 type Registry struct {
@@ -48,7 +50,7 @@ func New() (*Registry, error) {
 	}
 	seconds := sdkmetric.NewView(
 		sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram, Unit: "s"},
-		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: DurationBuckets}},
+		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: DurationBuckets()}},
 	)
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithView(seconds))
 	handler := temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{

@@ -64,7 +64,7 @@ func TestInFlightCountsEachStageAndCaches(t *testing.T) {
 		}
 		return 1, nil
 	}
-	f := NewInFlight(count, "FeedWorkflow", []string{"a", "b"}, []string{"Put", "Load"}, slog.New(slog.DiscardHandler))
+	f := NewInFlight(count, "FeedWorkflow", "feedpipe", []string{"a", "b"}, []string{"Put", "Load"}, slog.New(slog.DiscardHandler))
 	r, err := New()
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +103,8 @@ func TestInFlightCountsEachStageAndCaches(t *testing.T) {
 }
 
 func TestInFlightQueryQuotes(t *testing.T) {
-	got := InFlightQuery("FeedWorkflow", "o'brien", "Convert")
-	want := `WorkflowType = 'FeedWorkflow' AND ExecutionStatus = 'Running' AND FeedPipeline = 'o\'brien' AND FeedStage = 'Convert'`
+	got := InFlightQuery("FeedWorkflow", "feedpipe", "o'brien", "Convert")
+	want := `WorkflowType = 'FeedWorkflow' AND TaskQueue = 'feedpipe' AND ExecutionStatus = 'Running' AND FeedPipeline = 'o\'brien' AND FeedStage = 'Convert'`
 	if got != want {
 		t.Errorf("query = %s, want %s", got, want)
 	}

@@ -75,6 +75,7 @@ type Failure struct {
 	Message string `json:"message"`
 }
 
+// String is "Type: message", or the message alone when there is no type.
 func (f *Failure) String() string {
 	if f == nil {
 		return ""
