@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"go.temporal.io/sdk/client"
 
@@ -112,9 +111,9 @@ func run(logger *slog.Logger, args []string) error {
 		if *bucket == "" {
 			return errors.New("backfill needs -bucket")
 		}
-		// On a terminal: one line redrawn on stderr. In a pipe: a line on
-		// stdout every 30 s at most, so that logs stay short; then the total.
-		progress := termprogress.ForStderr(os.Stdout, 30*time.Second)
+		// On a terminal: one line redrawn on stderr. In a pipe: quiet until
+		// the total (-metrics-addr shows a long backfill's starts as it goes).
+		progress := termprogress.ForStderr(nil, 0)
 		st, err := s.Backfill(ctx, *bucket, *prefix, *rate, func(st starter.BackfillStats) {
 			progress.Set(fmt.Sprintf("backfill: %d listed, %d started, %d already started, %d failed", st.Listed, st.Started, st.Existed, st.Failed))
 		})
