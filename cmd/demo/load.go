@@ -18,6 +18,7 @@ import (
 	"github.com/feedpipe/feedpipe/internal/feedgen"
 	"github.com/feedpipe/feedpipe/internal/harness"
 	"github.com/feedpipe/feedpipe/internal/pipeline"
+	"github.com/feedpipe/feedpipe/internal/termprogress"
 	"github.com/feedpipe/feedpipe/workflows"
 )
 
@@ -68,6 +69,8 @@ func runLoad(ctx context.Context, e loadEnv, n, records, badEvery int) error {
 	}
 	var mu sync.Mutex
 	done := 0
+	progress := termprogress.ForStderr(nil, 0)
+	defer progress.Clear()
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range runs {
 		g.Go(func() error {
@@ -83,12 +86,20 @@ func runLoad(ctx context.Context, e loadEnv, n, records, badEvery int) error {
 			}
 			mu.Lock()
 			done++
-			fmt.Printf("  %6.1fs  %d/%d  %s  %s\n", r.ended.Seconds(), done, n, r.ref.Key, outcome(*r))
+			if r.reconciled() {
+				// On a terminal, a line redrawn; in a pipe, quiet until the table.
+				progress.Set(fmt.Sprintf("  %6.1fs  %d/%d closed", r.ended.Seconds(), done, n))
+			} else {
+				progress.Clear()
+				fmt.Printf("  %6.1fs  %d/%d  %s  %s\n", r.ended.Seconds(), done, n, r.ref.Key, outcome(*r))
+			}
 			mu.Unlock()
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	progress.Clear()
+	if err != nil {
 		return err
 	}
 	wall := time.Since(t0)
