@@ -219,7 +219,7 @@ func keyPaths(v any, prefix string, out map[string]bool) {
 			if prefix != "" {
 				p = prefix + "." + k
 			}
-			out[p] = true
+			out[p+" "+jsonKind(e)] = true
 			keyPaths(e, p, out)
 		}
 	case []any:
@@ -229,7 +229,27 @@ func keyPaths(v any, prefix string, out map[string]bool) {
 	}
 }
 
-// wireFormat is each history type's key paths, as in the golden file.
+// jsonKind is the kind of a decoded JSON value, so that the golden file
+// pins what each key holds too (a duration that became a string where runs
+// in flight hold a number is a change of the wire format as well).
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "bool"
+	}
+	return "null"
+}
+
+// wireFormat is each history type's key paths with their JSON kinds, as in
+// the golden file.
 func wireFormat(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
@@ -290,7 +310,7 @@ func TestHistoryWireFormat(t *testing.T) {
 		}
 		for _, k := range want[name] {
 			if !have[k] {
-				t.Errorf("%s: key %q is gone from the wire format: runs in flight have it in their history and would decode it as zero; %s", name, k, wireFormatHelp)
+				t.Errorf("%s: key %q (path and JSON kind) is gone from the wire format: runs in flight have it in their history and would decode it as zero or fail to decode it; %s", name, k, wireFormatHelp)
 			}
 			delete(have, k)
 		}
