@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/feedpipe/feedpipe/internal/searchattr"
 )
 
 // CountFunc counts the workflow executions a visibility query matches
@@ -84,10 +85,5 @@ func (f *InFlight) count() map[[2]string]int64 {
 // `temporal workflow count` to see the same number.
 func InFlightQuery(workflowType, taskQueue, pipeline, stage string) string {
 	return fmt.Sprintf("WorkflowType = %s AND TaskQueue = %s AND ExecutionStatus = 'Running' AND FeedPipeline = %s AND FeedStage = %s",
-		quote(workflowType), quote(taskQueue), quote(pipeline), quote(stage))
-}
-
-// quote is a visibility-query string literal.
-func quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `\'`) + "'"
+		searchattr.Quote(workflowType), searchattr.Quote(taskQueue), searchattr.Quote(pipeline), searchattr.Quote(stage))
 }

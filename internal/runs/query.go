@@ -77,48 +77,29 @@ func (f Filter) Query() (string, error) {
 	if err := f.Validate(); err != nil {
 		return "", err
 	}
-	conds := []string{"WorkflowType = " + Quote(workflows.FeedWorkflowName)}
+	conds := []string{"WorkflowType = " + searchattr.Quote(workflows.FeedWorkflowName)}
 	if f.Pipeline != "" {
-		conds = append(conds, searchattr.FeedPipeline.GetName()+" = "+Quote(f.Pipeline))
+		conds = append(conds, searchattr.FeedPipeline.GetName()+" = "+searchattr.Quote(f.Pipeline))
 	}
 	if f.Bucket != "" {
-		conds = append(conds, searchattr.FeedBucket.GetName()+" = "+Quote(f.Bucket))
+		conds = append(conds, searchattr.FeedBucket.GetName()+" = "+searchattr.Quote(f.Bucket))
 	}
 	if f.Key != "" {
-		conds = append(conds, searchattr.FeedKey.GetName()+" = "+Quote(f.Key))
+		conds = append(conds, searchattr.FeedKey.GetName()+" = "+searchattr.Quote(f.Key))
 	}
 	if f.Stage != "" {
-		conds = append(conds, searchattr.FeedStage.GetName()+" = "+Quote(f.Stage))
+		conds = append(conds, searchattr.FeedStage.GetName()+" = "+searchattr.Quote(f.Stage))
 	}
 	switch {
 	case f.Failed:
-		conds = append(conds, "ExecutionStatus = "+Quote("Failed"))
+		conds = append(conds, "ExecutionStatus = "+searchattr.Quote("Failed"))
 	case f.Running:
-		conds = append(conds, "ExecutionStatus = "+Quote("Running"))
+		conds = append(conds, "ExecutionStatus = "+searchattr.Quote("Running"))
 	}
 	if !f.Since.IsZero() {
-		conds = append(conds, "StartTime >= "+Quote(f.Since.UTC().Format(time.RFC3339Nano)))
+		conds = append(conds, "StartTime >= "+searchattr.Quote(f.Since.UTC().Format(time.RFC3339Nano)))
 	}
 	return strings.Join(conds, " AND "), nil
-}
-
-// Quote is s as a string literal of Temporal's visibility query language
-// (a SQL dialect): in single quotes, with backslashes and single quotes
-// escaped by a backslash, so that no value can end the literal early and
-// add conditions of its own.
-func Quote(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('\'')
-	for _, r := range s {
-		switch r {
-		case '\\', '\'':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	b.WriteByte('\'')
-	return b.String()
 }
 
 // ParseSince reads the -since flag: a duration before now ("90m", "1h",
