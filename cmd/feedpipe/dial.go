@@ -19,7 +19,7 @@ func dialTemporal(ctx context.Context) (client.Client, client.Options, error) {
 	if err != nil {
 		return nil, opts, err
 	}
-	c, err := clients.DialTemporal(ctx, os.LookupEnv, logger, nil)
+	c, err := clients.Dial(ctx, opts)
 	if err != nil {
 		return nil, opts, err
 	}

@@ -120,6 +120,12 @@ func DialTemporal(ctx context.Context, env Env, logger *slog.Logger, metrics cli
 		return nil, err
 	}
 	opts.MetricsHandler = metrics
+	return Dial(ctx, opts)
+}
+
+// Dial connects to Temporal with opts (from TemporalOptions), saying which
+// settings to check when it cannot.
+func Dial(ctx context.Context, opts client.Options) (client.Client, error) {
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s; set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE): %w", opts.HostPort, opts.Namespace, err)
