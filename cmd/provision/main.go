@@ -63,12 +63,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	db, err := clients.OpenSnowflake(env)
+	db, err := clients.RequireSnowflake(env)
 	if err != nil {
 		return err
-	}
-	if db == nil {
-		return errors.New("SNOWFLAKE_DSN is not set")
 	}
 	defer db.Close()
 	creds, err := a.Config.Credentials.Retrieve(ctx)

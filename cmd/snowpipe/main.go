@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -55,12 +54,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	db, err := clients.OpenSnowflake(env)
+	db, err := clients.RequireSnowflake(env)
 	if err != nil {
 		return err
-	}
-	if db == nil {
-		return errors.New("SNOWFLAKE_DSN is not set")
 	}
 	queueURL := *queue
 	if !strings.Contains(queueURL, "://") {

@@ -242,6 +242,16 @@ func OpenSnowflake(env Env) (*sql.DB, error) {
 	return sql.OpenDB(gosnowflake.NewConnector(gosnowflake.SnowflakeDriver{}, *cfg)), nil
 }
 
+// RequireSnowflake is OpenSnowflake for a program that cannot do without
+// Snowflake: no connection configured is an error naming the settings.
+func RequireSnowflake(env Env) (*sql.DB, error) {
+	db, err := OpenSnowflake(env)
+	if err == nil && db == nil {
+		err = errors.New("no Snowflake connection configured: set SNOWFLAKE_DSN, or SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER and SNOWFLAKE_PRIVATE_KEY_PATH")
+	}
+	return db, err
+}
+
 func readRSAKey(path string) (*rsa.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
