@@ -6,7 +6,7 @@ GO ?= go
 # build (it has no tests of its own: integration/ drives the built binary).
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /integration -e /cmd/devtemporal -e /internal/temporaldev)
 
-.PHONY: all venv build devtemporal browser test test-unit test-integration test-demo-busy test-chaos lint stack demo load chaos histories clean
+.PHONY: all venv build devtemporal browser test test-unit test-integration test-containers test-demo-busy test-chaos lint stack demo load chaos histories clean
 
 all: build
 
@@ -39,6 +39,17 @@ browser:
 test-integration: venv devtemporal browser
 	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) test -race -count=1 -timeout 30m ./integration/...
 
+# The integration tests that run on the container stack too (the clean feed,
+# bad lines, the worker killed in each long stage, the stack's own checks),
+# against the images of docker-compose.yml started by testcontainers-go
+# (FEEDPIPE_STACK=containers). Fails if a container the run made is left.
+test-containers: images
+	@before=$$(docker ps -aq --no-trunc | sort); \
+	FEEDPIPE_STACK=containers TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -race -count=1 -timeout 30m ./integration/...; rc=$$?; \
+	left=$$(comm -13 <(echo "$$before") <(docker ps -aq --no-trunc | sort)); \
+	if [ -n "$$left" ]; then echo "test-containers: containers left after the run:"; docker ps -a; exit 1; fi; \
+	echo "test-containers: docker ps -a shows no container of the run"; exit $$rc
+
 # The demo, as shipped, on a machine kept busy by two CPU hogs.
 test-demo-busy: venv devtemporal
 	@bash scripts/demo-busy.sh
@@ -51,9 +62,10 @@ test-chaos: venv devtemporal
 	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) run ./cmd/chaos -faults $(CHAOS_IN_TEST) -run-dir .run/test-chaos
 
 # Everything: format and vet, unit tests with the race detector, the
-# integration tests against the local stack (Temporal, MiniStack, fakesnow),
-# the demo on a busy machine, then part of make chaos.
-test: lint build test-unit test-integration test-demo-busy test-chaos
+# integration tests against the local stack (Temporal, MiniStack, fakesnow)
+# as processes and then as containers, the demo on a busy machine, then part
+# of make chaos.
+test: lint build test-unit test-integration test-containers test-demo-busy test-chaos
 
 # Run the local stack in the foreground; Ctrl-C stops it.
 stack: venv devtemporal

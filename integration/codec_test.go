@@ -189,6 +189,7 @@ func TestCodecLeavesNoPlaintextInHistory(t *testing.T) {
 // The Web UI of devtemporal, given a codec endpoint by the environment,
 // tells the browser to decode payloads there.
 func TestUIIsGivenTheCodecEndpoint(t *testing.T) {
+	onStack(t)
 	bin := os.Getenv("FEEDPIPE_DEVTEMPORAL")
 	if bin == "" {
 		t.Skip("FEEDPIPE_DEVTEMPORAL is not set (make devtemporal builds bin/devtemporal)")

@@ -27,7 +27,11 @@ import (
 
 func clients() provision.AWSClients { return provision.NewAWSClients(stack.AWSConfig(), true) }
 
+// testCtx is the test's context with its time limit; on the container stack
+// it skips the tests that need the process stack (onStack).
 func testCtx(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	onStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx

@@ -25,9 +25,30 @@ import (
 	"github.com/feedpipe/feedpipe/workflows"
 )
 
-// startWorkerProcess runs cmd/worker (built into dir) against the stack with
-// the given config, logging to dir.
-func startWorkerProcess(t *testing.T, bin, cfgPath, logPath string) *exec.Cmd {
+// processWorker is cmd/worker run as a local process.
+type processWorker struct {
+	cmd     *exec.Cmd
+	logPath string
+}
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (w *processWorker) Kill(t *testing.T) {
+	t.Helper()
+	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.cmd.Wait()
+}
+
+// Log is what the worker wrote to its log file.
+func (w *processWorker) Log() []byte {
+	b, _ := os.ReadFile(w.logPath)
+	return b
+}
+
+// startWorkerProcess runs the cmd/worker binary bin against the stack with
+// the given config, logging to logPath.
+func startWorkerProcess(t *testing.T, bin, cfgPath, logPath string) *processWorker {
 	t.Helper()
 	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -42,7 +63,7 @@ func startWorkerProcess(t *testing.T, bin, cfgPath, logPath string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return cmd
+	return &processWorker{cmd: cmd, logPath: logPath}
 }
 
 // The worker is killed (SIGKILL) in the middle of PutToKinesis and started
@@ -196,12 +217,12 @@ func removeBundles(t *testing.T, ctx context.Context, workflowID string) func() 
 // start uploads a generated feed to the kill pipeline's source and starts its
 // run on a new worker process; it returns the run's workflow id, the feed's
 // stats and the worker.
-func (k killSetup) start(t *testing.T, ctx context.Context, o feedgen.Options) (string, feedgen.Stats, *exec.Cmd) {
+func (k *killSetup) start(t *testing.T, ctx context.Context, o feedgen.Options) (string, feedgen.Stats, runningWorker) {
 	t.Helper()
 	body, st := generate(t, o)
 	key := fmt.Sprintf("customers-kill/%d.ndjson", time.Now().UnixNano())
 	putObject(t, ctx, stack.Names.QuarantineBucket, key, body)
-	w := startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
+	w := k.startWorker(t)
 	s := &starter.Starter{Temporal: tc, S3: clients().S3, Config: k.cfg, Logger: starts.Logger}
 	started, err := s.StartObject(ctx, stack.Names.QuarantineBucket, key)
 	if err != nil {
@@ -214,7 +235,7 @@ func (k killSetup) start(t *testing.T, ctx context.Context, o feedgen.Options) (
 // heartbeat details (decoded into details) that ready accepts, waits linger,
 // SIGKILLs the worker and starts another. The test fails if the run gets past
 // that activity first: then the feed was too small to catch it.
-func (k killSetup) killAt(t *testing.T, ctx context.Context, workflowID string, w *exec.Cmd, activityType string, details any, ready func() bool, linger time.Duration) {
+func (k *killSetup) killAt(t *testing.T, ctx context.Context, workflowID string, w runningWorker, activityType string, details any, ready func() bool, linger time.Duration) {
 	t.Helper()
 	seen := false
 	for {
@@ -238,29 +259,35 @@ func (k killSetup) killAt(t *testing.T, ctx context.Context, workflowID string, 
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(linger)
-	if err := w.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = w.Wait()
-	startWorkerProcess(t, k.bin, k.cfgPath, k.logPath)
+	w.Kill(t)
+	k.startWorker(t)
 }
 
-// killSetup runs cmd/worker as a process on a task queue of its own, for
-// feeds in the quarantine bucket (which sends no events): only that process
-// runs them, so killing it stops their work.
+// startWorker starts a worker on the kill pipeline's task queue, a process
+// or a container as the stack is.
+func (k *killSetup) startWorker(t *testing.T) runningWorker {
+	t.Helper()
+	w := parts.StartWorker(t, k.cfgPath, k.logPath)
+	k.workers = append(k.workers, w)
+	return w
+}
+
+// killSetup runs cmd/worker (a process or a container) on a task queue of
+// its own, for feeds in the quarantine bucket (which sends no events): only
+// that worker runs them, so killing it stops their work.
 type killSetup struct {
-	bin, cfgPath, logPath string
-	cfg                   *pipeline.Config
+	cfgPath, logPath string
+	cfg              *pipeline.Config
+	workers          []runningWorker // started, in order
 }
 
-func newKillSetup(t *testing.T, ctx context.Context) killSetup {
+func newKillSetup(t *testing.T, ctx context.Context) *killSetup {
 	t.Helper()
 	root, err := devstack.FindRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bin := buildCmd(t, ctx, "worker")
 	// Its own task queue, so that only the worker process runs this feed; its
 	// feeds come from the quarantine bucket, which sends no events.
 	src, err := os.ReadFile(filepath.Join(root, "pipelines.local.toml"))
@@ -282,16 +309,19 @@ source_prefix      = "customers-kill/"`, 1)
 	killCfg := *p
 	killCfg.SourceBucket, killCfg.SourcePrefix = stack.Names.QuarantineBucket, "customers-kill/"
 	cfg.Pipelines = append([]pipeline.Pipeline{killCfg}, cfg.Pipelines[1:]...)
-	return killSetup{bin: bin, cfgPath: cfgPath, logPath: filepath.Join(dir, "worker.log"), cfg: &cfg}
+	return &killSetup{cfgPath: cfgPath, logPath: filepath.Join(dir, "worker.log"), cfg: &cfg}
 }
 
 // wait returns the run's result, or fails the test with the pending
 // activities and the worker's log.
-func (k killSetup) wait(t *testing.T, ctx context.Context, workflowID string) workflows.FeedResult {
+func (k *killSetup) wait(t *testing.T, ctx context.Context, workflowID string) workflows.FeedResult {
 	t.Helper()
 	var res workflows.FeedResult
 	if err := tc.GetWorkflow(ctx, workflowID, "").Get(ctx, &res); err != nil {
-		logs, _ := os.ReadFile(k.logPath)
+		var logs []byte
+		for _, w := range k.workers {
+			logs = append(logs, w.Log()...)
+		}
 		pending := ""
 		if desc, derr := tc.DescribeWorkflowExecution(context.Background(), workflowID, ""); derr == nil {
 			for _, pa := range desc.PendingActivities {

@@ -205,6 +205,7 @@ func TestFeedDuplicateEventStartsOneRun(t *testing.T) {
 // once the second is confirmed, and the run says how many; on the append
 // pipeline (customers-append) both versions' rows stay.
 func TestFeedReuploadStartsNewRun(t *testing.T) {
+	onStack(t)
 	for _, tc := range []struct {
 		prefix  string
 		replace bool

@@ -19,6 +19,7 @@ import (
 // limit and the restarted server exited. The old process is SIGKILLed, as in
 // a crash, so that it cannot remove its own members.
 func TestRestartedTemporalForgetsTheMembersBeforeIt(t *testing.T) {
+	onStack(t)
 	bin := os.Getenv("FEEDPIPE_DEVTEMPORAL")
 	if bin == "" {
 		t.Fatal("FEEDPIPE_DEVTEMPORAL is not set (make test-integration sets it)")

@@ -52,6 +52,7 @@ import (
 // its codec endpoint, the UI's per-user Data Encoder setting.
 // Screenshots of each page go to .run/ui/.
 func TestUIShowsRunsToOperators(t *testing.T) {
+	onStack(t)
 	chromium := findChromium(t)
 	if stack.UIURL == "" {
 		t.Fatal("the package's stack runs without the Web UI")
@@ -183,6 +184,7 @@ func TestUIShowsRunsToOperators(t *testing.T) {
 // Prometheus's own graph page for its first query, and Chromium draws it:
 // .run/ui/dashboard.png.
 func TestDashboardQueriesDrawn(t *testing.T) {
+	onStack(t)
 	chromium, promBin := findChromium(t), findPrometheus(t)
 	ctx := testCtx(t, 4*time.Minute)
 	t0 := time.Now()
