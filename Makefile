@@ -40,15 +40,18 @@ test-integration: venv devtemporal browser
 	FEEDPIPE_DEVTEMPORAL=$(CURDIR)/bin/devtemporal $(GO) test -race -count=1 -timeout 30m ./integration/...
 
 # The integration tests that run on the container stack too (the clean feed,
-# bad lines, the worker killed in each long stage, the stack's own checks),
-# against the images of docker-compose.yml started by testcontainers-go
-# (FEEDPIPE_STACK=containers). Fails if a container the run made is left.
+# bad lines, the worker killed in each long stage, the stack's own check),
+# against the services of docker-compose.yml started by testcontainers-go
+# (FEEDPIPE_STACK=containers). Fails if a container or network of the run
+# is left afterwards (each carries the run's session label).
 test-containers: images
-	@before=$$(docker ps -aq --no-trunc | sort); \
-	FEEDPIPE_STACK=containers TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -race -count=1 -timeout 30m ./integration/...; rc=$$?; \
-	left=$$(comm -13 <(echo "$$before") <(docker ps -aq --no-trunc | sort)); \
-	if [ -n "$$left" ]; then echo "test-containers: containers left after the run:"; docker ps -a; exit 1; fi; \
-	echo "test-containers: docker ps -a shows no container of the run"; exit $$rc
+	@session=make-$$$$-$$(date +%s); \
+	FEEDPIPE_STACK=containers FEEDPIPE_CONTAINERS_SESSION=$$session TESTCONTAINERS_RYUK_DISABLED=true \
+	  $(GO) test -race -count=1 -timeout 30m ./integration/...; rc=$$?; \
+	label=io.feedpipe.integration.session=$$session; \
+	left=$$(docker ps -aq --filter label=$$label; docker network ls -q --filter label=$$label); \
+	if [ -n "$$left" ]; then echo "test-containers: left after the run:"; docker ps -a --filter label=$$label; docker network ls --filter label=$$label; exit 1; fi; \
+	echo "test-containers: no container or network of the run is left (docker ps -a: $$(docker ps -aq | wc -l) containers in all)"; exit $$rc
 
 # The demo, as shipped, on a machine kept busy by two CPU hogs.
 test-demo-busy: venv devtemporal

@@ -51,12 +51,13 @@ type testStack interface {
 	// Kind is "processes" or "containers".
 	Kind() string
 	// StartWorker starts cmd/worker with the pipelines file against the
-	// stack, as a process (logging to logPath) or a container.
+	// stack, as a process (logging to logPath) or a container; it is
+	// stopped and removed when t ends.
 	StartWorker(t *testing.T, cfgPath, logPath string) runningWorker
 	// LogTails is the end of every part's log, for a failed run.
 	LogTails(n int64) string
-	// Stop stops the stack and removes what it made.
-	Stop()
+	// Stop stops the stack and removes what it made; it is called once.
+	Stop() error
 }
 
 // runningWorker is a worker started by a test.
@@ -69,24 +70,29 @@ type runningWorker interface {
 
 // containerTests run on the container stack too; the others need parts of
 // the process stack (stopping a part, the codec, the UI, a second server)
-// and skip there.
+// and skip there. A run on containers without -run fails unless each of
+// these ran (a renamed test is not silently left out).
 var containerTests = map[string]bool{
 	"TestFeedCleanLandsIntact":                            true,
 	"TestFeedBadLinesQuarantined":                         true,
 	"TestFeedWorkerKilledMidPutLosesAndDoublesNothing":    true,
 	"TestFeedWorkerKilledInDeliveryResumesFromCheckpoint": true,
 	"TestFeedWorkerKilledInConvertResumesAfterItsParts":   true,
-	"TestContainerStackLeavesOnlyWhatItRuns":              true,
+	"TestContainerStackRunsTheComposeFile":                true,
 }
 
+// admitted holds the names of the tests onStack let run.
+var admitted sync.Map
+
 // onStack skips t when the stack is the container stack and t is not one of
-// containerTests.
+// containerTests. Every test calls it first (most through testCtx).
 func onStack(t *testing.T) {
 	t.Helper()
 	name, _, _ := strings.Cut(t.Name(), "/")
 	if parts.Kind() == "containers" && !containerTests[name] {
 		t.Skip("needs the process stack (FEEDPIPE_STACK=processes)")
 	}
+	admitted.Store(name, true)
 }
 
 func TestMain(m *testing.M) {
@@ -94,12 +100,40 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	began := time.Now()
+	flag.Parse()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// An interrupted run (Ctrl-C, or SIGTERM from CI) removes what it
+	// started: during the start, by cancelling it (the start removes what
+	// it made); after, by stopping the stack here.
+	var (
+		mu   sync.Mutex
+		stop func() error
+	)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		cancel()
+		mu.Lock()
+		stopStack := stop
+		mu.Unlock()
+		if stopStack != nil {
+			fmt.Fprintf(os.Stderr, "integration: %v: stopping the %s stack\n", sig, parts.Kind())
+			_ = stopStack()
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "integration: %v: cancelling the start\n", sig)
+	}()
+
 	var err error
 	switch kind := os.Getenv("FEEDPIPE_STACK"); kind {
 	case "", "processes":
 		parts, err = startProcessStack()
 	case "containers":
-		parts, err = startContainers()
+		parts, err = startContainers(ctx)
 	default:
 		err = fmt.Errorf("FEEDPIPE_STACK=%q: want processes (the default) or containers", kind)
 	}
@@ -107,25 +141,25 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
-	// A test run interrupted (Ctrl-C, or killed by a CI timeout with SIGTERM)
-	// still removes what it started.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		sig := <-sigs
-		fmt.Fprintf(os.Stderr, "integration: %v: stopping the %s stack\n", sig, parts.Kind())
-		parts.Stop()
-		os.Exit(1)
-	}()
-	defer parts.Stop()
+	// The signal handler, the watchdog and the end of the run may each
+	// stop the stack; it stops once, and a later caller waits for it.
+	stopOnce := sync.OnceValue(parts.Stop)
+	mu.Lock()
+	stop = stopOnce
+	mu.Unlock()
+	if ctx.Err() != nil { // interrupted as the start ended
+		_ = stopOnce()
+		return 1
+	}
+
 	// go test's -timeout ends the process with a panic that runs no deferred
-	// call: stop the stack a minute before it, so that a run that hangs
-	// still removes its processes, containers and network.
-	flag.Parse()
-	if d, ok := flag.Lookup("test.timeout").Value.(flag.Getter).Get().(time.Duration); ok && d > 2*time.Minute {
-		watchdog := time.AfterFunc(d-time.Minute, func() {
-			fmt.Fprintf(os.Stderr, "integration: the test timeout (%s) is a minute away: stopping the %s stack\n", d, parts.Kind())
-			parts.Stop()
+	// call (and go test kills it soon after): stop the stack 90 s before the
+	// earliest of those, so that a run that hangs still removes its
+	// processes, containers and network.
+	if d, ok := flag.Lookup("test.timeout").Value.(flag.Getter).Get().(time.Duration); ok && d > 3*time.Minute {
+		watchdog := time.AfterFunc(time.Until(began.Add(d-90*time.Second)), func() {
+			fmt.Fprintf(os.Stderr, "integration: the test timeout (%s) is near: stopping the %s stack\n", d, parts.Kind())
+			_ = stopOnce()
 		})
 		defer watchdog.Stop()
 	}
@@ -134,8 +168,20 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		code = 1
 	}
+	if parts.Kind() == "containers" && flag.Lookup("test.run").Value.String() == "" {
+		for name := range containerTests {
+			if _, ok := admitted.Load(name); !ok {
+				fmt.Fprintf(os.Stderr, "integration: %s is listed in containerTests but did not run on the container stack\n", name)
+				code = 1
+			}
+		}
+	}
 	if code != 0 {
 		fmt.Fprintln(os.Stderr, parts.LogTails(4000))
+	}
+	if err := stopOnce(); err != nil {
+		fmt.Fprintln(os.Stderr, "integration: stop the stack:", err)
+		code = 1
 	}
 	return code
 }
@@ -158,9 +204,17 @@ func startProcessStack() (*processStack, error) {
 	return &processStack{s: s}, nil
 }
 
-func (p *processStack) Kind() string            { return "processes" }
+// Kind is "processes".
+func (p *processStack) Kind() string { return "processes" }
+
+// LogTails is the end of each process's log.
 func (p *processStack) LogTails(n int64) string { return devstacktest.LogTails(p.s.RunDir, n) }
-func (p *processStack) Stop()                   { devstacktest.Stop(p.s) }
+
+// Stop stops every process and removes a temporary run directory.
+func (p *processStack) Stop() error {
+	devstacktest.Stop(p.s)
+	return nil
+}
 
 // StartWorker builds cmd/worker once and runs it against the stack.
 func (p *processStack) StartWorker(t *testing.T, cfgPath, logPath string) runningWorker {
@@ -175,7 +229,7 @@ func (p *processStack) StartWorker(t *testing.T, cfgPath, logPath string) runnin
 		build := exec.Command("go", "build", "-o", p.workerBin, "./cmd/worker")
 		build.Dir = root
 		if out, err := build.CombinedOutput(); err != nil {
-			p.buildErr = fmt.Errorf("go build ./cmd/worker: %v\n%s", err, out)
+			p.buildErr = fmt.Errorf("go build ./cmd/worker: %w\n%s", err, out)
 		}
 	})
 	if p.buildErr != nil {
@@ -187,14 +241,14 @@ func (p *processStack) StartWorker(t *testing.T, cfgPath, logPath string) runnin
 // containers adapts the container stack to testStack.
 type containers struct{ *containerStack }
 
-func startContainers() (*containers, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+func startContainers(ctx context.Context) (*containers, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	root, err := devstack.FindRoot()
 	if err != nil {
 		return nil, err
 	}
-	s, cs, err := startContainerStack(ctx, filepath.Join(root, ".run", "integration-containers"))
+	s, cs, err := startContainerStack(ctx, root, filepath.Join(root, ".run", "integration-containers"))
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +256,11 @@ func startContainers() (*containers, error) {
 	return &containers{cs}, nil
 }
 
+// Kind is "containers".
 func (c *containers) Kind() string { return "containers" }
+
+// StartWorker starts a worker container; the log path is unused (Log reads
+// the container's output).
 func (c *containers) StartWorker(t *testing.T, cfgPath, _ string) runningWorker {
 	return c.startWorkerContainer(t, cfgPath)
 }
