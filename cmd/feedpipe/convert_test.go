@@ -105,3 +105,28 @@ func TestConvertFlags(t *testing.T) {
 		t.Errorf("feedpipe -h: %v", err)
 	}
 }
+
+// A -schema file that declares an empty name, or two names that differ only
+// in case (one column in Snowflake), at any depth, fails before any input is
+// read, naming the file and the columns; nothing is written.
+func TestConvertSchemaWithCollidingOrEmptyNames(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "missing.ndjson") // never opened
+	out := filepath.Join(dir, "out.parquet")
+	for body, want := range map[string]string{
+		`columns = [{ name = "userId", type = "int64" }, { name = "userID", type = "int64" }]`:                                     `column "userId" and column "userID" differ only in case`,
+		`columns = [{ name = "a", type = "object", fields = [{ name = "x", type = "string" }, { name = "X", type = "string" }] }]`: `column "a.x" and column "a.X" differ only in case`,
+		`columns = [{ name = "id", type = "int64" }, { name = "", type = "string" }]`:                                              `column 2 has no name`,
+		`columns = [{ name = "a", type = "object", fields = [{ name = "", type = "string" }] }]`:                                   `column 1 of a has no name`,
+	} {
+		schemaFile := filepath.Join(dir, "s.toml")
+		writeFile(t, schemaFile, body+"\n")
+		err := run([]string{"convert", "-schema", schemaFile, in, out})
+		if err == nil || !strings.Contains(err.Error(), "schema "+schemaFile+": ") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %s and %q", body, err, schemaFile, want)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: wrote %s", body, out)
+		}
+	}
+}

@@ -336,7 +336,7 @@ func TestConvertGzipAndUnknownPolicies(t *testing.T) {
 		t.Errorf("gzip + extra: %+v %v", st, rows)
 	}
 	_, st, rej := convertBytes(t, []byte(feed), Options{Schema: explicit, Unknown: schema.UnknownReject})
-	if st.Rows != 1 || len(rej) != 1 || !strings.Contains(rej[0].reason, `unknown field "x"`) {
+	if st.Rows != 1 || len(rej) != 1 || !strings.Contains(rej[0].reason, `field "x" is not declared`) {
 		t.Errorf("reject policy: %+v %v", st, rej)
 	}
 	pq, _, _ = convertBytes(t, []byte(feed), Options{Schema: explicit})
@@ -455,5 +455,67 @@ func TestConvertDecimal(t *testing.T) {
 	}
 	if rows[0]["rate"] != "0.0125" || rows[1]["rate"] != "-9.9999" || rows[2]["rate"] != nil {
 		t.Errorf("decimal(5,4) read back as %v %v %v", rows[0]["rate"], rows[1]["rate"], rows[2]["rate"])
+	}
+}
+
+// Keys that can be no column — empty, or differing only in case from a key
+// seen first (Snowflake names ignore case) — at any depth, in the sample or
+// after it, never end the run and are never dropped: inference keeps the
+// first spelling as the column, and each line holding another spelling is
+// a reject with a reason naming the key, or (the line's own keys, -unknown
+// extra) a row with the key in _extra. pyarrow reads the rows back.
+func TestConvertEmptyAndCaseCollidingKeys(t *testing.T) {
+	in := strings.Join([]string{
+		`{"":0}`,                         // 1: the sample's first line
+		`{"userId":1,"a":{"x":1}}`,       // 2
+		`{"userID":2}`,                   // 3: another spelling, in the sample
+		`{"userId":3,"userID":4}`,        // 4: both in one object
+		`{"userId":5,"a":{"x":2,"X":3}}`, // 5: nested, in the sample
+		`{"userId":6,"USERID":7}`,        // 6: after the sample
+		`{"userId":8,"a":{"":1}}`,        // 7: nested empty key, after the sample
+		`{"userId":9,"a":{"x":10}}`,      // 8
+	}, "\n") + "\n"
+	pq, st, rej := convertBytes(t, []byte(in), Options{InferLines: 5})
+	var names []string
+	for _, c := range st.Schema.Columns {
+		names = append(names, c.Name)
+	}
+	if fmt.Sprint(names) != "[userId a]" || len(st.Schema.Columns[1].Fields) != 1 {
+		t.Errorf("columns %v (a: %+v), want [userId a] with a.x only", names, st.Schema.Columns[1].Fields)
+	}
+	want := map[int64]string{
+		1: `an empty key cannot be a column`,
+		3: `field "userID": differs only in case from column "userId"`,
+		4: `field "userID": differs only in case from column "userId"`,
+		5: `field "a": field "X": differs only in case from column "x"`,
+		6: `field "USERID": differs only in case from column "userId"`,
+		7: `field "a": an empty key cannot be a column`,
+	}
+	if len(rej) != len(want) {
+		t.Errorf("rejects %+v, want lines 1, 3-7", rej)
+	}
+	for _, r := range rej {
+		if !strings.Contains(r.reason, want[r.line]) || want[r.line] == "" {
+			t.Errorf("line %d rejected for %q, want %q", r.line, r.reason, want[r.line])
+		}
+	}
+	rows := readBack(t, pq)
+	got, _ := json.Marshal(rows)
+	if string(got) != `[{"a":{"x":1},"userId":1},{"a":{"x":10},"userId":9}]` {
+		t.Errorf("rows %s", got)
+	}
+
+	// -unknown extra: the line's own odd keys go to _extra; nested ones
+	// cannot, and are rejects.
+	pq, _, rej = convertBytes(t, []byte(in), Options{InferLines: 5, Unknown: UnknownExtra})
+	if len(rej) != 2 || rej[0].line != 5 || rej[1].line != 7 {
+		t.Errorf("with extra: rejects %+v, want lines 5 and 7", rej)
+	}
+	got, _ = json.Marshal(readBack(t, pq))
+	wantRows := `[{"_extra":"{\"\":0}","a":null,"userId":null},{"_extra":null,"a":{"x":1},"userId":1},` +
+		`{"_extra":"{\"userID\":2}","a":null,"userId":null},{"_extra":"{\"userID\":4}","a":null,"userId":3},` +
+		`{"_extra":"{\"USERID\":7}","a":null,"userId":6},{"_extra":null,"a":{"x":10},"userId":9}]`
+	if string(got) != wantRows {
+		t.Errorf("with extra: rows\n%s\nwant\n%s", got, wantRows)
 	}
 }

@@ -30,7 +30,10 @@ const maxDistinct = 4096
 // text). A string column with at most one distinct value per 8 values seen
 // (and at most 4,096) is dictionary-encoded.
 // Columns and fields keep the order they first appear in; lines that are
-// not JSON objects are skipped.
+// not JSON objects are skipped. A key that can be no column (an empty key,
+// or one that differs only in case from a key seen before in its object:
+// Snowflake names ignore case) is left out, and the parser rejects the
+// lines that hold it (or keeps them in _extra; see schema.OddKey).
 func Infer(lines [][]byte) schema.Schema {
 	// Chunks of the sample are read in parallel and their findings merged in
 	// order; the chunk size is fixed, so the result does not depend on the
@@ -92,6 +95,9 @@ func inferLines(lines [][]byte) *inferred {
 
 // merge adds what o found, in later lines, to n.
 func (n *inferred) merge(o *inferred) {
+	if n == nil {
+		return // a key that is no column
+	}
 	t := widen(n.t, o.t)
 	n.count += o.count
 	for v := range o.distinct {
@@ -123,6 +129,7 @@ type inferred struct {
 	count    int         // non-null values seen
 	distinct map[string]bool
 	fields   map[string]*inferred // objects
+	folded   map[string]bool      // their keys' schema.FoldName
 	order    []string
 	items    *inferred // lists
 }
@@ -135,20 +142,32 @@ func (n *inferred) fieldBytes(k []byte) *inferred {
 	return n.field(string(k))
 }
 
+// field is what the sample says of field k of object n; nil when k can be
+// no column (schema.OddKey): an empty key, or a key that differs only in
+// case from one seen before in the object, which stays the column.
 func (n *inferred) field(k string) *inferred {
 	if n.fields == nil {
 		n.fields = map[string]*inferred{}
+		n.folded = map[string]bool{}
 	}
 	f := n.fields[k]
 	if f == nil {
+		fold := schema.FoldName(k)
+		if k == "" || n.folded[fold] {
+			return nil
+		}
 		f = &inferred{}
 		n.fields[k] = f
+		n.folded[fold] = true
 		n.order = append(n.order, k)
 	}
 	return f
 }
 
 func (n *inferred) add(raw []byte, depth int) {
+	if n == nil {
+		return // a key that is no column
+	}
 	t := valueType(raw)
 	if t == "" {
 		return

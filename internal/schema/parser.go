@@ -238,6 +238,8 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 					col = c
 				} else if obj == 0 && (string(key) == FeedIDField || string(key) == LineField) {
 					return 0, false
+				} else if p.l.oddKey(obj, key) {
+					return 0, false // the reference rejects it
 				}
 			}
 			if pos < len(order) {

@@ -58,7 +58,7 @@ func TestReasonsNameThePathAndKindNotTheValue(t *testing.T) {
 	s.Unknown = UnknownReject
 	_, _, err := s.Parse([]byte(`{"id": 1, "addr": {"zip": "1", "SECRETKEY": 2}}`))
 	var le *LineError
-	if !errors.As(err, &le) || le.Reason != `field "addr.SECRETKEY": not declared (the pipeline rejects unknown fields)` {
+	if !errors.As(err, &le) || le.Reason != `field "addr.SECRETKEY": not declared in the schema (undeclared fields are rejected)` {
 		t.Errorf("unknown nested field: %#v", err)
 	}
 }
@@ -78,5 +78,66 @@ func TestParserGivesTheReferencesReason(t *testing.T) {
 		if (want == nil) != (got == nil) || want != nil && (!errors.As(want, &w) || !errors.As(got, &g) || *w != *g) {
 			t.Errorf("%s: parser %#v, reference %#v", line, got, want)
 		}
+	}
+}
+
+// A key that is empty or differs only in case from a declared field, at any
+// depth, is never dropped as an undeclared key is: the line is rejected
+// with a reason naming it, by the fast path as by the reference; with
+// _extra, the line's own such keys are kept there.
+func TestOddKeysAreRejectedNotDropped(t *testing.T) {
+	s := Schema{Columns: []Column{
+		{Name: "userId", Type: Int64, Nullable: true},
+		{Name: "addr", Type: Object, Nullable: true, Fields: []Column{{Name: "zip", Type: String, Nullable: true}}},
+	}, Unknown: UnknownDrop}
+	l, err := NewLayout(&s, LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewParser(l)
+	for line, want := range map[string]string{
+		`{"userID":1}`:                            `field "userID": differs only in case from column "userId" (Snowflake names ignore case), so it cannot be a column of its own`,
+		`{"userId":1,"USERID":2}`:                 `field "USERID": differs only in case from column "userId"`,
+		`{"userId":1,"":2}`:                       `an empty key cannot be a column`,
+		`{"addr":{"zip":"1","ZIP":"2"}}`:          `field "addr.ZIP": differs only in case from column "zip"`,
+		`{"addr":{"zip":"1","":"2"}}`:             `field "addr": an empty key cannot be a column`,
+		`{"userId":1,"Addr":{"zip":"1"}}`:         `field "Addr": differs only in case from column "addr"`,
+		`{"userId":1,"other":{"":1,"X":2}}`:       "", // undeclared: dropped whole
+		`{"userId":1,"addr":{"zip":"1","zap":2}}`: "",
+	} {
+		_, _, ref := s.Parse([]byte(line))
+		fast := p.Check([]byte(line))
+		var rl, fl *LineError
+		if want == "" {
+			if ref != nil || fast != nil {
+				t.Errorf("%s: rejected (%v, %v), want a row", line, ref, fast)
+			}
+			continue
+		}
+		if !errors.As(ref, &rl) || !strings.HasPrefix(rl.Reason, want) {
+			t.Errorf("%s: reference %#v, want a reason starting %q", line, ref, want)
+			continue
+		}
+		if !errors.As(fast, &fl) || *fl != *rl {
+			t.Errorf("%s: parser %#v, reference %#v", line, fast, ref)
+		}
+	}
+
+	le, err := NewLayout(&s, LayoutOptions{Extra: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe := NewParser(le)
+	rows := NewRows(le)
+	if err := pe.AppendLine(rows, []byte(`{"userId":1,"userID":2,"":3}`)); err != nil {
+		t.Errorf("with _extra: %v", err)
+	} else if got := string(rows.Leaves[le.ExtraLeaf][0].ByteArray()); got != `{"":3,"userID":2}` {
+		t.Errorf("_extra %s", got)
+	}
+	if err := pe.AppendLine(rows, []byte(`{"addr":{"ZIP":"1"}}`)); err == nil {
+		t.Error("with _extra: a nested odd key was accepted (only the line's own go to _extra)")
+	}
+	if s.keepOdd {
+		t.Error("NewLayout with Extra changed the caller's schema")
 	}
 }

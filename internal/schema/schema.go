@@ -76,6 +76,9 @@ type Column struct {
 type Schema struct {
 	Columns []Column `toml:"columns" json:"columns"`
 	Unknown string   `toml:"unknown_fields" json:"unknown_fields"`
+	// keepOdd: the line's own odd keys (see OddKey) are kept in _extra, not
+	// rejected (a Layout with _extra sets it on its copy).
+	keepOdd bool
 }
 
 // Validate checks the schema itself, naming the column at fault.
@@ -99,18 +102,26 @@ func (s *Schema) Validate() error {
 	return nil
 }
 
+// FoldName is a column name as Snowflake compares names: without case.
+// Two names with the same FoldName are one column in Snowflake, so a
+// schema holds at most one of them at each level (see OddKey).
+func FoldName(name string) string { return strings.ToLower(name) }
+
 // validateColumns checks the columns (or fields) under path.
 func validateColumns(cols []Column, path string, depth int) error {
-	seen := map[string]bool{}
+	seen := map[string]string{}
 	for i, c := range cols {
 		name := path + c.Name
+		first, dup := seen[FoldName(c.Name)]
 		switch {
 		case c.Name == "":
-			return fmt.Errorf("column %d%s has no name", i+1, under(path))
-		case seen[strings.ToLower(c.Name)]:
-			return fmt.Errorf("column %q is declared twice (names are case-insensitive in Snowflake)", name)
+			return fmt.Errorf("column %d%s has no name (an empty name cannot be a column)", i+1, under(path))
+		case dup && first == c.Name:
+			return fmt.Errorf("column %q is declared twice", name)
+		case dup:
+			return fmt.Errorf("column %q and column %q differ only in case: Snowflake names ignore case, so they would be one column; declare one of them", path+first, name)
 		}
-		seen[strings.ToLower(c.Name)] = true
+		seen[FoldName(c.Name)] = c.Name
 		if err := validateColumn(c, name, depth); err != nil {
 			return err
 		}
@@ -366,7 +377,7 @@ func recordFields(line []byte) (fields map[string]json.RawMessage, feedID string
 }
 
 func (s *Schema) values(fields map[string]json.RawMessage) ([]Value, error) {
-	vals, err := objectValues(s.Columns, fields, s.Unknown)
+	vals, err := objectValues(s.Columns, fields, s.Unknown, s.keepOdd)
 	if err != nil {
 		var ve *valueError
 		if errors.As(err, &ve) {
@@ -392,9 +403,66 @@ func lineKind(trimmed []byte) string {
 	return "not JSON"
 }
 
+// OddKey says why key, a key of an object whose declared fields are cols,
+// can be no column: "" when it can (declared, or a name Snowflake can
+// hold beside them). An empty key cannot, nor a key that differs only in
+// case from a declared one (Snowflake names ignore case): such a key is
+// never dropped as an undeclared field would be; its line is rejected, or
+// (top level, -unknown extra) the key is kept in _extra.
+func OddKey(cols []Column, key string) string {
+	if key == "" {
+		return "an empty key cannot be a column"
+	}
+	for _, c := range cols {
+		if c.Name == key {
+			return ""
+		}
+	}
+	fold := FoldName(key)
+	for _, c := range cols {
+		if FoldName(c.Name) == fold {
+			return fmt.Sprintf("differs only in case from column %q (Snowflake names ignore case), so it cannot be a column of its own", c.Name)
+		}
+	}
+	return ""
+}
+
+// oddKeyError is the error for the first odd key of fields (see OddKey),
+// in key order, or nil.
+func oddKeyError(cols []Column, fields map[string]json.RawMessage) error {
+	var odd, why string
+	for k := range fields {
+		if w := OddKey(cols, k); w != "" && (why == "" || k < odd) {
+			odd, why = k, w
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	detail := why
+	if odd != "" {
+		detail = fmt.Sprintf("field %q: %s", odd, why)
+	}
+	return &valueError{path: odd, reason: why, detail: detail}
+}
+
 // objectValues types an object's fields by cols; unknown is the policy for
-// fields cols does not declare.
-func objectValues(cols []Column, fields map[string]json.RawMessage, unknown string) ([]Value, error) {
+// fields cols does not declare. Odd keys (see OddKey) are an error unless
+// keepOdd (the line's own fields, kept in _extra).
+func objectValues(cols []Column, fields map[string]json.RawMessage, unknown string, keepOdd bool) ([]Value, error) {
+	if !keepOdd && len(fields) > 0 {
+		declared := 0
+		for _, c := range cols {
+			if _, ok := fields[c.Name]; ok {
+				declared++
+			}
+		}
+		if declared < len(fields) {
+			if err := oddKeyError(cols, fields); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if unknown == UnknownReject && len(fields) > 0 {
 		known := make(map[string]bool, len(cols))
 		for _, c := range cols {
@@ -402,8 +470,8 @@ func objectValues(cols []Column, fields map[string]json.RawMessage, unknown stri
 		}
 		for k := range fields {
 			if !known[k] {
-				return nil, &valueError{path: k, reason: "not declared (the pipeline rejects unknown fields)",
-					detail: fmt.Sprintf("unknown field %q (the pipeline rejects unknown fields)", k)}
+				return nil, &valueError{path: k, reason: "not declared in the schema (undeclared fields are rejected)",
+					detail: fmt.Sprintf("field %q is not declared in the schema (undeclared fields are rejected)", k)}
 			}
 		}
 	}
@@ -441,7 +509,7 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		if err := json.Unmarshal(raw, &fields); err != nil {
 			return Value{}, err
 		}
-		vals, err := objectValues(c.Fields, fields, unknown)
+		vals, err := objectValues(c.Fields, fields, unknown, false)
 		if err != nil {
 			return Value{}, err
 		}

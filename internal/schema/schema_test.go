@@ -74,7 +74,7 @@ func TestParseRejectsWithAReason(t *testing.T) {
 		}
 	}
 	s.Unknown = UnknownReject
-	if _, _, err := s.Parse([]byte(`{"id": 1, "extra": 2}`)); err == nil || !strings.Contains(err.Error(), `unknown field "extra"`) {
+	if _, _, err := s.Parse([]byte(`{"id": 1, "extra": 2}`)); err == nil || !strings.Contains(err.Error(), `field "extra" is not declared`) {
 		t.Errorf("unknown field with reject policy: %v", err)
 	}
 }
@@ -97,7 +97,11 @@ func TestValidate(t *testing.T) {
 	}{
 		{Schema{}, "no columns"},
 		{Schema{Columns: []Column{{Name: "a", Type: "text"}}}, `unknown type "text"`},
-		{Schema{Columns: []Column{{Name: "a", Type: String}, {Name: "A", Type: String}}}, "declared twice"},
+		{Schema{Columns: []Column{{Name: "a", Type: String}, {Name: "a", Type: String}}}, `column "a" is declared twice`},
+		{Schema{Columns: []Column{{Name: "userId", Type: String}, {Name: "userID", Type: String}}}, `column "userId" and column "userID" differ only in case`},
+		{Schema{Columns: []Column{{Name: "o", Type: Object, Fields: []Column{{Name: "x", Type: String}, {Name: "X", Type: String}}}}}, `column "o.x" and column "o.X" differ only in case`},
+		{Schema{Columns: []Column{{Name: "a", Type: String}, {Name: "", Type: String}}}, "column 2 has no name"},
+		{Schema{Columns: []Column{{Name: "o", Type: Object, Fields: []Column{{Name: "", Type: String}}}}}, "column 1 of o has no name"},
 		{Schema{Columns: []Column{{Name: "_line", Type: Int64}}}, "reserved"},
 		{Schema{Columns: []Column{{Name: "a", Type: String}}, Unknown: "keep"}, "unknown_fields"},
 	} {
