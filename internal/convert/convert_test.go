@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -518,4 +519,74 @@ func TestConvertEmptyAndCaseCollidingKeys(t *testing.T) {
 	if string(got) != wantRows {
 		t.Errorf("with extra: rows\n%s\nwant\n%s", got, wantRows)
 	}
+}
+
+// No value is silently changed. An inferred integer column with a value
+// beyond int64 is a string column holding every number's text exactly (it
+// used to turn float64 and round every id); one with integers beyond ±2^53
+// beside fractions is one too (float64 would round them); int64 to its
+// limits stays int64. Numbers a column cannot hold (1e400, and 1e-400,
+// which would be stored as 0) are rejects "number out of range";
+// timestamps with digits below the microsecond infer as strings (kept
+// whole) and are rejects in a timestamp column, not cut.
+func TestConvertKeepsValuesExact(t *testing.T) {
+	in := strings.Join([]string{
+		`{"id":9223372036854775807,"big":1,"mixed":1.5,"f":1.5,"at":"2026-01-02T03:04:05.123456Z","ns":"2026-01-02T03:04:05.123456Z"}`,
+		`{"id":-9223372036854775808,"big":18446744073709551615,"mixed":9007199254740993,"f":2,"at":"2026-01-02T03:04:05.1234560Z","ns":"2026-01-02T03:04:05.123456789Z"}`,
+		`{"id":1,"big":-99999999999999999999999,"mixed":2,"f":1e400}`, // 3: out of range
+		`{"id":2,"f":1e-400}`, // 4: underflow
+		`{"id":3,"f":0e-400,"at":"2026-01-02T03:04:05.000000001Z"}`, // 5: after the sample: sub-µs
+		`{"id":4,"f":-1e400}`,        // 6
+		`{"id":9223372036854775808}`, // 7: beyond int64, after the sample
+	}, "\n") + "\n"
+	pq, st, rej := convertBytes(t, []byte(in), Options{InferLines: 4})
+	types := map[string]schema.Type{}
+	for _, c := range st.Schema.Columns {
+		types[c.Name] = c.Type
+	}
+	if fmt.Sprint(types) != "map[at:timestamp big:string f:float64 id:int64 mixed:string ns:string]" {
+		t.Errorf("inferred %v", types)
+	}
+	want := map[int64]string{3: "number out of range", 4: "number out of range", 5: "digits below the microsecond", 6: "number out of range", 7: "number out of range"}
+	if len(rej) != len(want) {
+		t.Errorf("rejects %+v, want lines 3-7", rej)
+	}
+	for _, r := range rej {
+		if want[r.line] == "" || !strings.Contains(r.reason, want[r.line]) {
+			t.Errorf("line %d rejected for %q, want %q", r.line, r.reason, want[r.line])
+		}
+	}
+	rows := pyarrowtest.Read(t, pq)
+	// pyarrowtest decodes JSON numbers as float64: compare the int64s as
+	// pyarrow printed them, through a second, exact read.
+	exact := pyarrowtest.Run(t, `
+import sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+print(t.column("id").to_pylist())
+`, writeTemp(t, pq))
+	if got := strings.TrimSpace(string(exact)); got != "[9223372036854775807, -9223372036854775808]" {
+		t.Errorf("id read back as %s", got)
+	}
+	if len(rows.Rows) != 2 {
+		t.Fatalf("rows %v", rows.Rows)
+	}
+	for i, w := range []map[string]any{
+		{"big": "1", "mixed": "1.5", "f": 1.5, "at": "2026-01-02T03:04:05.123456Z", "ns": "2026-01-02T03:04:05.123456Z"},
+		{"big": "18446744073709551615", "mixed": "9007199254740993", "f": 2.0, "at": "2026-01-02T03:04:05.123456Z", "ns": "2026-01-02T03:04:05.123456789Z"},
+	} {
+		for k, v := range w {
+			if rows.Rows[i][k] != v {
+				t.Errorf("row %d %s = %#v, want %#v", i+1, k, rows.Rows[i][k], v)
+			}
+		}
+	}
+}
+
+func writeTemp(t *testing.T, data []byte) string {
+	t.Helper()
+	path := t.TempDir() + "/out.parquet"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

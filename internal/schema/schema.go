@@ -248,6 +248,32 @@ func mismatch(want string, raw []byte, detail string) *valueError {
 	return &valueError{reason: "want " + want + ", got " + kindOf(raw), detail: detail}
 }
 
+// outOfRange is the valueError for a number that typ cannot hold, too
+// large, or so small that it would be stored as 0: never rounded to a
+// different value silently.
+func outOfRange(typ string, raw []byte) *valueError {
+	limit := "±9223372036854775807"
+	if typ == "float64" {
+		limit = "about ±1.8e308, and nothing closer to 0 than about ±4.9e-324"
+	}
+	reason := fmt.Sprintf("number out of range (%s holds %s)", typ, limit)
+	return &valueError{reason: reason, detail: fmt.Sprintf("number out of range: %s (%s holds %s)", truncate(string(raw), 40), typ, limit)}
+}
+
+// zeroNumber reports whether the JSON number raw is zero: its digits before
+// any exponent are all 0.
+func zeroNumber(raw []byte) bool {
+	for _, c := range raw {
+		switch {
+		case c == 'e' || c == 'E':
+			return true
+		case c >= '1' && c <= '9':
+			return false
+		}
+	}
+	return true
+}
+
 // joinPath joins a field path below prefix ("zip", "[2]", "[2].n") to it.
 func joinPath(prefix, rest string) string {
 	switch {
@@ -552,8 +578,14 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		return Value{S: s}, nil
 	case Int64:
 		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if errors.Is(err, strconv.ErrRange) {
+			return Value{}, outOfRange("int64", raw)
+		}
 		if err != nil {
 			f, ferr := strconv.ParseFloat(string(raw), 64)
+			if raw[0] != '"' && (errors.Is(ferr, strconv.ErrRange) || ferr == nil && f == 0 && !zeroNumber(raw)) {
+				return Value{}, outOfRange("int64", raw)
+			}
 			if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
 				return Value{}, mismatch("int64", raw, fmt.Sprintf("want an integer, got %s", truncate(string(raw), 40)))
 			}
@@ -562,6 +594,9 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		return Value{I: n}, nil
 	case Float64:
 		f, err := strconv.ParseFloat(string(raw), 64)
+		if raw[0] != '"' && (errors.Is(err, strconv.ErrRange) || err == nil && f == 0 && !zeroNumber(raw)) {
+			return Value{}, outOfRange("float64", raw)
+		}
 		if err != nil || raw[0] == '"' {
 			return Value{}, mismatch("float64", raw, fmt.Sprintf("want a number, got %s", truncate(string(raw), 40)))
 		}
@@ -657,6 +692,12 @@ func (c Column) parseTime(s string) (Value, error) {
 		if t, err := time.Parse(f, s); err == nil {
 			if c.Type == Date {
 				return Value{I: t.UTC().Unix() / 86400}, nil
+			}
+			if t.Nanosecond()%1000 != 0 {
+				// Kept in microseconds: cutting the digits below would
+				// change the value.
+				const reason = "timestamp with digits below the microsecond (the column keeps microseconds; declare it string to keep them)"
+				return Value{}, &valueError{reason: reason, detail: fmt.Sprintf("%q: %s", truncate(s, 40), reason)}
 			}
 			return Value{I: t.UTC().UnixMicro()}, nil
 		}

@@ -28,14 +28,14 @@ func testSchema() Schema {
 
 func TestParseTypes(t *testing.T) {
 	s := testSchema()
-	vals, _, err := s.Parse([]byte(`{"id": 7, "name": "Zoë", "score": 1.5, "ok": false, "at": "2026-01-02T03:04:05.123456789+01:00", "day": "2026-01-02", "meta": {"a": [1, 2]}, "extra": 1}`))
+	vals, _, err := s.Parse([]byte(`{"id": 7, "name": "Zoë", "score": 1.5, "ok": false, "at": "2026-01-02T03:04:05.123456000+01:00", "day": "2026-01-02", "meta": {"a": [1, 2]}, "extra": 1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if vals[0].I != 7 || vals[1].S != "Zoë" || vals[2].F != 1.5 || vals[3].B || vals[3].Null {
 		t.Errorf("scalars %+v", vals[:4])
 	}
-	// UTC, truncated to microseconds.
+	// UTC, in microseconds (zeros below them are no digits lost).
 	if vals[4].I != 1767319445123456 {
 		t.Errorf("timestamp = %d µs", vals[4].I)
 	}
@@ -64,8 +64,15 @@ func TestParseRejectsWithAReason(t *testing.T) {
 		`{"id": 1, "score": "high"}`:      "want a number",
 		`{"id": 1, "ok": "yes"}`:          "want true or false",
 		`{"id": 1, "at": "yesterday"}`:    "matches none of the formats",
-		`{"id": 1, "_line": 2}`:           "reserved",
-		`{"id": 1, "_feed_id": "x"}`:      "reserved",
+		`{"id": 1, "at": "2026-01-02T03:04:05.123456789Z"}`: "digits below the microsecond",
+		`{"id": 1, "score": 1e400}`:                         "number out of range",
+		`{"id": 1, "score": -1e400}`:                        "number out of range",
+		`{"id": 1, "score": 1e-400}`:                        "number out of range",
+		`{"id": 9223372036854775808}`:                       "number out of range",
+		`{"id": 1e400}`:                                     "number out of range",
+		`{"id": 1e-400}`:                                    "number out of range",
+		`{"id": 1, "_line": 2}`:                             "reserved",
+		`{"id": 1, "_feed_id": "x"}`:                        "reserved",
 	} {
 		_, _, err := s.Parse([]byte(line))
 		var le *LineError
