@@ -23,6 +23,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -103,7 +105,7 @@ func runConvert(args []string) error {
 	infer := fs.Int("infer", 10000, "infer the schema from the first N lines (without -schema)")
 	compression := fs.String("compression", "zstd", "zstd, snappy or none")
 	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop. Keys that can be no column (empty, or a column's name in another case) are never dropped: kept in _extra with extra, else the line is rejected")
-	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (default: OUT.rejects.ndjson when any)")
+	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (raw in base64 with raw_encoding \"base64\" when not UTF-8; its first MiB with raw_truncated and line_bytes when longer) (default: OUT.rejects.ndjson when any)")
 	rowGroupMB := fs.Int("row-group-mb", 64, "row group size bound in MiB")
 	rowGroupRows := fs.Int64("row-group-rows", 0, "row group size bound in rows (default 1Mi)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the conversion to this file")
@@ -171,7 +173,7 @@ func runConvert(args []string) error {
 		return err
 	}
 	var rejectErr error
-	opt.OnReject = func(line int64, reason string, raw []byte) {
+	opt.OnReject = func(r convert.Reject) {
 		if rejects == nil && rejectErr == nil {
 			if rejectsFile, rejectErr = createTemp(*rejectsPath); rejectErr != nil {
 				return
@@ -181,7 +183,7 @@ func runConvert(args []string) error {
 		if rejects == nil {
 			return
 		}
-		b, _ := json.Marshal(map[string]any{"line": line, "reason": reason, "raw": string(raw)})
+		b, _ := json.Marshal(rejectRecord(r))
 		rejects.Write(append(b, '\n'))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -236,6 +238,31 @@ func runConvert(args []string) error {
 		fmt.Printf("rejected lines: %s\n", *rejectsPath)
 	}
 	return nil
+}
+
+// rejectLine is one line of a rejects file. line, reason and raw are as
+// they always were when raw is the whole line and valid UTF-8; otherwise
+// raw_encoding "base64" says raw holds the line's bytes in base64 (a JSON
+// string cannot hold bytes that are not UTF-8), and raw_truncated says raw
+// holds only the first MiB of the line_bytes the line had.
+type rejectLine struct {
+	Line         int64  `json:"line"`
+	Reason       string `json:"reason"`
+	Raw          string `json:"raw"`
+	RawEncoding  string `json:"raw_encoding,omitempty"`
+	RawTruncated bool   `json:"raw_truncated,omitempty"`
+	LineBytes    int64  `json:"line_bytes,omitempty"`
+}
+
+func rejectRecord(r convert.Reject) rejectLine {
+	rl := rejectLine{Line: r.Line, Reason: r.Reason, Raw: string(r.Raw)}
+	if !utf8.Valid(r.Raw) {
+		rl.Raw, rl.RawEncoding = base64.StdEncoding.EncodeToString(r.Raw), "base64"
+	}
+	if r.Bytes > int64(len(r.Raw)) {
+		rl.RawTruncated, rl.LineBytes = true, r.Bytes
+	}
+	return rl
 }
 
 func loadSchema(path string) (*schema.Schema, error) {

@@ -16,6 +16,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/schema"
@@ -44,11 +45,26 @@ type Options struct {
 	RowGroupRows int64
 	// Workers parse lines in parallel (default GOMAXPROCS).
 	Workers int
-	// OnReject receives each rejected line (its number, a reason, and at most
-	// its first MiB), in line order, one call at a time, on a goroutine of
-	// Convert's. It may be nil.
-	OnReject func(line int64, reason string, raw []byte)
+	// OnReject receives each rejected line, in line order, one call at a
+	// time, on a goroutine of Convert's. It may be nil.
+	OnReject func(Reject)
 }
+
+// Reject is a rejected line.
+type Reject struct {
+	Line int64
+	// Reason says why, quoting the offending value where that helps
+	// (schema.LineError.Error).
+	Reason string
+	// Raw is the line's bytes as read (without "\n"), at most MaxRejectRaw
+	// of them: cut between characters if the line is UTF-8.
+	Raw []byte
+	// Bytes is the line's length: more than len(Raw) when Raw was cut.
+	Bytes int64
+}
+
+// MaxRejectRaw is how much of a rejected line Reject.Raw keeps.
+const MaxRejectRaw = 1 << 20
 
 // Stats count what a conversion did.
 type Stats struct {
@@ -93,7 +109,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 		}
 		var infer [][]byte
 		for i, line := range sample.lines {
-			if len(infer) < opt.InferLines && !sample.long[i] {
+			if len(infer) < opt.InferLines && sample.long[i] == 0 {
 				infer = append(infer, line)
 			}
 		}
@@ -145,17 +161,11 @@ func maybeGunzip(r io.Reader) (io.Reader, error) {
 	return br, nil
 }
 
-type lineReject struct {
-	line   int64
-	reason string
-	raw    []byte
-}
-
 type batch struct {
 	first int64
 	lines
 	rows    *schema.Rows
-	rejects []lineReject
+	rejects []Reject
 	recs    []stagedRec // staged mode: each line's record
 	names   []string    // staged mode: the objects the records are from
 	err     error       // staged mode: a record that stops the conversion
@@ -354,12 +364,13 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) er
 func (p *pipelineRun) parse(parser *schema.Parser, b *batch) {
 	for i, line := range b.lines.lines {
 		n := b.first + int64(i)
-		if b.lines.long[i] {
-			b.rejects = append(b.rejects, lineReject{n, fmt.Sprintf("line longer than %d bytes", MaxLineBytes), truncate(line)})
+		if size := b.lines.long[i]; size > 0 {
+			b.rejects = append(b.rejects, Reject{n, fmt.Sprintf("line longer than %d bytes (%d bytes)", MaxLineBytes, size),
+				append([]byte(nil), line...), size})
 			continue
 		}
 		if err := parser.AppendLine(b.rows, line); err != nil {
-			b.rejects = append(b.rejects, lineReject{n, err.Error(), truncate(line)})
+			b.rejects = append(b.rejects, Reject{n, err.Error(), append([]byte(nil), cutRaw(line)...), int64(len(line))})
 		}
 	}
 }
@@ -370,15 +381,24 @@ func (p *pipelineRun) take(b *batch) error {
 	p.st.Rejected += int64(len(b.rejects))
 	if p.opt.OnReject != nil {
 		for _, r := range b.rejects {
-			p.opt.OnReject(r.line, r.reason, r.raw)
+			p.opt.OnReject(r)
 		}
 	}
 	return nil
 }
 
-func truncate(b []byte) []byte {
-	if len(b) > 1<<20 {
-		b = b[:1<<20]
+// cutRaw is b cut to MaxRejectRaw bytes, between characters if b is UTF-8
+// there.
+func cutRaw(b []byte) []byte {
+	if len(b) <= MaxRejectRaw {
+		return b
 	}
-	return append([]byte(nil), b...)
+	cut := MaxRejectRaw
+	for k := 0; k < utf8.UTFMax && cut > 0 && !utf8.RuneStart(b[cut]); k++ {
+		cut--
+	}
+	if !utf8.RuneStart(b[cut]) {
+		cut = MaxRejectRaw // not UTF-8 there
+	}
+	return b[:cut]
 }

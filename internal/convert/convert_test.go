@@ -24,7 +24,7 @@ type rejected struct {
 func convertBytes(t *testing.T, in []byte, opt Options) ([]byte, Stats, []rejected) {
 	t.Helper()
 	var rej []rejected
-	opt.OnReject = func(line int64, reason string, _ []byte) { rej = append(rej, rejected{line, reason}) }
+	opt.OnReject = func(r Reject) { rej = append(rej, rejected{r.Line, r.Reason}) }
 	var out bytes.Buffer
 	st, err := Convert(context.Background(), bytes.NewReader(in), &out, opt)
 	if err != nil {
