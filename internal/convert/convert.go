@@ -105,7 +105,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	} else {
 		sample, err = lr.take(opt.InferLines)
 		if err != nil {
-			return st, err
+			return st, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
 		}
 		var infer [][]byte
 		for i, line := range sample.lines {
@@ -136,6 +136,9 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	}
 
 	p := pipelineRun{opt: opt, pw: pw, st: &st}
+	if opt.Schema == nil {
+		p.inferred = opt.InferLines
+	}
 	if err := p.run(ctx, lr, sample); err != nil {
 		pw.Abort()
 		return st, err
@@ -148,17 +151,36 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	return st, nil
 }
 
+// ErrTruncatedGzip is the one error for gzip input that ends early, where
+// ever it is cut (in its header, its data or its trailer): the file is
+// incomplete.
+var ErrTruncatedGzip = errors.New("the gzip input ends early: the file is truncated (copy or upload it whole again)")
+
 func maybeGunzip(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	magic, err := br.Peek(2)
 	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read after line 0: %w", ErrTruncatedGzip)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
-		return zr, nil
+		return gzipReader{zr}, nil
 	}
 	return br, nil
+}
+
+// gzipReader reports gzip data that ends early as ErrTruncatedGzip.
+type gzipReader struct{ r *gzip.Reader }
+
+func (g gzipReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = ErrTruncatedGzip
+	}
+	return n, err
 }
 
 type batch struct {
@@ -322,6 +344,8 @@ type pipelineRun struct {
 	opt Options
 	pw  *parquetconv.Writer
 	st  *Stats
+	// inferred is how many lines the schema was inferred from (0: given).
+	inferred int
 }
 
 // run converts lr's lines (after sample's, if any) in a pipeline.
@@ -370,7 +394,12 @@ func (p *pipelineRun) parse(parser *schema.Parser, b *batch) {
 			continue
 		}
 		if err := parser.AppendLine(b.rows, line); err != nil {
-			b.rejects = append(b.rejects, Reject{n, err.Error(), append([]byte(nil), cutRaw(line)...), int64(len(line))})
+			reason := err.Error()
+			var le *schema.LineError
+			if p.inferred > 0 && n > int64(p.inferred) && errors.As(err, &le) && le.TypeMismatch {
+				reason += fmt.Sprintf(" (type changed after the first %d lines: raise -infer or give -schema)", p.inferred)
+			}
+			b.rejects = append(b.rejects, Reject{n, reason, append([]byte(nil), cutRaw(line)...), int64(len(line))})
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -589,4 +590,49 @@ func writeTemp(t *testing.T, data []byte) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// A reject caused by a value whose type the inference sample did not show
+// says so, and what to do; rejects of a given schema, of lines in the
+// sample, and of other causes do not.
+func TestConvertSaysTypeChangedAfterTheSample(t *testing.T) {
+	in := `{"a":1,"f":1.5}` + "\n" + `{"a":2,"f":2.5}` + "\n" + `{"a":"x"}` + "\n" + `{"a":1.5}` + "\n" + `{"f":1e400}` + "\n"
+	const hint = "(type changed after the first 2 lines: raise -infer or give -schema)"
+	_, _, rej := convertBytes(t, []byte(in), Options{InferLines: 2})
+	if len(rej) != 3 || !strings.HasSuffix(rej[0].reason, hint) || !strings.HasSuffix(rej[1].reason, hint) || strings.Contains(rej[2].reason, "type changed") {
+		t.Errorf("inferred: %+v", rej)
+	}
+	explicit := &schema.Schema{Columns: []schema.Column{{Name: "a", Type: schema.Int64, Nullable: true}, {Name: "f", Type: schema.Float64, Nullable: true}}}
+	_, _, rej = convertBytes(t, []byte(in), Options{Schema: explicit})
+	for _, r := range rej {
+		if strings.Contains(r.reason, "type changed") {
+			t.Errorf("given schema: %+v", r)
+		}
+	}
+}
+
+// Gzip input cut anywhere (in its header, its data or its trailer) fails
+// with one message, ErrTruncatedGzip after the lines read, whichever part
+// of the reader met the end.
+func TestConvertTruncatedGzipOneMessage(t *testing.T) {
+	var feed bytes.Buffer
+	if _, err := feedgen.Write(&feed, feedgen.Options{Records: 20000, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(feed.Bytes())
+	zw.Close()
+	n := gz.Len()
+	for _, cut := range []int{3, 5, 11, 30, n / 2, n - 8, n - 4, n - 1} {
+		_, err := Convert(context.Background(), bytes.NewReader(gz.Bytes()[:cut]), new(bytes.Buffer), Options{InferLines: 100})
+		if !errors.Is(err, ErrTruncatedGzip) {
+			t.Errorf("cut at %d of %d: %v, want ErrTruncatedGzip", cut, n, err)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "read after line ") || strings.Count(msg, ErrTruncatedGzip.Error()) != 1 || strings.Count(msg, "EOF") != 0 {
+			t.Errorf("cut at %d: %q, want \"read after line N: %v\"", cut, msg, ErrTruncatedGzip)
+		}
+	}
 }
