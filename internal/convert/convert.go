@@ -114,6 +114,18 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 			}
 		}
 		sch = Infer(infer)
+		if opt.Unknown == UnknownExtra {
+			// A key named _extra (in any case) is kept in the _extra column
+			// with the line's other undeclared keys, not made a column
+			// that Snowflake would take for it.
+			cols := sch.Columns[:0]
+			for _, c := range sch.Columns {
+				if schema.FoldName(c.Name) != schema.FoldName(schema.ExtraField) {
+					cols = append(cols, c)
+				}
+			}
+			sch.Columns = cols
+		}
 	}
 	sch.Unknown = schema.UnknownDrop
 	if opt.Unknown == schema.UnknownReject {

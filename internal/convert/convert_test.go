@@ -636,3 +636,24 @@ func TestConvertTruncatedGzipOneMessage(t *testing.T) {
 		}
 	}
 }
+
+// With -unknown extra, a key named _extra in any case is no column beside
+// the _extra column (Snowflake would take them for one): it is kept in
+// _extra with the line's other undeclared keys; a given schema declaring
+// such a column is refused.
+func TestConvertExtraKeyIsNoColumn(t *testing.T) {
+	in := `{"a":1,"_EXTRA":2}` + "\n" + `{"a":2,"_extra":{"k":1}}` + "\n"
+	pq, st, rej := convertBytes(t, []byte(in), Options{Unknown: UnknownExtra})
+	if len(st.Schema.Columns) != 1 || len(rej) != 0 {
+		t.Fatalf("columns %+v, rejects %v", st.Schema.Columns, rej)
+	}
+	got, _ := json.Marshal(readBack(t, pq))
+	if string(got) != `[{"_extra":"{\"_EXTRA\":2}","a":1},{"_extra":"{\"_extra\":{\"k\":1}}","a":2}]` {
+		t.Errorf("rows %s", got)
+	}
+	explicit := &schema.Schema{Columns: []schema.Column{{Name: "a", Type: schema.Int64}, {Name: "_Extra", Type: schema.String, Nullable: true}}}
+	_, err := Convert(context.Background(), strings.NewReader(in), new(bytes.Buffer), Options{Schema: explicit, Unknown: UnknownExtra})
+	if err == nil || !strings.Contains(err.Error(), `column "_Extra"`) {
+		t.Errorf("a declared _Extra with -unknown extra: %v", err)
+	}
+}

@@ -169,6 +169,11 @@ func NewLayout(s *Schema, opt LayoutOptions) (*Layout, error) {
 		return nil, err
 	}
 	if opt.Extra {
+		for _, c := range s.Columns {
+			if FoldName(c.Name) == FoldName(ExtraField) {
+				return nil, fmt.Errorf("column %q: %s is the column that keeps undeclared fields (Snowflake names ignore case); rename the column, or keep undeclared fields otherwise", c.Name, ExtraField)
+			}
+		}
 		// The line's own odd keys go to _extra (see OddKey).
 		keep := *s
 		keep.keepOdd = true
