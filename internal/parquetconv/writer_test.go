@@ -184,6 +184,11 @@ func TestLongValueLeavesSmallFooter(t *testing.T) {
 	if footer > 2048 {
 		t.Errorf("footer of %d bytes; want under 2 KiB", footer)
 	}
+	// The value compresses to little: a file far larger than that holds
+	// copies of it elsewhere (page headers, page index).
+	if len(b) > 64<<10 {
+		t.Errorf("file of %d bytes; want under 64 KiB", len(b))
+	}
 	path := t.TempDir() + "/long.parquet"
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)

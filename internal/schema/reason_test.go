@@ -91,6 +91,7 @@ func TestOddKeysAreRejectedNotDropped(t *testing.T) {
 	s := Schema{Columns: []Column{
 		{Name: "userId", Type: Int64, Nullable: true},
 		{Name: "addr", Type: Object, Nullable: true, Fields: []Column{{Name: "zip", Type: String, Nullable: true}}},
+		{Name: "items", Type: List, Nullable: true, Items: &Column{Type: Object, Fields: []Column{{Name: "sku", Type: String, Nullable: true}}}},
 	}, Unknown: UnknownDrop}
 	l, err := NewLayout(&s, LayoutOptions{})
 	if err != nil {
@@ -104,6 +105,7 @@ func TestOddKeysAreRejectedNotDropped(t *testing.T) {
 		`{"addr":{"zip":"1","ZIP":"2"}}`:          `field "addr.ZIP": differs only in case from column "zip"`,
 		`{"addr":{"zip":"1","":"2"}}`:             `field "addr": an empty key cannot be a column`,
 		`{"userId":1,"Addr":{"zip":"1"}}`:         `field "Addr": differs only in case from column "addr"`,
+		`{"items":[{"sku":"a"},{"SKU":"b"}]}`:     `field "items[2].SKU": differs only in case from column "sku"`,
 		`{"userId":1,"other":{"":1,"X":2}}`:       "", // undeclared: dropped whole
 		`{"userId":1,"addr":{"zip":"1","zap":2}}`: "",
 	} {
