@@ -134,9 +134,10 @@ func TestConvertSchemaWithCollidingOrEmptyNames(t *testing.T) {
 }
 
 // The rejects file keeps each rejected line's bytes: as a JSON string when
-// they are UTF-8 (the format as it was), in base64 with raw_encoding when
-// not; a line cut to its first MiB says so (raw_truncated, line_bytes),
-// both for a line over the 16 MiB limit and for a long rejected one.
+// they are UTF-8 (the format as it was), in raw_base64 when not (as the
+// pipeline's quarantine objects do); a line cut to its first MiB says so
+// (truncated, line_bytes), both for a line over the 16 MiB limit and for a
+// long rejected one.
 func TestConvertRejectsKeepRawBytes(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.ndjson")
@@ -163,16 +164,17 @@ func TestConvertRejectsKeepRawBytes(t *testing.T) {
 	if len(got) != 4 {
 		t.Fatalf("%d rejects, want 4", len(got))
 	}
-	if raw, _ := base64.StdEncoding.DecodeString(got[0]["raw"].(string)); got[0]["line"] != 2.0 || got[0]["raw_encoding"] != "base64" || string(raw) != notUTF8 || got[0]["raw_truncated"] != nil {
+	raw64, _ := got[0]["raw_base64"].(string)
+	if raw, _ := base64.StdEncoding.DecodeString(raw64); got[0]["line"] != 2.0 || string(raw) != notUTF8 || got[0]["raw"] != nil || got[0]["truncated"] != nil {
 		t.Errorf("not UTF-8: %v", got[0])
 	}
-	if raw := got[1]["raw"].(string); got[1]["line"] != 3.0 || got[1]["raw_encoding"] != nil || got[1]["raw_truncated"] != true ||
+	if raw, _ := got[1]["raw"].(string); got[1]["line"] != 3.0 || got[1]["raw_base64"] != nil || got[1]["truncated"] != true ||
 		got[1]["line_bytes"] != float64(len(long)) || !strings.HasPrefix(long, raw) || len(raw) < 1<<20-3 || len(raw) > 1<<20 {
-		t.Errorf("long: line %v, %d bytes of raw, encoding %v, truncated %v, line_bytes %v", got[1]["line"], len(raw), got[1]["raw_encoding"], got[1]["raw_truncated"], got[1]["line_bytes"])
+		t.Errorf("long: line %v, %d bytes of raw, base64 %v, truncated %v, line_bytes %v", got[1]["line"], len(raw), got[1]["raw_base64"] != nil, got[1]["truncated"], got[1]["line_bytes"])
 	}
-	if raw := got[2]["raw"].(string); got[2]["line"] != 4.0 || got[2]["raw_truncated"] != true || got[2]["line_bytes"] != float64(len(tooLong)) ||
+	if raw, _ := got[2]["raw"].(string); got[2]["line"] != 4.0 || got[2]["truncated"] != true || got[2]["line_bytes"] != float64(len(tooLong)) ||
 		!strings.HasPrefix(tooLong, raw) || len(raw) != 1<<20 || !strings.Contains(got[2]["reason"].(string), "line longer than") {
-		t.Errorf("too long: line %v, %d bytes of raw, truncated %v, line_bytes %v, reason %v", got[2]["line"], len(raw), got[2]["raw_truncated"], got[2]["line_bytes"], got[2]["reason"])
+		t.Errorf("too long: line %v, %d bytes of raw, truncated %v, line_bytes %v, reason %v", got[2]["line"], len(raw), got[2]["truncated"], got[2]["line_bytes"], got[2]["reason"])
 	}
 	if got[3]["line"] != 5.0 || got[3]["raw"] != `{"a":"x"}` || len(got[3]) != 3 {
 		t.Errorf("short UTF-8 line: %v, want line, reason and raw only (the format as it was)", got[3])

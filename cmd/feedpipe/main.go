@@ -23,7 +23,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -105,7 +104,7 @@ func runConvert(args []string) error {
 	infer := fs.Int("infer", 10000, "infer the schema from the first N lines (without -schema)")
 	compression := fs.String("compression", "zstd", "zstd, snappy or none")
 	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop. Keys that can be no column (empty, or a column's name in another case) are never dropped: kept in _extra with extra, else the line is rejected")
-	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (raw in base64 with raw_encoding \"base64\" when not UTF-8; its first MiB with raw_truncated and line_bytes when longer) (default: OUT.rejects.ndjson when any)")
+	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (raw_base64 instead of raw when not UTF-8; the first MiB with truncated and line_bytes when longer) (default: OUT.rejects.ndjson when any)")
 	rowGroupMB := fs.Int("row-group-mb", 64, "row group size bound in MiB")
 	rowGroupRows := fs.Int64("row-group-rows", 0, "row group size bound in rows (default 1Mi)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the conversion to this file")
@@ -240,27 +239,30 @@ func runConvert(args []string) error {
 	return nil
 }
 
-// rejectLine is one line of a rejects file. line, reason and raw are as
-// they always were when raw is the whole line and valid UTF-8; otherwise
-// raw_encoding "base64" says raw holds the line's bytes in base64 (a JSON
-// string cannot hold bytes that are not UTF-8), and raw_truncated says raw
-// holds only the first MiB of the line_bytes the line had.
+// rejectLine is one line of a rejects file: {line, reason, raw} as it
+// always was, with the conventions of the pipeline's quarantine objects
+// (activities.quarantined) where raw cannot be the line as a JSON string:
+// a line that is not UTF-8 has raw_base64 (its bytes) instead of raw, and
+// one cut to its first MiB has truncated, with line_bytes, its length.
 type rejectLine struct {
-	Line         int64  `json:"line"`
-	Reason       string `json:"reason"`
-	Raw          string `json:"raw"`
-	RawEncoding  string `json:"raw_encoding,omitempty"`
-	RawTruncated bool   `json:"raw_truncated,omitempty"`
-	LineBytes    int64  `json:"line_bytes,omitempty"`
+	Line      int64   `json:"line"`
+	Reason    string  `json:"reason"`
+	Raw       *string `json:"raw,omitempty"`
+	RawBase64 []byte  `json:"raw_base64,omitempty"`
+	Truncated bool    `json:"truncated,omitempty"`
+	LineBytes int64   `json:"line_bytes,omitempty"`
 }
 
 func rejectRecord(r convert.Reject) rejectLine {
-	rl := rejectLine{Line: r.Line, Reason: r.Reason, Raw: string(r.Raw)}
-	if !utf8.Valid(r.Raw) {
-		rl.Raw, rl.RawEncoding = base64.StdEncoding.EncodeToString(r.Raw), "base64"
+	rl := rejectLine{Line: r.Line, Reason: r.Reason}
+	if utf8.Valid(r.Raw) {
+		raw := string(r.Raw)
+		rl.Raw = &raw
+	} else {
+		rl.RawBase64 = r.Raw
 	}
 	if r.Bytes > int64(len(r.Raw)) {
-		rl.RawTruncated, rl.LineBytes = true, r.Bytes
+		rl.Truncated, rl.LineBytes = true, r.Bytes
 	}
 	return rl
 }
