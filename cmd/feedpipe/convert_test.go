@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -103,5 +105,78 @@ func TestConvertFlags(t *testing.T) {
 	}
 	if err := run([]string{"-h"}); err != nil {
 		t.Errorf("feedpipe -h: %v", err)
+	}
+}
+
+// A -schema file that declares an empty name, or two names that differ only
+// in case (one column in Snowflake), at any depth, fails before any input is
+// read, naming the file and the columns; nothing is written.
+func TestConvertSchemaWithCollidingOrEmptyNames(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "missing.ndjson") // never opened
+	out := filepath.Join(dir, "out.parquet")
+	for body, want := range map[string]string{
+		`columns = [{ name = "userId", type = "int64" }, { name = "userID", type = "int64" }]`:                                     `column "userId" and column "userID" differ only in case`,
+		`columns = [{ name = "a", type = "object", fields = [{ name = "x", type = "string" }, { name = "X", type = "string" }] }]`: `column "a.x" and column "a.X" differ only in case`,
+		`columns = [{ name = "id", type = "int64" }, { name = "", type = "string" }]`:                                              `column 2 has no name`,
+		`columns = [{ name = "a", type = "object", fields = [{ name = "", type = "string" }] }]`:                                   `column 1 of a has no name`,
+	} {
+		schemaFile := filepath.Join(dir, "s.toml")
+		writeFile(t, schemaFile, body+"\n")
+		err := run([]string{"convert", "-schema", schemaFile, in, out})
+		if err == nil || !strings.Contains(err.Error(), "schema "+schemaFile+": ") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %s and %q", body, err, schemaFile, want)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: wrote %s", body, out)
+		}
+	}
+}
+
+// The rejects file keeps each rejected line's bytes: as a JSON string when
+// they are UTF-8 (the format as it was), in raw_base64 when not (as the
+// pipeline's quarantine objects do); a line cut to its first MiB says so
+// (truncated, line_bytes), both for a line over the 16 MiB limit and for a
+// long rejected one.
+func TestConvertRejectsKeepRawBytes(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	notUTF8 := "{\"a\":\"\xff\xfe caf\xe9\"}"
+	long := `{"a":"` + strings.Repeat("é", 1<<20) + `"}`     // 2 MiB, rejected (a is int64)
+	tooLong := `{"a":"` + strings.Repeat("x", 17<<20) + `"}` // over the 16 MiB limit
+	writeFile(t, in, strings.Join([]string{`{"a":1}`, notUTF8, long, tooLong, `{"a":"x"}`, `{"a":2}`}, "\n")+"\n")
+	out := filepath.Join(dir, "out.parquet")
+	if err := run([]string{"convert", "-infer", "1", in, out}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out + ".rejects.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%v: %.100s", err, l)
+		}
+		got = append(got, r)
+	}
+	if len(got) != 4 {
+		t.Fatalf("%d rejects, want 4", len(got))
+	}
+	raw64, _ := got[0]["raw_base64"].(string)
+	if raw, _ := base64.StdEncoding.DecodeString(raw64); got[0]["line"] != 2.0 || string(raw) != notUTF8 || got[0]["raw"] != nil || got[0]["truncated"] != nil {
+		t.Errorf("not UTF-8: %v", got[0])
+	}
+	if raw, _ := got[1]["raw"].(string); got[1]["line"] != 3.0 || got[1]["raw_base64"] != nil || got[1]["truncated"] != true ||
+		got[1]["line_bytes"] != float64(len(long)) || !strings.HasPrefix(long, raw) || len(raw) < 1<<20-3 || len(raw) > 1<<20 {
+		t.Errorf("long: line %v, %d bytes of raw, base64 %v, truncated %v, line_bytes %v", got[1]["line"], len(raw), got[1]["raw_base64"] != nil, got[1]["truncated"], got[1]["line_bytes"])
+	}
+	if raw, _ := got[2]["raw"].(string); got[2]["line"] != 4.0 || got[2]["truncated"] != true || got[2]["line_bytes"] != float64(len(tooLong)) ||
+		!strings.HasPrefix(tooLong, raw) || len(raw) != 1<<20 || !strings.Contains(got[2]["reason"].(string), "line longer than") {
+		t.Errorf("too long: line %v, %d bytes of raw, truncated %v, line_bytes %v, reason %v", got[2]["line"], len(raw), got[2]["truncated"], got[2]["line_bytes"], got[2]["reason"])
+	}
+	if got[3]["line"] != 5.0 || got[3]["raw"] != `{"a":"x"}` || len(got[3]) != 3 {
+		t.Errorf("short UTF-8 line: %v, want line, reason and raw only (the format as it was)", got[3])
 	}
 }

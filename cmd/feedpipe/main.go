@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -102,8 +103,8 @@ func runConvert(args []string) error {
 	schemaPath := fs.String("schema", "", "schema file (TOML: columns = [{name, type, nullable, formats, precision, scale, dictionary, fields, items}], unknown_fields)")
 	infer := fs.Int("infer", 10000, "infer the schema from the first N lines (without -schema)")
 	compression := fs.String("compression", "zstd", "zstd, snappy or none")
-	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop")
-	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (default: OUT.rejects.ndjson when any)")
+	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop. Keys that can be no column (empty, or a column's name in another case) are never dropped: kept in _extra with extra, else the line is rejected")
+	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (raw_base64 instead of raw when not UTF-8; the first MiB with truncated and line_bytes when longer) (default: OUT.rejects.ndjson when any)")
 	rowGroupMB := fs.Int("row-group-mb", 64, "row group size bound in MiB")
 	rowGroupRows := fs.Int64("row-group-rows", 0, "row group size bound in rows (default 1Mi)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the conversion to this file")
@@ -171,7 +172,7 @@ func runConvert(args []string) error {
 		return err
 	}
 	var rejectErr error
-	opt.OnReject = func(line int64, reason string, raw []byte) {
+	opt.OnReject = func(r convert.Reject) {
 		if rejects == nil && rejectErr == nil {
 			if rejectsFile, rejectErr = createTemp(*rejectsPath); rejectErr != nil {
 				return
@@ -181,7 +182,7 @@ func runConvert(args []string) error {
 		if rejects == nil {
 			return
 		}
-		b, _ := json.Marshal(map[string]any{"line": line, "reason": reason, "raw": string(raw)})
+		b, _ := json.Marshal(rejectRecord(r))
 		rejects.Write(append(b, '\n'))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -236,6 +237,34 @@ func runConvert(args []string) error {
 		fmt.Printf("rejected lines: %s\n", *rejectsPath)
 	}
 	return nil
+}
+
+// rejectLine is one line of a rejects file: {line, reason, raw} as it
+// always was, with the conventions of the pipeline's quarantine objects
+// (activities.quarantined) where raw cannot be the line as a JSON string:
+// a line that is not UTF-8 has raw_base64 (its bytes) instead of raw, and
+// one cut to its first MiB has truncated, with line_bytes, its length.
+type rejectLine struct {
+	Line      int64   `json:"line"`
+	Reason    string  `json:"reason"`
+	Raw       *string `json:"raw,omitempty"`
+	RawBase64 []byte  `json:"raw_base64,omitempty"`
+	Truncated bool    `json:"truncated,omitempty"`
+	LineBytes int64   `json:"line_bytes,omitempty"`
+}
+
+func rejectRecord(r convert.Reject) rejectLine {
+	rl := rejectLine{Line: r.Line, Reason: r.Reason}
+	if utf8.Valid(r.Raw) {
+		raw := string(r.Raw)
+		rl.Raw = &raw
+	} else {
+		rl.RawBase64 = r.Raw
+	}
+	if r.Bytes > int64(len(r.Raw)) {
+		rl.Truncated, rl.LineBytes = true, r.Bytes
+	}
+	return rl
 }
 
 func loadSchema(path string) (*schema.Schema, error) {

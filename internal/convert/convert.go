@@ -16,6 +16,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
 	"github.com/feedpipe/feedpipe/internal/schema"
@@ -44,11 +45,26 @@ type Options struct {
 	RowGroupRows int64
 	// Workers parse lines in parallel (default GOMAXPROCS).
 	Workers int
-	// OnReject receives each rejected line (its number, a reason, and at most
-	// its first MiB), in line order, one call at a time, on a goroutine of
-	// Convert's. It may be nil.
-	OnReject func(line int64, reason string, raw []byte)
+	// OnReject receives each rejected line, in line order, one call at a
+	// time, on a goroutine of Convert's. It may be nil.
+	OnReject func(Reject)
 }
+
+// Reject is a rejected line.
+type Reject struct {
+	Line int64
+	// Reason says why, quoting the offending value where that helps
+	// (schema.LineError.Error).
+	Reason string
+	// Raw is the line's bytes as read (without "\n"), at most MaxRejectRaw
+	// of them: cut between characters if the line is UTF-8.
+	Raw []byte
+	// Bytes is the line's length: more than len(Raw) when Raw was cut.
+	Bytes int64
+}
+
+// MaxRejectRaw is how much of a rejected line Reject.Raw keeps.
+const MaxRejectRaw = 1 << 20
 
 // Stats count what a conversion did.
 type Stats struct {
@@ -89,15 +105,27 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	} else {
 		sample, err = lr.take(opt.InferLines)
 		if err != nil {
-			return st, err
+			return st, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
 		}
 		var infer [][]byte
 		for i, line := range sample.lines {
-			if len(infer) < opt.InferLines && !sample.long[i] {
+			if len(infer) < opt.InferLines && sample.long[i] == 0 {
 				infer = append(infer, line)
 			}
 		}
 		sch = Infer(infer)
+		if opt.Unknown == UnknownExtra {
+			// A key named _extra (in any case) is kept in the _extra column
+			// with the line's other undeclared keys, not made a column
+			// that Snowflake would take for it.
+			cols := sch.Columns[:0]
+			for _, c := range sch.Columns {
+				if schema.FoldName(c.Name) != schema.FoldName(schema.ExtraField) {
+					cols = append(cols, c)
+				}
+			}
+			sch.Columns = cols
+		}
 	}
 	sch.Unknown = schema.UnknownDrop
 	if opt.Unknown == schema.UnknownReject {
@@ -120,6 +148,9 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	}
 
 	p := pipelineRun{opt: opt, pw: pw, st: &st}
+	if opt.Schema == nil {
+		p.inferred = opt.InferLines
+	}
 	if err := p.run(ctx, lr, sample); err != nil {
 		pw.Abort()
 		return st, err
@@ -132,30 +163,43 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	return st, nil
 }
 
+// ErrTruncatedGzip is the one error for gzip input that ends early, where
+// ever it is cut (in its header, its data or its trailer): the file is
+// incomplete.
+var ErrTruncatedGzip = errors.New("the gzip input ends early: the file is truncated (copy or upload it whole again)")
+
 func maybeGunzip(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	magic, err := br.Peek(2)
 	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read after line 0: %w", ErrTruncatedGzip)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
-		return zr, nil
+		return gzipReader{zr}, nil
 	}
 	return br, nil
 }
 
-type lineReject struct {
-	line   int64
-	reason string
-	raw    []byte
+// gzipReader reports gzip data that ends early as ErrTruncatedGzip.
+type gzipReader struct{ r *gzip.Reader }
+
+func (g gzipReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = ErrTruncatedGzip
+	}
+	return n, err
 }
 
 type batch struct {
 	first int64
 	lines
 	rows    *schema.Rows
-	rejects []lineReject
+	rejects []Reject
 	recs    []stagedRec // staged mode: each line's record
 	names   []string    // staged mode: the objects the records are from
 	err     error       // staged mode: a record that stops the conversion
@@ -312,6 +356,8 @@ type pipelineRun struct {
 	opt Options
 	pw  *parquetconv.Writer
 	st  *Stats
+	// inferred is how many lines the schema was inferred from (0: given).
+	inferred int
 }
 
 // run converts lr's lines (after sample's, if any) in a pipeline.
@@ -354,12 +400,18 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) er
 func (p *pipelineRun) parse(parser *schema.Parser, b *batch) {
 	for i, line := range b.lines.lines {
 		n := b.first + int64(i)
-		if b.lines.long[i] {
-			b.rejects = append(b.rejects, lineReject{n, fmt.Sprintf("line longer than %d bytes", MaxLineBytes), truncate(line)})
+		if size := b.lines.long[i]; size > 0 {
+			b.rejects = append(b.rejects, Reject{n, fmt.Sprintf("line longer than %d bytes (%d bytes)", MaxLineBytes, size),
+				append([]byte(nil), line...), size})
 			continue
 		}
 		if err := parser.AppendLine(b.rows, line); err != nil {
-			b.rejects = append(b.rejects, lineReject{n, err.Error(), truncate(line)})
+			reason := err.Error()
+			var le *schema.LineError
+			if p.inferred > 0 && n > int64(p.inferred) && errors.As(err, &le) && le.TypeMismatch {
+				reason += fmt.Sprintf(" (type changed after the first %d lines: raise -infer or give -schema)", p.inferred)
+			}
+			b.rejects = append(b.rejects, Reject{n, reason, append([]byte(nil), cutRaw(line)...), int64(len(line))})
 		}
 	}
 }
@@ -370,15 +422,24 @@ func (p *pipelineRun) take(b *batch) error {
 	p.st.Rejected += int64(len(b.rejects))
 	if p.opt.OnReject != nil {
 		for _, r := range b.rejects {
-			p.opt.OnReject(r.line, r.reason, r.raw)
+			p.opt.OnReject(r)
 		}
 	}
 	return nil
 }
 
-func truncate(b []byte) []byte {
-	if len(b) > 1<<20 {
-		b = b[:1<<20]
+// cutRaw is b cut to MaxRejectRaw bytes, between characters if b is UTF-8
+// there.
+func cutRaw(b []byte) []byte {
+	if len(b) <= MaxRejectRaw {
+		return b
 	}
-	return append([]byte(nil), b...)
+	cut := MaxRejectRaw
+	for k := 0; k < utf8.UTFMax && cut > 0 && !utf8.RuneStart(b[cut]); k++ {
+		cut--
+	}
+	if !utf8.RuneStart(b[cut]) {
+		cut = MaxRejectRaw // not UTF-8 there
+	}
+	return b[:cut]
 }

@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +25,7 @@ type rejected struct {
 func convertBytes(t *testing.T, in []byte, opt Options) ([]byte, Stats, []rejected) {
 	t.Helper()
 	var rej []rejected
-	opt.OnReject = func(line int64, reason string, _ []byte) { rej = append(rej, rejected{line, reason}) }
+	opt.OnReject = func(r Reject) { rej = append(rej, rejected{r.Line, r.Reason}) }
 	var out bytes.Buffer
 	st, err := Convert(context.Background(), bytes.NewReader(in), &out, opt)
 	if err != nil {
@@ -336,7 +338,7 @@ func TestConvertGzipAndUnknownPolicies(t *testing.T) {
 		t.Errorf("gzip + extra: %+v %v", st, rows)
 	}
 	_, st, rej := convertBytes(t, []byte(feed), Options{Schema: explicit, Unknown: schema.UnknownReject})
-	if st.Rows != 1 || len(rej) != 1 || !strings.Contains(rej[0].reason, `unknown field "x"`) {
+	if st.Rows != 1 || len(rej) != 1 || !strings.Contains(rej[0].reason, `field "x" is not declared`) {
 		t.Errorf("reject policy: %+v %v", st, rej)
 	}
 	pq, _, _ = convertBytes(t, []byte(feed), Options{Schema: explicit})
@@ -455,5 +457,203 @@ func TestConvertDecimal(t *testing.T) {
 	}
 	if rows[0]["rate"] != "0.0125" || rows[1]["rate"] != "-9.9999" || rows[2]["rate"] != nil {
 		t.Errorf("decimal(5,4) read back as %v %v %v", rows[0]["rate"], rows[1]["rate"], rows[2]["rate"])
+	}
+}
+
+// Keys that can be no column — empty, or differing only in case from a key
+// seen first (Snowflake names ignore case) — at any depth, in the sample or
+// after it, never end the run and are never dropped: inference keeps the
+// first spelling as the column, and each line holding another spelling is
+// a reject with a reason naming the key, or (the line's own keys, -unknown
+// extra) a row with the key in _extra. pyarrow reads the rows back.
+func TestConvertEmptyAndCaseCollidingKeys(t *testing.T) {
+	in := strings.Join([]string{
+		`{"":0}`,                         // 1: the sample's first line
+		`{"userId":1,"a":{"x":1}}`,       // 2
+		`{"userID":2}`,                   // 3: another spelling, in the sample
+		`{"userId":3,"userID":4}`,        // 4: both in one object
+		`{"userId":5,"a":{"x":2,"X":3}}`, // 5: nested, in the sample
+		`{"userId":6,"USERID":7}`,        // 6: after the sample
+		`{"userId":8,"a":{"":1}}`,        // 7: nested empty key, after the sample
+		`{"userId":9,"a":{"x":10}}`,      // 8
+	}, "\n") + "\n"
+	pq, st, rej := convertBytes(t, []byte(in), Options{InferLines: 5})
+	var names []string
+	for _, c := range st.Schema.Columns {
+		names = append(names, c.Name)
+	}
+	if fmt.Sprint(names) != "[userId a]" || len(st.Schema.Columns[1].Fields) != 1 {
+		t.Errorf("columns %v (a: %+v), want [userId a] with a.x only", names, st.Schema.Columns[1].Fields)
+	}
+	want := map[int64]string{
+		1: `an empty key cannot be a column`,
+		3: `field "userID": differs only in case from column "userId"`,
+		4: `field "userID": differs only in case from column "userId"`,
+		5: `field "a": field "X": differs only in case from column "x"`,
+		6: `field "USERID": differs only in case from column "userId"`,
+		7: `field "a": an empty key cannot be a column`,
+	}
+	if len(rej) != len(want) {
+		t.Errorf("rejects %+v, want lines 1, 3-7", rej)
+	}
+	for _, r := range rej {
+		if !strings.Contains(r.reason, want[r.line]) || want[r.line] == "" {
+			t.Errorf("line %d rejected for %q, want %q", r.line, r.reason, want[r.line])
+		}
+	}
+	rows := readBack(t, pq)
+	got, _ := json.Marshal(rows)
+	if string(got) != `[{"a":{"x":1},"userId":1},{"a":{"x":10},"userId":9}]` {
+		t.Errorf("rows %s", got)
+	}
+
+	// -unknown extra: the line's own odd keys go to _extra; nested ones
+	// cannot, and are rejects.
+	pq, _, rej = convertBytes(t, []byte(in), Options{InferLines: 5, Unknown: UnknownExtra})
+	if len(rej) != 2 || rej[0].line != 5 || rej[1].line != 7 {
+		t.Errorf("with extra: rejects %+v, want lines 5 and 7", rej)
+	}
+	got, _ = json.Marshal(readBack(t, pq))
+	wantRows := `[{"_extra":"{\"\":0}","a":null,"userId":null},{"_extra":null,"a":{"x":1},"userId":1},` +
+		`{"_extra":"{\"userID\":2}","a":null,"userId":null},{"_extra":"{\"userID\":4}","a":null,"userId":3},` +
+		`{"_extra":"{\"USERID\":7}","a":null,"userId":6},{"_extra":null,"a":{"x":10},"userId":9}]`
+	if string(got) != wantRows {
+		t.Errorf("with extra: rows\n%s\nwant\n%s", got, wantRows)
+	}
+}
+
+// No value is silently changed. An inferred integer column with a value
+// beyond int64 is a string column holding every number's text exactly (it
+// used to turn float64 and round every id); one with integers beyond ±2^53
+// beside fractions is one too (float64 would round them); int64 to its
+// limits stays int64. Numbers a column cannot hold (1e400, and 1e-400,
+// which would be stored as 0) are rejects "number out of range";
+// timestamps with digits below the microsecond infer as strings (kept
+// whole) and are rejects in a timestamp column, not cut.
+func TestConvertKeepsValuesExact(t *testing.T) {
+	in := strings.Join([]string{
+		`{"id":9223372036854775807,"big":1,"mixed":1.5,"f":1.5,"at":"2026-01-02T03:04:05.123456Z","ns":"2026-01-02T03:04:05.123456Z"}`,
+		`{"id":-9223372036854775808,"big":18446744073709551615,"mixed":9007199254740993,"f":2,"at":"2026-01-02T03:04:05.1234560Z","ns":"2026-01-02T03:04:05.123456789Z"}`,
+		`{"id":1,"big":-99999999999999999999999,"mixed":2,"f":1e400}`, // 3: out of range
+		`{"id":2,"f":1e-400}`, // 4: underflow
+		`{"id":3,"f":0e-400,"at":"2026-01-02T03:04:05.000000001Z"}`, // 5: after the sample: sub-µs
+		`{"id":4,"f":-1e400}`,        // 6
+		`{"id":9223372036854775808}`, // 7: beyond int64, after the sample
+	}, "\n") + "\n"
+	pq, st, rej := convertBytes(t, []byte(in), Options{InferLines: 4})
+	types := map[string]schema.Type{}
+	for _, c := range st.Schema.Columns {
+		types[c.Name] = c.Type
+	}
+	if fmt.Sprint(types) != "map[at:timestamp big:string f:float64 id:int64 mixed:string ns:string]" {
+		t.Errorf("inferred %v", types)
+	}
+	want := map[int64]string{3: "number out of range", 4: "number out of range", 5: "digits below the microsecond", 6: "number out of range", 7: "number out of range"}
+	if len(rej) != len(want) {
+		t.Errorf("rejects %+v, want lines 3-7", rej)
+	}
+	for _, r := range rej {
+		if want[r.line] == "" || !strings.Contains(r.reason, want[r.line]) {
+			t.Errorf("line %d rejected for %q, want %q", r.line, r.reason, want[r.line])
+		}
+	}
+	rows := pyarrowtest.Read(t, pq)
+	// pyarrowtest decodes JSON numbers as float64: compare the int64s as
+	// pyarrow printed them, through a second, exact read.
+	exact := pyarrowtest.Run(t, `
+import sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+print(t.column("id").to_pylist())
+`, writeTemp(t, pq))
+	if got := strings.TrimSpace(string(exact)); got != "[9223372036854775807, -9223372036854775808]" {
+		t.Errorf("id read back as %s", got)
+	}
+	if len(rows.Rows) != 2 {
+		t.Fatalf("rows %v", rows.Rows)
+	}
+	for i, w := range []map[string]any{
+		{"big": "1", "mixed": "1.5", "f": 1.5, "at": "2026-01-02T03:04:05.123456Z", "ns": "2026-01-02T03:04:05.123456Z"},
+		{"big": "18446744073709551615", "mixed": "9007199254740993", "f": 2.0, "at": "2026-01-02T03:04:05.123456Z", "ns": "2026-01-02T03:04:05.123456789Z"},
+	} {
+		for k, v := range w {
+			if rows.Rows[i][k] != v {
+				t.Errorf("row %d %s = %#v, want %#v", i+1, k, rows.Rows[i][k], v)
+			}
+		}
+	}
+}
+
+func writeTemp(t *testing.T, data []byte) string {
+	t.Helper()
+	path := t.TempDir() + "/out.parquet"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A reject caused by a value whose type the inference sample did not show
+// says so, and what to do; rejects of a given schema, of lines in the
+// sample, and of other causes do not.
+func TestConvertSaysTypeChangedAfterTheSample(t *testing.T) {
+	in := `{"a":1,"f":1.5}` + "\n" + `{"a":2,"f":2.5}` + "\n" + `{"a":"x"}` + "\n" + `{"a":1.5}` + "\n" + `{"f":1e400}` + "\n"
+	const hint = "(type changed after the first 2 lines: raise -infer or give -schema)"
+	_, _, rej := convertBytes(t, []byte(in), Options{InferLines: 2})
+	if len(rej) != 3 || !strings.HasSuffix(rej[0].reason, hint) || !strings.HasSuffix(rej[1].reason, hint) || strings.Contains(rej[2].reason, "type changed") {
+		t.Errorf("inferred: %+v", rej)
+	}
+	explicit := &schema.Schema{Columns: []schema.Column{{Name: "a", Type: schema.Int64, Nullable: true}, {Name: "f", Type: schema.Float64, Nullable: true}}}
+	_, _, rej = convertBytes(t, []byte(in), Options{Schema: explicit})
+	for _, r := range rej {
+		if strings.Contains(r.reason, "type changed") {
+			t.Errorf("given schema: %+v", r)
+		}
+	}
+}
+
+// Gzip input cut anywhere (in its header, its data or its trailer) fails
+// with one message, ErrTruncatedGzip after the lines read, whichever part
+// of the reader met the end.
+func TestConvertTruncatedGzipOneMessage(t *testing.T) {
+	var feed bytes.Buffer
+	if _, err := feedgen.Write(&feed, feedgen.Options{Records: 20000, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(feed.Bytes())
+	zw.Close()
+	n := gz.Len()
+	for _, cut := range []int{3, 5, 11, 30, n / 2, n - 8, n - 4, n - 1} {
+		_, err := Convert(context.Background(), bytes.NewReader(gz.Bytes()[:cut]), new(bytes.Buffer), Options{InferLines: 100})
+		if !errors.Is(err, ErrTruncatedGzip) {
+			t.Errorf("cut at %d of %d: %v, want ErrTruncatedGzip", cut, n, err)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "read after line ") || strings.Count(msg, ErrTruncatedGzip.Error()) != 1 || strings.Count(msg, "EOF") != 0 {
+			t.Errorf("cut at %d: %q, want \"read after line N: %v\"", cut, msg, ErrTruncatedGzip)
+		}
+	}
+}
+
+// With -unknown extra, a key named _extra in any case is no column beside
+// the _extra column (Snowflake would take them for one): it is kept in
+// _extra with the line's other undeclared keys; a given schema declaring
+// such a column is refused.
+func TestConvertExtraKeyIsNoColumn(t *testing.T) {
+	in := `{"a":1,"_EXTRA":2}` + "\n" + `{"a":2,"_extra":{"k":1}}` + "\n"
+	pq, st, rej := convertBytes(t, []byte(in), Options{Unknown: UnknownExtra})
+	if len(st.Schema.Columns) != 1 || len(rej) != 0 {
+		t.Fatalf("columns %+v, rejects %v", st.Schema.Columns, rej)
+	}
+	got, _ := json.Marshal(readBack(t, pq))
+	if string(got) != `[{"_extra":"{\"_EXTRA\":2}","a":1},{"_extra":"{\"_extra\":{\"k\":1}}","a":2}]` {
+		t.Errorf("rows %s", got)
+	}
+	explicit := &schema.Schema{Columns: []schema.Column{{Name: "a", Type: schema.Int64}, {Name: "_Extra", Type: schema.String, Nullable: true}}}
+	_, err := Convert(context.Background(), strings.NewReader(in), new(bytes.Buffer), Options{Schema: explicit, Unknown: UnknownExtra})
+	if err == nil || !strings.Contains(err.Error(), `column "_Extra"`) {
+		t.Errorf("a declared _Extra with -unknown extra: %v", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,7 +19,9 @@ const maxDistinct = 4096
 
 // Infer derives a schema from sample lines: each top-level field becomes a
 // nullable column, typed by the values seen and widened on conflict:
-// bool + number → string; int64 + float64 → float64; a number or bool and a
+// bool + number → string; int64 + float64 → float64, unless an integer
+// beyond ±2^53 (which float64 would round) was seen: string; an integer
+// beyond int64 → string (its text, exact); a number or bool and a
 // string → string; a timestamp string and another string → string; a field
 // seen only as null → string. Objects become object columns (Parquet
 // groups) of the union of the fields seen, arrays list columns of their
@@ -30,7 +31,10 @@ const maxDistinct = 4096
 // text). A string column with at most one distinct value per 8 values seen
 // (and at most 4,096) is dictionary-encoded.
 // Columns and fields keep the order they first appear in; lines that are
-// not JSON objects are skipped.
+// not JSON objects are skipped. A key that can be no column (an empty key,
+// or one that differs only in case from a key seen before in its object:
+// Snowflake names ignore case) is left out, and the parser rejects the
+// lines that hold it (or keeps them in _extra; see schema.OddKey).
 func Infer(lines [][]byte) schema.Schema {
 	// Chunks of the sample are read in parallel and their findings merged in
 	// order; the chunk size is fixed, so the result does not depend on the
@@ -92,6 +96,9 @@ func inferLines(lines [][]byte) *inferred {
 
 // merge adds what o found, in later lines, to n.
 func (n *inferred) merge(o *inferred) {
+	if n == nil {
+		return // a key that is no column
+	}
 	t := widen(n.t, o.t)
 	n.count += o.count
 	for v := range o.distinct {
@@ -123,6 +130,7 @@ type inferred struct {
 	count    int         // non-null values seen
 	distinct map[string]bool
 	fields   map[string]*inferred // objects
+	folded   map[string]bool      // their keys' schema.FoldName
 	order    []string
 	items    *inferred // lists
 }
@@ -135,20 +143,32 @@ func (n *inferred) fieldBytes(k []byte) *inferred {
 	return n.field(string(k))
 }
 
+// field is what the sample says of field k of object n; nil when k can be
+// no column (schema.OddKey): an empty key, or a key that differs only in
+// case from one seen before in the object, which stays the column.
 func (n *inferred) field(k string) *inferred {
 	if n.fields == nil {
 		n.fields = map[string]*inferred{}
+		n.folded = map[string]bool{}
 	}
 	f := n.fields[k]
 	if f == nil {
+		fold := schema.FoldName(k)
+		if k == "" || n.folded[fold] {
+			return nil
+		}
 		f = &inferred{}
 		n.fields[k] = f
+		n.folded[fold] = true
 		n.order = append(n.order, k)
 	}
 	return f
 }
 
 func (n *inferred) add(raw []byte, depth int) {
+	if n == nil {
+		return // a key that is no column
+	}
 	t := valueType(raw)
 	if t == "" {
 		return
@@ -207,8 +227,10 @@ func (n *inferred) add(raw []byte, depth int) {
 func (n *inferred) column(name string) schema.Column {
 	c := schema.Column{Name: name, Type: n.t, Nullable: true}
 	switch n.t {
-	case "":
-		c.Type = schema.String
+	case "", bigInt:
+		c.Type = schema.String // bigInt: the numbers' text, exactly
+	case exactInt:
+		c.Type = schema.Int64
 	case schema.Object:
 		if len(n.order) == 0 {
 			c.Type = schema.JSON // only {} seen: a group needs fields
@@ -230,7 +252,9 @@ func (n *inferred) column(name string) schema.Column {
 		// string column with few distinct values in the sample is
 		// dictionary-encoded.
 		c.AnyScalar = true
-		c.Dictionary = len(n.distinct) <= maxDistinct && len(n.distinct)*8 <= n.count
+		// (Integers beyond int64 are ids more often than codes: no
+		// dictionary; their distinct values were not counted.)
+		c.Dictionary = n.t != bigInt && len(n.distinct) <= maxDistinct && len(n.distinct)*8 <= n.count
 	}
 	return c
 }
@@ -283,13 +307,52 @@ func valueType(raw json.RawMessage) schema.Type {
 	if bytes.ContainsAny(raw, ".eE") {
 		return schema.Float64
 	}
-	if strings.HasPrefix(string(raw), "-") && len(raw) > 20 || len(raw) > 19 {
-		return schema.Float64 // beyond int64
+	switch intSize(raw) {
+	case beyondInt64:
+		return bigInt
+	case beyond2p53:
+		return exactInt
 	}
 	return schema.Int64
 }
 
+// Inference's own types, never a column's: integers that float64 would
+// round (beyond ±2^53) and integers beyond int64. Neither is ever made a
+// float64 column: exactInt stays int64 (string beside a fraction), bigInt
+// is a string column, which keeps the number's text exactly.
+const (
+	exactInt schema.Type = "int64 beyond ±2^53"
+	bigInt   schema.Type = "integer beyond int64"
+)
+
+const (
+	within2p53 = iota
+	beyond2p53
+	beyondInt64
+)
+
+// intSize says whether the JSON integer raw (no fraction or exponent) is
+// beyond ±2^53 and beyond int64, without parsing it.
+func intSize(raw []byte) int {
+	neg := raw[0] == '-'
+	digits := raw
+	if neg {
+		digits = raw[1:]
+	}
+	beyond := func(limit string) bool {
+		return len(digits) > len(limit) || len(digits) == len(limit) && string(digits) > limit
+	}
+	switch {
+	case neg && beyond("9223372036854775808"), !neg && beyond("9223372036854775807"):
+		return beyondInt64
+	case beyond("9007199254740992"):
+		return beyond2p53
+	}
+	return within2p53
+}
+
 func widen(a, b schema.Type) schema.Type {
+	isInt := func(t schema.Type) bool { return t == schema.Int64 || t == exactInt || t == bigInt }
 	switch {
 	case a == b:
 		return a
@@ -297,6 +360,10 @@ func widen(a, b schema.Type) schema.Type {
 		return b
 	case b == "":
 		return a
+	case a == bigInt && isInt(b) || b == bigInt && isInt(a):
+		return bigInt
+	case a == exactInt && b == schema.Int64 || a == schema.Int64 && b == exactInt:
+		return exactInt
 	case (a == schema.Int64 && b == schema.Float64) || (a == schema.Float64 && b == schema.Int64):
 		return schema.Float64
 	case a == schema.JSON || b == schema.JSON || a == schema.Object || b == schema.Object || a == schema.List || b == schema.List:

@@ -19,7 +19,7 @@ const (
 type lines struct {
 	block []byte   // the input the lines point into
 	lines [][]byte // without "\n" and a trailing "\r"
-	long  []bool   // longer than MaxLineBytes: kept cut to 1 MiB, rejected
+	long  []int64  // for a line longer than MaxLineBytes (kept cut to 1 MiB, rejected), its length; else 0
 }
 
 func (ls *lines) reset() {
@@ -64,7 +64,7 @@ func (l *lineSource) fill(ls *lines) {
 		if i < 0 {
 			break
 		}
-		l.add(ls, block[start:start+i], false)
+		l.add(ls, block[start:start+i], 0)
 		start += i + 1
 	}
 	rest := block[start:]
@@ -74,7 +74,7 @@ func (l *lineSource) fill(ls *lines) {
 		l.carry = rest
 	case l.eof:
 		if len(rest) > 0 {
-			l.add(ls, rest, false) // the last line, without "\n"
+			l.add(ls, rest, 0) // the last line, without "\n"
 		}
 	default:
 		// A whole block and no newline: a long line; read on to its end.
@@ -87,6 +87,10 @@ func (l *lineSource) fill(ls *lines) {
 func (l *lineSource) longLine(ls *lines, head []byte) {
 	buf := append([]byte(nil), head...)
 	total := len(head)
+	var last byte // the line's last byte, to leave out a "\r" before "\n"
+	if len(head) > 0 {
+		last = head[len(head)-1]
+	}
 	if l.chunk == nil {
 		l.chunk = make([]byte, 1<<20)
 	}
@@ -100,6 +104,9 @@ func (l *lineSource) longLine(ls *lines, head []byte) {
 			part = part[:nl]
 		}
 		total += len(part)
+		if len(part) > 0 {
+			last = part[len(part)-1]
+		}
 		if len(buf) <= MaxLineBytes {
 			buf = append(buf, part[:min(len(part), MaxLineBytes+1-len(buf))]...)
 		}
@@ -116,23 +123,24 @@ func (l *lineSource) longLine(ls *lines, head []byte) {
 			break
 		}
 	}
-	if bytes.HasSuffix(buf, []byte("\r")) && total == len(buf) {
+	if last == '\r' {
 		total--
 	}
-	tooLong := total > MaxLineBytes
-	if tooLong {
-		buf = buf[:1<<20]
+	var long int64
+	if total > MaxLineBytes {
+		long = int64(total)
+		buf = cutRaw(buf)
 	}
-	l.add(ls, buf, tooLong)
+	l.add(ls, buf, long)
 }
 
-func (l *lineSource) add(ls *lines, line []byte, tooLong bool) {
+func (l *lineSource) add(ls *lines, line []byte, long int64) {
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	if l.n++; l.n == 1 {
 		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
 	}
 	ls.lines = append(ls.lines, line)
-	ls.long = append(ls.long, tooLong)
+	ls.long = append(ls.long, long)
 }
 
 // take reads at least n lines (fewer at the end of the input), each block

@@ -46,7 +46,7 @@ func TestLineSourceCutsLikeSplit(t *testing.T) {
 		for seed := range uint64(3) {
 			src := &lineSource{r: &chunkReader{b: []byte(in), r: rand.New(rand.NewPCG(seed, 1))}}
 			var got [][]byte
-			var gotLong []bool
+			var gotLong []int64
 			for {
 				var ls lines
 				src.fill(&ls)
@@ -71,8 +71,8 @@ func TestLineSourceCutsLikeSplit(t *testing.T) {
 					w = strings.TrimPrefix(w, "\xef\xbb\xbf")
 				}
 				isLong := len(w) > MaxLineBytes
-				if gotLong[i] != isLong {
-					t.Fatalf("%s seed %d line %d: long %v, want %v", name, seed, i+1, gotLong[i], isLong)
+				if wantLong := int64(len(w)); isLong && gotLong[i] != wantLong || !isLong && gotLong[i] != 0 {
+					t.Fatalf("%s seed %d line %d: long %d, want %v (%d bytes)", name, seed, i+1, gotLong[i], isLong, len(w))
 				}
 				if isLong {
 					w = w[:1<<20]

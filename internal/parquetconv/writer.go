@@ -50,6 +50,7 @@ const ExtraField = schema.ExtraField
 // Writer writes rows of one schema to one Parquet file, column by column.
 type Writer struct {
 	pw         *parquet.Writer
+	out        *tailWriter
 	layout     *schema.Layout
 	opt        Options
 	pending    *schema.Rows // rows added one at a time by Write
@@ -97,13 +98,15 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	w := &Writer{layout: layout, opt: opt, cut: make([]int, layout.Leaves)}
-	w.pw = parquet.NewWriter(out, layout.Parquet, parquet.Compression(codec),
+	w := &Writer{layout: layout, opt: opt, cut: make([]int, layout.Leaves), out: &tailWriter{w: out}}
+	w.pw = parquet.NewWriter(w.out, layout.Parquet, parquet.Compression(codec),
 		parquet.CreatedBy("feedpipe", "0", ""),
 		// No min/max in data page headers: the column index has (truncated)
 		// page bounds already, and a long string's full bounds in a page
 		// header make it too large for pyarrow to read.
-		parquet.DataPageStatistics(false))
+		parquet.DataPageStatistics(false),
+		// The page index's bounds cut as the footer's are (see StatsLimit).
+		parquet.ColumnIndexSizeLimit(func([]string) int { return StatsLimit }))
 	return w, nil
 }
 
@@ -420,8 +423,21 @@ func (w *Writer) Close() (int64, error) {
 	if err := w.err(); err != nil {
 		return 0, err
 	}
+	// The last row group goes straight out; what follows it (page index,
+	// footer) is held, to cut the footer's statistics (see StatsLimit).
+	if err := w.pw.Flush(); err != nil {
+		return 0, fmt.Errorf("parquet: flush row group: %w", err)
+	}
+	w.out.capture = true
 	if err := w.pw.Close(); err != nil {
 		return 0, fmt.Errorf("parquet: close: %w", err)
+	}
+	tail, err := shrinkFooter(w.out.held, StatsLimit)
+	if err != nil {
+		return 0, fmt.Errorf("parquet: %w", err)
+	}
+	if _, err := w.out.w.Write(tail); err != nil {
+		return 0, fmt.Errorf("parquet: write footer: %w", err)
 	}
 	return w.rows, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -155,5 +156,90 @@ func TestAbortStopsWorkers(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	if after := runtime.NumGoroutine(); after > before {
 		t.Errorf("%d goroutines after Abort, %d before", after, before)
+	}
+}
+
+// A row with a multi-MB string leaves a small footer: the column chunk's
+// min and max, and the page index's, are cut to StatsLimit bytes, and the
+// cut max still bounds every value. pyarrow reads the value back whole.
+func TestLongValueLeavesSmallFooter(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64}, {Name: "s", Type: schema.String, Nullable: true}}}
+	long := strings.Repeat("é", 5<<20) + "z" // 10 MiB of two-byte characters
+	vals := []string{"a", long, "zz" + strings.Repeat("\U0010FFFF", 40), strings.Repeat("b", 100)}
+	var out bytes.Buffer
+	w, err := NewWriter(&out, s, Options{NoFeedColumns: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vals {
+		if err := w.Write("", 0, []schema.Value{{I: int64(i)}, {S: v}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := out.Bytes()
+	footer := int(b[len(b)-8]) | int(b[len(b)-7])<<8 | int(b[len(b)-6])<<16 | int(b[len(b)-5])<<24
+	if footer > 2048 {
+		t.Errorf("footer of %d bytes; want under 2 KiB", footer)
+	}
+	// The value compresses to little: a file far larger than that holds
+	// copies of it elsewhere (page headers, page index).
+	if len(b) > 64<<10 {
+		t.Errorf("file of %d bytes; want under 64 KiB", len(b))
+	}
+	path := t.TempDir() + "/long.parquet"
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := pyarrowtest.Run(t, `
+import json, sys, pyarrow.parquet as pq
+f = pq.ParquetFile(sys.argv[1])
+col = f.read().column("s").to_pylist()
+st = f.metadata.row_group(0).column(1).statistics
+print(json.dumps({"s": col, "min": st.min, "max": st.max, "has": st.has_min_max}))
+`, path)
+	var got struct {
+		S        []string
+		Min, Max string
+		Has      bool
+	}
+	if err := json.Unmarshal(res, &got); err != nil {
+		t.Fatalf("%v: %.200s", err, res)
+	}
+	if len(got.S) != len(vals) || got.S[1] != long {
+		t.Fatalf("pyarrow read %d values; the long one %d bytes, want %d", len(got.S), len(got.S[1]), len(long))
+	}
+	if !got.Has || len(got.Min) > StatsLimit || len(got.Max) > StatsLimit+4 {
+		t.Fatalf("statistics min %.80q max %.80q (%d bytes, has %v): want both, cut to %d bytes", got.Min, got.Max, len(got.Max), got.Has, StatsLimit)
+	}
+	for _, v := range vals {
+		if v < got.Min || v > got.Max {
+			t.Errorf("value %.20q… outside the statistics [%.80q, %.80q]", v, got.Min, got.Max)
+		}
+	}
+}
+
+func TestTruncateBounds(t *testing.T) {
+	for _, c := range []struct {
+		v, min, max string
+		limit       int
+	}{
+		{"abc", "abc", "abc", 3},
+		{"abcd", "abc", "abd", 3},
+		{"aéé", "aé", "aê", 4},                                      // the cut falls between characters
+		{"a\U0010FFFF\U0010FFFFx", "a\U0010FFFF\U0010FFFF", "b", 9}, // U+10FFFF cannot grow: the one before it does
+		{"\U0010FFFF\U0010FFFFx", "\U0010FFFF\U0010FFFF", "", 8},    // nothing can: no max
+		{"a\uD7FFb", "a\uD7FF", "a\uE000", 4},                       // past the surrogates
+		{"\xff\xfe\xff\xffzz", "\xff\xfe\xff", "\xff\xff", 3},       // not UTF-8: byte by byte
+	} {
+		gotMin, gotMax := TruncateMin([]byte(c.v), c.limit), TruncateMax([]byte(c.v), c.limit)
+		if string(gotMin) != c.min || string(gotMax) != c.max {
+			t.Errorf("%q cut to %d: min %q max %q, want %q %q", c.v, c.limit, gotMin, gotMax, c.min, c.max)
+		}
+		if c.max == "" && gotMax != nil {
+			t.Errorf("%q: max %q, want none", c.v, gotMax)
+		}
 	}
 }

@@ -40,6 +40,44 @@ type Layout struct {
 	quickLevels bool
 	// objects counts the objects (the line's own is 0), for Parser's key order hints.
 	objects int
+	// folded holds, per object, its fields' names as FoldName makes them:
+	// an undeclared key found there is odd (see OddKey).
+	folded []map[string]bool
+}
+
+// oddKey reports whether key, not a declared field of object obj, is odd
+// (see OddKey): empty, or one of its fields' names but for case. It does
+// not allocate for ASCII keys of up to 64 bytes.
+func (l *Layout) oddKey(obj int, key []byte) bool {
+	if len(key) == 0 {
+		return true
+	}
+	var buf [64]byte
+	if len(key) <= len(buf) {
+		for i, c := range key {
+			if c >= 0x80 {
+				return l.folded[obj][FoldName(string(key))]
+			}
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			buf[i] = c
+		}
+		return l.folded[obj][string(buf[:len(key)])]
+	}
+	return l.folded[obj][FoldName(string(key))]
+}
+
+// fold records the names of object obj's fields for oddKey.
+func (l *Layout) fold(obj int, cols []Column) {
+	for len(l.folded) <= obj {
+		l.folded = append(l.folded, nil)
+	}
+	m := make(map[string]bool, len(cols))
+	for _, c := range cols {
+		m[FoldName(c.Name)] = true
+	}
+	l.folded[obj] = m
 }
 
 // valueBits mirrors the memory layout of parquet-go's Value (v0.32), so that
@@ -130,6 +168,17 @@ func NewLayout(s *Schema, opt LayoutOptions) (*Layout, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
+	if opt.Extra {
+		for _, c := range s.Columns {
+			if FoldName(c.Name) == FoldName(ExtraField) {
+				return nil, fmt.Errorf("column %q: %s is the column that keeps undeclared fields (Snowflake names ignore case); rename the column, or keep undeclared fields otherwise", c.Name, ExtraField)
+			}
+		}
+		// The line's own odd keys go to _extra (see OddKey).
+		keep := *s
+		keep.keepOdd = true
+		s = &keep
+	}
 	group := parquet.Group{}
 	if opt.FeedColumns {
 		group[FeedIDField] = parquet.String()
@@ -159,6 +208,7 @@ func NewLayout(s *Schema, opt LayoutOptions) (*Layout, error) {
 	if opt.Extra {
 		l.ExtraLeaf = lookup(ExtraField)
 	}
+	l.fold(0, s.Columns)
 	for i := range s.Columns {
 		n, err := l.place(&s.Columns[i], []string{s.Columns[i].Name}, 0, 0)
 		if err != nil {
@@ -224,6 +274,7 @@ func (l *Layout) place(c *Column, path []string, def, rep int) (*node, error) {
 		n.kind = objectNode
 		l.objects++
 		n.obj = l.objects
+		l.fold(n.obj, c.Fields)
 		n.index = make(map[string]int, len(c.Fields))
 		for i := range c.Fields {
 			f, err := l.place(&c.Fields[i], append(path[:len(path):len(path)], c.Fields[i].Name), n.def, rep)

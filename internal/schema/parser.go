@@ -238,6 +238,8 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 					col = c
 				} else if obj == 0 && (string(key) == FeedIDField || string(key) == LineField) {
 					return 0, false
+				} else if p.l.oddKey(obj, key) {
+					return 0, false // the reference rejects it
 				}
 			}
 			if pos < len(order) {
@@ -545,7 +547,7 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 		}
 		if validNumber(raw) {
 			f, err := strconv.ParseFloat(str(raw), 64)
-			if err == nil && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+			if err == nil && f == math.Trunc(f) && math.Abs(f) <= 1<<53 && (f != 0 || zeroNumber(raw)) {
 				return parquet.Int64Value(int64(f)), true
 			}
 		}
@@ -554,7 +556,8 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			return parquet.DoubleValue(f), true
 		}
 		if validNumber(raw) {
-			if f, err := strconv.ParseFloat(str(raw), 64); err == nil {
+			// Underflow to 0 is the reference's to reject.
+			if f, err := strconv.ParseFloat(str(raw), 64); err == nil && (f != 0 || zeroNumber(raw)) {
 				return parquet.DoubleValue(f), true
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -76,12 +77,15 @@ type Column struct {
 type Schema struct {
 	Columns []Column `toml:"columns" json:"columns"`
 	Unknown string   `toml:"unknown_fields" json:"unknown_fields"`
+	// keepOdd: the line's own odd keys (see OddKey) are kept in _extra, not
+	// rejected (a Layout with _extra sets it on its copy).
+	keepOdd bool
 }
 
 // Validate checks the schema itself, naming the column at fault.
 func (s *Schema) Validate() error {
 	if len(s.Columns) == 0 {
-		return errors.New("no columns declared; add [[pipeline.schema.columns]] entries with name and type")
+		return errors.New(`no columns declared: add columns, each with a name and a type (columns = [{ name = "id", type = "int64" }] in a -schema file, [[pipeline.schema.columns]] entries in the pipelines config)`)
 	}
 	for _, c := range s.Columns {
 		if c.Name == FeedIDField || c.Name == LineField {
@@ -99,18 +103,26 @@ func (s *Schema) Validate() error {
 	return nil
 }
 
+// FoldName is a column name as Snowflake compares names: without case.
+// Two names with the same FoldName are one column in Snowflake, so a
+// schema holds at most one of them at each level (see OddKey).
+func FoldName(name string) string { return strings.ToLower(name) }
+
 // validateColumns checks the columns (or fields) under path.
 func validateColumns(cols []Column, path string, depth int) error {
-	seen := map[string]bool{}
+	seen := map[string]string{}
 	for i, c := range cols {
 		name := path + c.Name
+		first, dup := seen[FoldName(c.Name)]
 		switch {
 		case c.Name == "":
-			return fmt.Errorf("column %d%s has no name", i+1, under(path))
-		case seen[strings.ToLower(c.Name)]:
-			return fmt.Errorf("column %q is declared twice (names are case-insensitive in Snowflake)", name)
+			return fmt.Errorf("column %d%s has no name (an empty name cannot be a column)", i+1, under(path))
+		case dup && first == c.Name:
+			return fmt.Errorf("column %q is declared twice", name)
+		case dup:
+			return fmt.Errorf("column %q and column %q differ only in case: Snowflake names ignore case, so they would be one column; declare one of them", path+first, name)
 		}
-		seen[strings.ToLower(c.Name)] = true
+		seen[FoldName(c.Name)] = c.Name
 		if err := validateColumn(c, name, depth); err != nil {
 			return err
 		}
@@ -172,6 +184,11 @@ type Value struct {
 
 // LineError is why a line is rejected, in two forms.
 type LineError struct {
+	// TypeMismatch: a value is of a kind its column's type does not take
+	// (another JSON kind, a fraction or a number beyond int64 in an int64
+	// column, a string that is no timestamp in a timestamp column). For a
+	// column inferred from a sample, the type changed after it.
+	TypeMismatch bool
 	// Reason says what is wrong without any of the line's content: the
 	// field's path (objects' fields joined by ".", list elements numbered
 	// from 1 in brackets: "addr.geo[2]"), the type the column wants and the
@@ -216,6 +233,9 @@ type valueError struct {
 	path   string
 	reason string
 	detail string
+	// mismatch: the value is of a kind the column's type does not take
+	// (see LineError.TypeMismatch).
+	mismatch bool
 }
 
 func (e *valueError) Error() string { return e.detail }
@@ -234,7 +254,36 @@ func asValueError(err error) *valueError {
 // mismatch is a valueError for raw, which is not the wanted type: detail
 // is the message quoting the value.
 func mismatch(want string, raw []byte, detail string) *valueError {
-	return &valueError{reason: "want " + want + ", got " + kindOf(raw), detail: detail}
+	return &valueError{reason: "want " + want + ", got " + kindOf(raw), detail: detail, mismatch: true}
+}
+
+// outOfRange is the valueError for a number that typ cannot hold, too
+// large, or so small that it would be stored as 0: never rounded to a
+// different value silently.
+func outOfRange(typ string, raw []byte) *valueError {
+	limit := "±9223372036854775807"
+	if typ == "float64" {
+		limit = "about ±1.8e308, and nothing closer to 0 than about ±4.9e-324"
+	}
+	reason := fmt.Sprintf("number out of range (%s holds %s)", typ, limit)
+	// An integer beyond int64 wants another type; a float64 out of range
+	// fits none.
+	return &valueError{reason: reason, detail: fmt.Sprintf("number out of range: %s (%s holds %s)", truncate(string(raw), 40), typ, limit),
+		mismatch: typ == "int64"}
+}
+
+// zeroNumber reports whether the JSON number raw is zero: its digits before
+// any exponent are all 0.
+func zeroNumber(raw []byte) bool {
+	for _, c := range raw {
+		switch {
+		case c == 'e' || c == 'E':
+			return true
+		case c >= '1' && c <= '9':
+			return false
+		}
+	}
+	return true
 }
 
 // joinPath joins a field path below prefix ("zip", "[2]", "[2].n") to it.
@@ -289,17 +338,45 @@ func kindOf(raw []byte) string {
 	return "not a JSON value"
 }
 
-// jsonErrorReason describes a JSON syntax error by position only (the
-// decoder's own message quotes the offending character).
-func jsonErrorReason(err error) string {
+// jsonError is the LineError for err, a JSON syntax error in line whose
+// JSON text starts lead bytes in: the reason gives the position (bytes
+// from 1) in the line only; the detail adds the character found there
+// (the decoder's own message would show a multi-byte character's first
+// byte as if it were a character: 'Ã' for 'ð').
+func jsonError(err error, line []byte, lead int) error {
 	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		if strings.HasPrefix(se.Error(), "unexpected end") {
-			return fmt.Sprintf("invalid JSON: the line ends inside a value (at byte %d)", se.Offset)
-		}
-		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	if !errors.As(err, &se) {
+		return rejectValue("invalid JSON", "invalid JSON: "+err.Error())
 	}
-	return "invalid JSON"
+	at := lead + int(se.Offset)
+	msg := se.Error()
+	if strings.HasPrefix(msg, "unexpected end") {
+		return reject("invalid JSON: the line ends inside a value (after byte %d)", at)
+	}
+	reason := fmt.Sprintf("invalid JSON at byte %d", at)
+	detail := reason + ": " + msg
+	if rest, ok := strings.CutPrefix(msg, "invalid character "); ok && at >= 1 && at <= len(line) {
+		context := ""
+		if i := strings.LastIndex(rest, "' "); i >= 0 {
+			context = rest[i+1:]
+		}
+		r, _ := utf8.DecodeRune(line[at-1:])
+		detail = fmt.Sprintf("%s: unexpected %q%s", reason, r, context)
+	}
+	return rejectValue(reason, detail)
+}
+
+// utf8Error is the LineError for a line that is not valid UTF-8, with the
+// position of its first byte that is not.
+func utf8Error(line []byte) error {
+	for i := 0; i < len(line); {
+		r, size := utf8.DecodeRune(line[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return reject("not valid UTF-8 (at byte %d)", i+1)
+		}
+		i += size
+	}
+	return reject("not valid UTF-8")
 }
 
 // Parse checks that line is one JSON object matching s and returns the value
@@ -307,7 +384,7 @@ func jsonErrorReason(err error) string {
 // a *LineError saying what is wrong with the line.
 func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error) {
 	if !utf8.Valid(line) {
-		return nil, nil, reject("not valid UTF-8")
+		return nil, nil, utf8Error(line)
 	}
 	trimmed := bytes.TrimSpace(line)
 	if len(trimmed) == 0 {
@@ -319,7 +396,7 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &fields); err != nil {
-		return nil, nil, rejectValue(jsonErrorReason(err), fmt.Sprintf("invalid JSON: %v", err))
+		return nil, nil, jsonError(err, line, len(line)-len(bytes.TrimLeftFunc(line, unicode.IsSpace)))
 	}
 	if _, ok := fields[FeedIDField]; ok {
 		return nil, nil, reject("field %q is reserved for feedpipe", FeedIDField)
@@ -354,7 +431,7 @@ func RecordFeed(line []byte) (feedID string, lineNo int64, err error) {
 // its line number.
 func recordFields(line []byte) (fields map[string]json.RawMessage, feedID string, lineNo int64, err error) {
 	if err := json.Unmarshal(line, &fields); err != nil {
-		return nil, "", 0, rejectValue(jsonErrorReason(err), fmt.Sprintf("invalid JSON: %v", err))
+		return nil, "", 0, jsonError(err, line, 0)
 	}
 	if err := json.Unmarshal(fields[FeedIDField], &feedID); err != nil || feedID == "" {
 		return nil, "", 0, reject("no %s", FeedIDField)
@@ -366,7 +443,7 @@ func recordFields(line []byte) (fields map[string]json.RawMessage, feedID string
 }
 
 func (s *Schema) values(fields map[string]json.RawMessage) ([]Value, error) {
-	vals, err := objectValues(s.Columns, fields, s.Unknown)
+	vals, err := objectValues(s.Columns, fields, s.Unknown, s.keepOdd)
 	if err != nil {
 		var ve *valueError
 		if errors.As(err, &ve) {
@@ -374,7 +451,9 @@ func (s *Schema) values(fields map[string]json.RawMessage) ([]Value, error) {
 			if ve.path != "" {
 				reason = fmt.Sprintf("field %q: %s", ve.path, ve.reason)
 			}
-			return nil, rejectValue(reason, ve.detail)
+			le := rejectValue(reason, ve.detail).(*LineError)
+			le.TypeMismatch = ve.mismatch
+			return nil, le
 		}
 		return nil, &LineError{Reason: err.Error()}
 	}
@@ -392,9 +471,66 @@ func lineKind(trimmed []byte) string {
 	return "not JSON"
 }
 
+// OddKey says why key, a key of an object whose declared fields are cols,
+// can be no column: "" when it can (declared, or a name Snowflake can
+// hold beside them). An empty key cannot, nor a key that differs only in
+// case from a declared one (Snowflake names ignore case): such a key is
+// never dropped as an undeclared field would be; its line is rejected, or
+// (top level, -unknown extra) the key is kept in _extra.
+func OddKey(cols []Column, key string) string {
+	if key == "" {
+		return "an empty key cannot be a column"
+	}
+	for _, c := range cols {
+		if c.Name == key {
+			return ""
+		}
+	}
+	fold := FoldName(key)
+	for _, c := range cols {
+		if FoldName(c.Name) == fold {
+			return fmt.Sprintf("differs only in case from column %q (Snowflake names ignore case), so it cannot be a column of its own", c.Name)
+		}
+	}
+	return ""
+}
+
+// oddKeyError is the error for the first odd key of fields (see OddKey),
+// in key order, or nil.
+func oddKeyError(cols []Column, fields map[string]json.RawMessage) error {
+	var odd, why string
+	for k := range fields {
+		if w := OddKey(cols, k); w != "" && (why == "" || k < odd) {
+			odd, why = k, w
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	detail := why
+	if odd != "" {
+		detail = fmt.Sprintf("field %q: %s", odd, why)
+	}
+	return &valueError{path: odd, reason: why, detail: detail}
+}
+
 // objectValues types an object's fields by cols; unknown is the policy for
-// fields cols does not declare.
-func objectValues(cols []Column, fields map[string]json.RawMessage, unknown string) ([]Value, error) {
+// fields cols does not declare. Odd keys (see OddKey) are an error unless
+// keepOdd (the line's own fields, kept in _extra).
+func objectValues(cols []Column, fields map[string]json.RawMessage, unknown string, keepOdd bool) ([]Value, error) {
+	if !keepOdd && len(fields) > 0 {
+		declared := 0
+		for _, c := range cols {
+			if _, ok := fields[c.Name]; ok {
+				declared++
+			}
+		}
+		if declared < len(fields) {
+			if err := oddKeyError(cols, fields); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if unknown == UnknownReject && len(fields) > 0 {
 		known := make(map[string]bool, len(cols))
 		for _, c := range cols {
@@ -402,8 +538,8 @@ func objectValues(cols []Column, fields map[string]json.RawMessage, unknown stri
 		}
 		for k := range fields {
 			if !known[k] {
-				return nil, &valueError{path: k, reason: "not declared (the pipeline rejects unknown fields)",
-					detail: fmt.Sprintf("unknown field %q (the pipeline rejects unknown fields)", k)}
+				return nil, &valueError{path: k, reason: "not declared in the schema (undeclared fields are rejected)",
+					detail: fmt.Sprintf("field %q is not declared in the schema (undeclared fields are rejected)", k)}
 			}
 		}
 	}
@@ -424,7 +560,7 @@ func objectValues(cols []Column, fields map[string]json.RawMessage, unknown stri
 		v, err := c.parse(raw, unknown)
 		if err != nil {
 			ve := asValueError(err)
-			return nil, &valueError{path: joinPath(c.Name, ve.path), reason: ve.reason, detail: fmt.Sprintf("field %q: %s", c.Name, ve.detail)}
+			return nil, &valueError{path: joinPath(c.Name, ve.path), reason: ve.reason, detail: fmt.Sprintf("field %q: %s", c.Name, ve.detail), mismatch: ve.mismatch}
 		}
 		vals[i] = v
 	}
@@ -441,7 +577,7 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		if err := json.Unmarshal(raw, &fields); err != nil {
 			return Value{}, err
 		}
-		vals, err := objectValues(c.Fields, fields, unknown)
+		vals, err := objectValues(c.Fields, fields, unknown, false)
 		if err != nil {
 			return Value{}, err
 		}
@@ -467,7 +603,7 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 			v, err := c.Items.parse(it, unknown)
 			if err != nil {
 				ve := asValueError(err)
-				return Value{}, &valueError{path: joinPath(fmt.Sprintf("[%d]", i+1), ve.path), reason: ve.reason,
+				return Value{}, &valueError{path: joinPath(fmt.Sprintf("[%d]", i+1), ve.path), reason: ve.reason, mismatch: ve.mismatch,
 					detail: fmt.Sprintf("element %d: %s", i+1, ve.detail)}
 			}
 			vals[i] = v
@@ -484,8 +620,14 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		return Value{S: s}, nil
 	case Int64:
 		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if errors.Is(err, strconv.ErrRange) {
+			return Value{}, outOfRange("int64", raw)
+		}
 		if err != nil {
 			f, ferr := strconv.ParseFloat(string(raw), 64)
+			if raw[0] != '"' && (errors.Is(ferr, strconv.ErrRange) || ferr == nil && f == 0 && !zeroNumber(raw)) {
+				return Value{}, outOfRange("int64", raw)
+			}
 			if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
 				return Value{}, mismatch("int64", raw, fmt.Sprintf("want an integer, got %s", truncate(string(raw), 40)))
 			}
@@ -494,6 +636,9 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		return Value{I: n}, nil
 	case Float64:
 		f, err := strconv.ParseFloat(string(raw), 64)
+		if raw[0] != '"' && (errors.Is(err, strconv.ErrRange) || err == nil && f == 0 && !zeroNumber(raw)) {
+			return Value{}, outOfRange("float64", raw)
+		}
 		if err != nil || raw[0] == '"' {
 			return Value{}, mismatch("float64", raw, fmt.Sprintf("want a number, got %s", truncate(string(raw), 40)))
 		}
@@ -590,11 +735,53 @@ func (c Column) parseTime(s string) (Value, error) {
 			if c.Type == Date {
 				return Value{I: t.UTC().Unix() / 86400}, nil
 			}
+			if t.Nanosecond()%1000 != 0 {
+				// Kept in microseconds: cutting the digits below would
+				// change the value.
+				const reason = "timestamp with digits below the microsecond (the column keeps microseconds; declare it string to keep them)"
+				return Value{}, &valueError{reason: reason, detail: fmt.Sprintf("%q: %s", truncate(s, 40), reason), mismatch: true}
+			}
 			return Value{I: t.UTC().UnixMicro()}, nil
 		}
 	}
-	return Value{}, &valueError{reason: fmt.Sprintf("want %s in one of the formats %q, got a string (%d chars) that matches none", c.Type, formats, utf8.RuneCountInString(s)),
-		detail: fmt.Sprintf("%q matches none of the formats %q", truncate(s, 40), formats)}
+	text := formatsText(formats)
+	return Value{}, &valueError{reason: fmt.Sprintf("want %s as %s, got a string (%d chars) that matches none", c.Type, text, utf8.RuneCountInString(s)),
+		detail: fmt.Sprintf("%q matches none of the formats: %s", truncate(s, 40), text), mismatch: true}
+}
+
+// formatsText names time layouts as a person reads them: "RFC 3339 (…)
+// or YYYY-MM-DD", not as Go's reference time.
+func formatsText(formats []string) string {
+	var names []string
+	seen := map[string]bool{}
+	for _, f := range formats {
+		n := humanLayout(f)
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, " or ")
+}
+
+// layoutWords turns a Go layout's elements into the letters people write
+// formats with, longer elements first.
+var layoutWords = strings.NewReplacer(
+	"January", "<month name>", "Monday", "<weekday name>", "2006", "YYYY",
+	"Z07:00", "(Z or ±hh:mm)", "Z0700", "(Z or ±hhmm)", "-07:00", "±hh:mm", "-0700", "±hhmm", "-07", "±hh",
+	".000000000", ".fffffffff", ".000000", ".ffffff", ".000", ".fff",
+	".999999999", "[.fraction]", ".999999", "[.fraction]", ".999", "[.fraction]",
+	"Jan", "<month abbr.>", "Mon", "<weekday abbr.>", "MST", "<zone>", "PM", "AM/PM",
+	"002", "DDD", "01", "MM", "02", "DD", "_2", "DD", "06", "YY", "15", "hh", "03", "hh", "04", "mm", "05", "ss",
+)
+
+// humanLayout is one Go time layout in people's terms.
+func humanLayout(layout string) string {
+	switch layout {
+	case time.RFC3339, time.RFC3339Nano:
+		return "RFC 3339 (like 2026-01-02T15:04:05Z; a fraction of a second and a ±hh:mm offset allowed)"
+	}
+	return layoutWords.Replace(layout)
 }
 
 func truncate(s string, n int) string {

@@ -28,14 +28,14 @@ func testSchema() Schema {
 
 func TestParseTypes(t *testing.T) {
 	s := testSchema()
-	vals, _, err := s.Parse([]byte(`{"id": 7, "name": "Zoë", "score": 1.5, "ok": false, "at": "2026-01-02T03:04:05.123456789+01:00", "day": "2026-01-02", "meta": {"a": [1, 2]}, "extra": 1}`))
+	vals, _, err := s.Parse([]byte(`{"id": 7, "name": "Zoë", "score": 1.5, "ok": false, "at": "2026-01-02T03:04:05.123456000+01:00", "day": "2026-01-02", "meta": {"a": [1, 2]}, "extra": 1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if vals[0].I != 7 || vals[1].S != "Zoë" || vals[2].F != 1.5 || vals[3].B || vals[3].Null {
 		t.Errorf("scalars %+v", vals[:4])
 	}
-	// UTC, truncated to microseconds.
+	// UTC, in microseconds (zeros below them are no digits lost).
 	if vals[4].I != 1767319445123456 {
 		t.Errorf("timestamp = %d µs", vals[4].I)
 	}
@@ -64,8 +64,15 @@ func TestParseRejectsWithAReason(t *testing.T) {
 		`{"id": 1, "score": "high"}`:      "want a number",
 		`{"id": 1, "ok": "yes"}`:          "want true or false",
 		`{"id": 1, "at": "yesterday"}`:    "matches none of the formats",
-		`{"id": 1, "_line": 2}`:           "reserved",
-		`{"id": 1, "_feed_id": "x"}`:      "reserved",
+		`{"id": 1, "at": "2026-01-02T03:04:05.123456789Z"}`: "digits below the microsecond",
+		`{"id": 1, "score": 1e400}`:                         "number out of range",
+		`{"id": 1, "score": -1e400}`:                        "number out of range",
+		`{"id": 1, "score": 1e-400}`:                        "number out of range",
+		`{"id": 9223372036854775808}`:                       "number out of range",
+		`{"id": 1e400}`:                                     "number out of range",
+		`{"id": 1e-400}`:                                    "number out of range",
+		`{"id": 1, "_line": 2}`:                             "reserved",
+		`{"id": 1, "_feed_id": "x"}`:                        "reserved",
 	} {
 		_, _, err := s.Parse([]byte(line))
 		var le *LineError
@@ -74,7 +81,7 @@ func TestParseRejectsWithAReason(t *testing.T) {
 		}
 	}
 	s.Unknown = UnknownReject
-	if _, _, err := s.Parse([]byte(`{"id": 1, "extra": 2}`)); err == nil || !strings.Contains(err.Error(), `unknown field "extra"`) {
+	if _, _, err := s.Parse([]byte(`{"id": 1, "extra": 2}`)); err == nil || !strings.Contains(err.Error(), `field "extra" is not declared`) {
 		t.Errorf("unknown field with reject policy: %v", err)
 	}
 }
@@ -97,7 +104,11 @@ func TestValidate(t *testing.T) {
 	}{
 		{Schema{}, "no columns"},
 		{Schema{Columns: []Column{{Name: "a", Type: "text"}}}, `unknown type "text"`},
-		{Schema{Columns: []Column{{Name: "a", Type: String}, {Name: "A", Type: String}}}, "declared twice"},
+		{Schema{Columns: []Column{{Name: "a", Type: String}, {Name: "a", Type: String}}}, `column "a" is declared twice`},
+		{Schema{Columns: []Column{{Name: "userId", Type: String}, {Name: "userID", Type: String}}}, `column "userId" and column "userID" differ only in case`},
+		{Schema{Columns: []Column{{Name: "o", Type: Object, Fields: []Column{{Name: "x", Type: String}, {Name: "X", Type: String}}}}}, `column "o.x" and column "o.X" differ only in case`},
+		{Schema{Columns: []Column{{Name: "a", Type: String}, {Name: "", Type: String}}}, "column 2 has no name"},
+		{Schema{Columns: []Column{{Name: "o", Type: Object, Fields: []Column{{Name: "", Type: String}}}}}, "column 1 of o has no name"},
 		{Schema{Columns: []Column{{Name: "_line", Type: Int64}}}, "reserved"},
 		{Schema{Columns: []Column{{Name: "a", Type: String}}, Unknown: "keep"}, "unknown_fields"},
 	} {
@@ -135,7 +146,9 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 		`{"id":1,"name":7}`, "{\"id\":1,\"\xff\":1}", `{"id":9007199254740993}`, `{"id":-0,"score":-0.0e+1}`, ` {"id":1} `, `{"id":1}x`, `{}`, `{"id":null}`,
 		`{"id":1,"addr":{"city":"x","geo":[1.5,-2],"tags":[]}}`, `{"id":1,"addr":{"geo":[null]}}`, `{"id":1,"addr":{"city":"a","city":"b"}}`,
 		`{"id":1,"events":[{"at":"2026-01-01T00:00:00.5+02:00","n":[1,2]},{"n":null},{}]}`, `{"id":1,"events":[[]]}`, `{"id":1,"addr":[]}`,
-		`{"id":1,"at":"2026-02-29T00:00:00Z"}`, `{"id":1,"at":"2024-02-29T23:59:59.1234567891Z"}`, `{"id":1,"day":"0000-03-01"}`} {
+		`{"id":1,"at":"2026-02-29T00:00:00Z"}`, `{"id":1,"at":"2024-02-29T23:59:59.1234567891Z"}`, `{"id":1,"day":"0000-03-01"}`,
+		`{"id":1,"ID":2}`, `{"id":1,"":2}`, `{"id":1,"addr":{"CITY":"x"}}`, `{"id":1,"events":[{"N":[1]}]}`, `{"id":1,"score":1e-400}`, `{"id":1e400}`,
+		`{"id":1,"at":"2026-01-01T00:00:00.123456001Z"}`, `{"id":1,"at":"2026-01-01T00:00:00.123456000Z"}`} {
 		f.Add([]byte(seed))
 	}
 	s, l, p := nestedParser(f)

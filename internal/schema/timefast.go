@@ -8,7 +8,8 @@ import (
 
 // rfc3339Micros reads the common RFC 3339 form
 // YYYY-MM-DDTHH:MM:SS[.F{1,9}](Z|±HH:MM) as microseconds since the epoch
-// (UTC, truncated like time.Time.UnixMicro). Any other form reports false,
+// (UTC), when no digit below the microsecond is other than 0. Any other
+// form reports false,
 // and the caller asks time.Parse; what this accepts, time.Parse accepts with
 // the same result (FuzzRFC3339MatchesTime holds it to that).
 func rfc3339Micros(s []byte) (int64, bool) {
@@ -32,6 +33,11 @@ func rfc3339Micros(s []byte) (int64, bool) {
 		n := j - i - 1
 		if n < 1 || n > 9 {
 			return 0, false
+		}
+		for k := 7; k <= n; k++ {
+			if s[i+k] != '0' {
+				return 0, false // below the microsecond: the caller rejects it
+			}
 		}
 		for k := 0; k < 6; k++ {
 			micros *= 10
@@ -137,6 +143,8 @@ func IsTimestamp(raw []byte) bool {
 	if json.Unmarshal(raw, &s) != nil {
 		return false
 	}
-	_, err := time.Parse(time.RFC3339Nano, s)
-	return err == nil
+	// Digits below the microsecond make it a string: a timestamp column
+	// would reject it.
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return err == nil && t.Nanosecond()%1000 == 0
 }
