@@ -215,7 +215,7 @@ func removeBundles(t *testing.T, ctx context.Context, workflowID string) func() 
 }
 
 // start uploads a generated feed to the kill pipeline's source and starts its
-// run on a new worker process; it returns the run's workflow id, the feed's
+// run on a new worker (a process or a container); it returns the run's workflow id, the feed's
 // stats and the worker.
 func (k *killSetup) start(t *testing.T, ctx context.Context, o feedgen.Options) (string, feedgen.Stats, runningWorker) {
 	t.Helper()
@@ -288,7 +288,7 @@ func newKillSetup(t *testing.T, ctx context.Context) *killSetup {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	// Its own task queue, so that only the worker process runs this feed; its
+	// Its own task queue, so that only the test's worker runs this feed; its
 	// feeds come from the quarantine bucket, which sends no events.
 	src, err := os.ReadFile(filepath.Join(root, "pipelines.local.toml"))
 	if err != nil {
