@@ -1,8 +1,11 @@
 package schema
 
 import (
+	"bytes"
 	"math"
+	"math/big"
 	"math/bits"
+	"strconv"
 )
 
 // pow10 holds the powers of ten that float64 represents exactly.
@@ -32,6 +35,7 @@ func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 	}
 	var mant uint64
 	nd, exp := 0, 0
+	plain := true // no fraction, no exponent: an integer
 	switch c := b[i]; {
 	case c == '0':
 		i++
@@ -47,6 +51,7 @@ func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 		return 0, 0, false
 	}
 	if i < len(b) && b[i] == '.' {
+		plain = false
 		i++
 		start := i
 		if mant == 0 {
@@ -68,6 +73,7 @@ func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 		exp = start - i
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		plain = false
 		i++
 		eneg := false
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
@@ -89,6 +95,10 @@ func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 			e = -e
 		}
 		exp += e
+	}
+	if plain && mant > 1<<53 {
+		// An integer float64 may not hold exactly: the reference decides.
+		return 0, 0, false
 	}
 	switch {
 	case mant == 0:
@@ -206,4 +216,124 @@ func intAt(b []byte, i int) (n int64, end int, ok bool) {
 // delimits reports whether c may follow a value inside an object or array.
 func delimits(c byte) bool {
 	return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\r' || c == '\n'
+}
+
+// intKind is what intText found a JSON number to be.
+type intKind uint8
+
+const (
+	intExact    intKind = iota // an integer within int64: n
+	intFraction                // not an integer
+	intBeyond                  // an integer beyond int64
+)
+
+// intText reads the JSON number b (valid grammar) exactly, on its decimal
+// text — digits, fraction and exponent — never through a float64, which
+// would round 1.00000000000000000001 to 1: an integer within int64 (its
+// value), a number with a fraction, or an integer beyond int64. It does
+// not allocate.
+func intText(b []byte) (n int64, kind intKind) {
+	i := 0
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		i++
+	}
+	intStart := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	intEnd := i
+	fracStart, fracEnd := i, i
+	if i < len(b) && b[i] == '.' {
+		i++
+		fracStart = i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		fracEnd = i
+	}
+	exp := 0
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			eneg = b[i] == '-'
+			i++
+		}
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if exp < 1<<30 {
+				exp = exp*10 + int(b[i]-'0')
+			}
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	li, lf := intEnd-intStart, fracEnd-fracStart
+	digit := func(j int) byte {
+		if j < li {
+			return b[intStart+j]
+		}
+		return b[fracStart+j-li]
+	}
+	first, last := -1, -1
+	for j := 0; j < li+lf; j++ {
+		if digit(j) != '0' {
+			if first < 0 {
+				first = j
+			}
+			last = j
+		}
+	}
+	if first < 0 {
+		return 0, intExact // zero, however written
+	}
+	// The value is digits[first..last] × 10^p.
+	p := exp - lf + (li + lf - 1 - last)
+	if p < 0 {
+		return 0, intFraction // its last non-zero digit is below the units
+	}
+	if last-first+1+p > 19 {
+		return 0, intBeyond
+	}
+	var u uint64
+	for j := first; j <= last; j++ {
+		u = u*10 + uint64(digit(j)-'0')
+	}
+	for range p {
+		u *= 10 // at most 19 digits: no overflow
+	}
+	switch {
+	case neg && u <= 1<<63:
+		return int64(-u), intExact
+	case !neg && u <= 1<<63-1:
+		return int64(u), intExact
+	}
+	return 0, intBeyond
+}
+
+// plainInteger reports whether the JSON number b is written as an integer:
+// no fraction, no exponent.
+func plainInteger(b []byte) bool {
+	return bytes.IndexAny(b, ".eE") < 0
+}
+
+// floatHoldsInt reports whether f, the float64 nearest the JSON integer b
+// (no fraction, no exponent), is exactly b: always within ±2^53, and
+// beyond it only for integers float64 happens to hold.
+func floatHoldsInt(b []byte, f float64) bool {
+	if math.Abs(f) < 1<<53 { // 2^53 may be 2^53+1 rounded
+		return true
+	}
+	digits := bytes.TrimPrefix(b, []byte("-"))
+	if len(digits) <= 19 {
+		u, err := strconv.ParseUint(str(digits), 10, 64)
+		return err == nil && math.Abs(f) < 1<<64 && uint64(math.Abs(f)) == u && float64(u) == math.Abs(f)
+	}
+	want, ok := new(big.Int).SetString(string(digits), 10)
+	if !ok || math.IsInf(f, 0) {
+		return false
+	}
+	got, _ := new(big.Float).SetFloat64(math.Abs(f)).Int(nil)
+	return got.Cmp(want) == 0
 }

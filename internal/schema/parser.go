@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"math"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -546,9 +545,10 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			return parquet.Int64Value(n), true
 		}
 		if validNumber(raw) {
-			f, err := strconv.ParseFloat(str(raw), 64)
-			if err == nil && f == math.Trunc(f) && math.Abs(f) <= 1<<53 && (f != 0 || zeroNumber(raw)) {
-				return parquet.Int64Value(int64(f)), true
+			// Exactly an integer, on its text (1.0, 1e3, 9007199254740993e0);
+			// anything else is the reference's to reject.
+			if v, kind := intText(raw); kind == intExact {
+				return parquet.Int64Value(v), true
 			}
 		}
 	case tFloat64:
@@ -557,7 +557,8 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 		}
 		if validNumber(raw) {
 			// Underflow to 0 is the reference's to reject.
-			if f, err := strconv.ParseFloat(str(raw), 64); err == nil && (f != 0 || zeroNumber(raw)) {
+			// So is an integer float64 would round.
+			if f, err := strconv.ParseFloat(str(raw), 64); err == nil && (f != 0 || zeroNumber(raw)) && (!plainInteger(raw) || floatHoldsInt(raw, f)) {
 				return parquet.DoubleValue(f), true
 			}
 		}

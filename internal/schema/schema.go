@@ -260,15 +260,21 @@ func mismatch(want string, raw []byte, detail string) *valueError {
 // outOfRange is the valueError for a number that typ cannot hold, too
 // large, or so small that it would be stored as 0: never rounded to a
 // different value silently.
+//
+// typ "" is a number no column type holds (beyond float64's range, or
+// so small float64 would store 0), in an int64 column.
 func outOfRange(typ string, raw []byte) *valueError {
 	limit := "±9223372036854775807"
 	if typ == "float64" {
 		limit = "about ±1.8e308, and nothing closer to 0 than about ±4.9e-324"
 	}
 	reason := fmt.Sprintf("number out of range (%s holds %s)", typ, limit)
+	if typ == "" {
+		reason = "number out of range (no number column holds it: int64 holds integers within ±9223372036854775807, float64 about ±1.8e308 and nothing closer to 0 than about ±4.9e-324)"
+	}
 	// An integer beyond int64 wants another type; a float64 out of range
 	// fits none.
-	return &valueError{reason: reason, detail: fmt.Sprintf("number out of range: %s (%s holds %s)", truncate(string(raw), 40), typ, limit),
+	return &valueError{reason: reason, detail: fmt.Sprintf("number out of range: %s %s", truncate(string(raw), 40), strings.TrimPrefix(reason, "number out of range ")),
 		mismatch: typ == "int64"}
 }
 
@@ -324,11 +330,11 @@ func kindOf(raw []byte) string {
 		switch {
 		case errors.Is(err, strconv.ErrRange):
 			return "a number out of range"
-		case err != nil:
+		case err != nil || !validNumber(raw):
 			return "a malformed number"
-		case f != math.Trunc(f):
+		case f != math.Trunc(f) || func() bool { _, k := intText(raw); return k == intFraction }():
 			return "a number with a fraction"
-		case math.Abs(f) > 1<<53:
+		case math.Abs(f) > 1<<53 || plainInteger(raw) && !floatHoldsInt(raw, f):
 			return "a number beyond ±2^53"
 		case bytes.ContainsAny(raw, "eE"):
 			return "a number in exponent notation"
@@ -624,14 +630,22 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 			return Value{}, outOfRange("int64", raw)
 		}
 		if err != nil {
-			f, ferr := strconv.ParseFloat(string(raw), 64)
-			if raw[0] != '"' && (errors.Is(ferr, strconv.ErrRange) || ferr == nil && f == 0 && !zeroNumber(raw)) {
-				return Value{}, outOfRange("int64", raw)
-			}
-			if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			if raw[0] == '"' || !validNumber(raw) {
 				return Value{}, mismatch("int64", raw, fmt.Sprintf("want an integer, got %s", truncate(string(raw), 40)))
 			}
-			n = int64(f)
+			if f, ferr := strconv.ParseFloat(string(raw), 64); errors.Is(ferr, strconv.ErrRange) || f == 0 && !zeroNumber(raw) {
+				return Value{}, outOfRange("", raw) // no number column holds it
+			}
+			// Integer or not is decided on the text, exactly: a float64
+			// would round 1.00000000000000000001 to 1.
+			v, kind := intText(raw)
+			switch kind {
+			case intFraction:
+				return Value{}, mismatch("int64", raw, fmt.Sprintf("want an integer, got %s", truncate(string(raw), 40)))
+			case intBeyond:
+				return Value{}, outOfRange("int64", raw)
+			}
+			n = v
 		}
 		return Value{I: n}, nil
 	case Float64:
@@ -641,6 +655,11 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		}
 		if err != nil || raw[0] == '"' {
 			return Value{}, mismatch("float64", raw, fmt.Sprintf("want a number, got %s", truncate(string(raw), 40)))
+		}
+		if plainInteger(raw) && !floatHoldsInt(raw, f) {
+			// Inference makes such integers int64 or string columns, exact:
+			// a float64 column would round them.
+			return Value{}, mismatch("float64", raw, fmt.Sprintf("integer %s is beyond ±2^53 and float64 cannot hold it exactly", truncate(string(raw), 40)))
 		}
 		return Value{F: f}, nil
 	case Bool:

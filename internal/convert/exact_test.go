@@ -1,0 +1,98 @@
+package convert
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/feedpipe/feedpipe/internal/pyarrowtest"
+	"github.com/feedpipe/feedpipe/internal/schema"
+)
+
+// pyColumns reads pq's columns back with pyarrow, numbers exact (Python
+// prints its ints in full and its floats so that they read back the same).
+func pyColumns(t *testing.T, pq []byte) map[string][]any {
+	t.Helper()
+	out := pyarrowtest.Run(t, `
+import sys, json, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+print(json.dumps({n: t.column(n).to_pylist() for n in t.column_names}, default=str))
+`, writeTemp(t, pq))
+	var cols map[string][]any
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	if err := dec.Decode(&cols); err != nil {
+		t.Fatal(err)
+	}
+	return cols
+}
+
+func reasonsByLine(rej []rejected) map[int64]string {
+	m := map[int64]string{}
+	for _, r := range rej {
+		m[r.line] = r.reason
+	}
+	return m
+}
+
+// Issue 9, review 2: an int64 column decides integer-ness on the number's
+// text, so a fraction below float64's precision is rejected, not rounded,
+// and an integer written with an exponent keeps its exact value.
+func TestConvertInt64NeverRoundsAFraction(t *testing.T) {
+	in := strings.Join([]string{
+		`{"n":1.00000000000000000001}`,
+		`{"n":0.99999999999999999999}`,
+		`{"n":4503599627370497.5}`,
+		`{"n":9007199254740993e0}`,
+		`{"n":1e-400}`,
+		`{"n":12.5e1}`,
+	}, "\n") + "\n"
+	s := &schema.Schema{Columns: []schema.Column{{Name: "n", Type: schema.Int64, Nullable: true}}}
+	pq, _, rej := convertBytes(t, []byte(in), Options{Schema: s})
+	got := reasonsByLine(rej)
+	for line := int64(1); line <= 3; line++ {
+		if !strings.HasPrefix(got[line], `field "n": want an integer, got `) || strings.Contains(got[line], "type changed") {
+			t.Errorf("line %d: %q", line, got[line])
+		}
+	}
+	if !strings.HasPrefix(got[5], `field "n": number out of range: 1e-400 (no number column holds it`) || strings.Contains(got[5], "type changed") {
+		t.Errorf("line 5: %q", got[5])
+	}
+	if len(got) != 4 {
+		t.Errorf("rejects %v", got)
+	}
+	if n := pyColumns(t, pq)["n"]; len(n) != 2 || n[0] != json.Number("9007199254740993") || n[1] != json.Number("125") {
+		t.Errorf("n read back as %v", n)
+	}
+}
+
+// Issue 9, review 4: an inferred float64 column rejects an integer float64
+// would round, as the same integer inside the sample would have made the
+// column an exact string; the reason says the type changed after the sample.
+func TestConvertFloat64RejectsIntegersItWouldRound(t *testing.T) {
+	in := strings.Join([]string{
+		`{"f":1.5}`,
+		`{"f":123456789012345678901234567890}`,
+		`{"f":9007199254740993}`,
+		`{"f":9007199254740994}`,
+		`{"f":-9007199254740992}`,
+	}, "\n") + "\n"
+	pq, st, rej := convertBytes(t, []byte(in), Options{InferLines: 1})
+	if c := st.Schema.Columns[0]; c.Type != schema.Float64 {
+		t.Fatalf("inferred %+v", c)
+	}
+	got := reasonsByLine(rej)
+	for _, line := range []int64{2, 3} {
+		if !strings.Contains(got[line], "is beyond ±2^53 and float64 cannot hold it exactly") || !strings.Contains(got[line], "raise -infer or give -schema") {
+			t.Errorf("line %d: %q", line, got[line])
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("rejects %v", got)
+	}
+	f := pyColumns(t, pq)["f"]
+	if len(f) != 3 || f[0] != json.Number("1.5") || f[1] != json.Number("9007199254740994.0") || f[2] != json.Number("-9007199254740992.0") {
+		t.Errorf("f read back as %v", f)
+	}
+}
