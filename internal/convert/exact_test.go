@@ -96,3 +96,36 @@ func TestConvertFloat64RejectsIntegersItWouldRound(t *testing.T) {
 		t.Errorf("f read back as %v", f)
 	}
 }
+
+// Issue 9, reviews 3 and 7: a timestamp's digits below the microsecond
+// are rejected however many digits follow the ninth; a date read with a
+// time format before 1970 is its own (UTC) day.
+func TestConvertTimestampDigitsAndDatesBefore1970(t *testing.T) {
+	in := strings.Join([]string{
+		`{"at":"2026-01-02T15:04:05.1234560000001Z"}`,
+		`{"at":"2026-01-02T15:04:05.0000000000000000009Z"}`,
+		`{"at":"2026-01-02T15:04:05.1234560000000Z","d":"1969-12-31T12:00:00Z"}`,
+		`{"d":"1969-12-30T23:59:59Z"}`,
+	}, "\n") + "\n"
+	s := &schema.Schema{Columns: []schema.Column{
+		{Name: "at", Type: schema.Timestamp, Nullable: true},
+		{Name: "d", Type: schema.Date, Nullable: true, Formats: []string{"2006-01-02T15:04:05Z07:00"}},
+	}}
+	pq, _, rej := convertBytes(t, []byte(in), Options{Schema: s})
+	got := reasonsByLine(rej)
+	if len(got) != 2 || !strings.Contains(got[1], "digits below the microsecond") || !strings.Contains(got[2], "digits below the microsecond") {
+		t.Errorf("rejects %v", got)
+	}
+	rows := pyarrowtest.Read(t, pq).Rows
+	if len(rows) != 2 || rows[0]["at"] != "2026-01-02T15:04:05.123456Z" || rows[0]["d"] != "1969-12-31" || rows[1]["d"] != "1969-12-30" {
+		t.Errorf("read back %v", rows)
+	}
+	// Inferred, such a string is no timestamp: its column is a string, exact.
+	pq, st, rej := convertBytes(t, []byte(`{"at":"2026-01-02T15:04:05.1234560000001Z"}`+"\n"), Options{})
+	if st.Schema.Columns[0].Type != schema.String || len(rej) != 0 {
+		t.Fatalf("inferred %+v, rejects %v", st.Schema.Columns, rej)
+	}
+	if rows := pyarrowtest.Read(t, pq).Rows; rows[0]["at"] != "2026-01-02T15:04:05.1234560000001Z" {
+		t.Errorf("read back %v", rows)
+	}
+}

@@ -94,3 +94,52 @@ func TestFloat64RejectsIntegersItWouldRound(t *testing.T) {
 		}
 	}
 }
+
+// Digits of a fraction of a second after the sixth must be 0, however many
+// there are: time.Parse keeps nine and drops the rest, which hid them.
+func TestTimestampDigitsBelowTheMicrosecondAnywhere(t *testing.T) {
+	s := Schema{Columns: []Column{{Name: "at", Type: Timestamp, Nullable: true},
+		{Name: "custom", Type: Timestamp, Nullable: true, Formats: []string{"2006-01-02 15:04:05.999999999"}}}}
+	for _, in := range []string{
+		`{"at":"2026-01-02T15:04:05.1234560000001Z"}`,
+		`{"at":"2026-01-02T15:04:05.0000000000000000009Z"}`,
+		`{"at":"2026-01-02T15:04:05.0000001Z"}`,
+		`{"custom":"2026-01-02 15:04:05.1234560000001"}`,
+	} {
+		_, le := bothParsers(t, s, in)
+		if le == nil || !strings.Contains(le.Reason, "digits below the microsecond") {
+			t.Errorf("%s: %+v", in, le)
+		}
+	}
+	r, le := bothParsers(t, s, `{"at":"2026-01-02T15:04:05.1234560000000Z","custom":"2026-01-02 15:04:05.123456000000"}`)
+	if le != nil {
+		t.Fatal(le.Reason)
+	}
+	const want = 1767366245123456 // 2026-01-02T15:04:05.123456Z
+	if a, c := r.Leaves[0][0].Int64(), r.Leaves[1][0].Int64(); a != want || c != want {
+		t.Errorf("stored %d and %d, want %d", a, c, want)
+	}
+	if IsTimestamp([]byte(`"2026-01-02T15:04:05.1234560000001Z"`)) || !IsTimestamp([]byte(`"2026-01-02T15:04:05.1234560000000Z"`)) {
+		t.Error("IsTimestamp does not see digits below the microsecond after the ninth")
+	}
+}
+
+// A date column read with a time format takes the UTC day, floored:
+// before 1970 too.
+func TestDateFromTimeBeforeTheEpoch(t *testing.T) {
+	s := Schema{Columns: []Column{{Name: "d", Type: Date, Nullable: true, Formats: []string{"2006-01-02T15:04:05Z07:00"}}}}
+	for in, want := range map[string]int32{
+		"1969-12-31T12:00:00Z": -1, "1969-12-31T00:00:00Z": -1, "1969-12-30T23:59:59Z": -2,
+		"1970-01-01T00:00:00Z": 0, "1970-01-01T23:59:59Z": 0, "1969-12-31T23:00:00-02:00": 0,
+		"1900-01-01T06:00:00Z": -25567,
+	} {
+		r, le := bothParsers(t, s, `{"d":"`+in+`"}`)
+		if le != nil {
+			t.Errorf("%s: %s", in, le.Reason)
+			continue
+		}
+		if got := r.Leaves[0][0].Int32(); got != want {
+			t.Errorf("%s stored as day %d, want %d", in, got, want)
+		}
+	}
+}

@@ -752,9 +752,16 @@ func (c Column) parseTime(s string) (Value, error) {
 	for _, f := range formats {
 		if t, err := time.Parse(f, s); err == nil {
 			if c.Type == Date {
-				return Value{I: t.UTC().Unix() / 86400}, nil
+				// Days since the epoch, floored: 1969-12-31T12:00:00Z is
+				// day -1, not 0.
+				secs := t.UTC().Unix()
+				days := secs / 86400
+				if secs%86400 < 0 {
+					days--
+				}
+				return Value{I: days}, nil
 			}
-			if t.Nanosecond()%1000 != 0 {
+			if t.Nanosecond()%1000 != 0 || belowMicro(s) {
 				// Kept in microseconds: cutting the digits below would
 				// change the value.
 				const reason = "timestamp with digits below the microsecond (the column keeps microseconds; declare it string to keep them)"
@@ -766,6 +773,27 @@ func (c Column) parseTime(s string) (Value, error) {
 	text := formatsText(formats)
 	return Value{}, &valueError{reason: fmt.Sprintf("want %s as %s, got a string (%d chars) that matches none", c.Type, text, utf8.RuneCountInString(s)),
 		detail: fmt.Sprintf("%q matches none of the formats: %s", truncate(s, 40), text), mismatch: true}
+}
+
+// belowMicro reports whether s holds a fraction of a second (digits
+// after a '.' or ',') with a digit other than 0 after its sixth: time.Parse
+// keeps nine digits and drops the rest, so Nanosecond alone does not show
+// them.
+func belowMicro(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '.' && s[i] != ',' {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			if j-i > 6 && s[j] != '0' {
+				return true
+			}
+			j++
+		}
+		i = j - 1
+	}
+	return false
 }
 
 // formatsText names time layouts as a person reads them: "RFC 3339 (…)

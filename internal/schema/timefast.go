@@ -146,5 +146,5 @@ func IsTimestamp(raw []byte) bool {
 	// Digits below the microsecond make it a string: a timestamp column
 	// would reject it.
 	t, err := time.Parse(time.RFC3339Nano, s)
-	return err == nil && t.Nanosecond()%1000 == 0
+	return err == nil && t.Nanosecond()%1000 == 0 && !belowMicro(s)
 }
