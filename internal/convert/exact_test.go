@@ -3,6 +3,7 @@ package convert
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -126,6 +127,27 @@ func TestConvertTimestampDigitsAndDatesBefore1970(t *testing.T) {
 		t.Fatalf("inferred %+v, rejects %v", st.Schema.Columns, rej)
 	}
 	if rows := pyarrowtest.Read(t, pq).Rows; rows[0]["at"] != "2026-01-02T15:04:05.1234560000001Z" {
+		t.Errorf("read back %v", rows)
+	}
+}
+
+// Issue 9, review 5: a lone surrogate escape rejects its line (as raw
+// invalid UTF-8 does), in a value or a key, instead of becoming U+FFFD;
+// a whole pair reads back as its character.
+func TestConvertRejectsLoneSurrogates(t *testing.T) {
+	in := strings.Join([]string{
+		`{"s":"\ud83d\ude00"}`,
+		`{"s":"\ud800x"}`,
+		`{"\ud800":1,"\udbff":2}`,
+		`{"s":"a","t":["\udc00"]}`,
+	}, "\n") + "\n"
+	pq, _, rej := convertBytes(t, []byte(in), Options{})
+	got := reasonsByLine(rej)
+	want := map[int64]string{2: `invalid \u escape: lone surrogate at byte 7`, 3: `invalid \u escape: lone surrogate at byte 3`, 4: `invalid \u escape: lone surrogate at byte 16`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rejects %v, want %v", got, want)
+	}
+	if rows := pyarrowtest.Read(t, pq).Rows; len(rows) != 1 || rows[0]["s"] != "😀" {
 		t.Errorf("read back %v", rows)
 	}
 }

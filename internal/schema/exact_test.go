@@ -2,6 +2,7 @@ package schema
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -141,5 +142,45 @@ func TestDateFromTimeBeforeTheEpoch(t *testing.T) {
 		if got := r.Leaves[0][0].Int32(); got != want {
 			t.Errorf("%s stored as day %d, want %d", in, got, want)
 		}
+	}
+}
+
+// A \u escape that is half a surrogate pair is rejected wherever it is (a
+// declared string, a json column, an undeclared field, a key), not decoded
+// as U+FFFD; a whole pair is a character like any other.
+func TestLoneSurrogatesAreRejected(t *testing.T) {
+	s := Schema{Columns: []Column{{Name: "s", Type: String, Nullable: true}, {Name: "j", Type: JSON, Nullable: true},
+		{Name: "l", Type: List, Nullable: true, Items: &Column{Type: String}}}}
+	for in, at := range map[string]int{
+		`{"s":"\ud800x"}`:               7,
+		`{"s":"a\udc00"}`:               8,
+		`{"s":"\ud800\u0041"}`:          7,
+		`{"s":"\ud800"}`:                7,
+		`{"j":{"k":"\udbff"}}`:          12,
+		`{"l":["a","\udfff"]}`:          12,
+		`{"x":"\ud800"}`:                7,
+		`{"x":{"y":["\udc00"]}}`:        13,
+		`{"\ud800":1,"\udbff":2}`:       3,
+		` {"s":"ok", "\ud800":1}`:       14,
+		`{"s":"\\ud800"}`:               0, // an escaped backslash, then text
+		`{"s":"\ud83d\ude00"}`:          0,
+		`{"s":"\uD83D\uDE00\u00e9"}`:    0,
+		`{"j":"\ud83d\ude00","x":"\\"}`: 0,
+	} {
+		r, le := bothParsers(t, s, in)
+		switch {
+		case at == 0 && le != nil:
+			t.Errorf("%s rejected: %s", in, le.Reason)
+		case at > 0 && (le == nil || le.Reason != fmt.Sprintf(`invalid \u escape: lone surrogate at byte %d`, at)):
+			t.Errorf("%s: %+v, want a lone surrogate at byte %d", in, le, at)
+		case at == 0 && strings.Contains(in, `"s":"\ud83d`):
+			leaf, _ := mustLayout(t, s).Parquet.Lookup("s")
+			if got := string(r.Leaves[leaf.ColumnIndex][0].ByteArray()); got != "😀" {
+				t.Errorf("%s stored %q", in, got)
+			}
+		}
+	}
+	if _, _, _, err := s.ParseRecord([]byte(`{"_feed_id":"f","_line":1,"s":"\ud800"}`)); err == nil || !strings.Contains(err.Error(), "lone surrogate") {
+		t.Errorf("ParseRecord: %v", err)
 	}
 }

@@ -396,11 +396,11 @@ func skipValue(line []byte, i int) (int, bool) {
 	raw := line[i:vend]
 	switch raw[0] {
 	case '"':
-		if bytes.IndexByte(raw, '\\') >= 0 && !json.Valid(raw) {
+		if bytes.IndexByte(raw, '\\') >= 0 && (!json.Valid(raw) || loneSurrogate(raw) > 0) {
 			return 0, false // an invalid escape
 		}
 	case '{', '[':
-		if !json.Valid(raw) {
+		if !json.Valid(raw) || loneSurrogate(raw) > 0 {
 			return 0, false
 		}
 	default:
@@ -532,7 +532,7 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 				return parquet.ByteArrayValue(raw[1 : len(raw)-1]), true
 			}
 			var s string
-			if json.Unmarshal(raw, &s) != nil {
+			if json.Unmarshal(raw, &s) != nil || loneSurrogate(raw) > 0 {
 				return parquet.Value{}, false
 			}
 			return parquet.ByteArrayValue(r.keep(bytesOf(s))), true
@@ -601,6 +601,9 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 		}
 	case tJSON:
 		if raw[0] == '"' || raw[0] == '{' || raw[0] == '[' || validScalar(raw) {
+			if loneSurrogate(raw) > 0 {
+				return parquet.Value{}, false
+			}
 			if bytes.IndexAny(raw, " \t\r\n") < 0 {
 				// Already compact; the reference's Compact would return it as is.
 				if raw[0] != '{' && raw[0] != '[' || json.Valid(raw) {

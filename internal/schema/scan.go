@@ -281,3 +281,69 @@ func Elements(raw []byte, fn func(elem []byte)) bool {
 		return false
 	}
 }
+
+// loneSurrogate returns the position (bytes from 1) of the first \u escape
+// in b that is half a UTF-16 surrogate pair without its other half, or 0.
+// encoding/json would decode it as U+FFFD, silently: a string (or key)
+// would change, and two keys could become one. b is JSON, whose
+// backslashes are all in strings.
+func loneSurrogate(b []byte) int {
+	for i := 0; i < len(b); {
+		k := bytes.IndexByte(b[i:], '\\')
+		if k < 0 {
+			return 0
+		}
+		i += k
+		if i+1 >= len(b) || b[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r, ok := hex4(b, i+2)
+		if !ok {
+			i += 2 // not an escape the decoder takes; it says so
+			continue
+		}
+		switch {
+		case r >= 0xd800 && r < 0xdc00:
+			if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+				if lo, ok := hex4(b, i+8); ok && lo >= 0xdc00 && lo < 0xe000 {
+					i += 12
+					continue
+				}
+			}
+			return i + 1
+		case r >= 0xdc00 && r < 0xe000:
+			return i + 1
+		}
+		i += 6
+	}
+	return 0
+}
+
+// hex4 reads the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// surrogateError is the LineError for a line with a lone surrogate escape
+// at byte at.
+func surrogateError(at int) error {
+	return reject("invalid \\u escape: lone surrogate at byte %d", at)
+}

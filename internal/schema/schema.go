@@ -404,6 +404,9 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 	if err := json.Unmarshal(trimmed, &fields); err != nil {
 		return nil, nil, jsonError(err, line, len(line)-len(bytes.TrimLeftFunc(line, unicode.IsSpace)))
 	}
+	if at := loneSurrogate(line); at > 0 {
+		return nil, nil, surrogateError(at)
+	}
 	if _, ok := fields[FeedIDField]; ok {
 		return nil, nil, reject("field %q is reserved for feedpipe", FeedIDField)
 	}
@@ -438,6 +441,9 @@ func RecordFeed(line []byte) (feedID string, lineNo int64, err error) {
 func recordFields(line []byte) (fields map[string]json.RawMessage, feedID string, lineNo int64, err error) {
 	if err := json.Unmarshal(line, &fields); err != nil {
 		return nil, "", 0, jsonError(err, line, 0)
+	}
+	if at := loneSurrogate(line); at > 0 {
+		return nil, "", 0, surrogateError(at)
 	}
 	if err := json.Unmarshal(fields[FeedIDField], &feedID); err != nil || feedID == "" {
 		return nil, "", 0, reject("no %s", FeedIDField)
