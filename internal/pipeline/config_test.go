@@ -99,3 +99,14 @@ func TestShippedConfigsLoad(t *testing.T) {
 		}
 	}
 }
+
+// A column named _feed_id or _line in another case would be the column
+// feedpipe adds, in Snowflake, whose names ignore case (issue 9, review 6).
+func TestReservedColumnNamesIgnoreCase(t *testing.T) {
+	for _, name := range []string{"_LINE", "_Feed_Id", "_line"} {
+		text := strings.Replace(minimal, `{ name = "id", type = "int64" }`, `{ name = "id", type = "int64" }, { name = "`+name+`", type = "string" }`, 1)
+		if _, err := Parse("t.toml", []byte(text)); err == nil || !strings.Contains(err.Error(), `column "`+name+`" is reserved`) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

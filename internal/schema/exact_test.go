@@ -184,3 +184,31 @@ func TestLoneSurrogatesAreRejected(t *testing.T) {
 		t.Errorf("ParseRecord: %v", err)
 	}
 }
+
+// _feed_id and _line are reserved in any case, as Snowflake compares
+// names: in a schema, and as a line's key (which was dropped silently
+// when its case differed, and rejected when it did not).
+func TestReservedNamesIgnoreCase(t *testing.T) {
+	for _, name := range []string{"_LINE", "_Feed_Id", "_line", "_feed_id"} {
+		s := Schema{Columns: []Column{{Name: "id", Type: Int64}, {Name: name, Type: String}}}
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "is reserved") {
+			t.Errorf("column %s: %v", name, err)
+		}
+	}
+	s := Schema{Columns: []Column{{Name: "id", Type: Int64}}}
+	for _, u := range []string{UnknownDrop, UnknownReject} {
+		s.Unknown = u
+		for _, key := range []string{"_FEED_ID", "_Line", "_line", "_feed_id"} {
+			_, le := bothParsers(t, s, `{"id":1,"`+key+`":"x"}`)
+			if le == nil || !strings.HasPrefix(le.Reason, `field "`+key+`" is reserved for feedpipe`) {
+				t.Errorf("%s key %s: %+v", u, key, le)
+			}
+		}
+	}
+	// Nested, such a key is the object's own.
+	s.Columns = append(s.Columns, Column{Name: "o", Type: Object, Nullable: true, Fields: []Column{{Name: "a", Type: Int64, Nullable: true}}})
+	s.Unknown = UnknownDrop
+	if _, le := bothParsers(t, s, `{"id":1,"o":{"_LINE":1}}`); le != nil {
+		t.Errorf("nested: %s", le.Reason)
+	}
+}

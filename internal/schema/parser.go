@@ -235,7 +235,7 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 				}
 				if c, ok := index[string(key)]; ok {
 					col = c
-				} else if obj == 0 && (string(key) == FeedIDField || string(key) == LineField) {
+				} else if obj == 0 && Reserved(str(key)) {
 					return 0, false
 				} else if p.l.oddKey(obj, key) {
 					return 0, false // the reference rejects it

@@ -88,8 +88,8 @@ func (s *Schema) Validate() error {
 		return errors.New(`no columns declared: add columns, each with a name and a type (columns = [{ name = "id", type = "int64" }] in a -schema file, [[pipeline.schema.columns]] entries in the pipelines config)`)
 	}
 	for _, c := range s.Columns {
-		if c.Name == FeedIDField || c.Name == LineField {
-			return fmt.Errorf("column %q is reserved: feedpipe adds it to every record", c.Name)
+		if Reserved(c.Name) {
+			return fmt.Errorf("column %q is reserved: feedpipe adds %s and %s to every record (Snowflake names ignore case)", c.Name, FeedIDField, LineField)
 		}
 	}
 	if err := validateColumns(s.Columns, "", 0); err != nil {
@@ -101,6 +101,13 @@ func (s *Schema) Validate() error {
 		return fmt.Errorf("unknown_fields = %q; use %q or %q", s.Unknown, UnknownDrop, UnknownReject)
 	}
 	return nil
+}
+
+// Reserved reports whether name is _feed_id or _line but for case: a
+// column or key of that name would be the column feedpipe adds, in
+// Snowflake, whose names ignore case.
+func Reserved(name string) bool {
+	return strings.EqualFold(name, FeedIDField) || strings.EqualFold(name, LineField)
 }
 
 // FoldName is a column name as Snowflake compares names: without case.
@@ -407,11 +414,14 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 	if at := loneSurrogate(line); at > 0 {
 		return nil, nil, surrogateError(at)
 	}
-	if _, ok := fields[FeedIDField]; ok {
-		return nil, nil, reject("field %q is reserved for feedpipe", FeedIDField)
+	reserved := ""
+	for k := range fields {
+		if Reserved(k) && (reserved == "" || k < reserved) {
+			reserved = k
+		}
 	}
-	if _, ok := fields[LineField]; ok {
-		return nil, nil, reject("field %q is reserved for feedpipe", LineField)
+	if reserved != "" {
+		return nil, nil, reject("field %q is reserved for feedpipe (as are %s and %s in any case)", reserved, FeedIDField, LineField)
 	}
 	vals, err := s.values(fields)
 	return vals, fields, err
