@@ -151,3 +151,70 @@ func TestConvertRejectsLoneSurrogates(t *testing.T) {
 		t.Errorf("read back %v", rows)
 	}
 }
+
+// Issue 9, review 1: a sample line that every schema rejects does not
+// shape the schema: its spelling of a name must not become the column
+// (which made every later line rejected).
+func TestConvertRejectedSampleLinesDoNotShapeTheSchema(t *testing.T) {
+	var rest strings.Builder
+	for i := 2; i <= 20; i++ {
+		fmt.Fprintf(&rest, `{"userId":%d,"o":{"a":%d}}`+"\n", i, i)
+	}
+	for name, first := range map[string]string{
+		"two spellings":        `{"USERID":1,"userId":2}`,
+		"two nested spellings": `{"USERID":1,"o":{"A":1,"a":2}}`,
+		"invalid UTF-8":        "{\"USERID\":1,\"x\":\"\xff\"}",
+		"reserved key":         `{"USERID":1,"_feed_id":"f"}`,
+		"reserved key, case":   `{"USERID":1,"_LINE":1}`,
+		"empty key":            `{"USERID":1,"o":{"":1}}`,
+		"lone surrogate":       `{"USERID":1,"x":"\udc00"}`,
+		"number out of range":  `{"USERID":1e400}`,
+		"invalid JSON":         `{"USERID":1,}`,
+		"escaped spellings":    `{"USERID":1,"user\u0049d":2}`,
+	} {
+		pq, st, rej := convertBytes(t, []byte(first+"\n"+rest.String()), Options{})
+		var cols []string
+		for _, c := range st.Schema.Columns {
+			cols = append(cols, c.Name)
+		}
+		if fmt.Sprint(cols) != "[userId o]" {
+			t.Errorf("%s: columns %v", name, cols)
+		}
+		if len(rej) != 1 || rej[0].line != 1 {
+			t.Errorf("%s: rejects %+v, want line 1 only", name, rej)
+		}
+		ids := pyColumns(t, pq)["userId"]
+		if len(ids) != 19 || ids[0] != json.Number("2") || ids[18] != json.Number("20") {
+			t.Errorf("%s: userId read back as %v", name, ids)
+		}
+	}
+}
+
+// A name that only lines with two spellings of it hold is still a column,
+// the first spelling, so that those lines are rejected rather than taken
+// with both spellings dropped.
+func TestConvertTwoSpellingsOnlyInOneLineAreNotDropped(t *testing.T) {
+	in := `{"USERID":1,"userId":2,"o":{"b":1,"B":2}}` + "\n" + `{"x":1,"o":{"a":1}}` + "\n"
+	pq, st, rej := convertBytes(t, []byte(in), Options{})
+	if got := describeColumns(st.Schema.Columns); got != "[x o{a b} USERID]" {
+		t.Errorf("columns %s", got)
+	}
+	if len(rej) != 1 || rej[0].line != 1 || !strings.Contains(rej[0].reason, "differs only in case") {
+		t.Errorf("rejects %+v", rej)
+	}
+	if x := pyColumns(t, pq)["x"]; len(x) != 1 || x[0] != json.Number("1") {
+		t.Errorf("x read back as %v", x)
+	}
+}
+
+func describeColumns(cols []schema.Column) string {
+	var names []string
+	for _, c := range cols {
+		n := c.Name
+		if len(c.Fields) > 0 {
+			n += "{" + strings.Trim(describeColumns(c.Fields), "[]") + "}"
+		}
+		names = append(names, n)
+	}
+	return fmt.Sprint(names)
+}

@@ -30,8 +30,9 @@ const maxDistinct = 4096
 // with no fields, or nesting deeper than 8 levels becomes json (its JSON
 // text). A string column with at most one distinct value per 8 values seen
 // (and at most 4,096) is dictionary-encoded.
-// Columns and fields keep the order they first appear in; lines that are
-// not JSON objects are skipped. A key that can be no column (an empty key,
+// Columns and fields keep the order they first appear in; lines that any
+// schema would reject (not JSON objects, reserved or empty keys, two
+// spellings of one name in an object, …: see schema.Sound) are skipped. A key that can be no column (an empty key,
 // or one that differs only in case from a key seen before in its object:
 // Snowflake names ignore case) is left out, and the parser rejects the
 // lines that hold it (or keeps them in _extra; see schema.OddKey).
@@ -56,9 +57,15 @@ func Infer(lines [][]byte) schema.Schema {
 	}
 	wg.Wait()
 	root := &inferred{t: schema.Object}
+	var unsound [][]byte
 	for _, part := range parts {
 		root.merge(part)
+		unsound = append(unsound, part.unsound...)
 	}
+	// Lines with two spellings of a name do not type or spell a column,
+	// but a name only they hold is still a column (typed by them), so that
+	// such a line is rejected, not taken with both spellings dropped.
+	root.adopt(learn(unsound, false))
 	s := schema.Schema{Unknown: schema.UnknownDrop}
 	for _, k := range root.order {
 		s.Columns = append(s.Columns, root.fields[k].column(k))
@@ -66,18 +73,31 @@ func Infer(lines [][]byte) schema.Schema {
 	return s
 }
 
-// inferLines reads what lines say of their fields.
-func inferLines(lines [][]byte) *inferred {
+// inferLines reads what the sound lines (see schema.Sound) say of their
+// fields, and keeps those with two spellings of a name aside, in
+// root.unsound; it skips the lines every schema rejects.
+func inferLines(lines [][]byte) *inferred { return learn(lines, true) }
+
+// learn reads what lines say of their fields; with soundOnly, as
+// inferLines.
+func learn(lines [][]byte, soundOnly bool) *inferred {
 	root := &inferred{t: schema.Object}
 	for _, line := range lines {
 		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+		if soundOnly {
+			switch schema.Sound(line) {
+			case schema.Unsound:
+				continue // rejected whatever the schema
+			case schema.TwoSpellings:
+				// Its spelling of a name must not be the column: every
+				// other line would be rejected.
+				root.unsound = append(root.unsound, line)
+				continue
+			}
+		}
 		// Checked first, so that an unusual line is not half added twice.
 		if schema.Fields(line, func(_, _ []byte) {}) {
-			schema.Fields(line, func(k, raw []byte) {
-				if string(k) != schema.FeedIDField && string(k) != schema.LineField {
-					root.fieldBytes(k).add(raw, 1)
-				}
-			})
+			schema.Fields(line, func(k, raw []byte) { root.fieldBytes(k).add(raw, 1) })
 			continue
 		}
 		// An unusual line (escaped keys, …): decode it, keeping key order.
@@ -86,9 +106,7 @@ func inferLines(lines [][]byte) *inferred {
 			continue
 		}
 		for _, f := range fields {
-			if f.k != schema.FeedIDField && f.k != schema.LineField {
-				root.field(f.k).add(f.raw, 1)
-			}
+			root.field(f.k).add(f.raw, 1)
 		}
 	}
 	return root
@@ -124,8 +142,27 @@ func (n *inferred) merge(o *inferred) {
 	n.t = t
 }
 
+// adopt adds to n, an object, the fields of o that n has no name for (by
+// FoldName), and does the same in the objects both have; it changes no
+// type n found.
+func (n *inferred) adopt(o *inferred) {
+	if n == nil || o == nil || n.t != schema.Object || o.t != schema.Object {
+		return
+	}
+	for _, k := range o.order {
+		if f := n.fields[k]; f != nil {
+			f.adopt(o.fields[k])
+			continue
+		}
+		if f := n.field(k); f != nil {
+			*f = *o.fields[k]
+		}
+	}
+}
+
 // inferred is what the sample says of one field (or list element).
 type inferred struct {
+	unsound  [][]byte    // the root's: sample lines that are not schema.Sound
 	t        schema.Type // "" while only nulls were seen
 	count    int         // non-null values seen
 	distinct map[string]bool

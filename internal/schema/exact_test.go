@@ -212,3 +212,33 @@ func TestReservedNamesIgnoreCase(t *testing.T) {
 		t.Errorf("nested: %s", le.Reason)
 	}
 }
+
+// Sound tells lines every schema rejects from lines with two spellings of
+// a name (rejected when one is a column) and lines some schema takes.
+func TestSound(t *testing.T) {
+	for line, want := range map[string]Soundness{
+		`{"a":1,"b":{"c":[{"d":1}]}}`:       SoundLine,
+		`{"a":1,"a":2}`:                     SoundLine, // one spelling, twice
+		`{"a":1,"\u0061":2}`:                SoundLine,
+		`{"a":1,"A":2}`:                     TwoSpellings,
+		`{"a":1,"b":{"c":[{"d":1,"D":2}]}}`: TwoSpellings,
+		`{"a":1,"\u0041":2}`:                TwoSpellings,
+		`{"a":1,"A":2,"":3}`:                Unsound,
+		`{"a":{"":1}}`:                      Unsound,
+		`{"_Line":1}`:                       Unsound,
+		`{"a":{"_line":1}}`:                 SoundLine,
+		"{\"a\":\"\xff\"}":                  Unsound,
+		`{"a":"\udc00"}`:                    Unsound,
+		`{"a":[1e400]}`:                     Unsound,
+		`{"a":1e-400}`:                      Unsound,
+		`{"a":0e-400}`:                      SoundLine,
+		`{"a":1,}`:                          Unsound,
+		`[1]`:                               Unsound,
+		`{"a":1} {}`:                        Unsound,
+		`{"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,"k23":23,"k24":24,"k25":25,"k26":26,"k27":27,"k28":28,"k29":29,"k30":30,"k31":31,"k32":32,"k33":33,"K1":0}`: TwoSpellings,
+	} {
+		if got := Sound([]byte(line)); got != want {
+			t.Errorf("Sound(%s) = %d, want %d", line, got, want)
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Sound says whether line could be a row under some schema. Whatever the
+// columns, Parse rejects a line that is not valid UTF-8 or not one JSON
+// object, that holds a lone surrogate escape, a reserved key (see
+// Reserved), an empty key, or a number no number column holds (1e400,
+// 1e-400): Unsound. A line that holds two spellings of one name in an
+// object (at any depth; see OddKey) is rejected when one of them is a
+// column (or, at the top level with -unknown extra, keeps the other in
+// _extra): TwoSpellings. Inference learns types and spellings only from
+// Sound lines, so that a line that is rejected does not shape the schema.
+func Sound(line []byte) Soundness {
+	if !utf8.Valid(line) || loneSurrogate(line) > 0 {
+		return Unsound
+	}
+	w := walker{}
+	if !w.object(line, true) {
+		return Unsound
+	}
+	if w.spellings {
+		return TwoSpellings
+	}
+	return SoundLine
+}
+
+// Soundness is what Sound says of a line.
+type Soundness uint8
+
+// Sound's verdicts.
+const (
+	SoundLine    Soundness = iota // some schema takes it
+	TwoSpellings                  // two spellings of one name in an object, nothing worse
+	Unsound                       // every schema rejects it
+)
+
+// walker walks a line for Sound.
+type walker struct {
+	spellings bool // two spellings of one name seen
+}
+
+// keySet holds an object's keys as far as read, to find two spellings of
+// one name (FoldName) among them without allocating for small objects.
+type keySet struct {
+	keys   [][]byte
+	folded map[string]string // from the 33rd key on
+	buf    [16][]byte
+}
+
+// add reports whether k can be a key of the object beside the keys added
+// before: not empty, not reserved at the top level; another spelling of
+// one of them is noted in w.
+func (s *keySet) add(w *walker, k []byte, top bool) bool {
+	if len(k) == 0 || top && Reserved(str(k)) {
+		return false
+	}
+	if !s.addName(k) {
+		w.spellings = true
+	}
+	return true
+}
+
+// addName reports whether k is no other spelling of a key added before.
+func (s *keySet) addName(k []byte) bool {
+	if s.keys == nil {
+		s.keys = s.buf[:0]
+	}
+	if s.folded != nil {
+		fold := FoldName(string(k))
+		if first, ok := s.folded[fold]; ok {
+			return first == string(k)
+		}
+		s.folded[fold] = string(k)
+		return true
+	}
+	for _, prev := range s.keys {
+		if !bytes.Equal(prev, k) && sameName(prev, k) {
+			return false
+		}
+	}
+	s.keys = append(s.keys, k)
+	if len(s.keys) > 32 {
+		s.folded = make(map[string]string, 64)
+		for i := len(s.keys) - 1; i >= 0; i-- { // the first spelling stays
+			s.folded[FoldName(string(s.keys[i]))] = string(s.keys[i])
+		}
+	}
+	return true
+}
+
+// sameName reports whether a and b have the same FoldName.
+func sameName(a, b []byte) bool {
+	ascii := true
+	for _, c := range a {
+		if c >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	for _, c := range b {
+		if c >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if !ascii {
+		return FoldName(string(a)) == FoldName(string(b))
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *walker) object(raw []byte, top bool) bool {
+	var keys keySet
+	ok := true
+	if Fields(raw, func(k, v []byte) {
+		ok = ok && keys.add(w, k, top) && w.value(v)
+	}) {
+		return ok
+	}
+	// Escaped keys, or not JSON: decoded.
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return false
+	}
+	keys = keySet{}
+	for dec.More() {
+		tok, err := dec.Token()
+		k, isKey := tok.(string)
+		var v json.RawMessage
+		if err != nil || !isKey || dec.Decode(&v) != nil || !keys.add(w, []byte(k), top) || !w.value(v) {
+			return false
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return false
+	}
+	return len(bytes.TrimSpace(raw[dec.InputOffset():])) == 0 // nothing after the object
+}
+
+func (w *walker) value(v []byte) bool {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return false
+	}
+	switch c := v[0]; {
+	case c == '{':
+		return w.object(v, false)
+	case c == '[':
+		ok := true
+		if Elements(v, func(e []byte) { ok = ok && w.value(e) }) {
+			return ok
+		}
+		var items []json.RawMessage
+		if json.Unmarshal(v, &items) != nil {
+			return false
+		}
+		for _, it := range items {
+			if !w.value(it) {
+				return false
+			}
+		}
+	case c == '-' || c >= '0' && c <= '9':
+		if len(v) > 300 || bytes.ContainsAny(v, "eE") {
+			f, err := strconv.ParseFloat(str(v), 64)
+			return !errors.Is(err, strconv.ErrRange) && (f != 0 || zeroNumber(v))
+		}
+	}
+	return true
+}
