@@ -95,10 +95,35 @@ func TestConvertFlags(t *testing.T) {
 		{[]string{"convert", "-infer", "0", in, out}, "-infer 0"},
 		{[]string{"convert", "-infer", "-5", in, out}, "-infer -5"},
 		{[]string{"convert", "-schema", schemaFile, "-infer", "10", in, out}, "-infer and -schema"},
+		// Issue 9, review 9: sizes that bound nothing are refused, flags
+		// after the files are named as such, and an unusable -rejects path
+		// fails at the start.
+		{[]string{"convert", "-row-group-mb", "0", in, out}, "-row-group-mb 0: give the row group size bound in MiB"},
+		{[]string{"convert", "-row-group-mb", "-1", in, out}, "-row-group-mb -1"},
+		{[]string{"convert", "-row-group-rows", "-3", in, out}, "-row-group-rows -3"},
+		{[]string{"convert", in, out, "-infer", "1"}, "-infer after IN OUT: flags go before IN OUT"},
+		{[]string{"convert", in, "-infer", "1"}, "flags go before IN OUT"},
+		{[]string{"convert", in}, "want IN and OUT, got 1 arguments"},
+		{[]string{"convert", "-rejects", filepath.Join(dir, "no", "such", "dir", "r.ndjson"), in, out}, "-rejects: create"},
+		{[]string{"convert", "-rejects", dir, in, out}, "is a directory"},
 	} {
 		if err := run(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want an error naming %q", c.args, err, c.want)
 		}
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused run wrote %s: %v", out, err)
+	}
+	// A usable -rejects path, no rejects: no file, as before.
+	rej := filepath.Join(dir, "r.ndjson")
+	if err := run([]string{"convert", "-rejects", rej, in, out}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(rej); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("no rejects, yet %s: %v", rej, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
+		t.Errorf("left behind: %v", entries)
 	}
 	if err := run([]string{"convert", "-h"}); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v, want flag.ErrHelp (main exits 0 on it)", err)

@@ -103,7 +103,7 @@ func runConvert(args []string) error {
 	schemaPath := fs.String("schema", "", "schema file (TOML: columns = [{name, type, nullable, formats, precision, scale, dictionary, fields, items}], unknown_fields)")
 	infer := fs.Int("infer", 10000, "infer the schema from the first N lines (without -schema)")
 	compression := fs.String("compression", "zstd", "zstd, snappy or none")
-	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop. Keys that can be no column (empty, or a column's name in another case) are never dropped: kept in _extra with extra, else the line is rejected")
+	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop. Keys that can be no column (empty, or a column's name in another case) are never dropped: at the top level kept in _extra with extra, else the line is rejected; inside an object such a key rejects the line, even with extra")
 	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (raw_base64 instead of raw when not UTF-8; the first MiB with truncated and line_bytes when longer) (default: OUT.rejects.ndjson when any)")
 	rowGroupMB := fs.Int("row-group-mb", 64, "row group size bound in MiB")
 	rowGroupRows := fs.Int64("row-group-rows", 0, "row group size bound in rows (default 1Mi)")
@@ -111,10 +111,23 @@ func runConvert(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 2 || fs.NArg() == 2 && strings.HasPrefix(fs.Arg(1), "-") && fs.Arg(1) != "-" {
+		for _, a := range fs.Args()[1:] {
+			if strings.HasPrefix(a, "-") && a != "-" {
+				return fmt.Errorf("convert: %s after IN OUT: flags go before IN OUT (feedpipe convert [flags] IN OUT)", a)
+			}
+		}
+	}
 	if fs.NArg() != 2 {
-		return errors.New(usage)
+		return fmt.Errorf("convert: want IN and OUT, got %d arguments: feedpipe convert [flags] IN OUT (IN may be - for stdin; feedpipe convert -h lists the flags)", fs.NArg())
 	}
 	inPath, outPath := fs.Arg(0), fs.Arg(1)
+	if *rowGroupMB <= 0 || *rowGroupMB > 1<<20 {
+		return fmt.Errorf("convert: -row-group-mb %d: give the row group size bound in MiB, from 1 to %d (default 64)", *rowGroupMB, 1<<20)
+	}
+	if *rowGroupRows < 0 {
+		return fmt.Errorf("convert: -row-group-rows %d: give the row group size bound in rows, at least 1, or leave it out for 1Mi", *rowGroupRows)
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *schemaPath != "" && set["infer"] {
@@ -171,19 +184,25 @@ func runConvert(args []string) error {
 	if err := notSameFile(inPath, *rejectsPath); err != nil {
 		return err
 	}
+	// The rejects file is created (under its temporary name) now, so that
+	// an unusable -rejects path fails before any input is read, not at the
+	// first reject; it is kept only if a line is rejected.
+	if fi, err := os.Stat(*rejectsPath); err == nil && fi.IsDir() {
+		return fmt.Errorf("convert: -rejects %s is a directory; give a file name", *rejectsPath)
+	}
+	rejectsFile, err = createTemp(*rejectsPath)
+	if err != nil {
+		return fmt.Errorf("convert: -rejects: %w", err)
+	}
+	defer rejectsFile.discard()
+	rejectsBuf := bufio.NewWriter(rejectsFile.f)
 	var rejectErr error
 	opt.OnReject = func(r convert.Reject) {
-		if rejects == nil && rejectErr == nil {
-			if rejectsFile, rejectErr = createTemp(*rejectsPath); rejectErr != nil {
-				return
-			}
-			rejects = bufio.NewWriter(rejectsFile.f)
-		}
-		if rejects == nil {
-			return
-		}
+		rejects = rejectsBuf
 		b, _ := json.Marshal(rejectRecord(r))
-		rejects.Write(append(b, '\n'))
+		if _, err := rejects.Write(append(b, '\n')); err != nil && rejectErr == nil {
+			rejectErr = err
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -222,9 +241,6 @@ func runConvert(args []string) error {
 		if rerr := os.Remove(*rejectsPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = fmt.Errorf("remove the earlier run's %s: %w", *rejectsPath, rerr)
 		}
-	}
-	if rejectsFile != nil {
-		rejectsFile.discard()
 	}
 	if err != nil {
 		return fmt.Errorf("convert %s: %w", inPath, err)
