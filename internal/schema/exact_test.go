@@ -242,3 +242,26 @@ func TestSound(t *testing.T) {
 		}
 	}
 }
+
+// The fast parser's oddKey, which folds keys without allocating, agrees
+// with OddKey (FoldName) on keys of every kind: ASCII, letters whose lower
+// case is longer or shorter in UTF-8, long keys.
+func TestOddKeyFoldsAsFoldName(t *testing.T) {
+	long := strings.Repeat("Größe_", 12)
+	cols := []Column{{Name: "kelvin", Type: Int64}, {Name: "straße", Type: Int64}, {Name: "ⱥb", Type: Int64},
+		{Name: "i̇d", Type: Int64}, {Name: long, Type: Int64}, {Name: "x", Type: Int64}}
+	l := mustLayout(t, Schema{Columns: cols})
+	for _, key := range []string{"KELVIN", "\u212aELVIN", "Kelvin", "kelvi", "STRASSE", "STRAßE", "Straße", "ȺB", "ȺBc",
+		"İD", "İd", "ID", strings.ToUpper(long), long + "x", strings.ToUpper(long) + "X", "X", "y", "ſ", "名前", strings.Repeat("K", 300)} {
+		if key == "x" || key == long {
+			continue
+		}
+		want := OddKey(cols, key) != ""
+		if got := l.oddKey(0, []byte(key)); got != want {
+			t.Errorf("oddKey(%q) = %v, OddKey says %v", key, got, want)
+		}
+	}
+	if !l.oddKey(0, []byte("\u212aELVIN")) || !l.oddKey(0, []byte(strings.ToUpper(long))) {
+		t.Error("case variants not odd")
+	}
+}

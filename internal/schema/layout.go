@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 	"unsafe"
 
@@ -43,39 +44,54 @@ type Layout struct {
 	// folded holds, per object, its fields' names as FoldName makes them:
 	// an undeclared key found there is odd (see OddKey).
 	folded []map[string]bool
+	// foldMax holds, per object, the length of its longest folded name.
+	foldMax []int
 }
 
 // oddKey reports whether key, not a declared field of object obj, is odd
-// (see OddKey): empty, or one of its fields' names but for case. It does
-// not allocate for ASCII keys of up to 64 bytes.
+// (see OddKey): empty, or one of its fields' names but for case. It folds
+// key as FoldName does (unicode.ToLower rune by rune) into a buffer on the
+// stack, without allocating.
 func (l *Layout) oddKey(obj int, key []byte) bool {
 	if len(key) == 0 {
 		return true
 	}
-	var buf [64]byte
-	if len(key) <= len(buf) {
-		for i, c := range key {
-			if c >= 0x80 {
-				return l.folded[obj][FoldName(string(key))]
-			}
+	// Lowering a rune changes its UTF-8 length by at most a factor of 3
+	// (the Kelvin sign, 3 bytes, becomes k): a key longer than three times
+	// the longest folded name is none of them.
+	if len(key) > 3*l.foldMax[obj] {
+		return false
+	}
+	var buf [256]byte
+	b := buf[:0]
+	for i := 0; i < len(key); {
+		c := key[i]
+		if c < utf8.RuneSelf {
 			if 'A' <= c && c <= 'Z' {
 				c += 'a' - 'A'
 			}
-			buf[i] = c
+			b = append(b, c)
+			i++
+			continue
 		}
-		return l.folded[obj][string(buf[:len(key)])]
+		r, size := utf8.DecodeRune(key[i:])
+		b = utf8.AppendRune(b, unicode.ToLower(r))
+		i += size
 	}
-	return l.folded[obj][FoldName(string(key))]
+	return l.folded[obj][string(b)]
 }
 
 // fold records the names of object obj's fields for oddKey.
 func (l *Layout) fold(obj int, cols []Column) {
 	for len(l.folded) <= obj {
 		l.folded = append(l.folded, nil)
+		l.foldMax = append(l.foldMax, 0)
 	}
 	m := make(map[string]bool, len(cols))
 	for _, c := range cols {
-		m[FoldName(c.Name)] = true
+		f := FoldName(c.Name)
+		m[f] = true
+		l.foldMax[obj] = max(l.foldMax[obj], len(f))
 	}
 	l.folded[obj] = m
 }

@@ -27,6 +27,9 @@ type Parser struct {
 	// tmpl holds, per object, the exact key sequence of a recent compact
 	// line: a line laid out the same is read without scanning its keys.
 	tmpl []template
+	// undeclared holds, per object, the undeclared key found at each
+	// position of a line, once checked (see knownUndeclared).
+	undeclared [][][]byte
 	// noTmpl is set while a line is re-read after its template failed;
 	// usedTmpl records that the line being read used one.
 	noTmpl, usedTmpl bool
@@ -34,7 +37,7 @@ type Parser struct {
 
 // NewParser returns a Parser of lines into rows of l.
 func NewParser(l *Layout) *Parser {
-	return &Parser{l: l, order: make([][]int, l.objects+1), tmpl: make([]template, l.objects+1)}
+	return &Parser{l: l, order: make([][]int, l.objects+1), tmpl: make([]template, l.objects+1), undeclared: make([][][]byte, l.objects+1)}
 }
 
 // ErrFeedColumns is returned by AppendLine for a layout with feed columns:
@@ -235,10 +238,14 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 				}
 				if c, ok := index[string(key)]; ok {
 					col = c
+				} else if p.knownUndeclared(obj, pos, key) {
+					// As in the previous line: checked then.
 				} else if obj == 0 && Reserved(str(key)) {
 					return 0, false
 				} else if p.l.oddKey(obj, key) {
 					return 0, false // the reference rejects it
+				} else {
+					p.rememberUndeclared(obj, pos, key)
 				}
 			}
 			if pos < len(order) {
@@ -305,6 +312,29 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 		t.learn(nodes, order[:npos])
 	}
 	return i, true
+}
+
+// knownUndeclared reports whether key, an undeclared key at position pos
+// of object obj, is the one found there in an earlier line and checked
+// then (not reserved, not odd): most lines repeat their keys, and folding
+// a key each time is the slow part of the check.
+func (p *Parser) knownUndeclared(obj, pos int, key []byte) bool {
+	u := p.undeclared[obj]
+	return pos < len(u) && len(u[pos]) > 0 && string(u[pos]) == string(key)
+}
+
+// rememberUndeclared notes key, checked, as the undeclared key at position
+// pos of object obj.
+func (p *Parser) rememberUndeclared(obj, pos int, key []byte) {
+	if pos >= 1024 {
+		return
+	}
+	u := p.undeclared[obj]
+	for len(u) <= pos {
+		u = append(u, nil)
+	}
+	u[pos] = append(u[pos][:0], key...)
+	p.undeclared[obj] = u
 }
 
 // maxTemplateMisses is how often an object's template may fail before the
