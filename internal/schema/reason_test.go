@@ -157,9 +157,13 @@ func TestTimestampFormatsInPeoplesTerms(t *testing.T) {
 	}}
 	_, _, err := s.Parse([]byte(`{"at":"soon"}`))
 	var le *LineError
-	want := `field "at": want timestamp as DD/MM/YYYY hh:mm:ss.fff or RFC 3339 (like 2026-01-02T15:04:05Z; a fraction of a second and a ±hh:mm offset allowed) or <month abbr.> DD YYYY 3:mmAM/PM <zone>, got a string (4 chars) that matches none`
+	want := `field "at": want timestamp as DD/MM/YYYY hh:mm:ss.fff or RFC 3339 (like 2026-01-02T15:04:05Z; a fraction of a second and a ±hh:mm offset allowed) or <month abbr.> DD YYYY h:mmAM/PM <zone>, got a string (4 chars) that matches none`
 	if !errors.As(err, &le) || le.Reason != want || !le.TypeMismatch {
 		t.Errorf("reason %#v\nwant %q", err, want)
+	}
+	// Go's single-digit elements too (issue 9, review 10).
+	if got := formatsText([]string{"1/2/2006 3:4:5 PM", "2006-01-02"}); got != "M/D/YYYY h:m:s AM/PM or YYYY-MM-DD" {
+		t.Errorf("single digits: %q", got)
 	}
 	for line, mismatch := range map[string]bool{`{"n":"1"}`: true, `{"n":1.5}`: true, `{"n":9223372036854775808}`: true, `{"f":1e400}`: false, `{"f":"x"}`: true, `{"at":"x"}`: true, `{"":1}`: false} {
 		_, _, err := s.Parse([]byte(line))

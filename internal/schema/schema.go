@@ -836,6 +836,8 @@ var layoutWords = strings.NewReplacer(
 	".999999999", "[.fraction]", ".999999", "[.fraction]", ".999", "[.fraction]",
 	"Jan", "<month abbr.>", "Mon", "<weekday abbr.>", "MST", "<zone>", "PM", "AM/PM",
 	"002", "DDD", "01", "MM", "02", "DD", "_2", "DD", "06", "YY", "15", "hh", "03", "hh", "04", "mm", "05", "ss",
+	// Single digits, unpadded: month, day, hour (12-hour), minute, second.
+	"1", "M", "2", "D", "3", "h", "4", "m", "5", "s",
 )
 
 // humanLayout is one Go time layout in people's terms.
