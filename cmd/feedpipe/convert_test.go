@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,5 +204,33 @@ func TestConvertRejectsKeepRawBytes(t *testing.T) {
 	}
 	if got[3]["line"] != 5.0 || got[3]["raw"] != `{"a":"x"}` || len(got[3]) != 3 {
 		t.Errorf("short UTF-8 line: %v, want line, reason and raw only (the format as it was)", got[3])
+	}
+}
+
+// A line whose invalid UTF-8 lies beyond the first MiB kept has
+// raw_base64 too, as the README says: raw is only ever a UTF-8 line
+// (issue 9, review 10).
+func TestConvertRejectsBase64WhenBadBytesAreBeyondTheFirstMiB(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	late := `{"a":"` + strings.Repeat("x", 1<<20+10) + "\xff" + `"}`
+	writeFile(t, in, `{"a":1}`+"\n"+late+"\n")
+	out := filepath.Join(dir, "out.parquet")
+	if err := run([]string{"convert", "-infer", "1", in, out}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out + ".rejects.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	raw64, _ := r["raw_base64"].(string)
+	raw, _ := base64.StdEncoding.DecodeString(raw64)
+	if r["raw"] != nil || len(raw) != 1<<20 || !strings.HasPrefix(late, string(raw)) || r["truncated"] != true || r["line_bytes"] != float64(len(late)) ||
+		r["reason"] != fmt.Sprintf("not valid UTF-8 (at byte %d)", 1<<20+17) {
+		t.Errorf("reject: raw %v, %d bytes of raw_base64, truncated %v, line_bytes %v, reason %v", r["raw"] != nil, len(raw), r["truncated"], r["line_bytes"], r["reason"])
 	}
 }

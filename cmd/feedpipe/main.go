@@ -104,7 +104,7 @@ func runConvert(args []string) error {
 	infer := fs.Int("infer", 10000, "infer the schema from the first N lines (without -schema)")
 	compression := fs.String("compression", "zstd", "zstd, snappy or none")
 	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop. Keys that can be no column (empty, or a column's name in another case) are never dropped: at the top level kept in _extra with extra, else the line is rejected; inside an object such a key rejects the line, even with extra")
-	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (raw_base64 instead of raw when not UTF-8; the first MiB with truncated and line_bytes when longer) (default: OUT.rejects.ndjson when any)")
+	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (raw_base64 instead of raw when the line is not UTF-8; the first MiB with truncated and line_bytes when longer) (default: OUT.rejects.ndjson when any)")
 	rowGroupMB := fs.Int("row-group-mb", 64, "row group size bound in MiB")
 	rowGroupRows := fs.Int64("row-group-rows", 0, "row group size bound in rows (default 1Mi)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the conversion to this file")
@@ -256,10 +256,12 @@ func runConvert(args []string) error {
 }
 
 // rejectLine is one line of a rejects file: {line, reason, raw} as it
-// always was, with the conventions of the pipeline's quarantine objects
+// always was, with the field names of the pipeline's quarantine objects
 // (activities.quarantined) where raw cannot be the line as a JSON string:
-// a line that is not UTF-8 has raw_base64 (its bytes) instead of raw, and
-// one cut to its first MiB has truncated, with line_bytes, its length.
+// a line that is not UTF-8 (anywhere, even beyond the bytes kept) has
+// raw_base64 (its bytes) instead of raw, and one cut to its first MiB has
+// truncated, with line_bytes, its length (the pipeline has no line_bytes,
+// and cuts at 1 MiB - 128 bytes, the longest line it sends).
 type rejectLine struct {
 	Line      int64   `json:"line"`
 	Reason    string  `json:"reason"`
@@ -271,7 +273,7 @@ type rejectLine struct {
 
 func rejectRecord(r convert.Reject) rejectLine {
 	rl := rejectLine{Line: r.Line, Reason: r.Reason}
-	if utf8.Valid(r.Raw) {
+	if utf8.Valid(r.Raw) && !r.NotUTF8 {
 		raw := string(r.Raw)
 		rl.Raw = &raw
 	} else {

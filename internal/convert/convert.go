@@ -61,6 +61,9 @@ type Reject struct {
 	Raw []byte
 	// Bytes is the line's length: more than len(Raw) when Raw was cut.
 	Bytes int64
+	// NotUTF8: the line is not valid UTF-8, perhaps only beyond Raw (for
+	// a line over MaxLineBytes, only Raw is known).
+	NotUTF8 bool
 }
 
 // MaxRejectRaw is how much of a rejected line Reject.Raw keeps.
@@ -171,6 +174,11 @@ var ErrTruncatedGzip = errors.New("the gzip input ends early: the file is trunca
 func maybeGunzip(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	magic, err := br.Peek(2)
+	if len(magic) == 1 && magic[0] == 0x1f {
+		// All there is is gzip's first byte (NDJSON cannot start with it):
+		// gzip cut after one byte.
+		return nil, fmt.Errorf("read after line 0: %w", ErrTruncatedGzip)
+	}
 	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -402,16 +410,16 @@ func (p *pipelineRun) parse(parser *schema.Parser, b *batch) {
 		n := b.first + int64(i)
 		if size := b.lines.long[i]; size > 0 {
 			b.rejects = append(b.rejects, Reject{n, fmt.Sprintf("line longer than %d bytes (%d bytes)", MaxLineBytes, size),
-				append([]byte(nil), line...), size})
+				append([]byte(nil), line...), size, !utf8.Valid(line)})
 			continue
 		}
 		if err := parser.AppendLine(b.rows, line); err != nil {
 			reason := err.Error()
 			var le *schema.LineError
 			if p.inferred > 0 && n > int64(p.inferred) && errors.As(err, &le) && le.TypeMismatch {
-				reason += fmt.Sprintf(" (type changed after the first %d lines: raise -infer or give -schema)", p.inferred)
+				reason += " (type changed after " + firstLines(p.inferred) + ": raise -infer or give -schema)"
 			}
-			b.rejects = append(b.rejects, Reject{n, reason, append([]byte(nil), cutRaw(line)...), int64(len(line))})
+			b.rejects = append(b.rejects, Reject{n, reason, append([]byte(nil), cutRaw(line)...), int64(len(line)), !utf8.Valid(line)})
 		}
 	}
 }
@@ -426,6 +434,15 @@ func (p *pipelineRun) take(b *batch) error {
 		}
 	}
 	return nil
+}
+
+// firstLines names the inference sample: "the first line", "the first N
+// lines".
+func firstLines(n int) string {
+	if n == 1 {
+		return "the first line"
+	}
+	return fmt.Sprintf("the first %d lines", n)
 }
 
 // cutRaw is b cut to MaxRejectRaw bytes, between characters if b is UTF-8

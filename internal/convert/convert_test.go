@@ -624,7 +624,7 @@ func TestConvertTruncatedGzipOneMessage(t *testing.T) {
 	zw.Write(feed.Bytes())
 	zw.Close()
 	n := gz.Len()
-	for _, cut := range []int{3, 5, 11, 30, n / 2, n - 8, n - 4, n - 1} {
+	for _, cut := range []int{1, 2, 3, 5, 11, 30, n / 2, n - 8, n - 4, n - 1} { // 1: issue 9, review 10
 		_, err := Convert(context.Background(), bytes.NewReader(gz.Bytes()[:cut]), new(bytes.Buffer), Options{InferLines: 100})
 		if !errors.Is(err, ErrTruncatedGzip) {
 			t.Errorf("cut at %d of %d: %v, want ErrTruncatedGzip", cut, n, err)
