@@ -82,10 +82,11 @@ func inferLines(lines [][]byte) *inferred { return learn(lines, true) }
 // inferLines.
 func learn(lines [][]byte, soundOnly bool) *inferred {
 	root := &inferred{t: schema.Object}
+	var sound schema.SoundChecker
 	for _, line := range lines {
 		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
 		if soundOnly {
-			switch schema.Sound(line) {
+			switch sound.Check(line) {
 			case schema.Unsound:
 				continue // rejected whatever the schema
 			case schema.TwoSpellings:

@@ -265,3 +265,14 @@ func TestOddKeyFoldsAsFoldName(t *testing.T) {
 		t.Error("case variants not odd")
 	}
 }
+
+// A SoundChecker reads plain lines without allocating (inference checks
+// every sample line).
+func TestSoundCheckerDoesNotAllocate(t *testing.T) {
+	line := []byte(`{"a":1,"b":{"c":[{"d":1,"e":"x"}],"f":true},"g":[1,2,3],"h":"2026-01-02T15:04:05Z"}`)
+	var c SoundChecker
+	c.Check(line)
+	if n := testing.AllocsPerRun(100, func() { c.Check(line) }); n != 0 {
+		t.Errorf("%v allocations per line", n)
+	}
+}

@@ -18,10 +18,21 @@ import (
 // _extra): TwoSpellings. Inference learns types and spellings only from
 // Sound lines, so that a line that is rejected does not shape the schema.
 func Sound(line []byte) Soundness {
+	var c SoundChecker
+	return c.Check(line)
+}
+
+// SoundChecker is Sound with buffers kept from line to line: it does not
+// allocate for lines of plain objects of up to 32 keys each.
+type SoundChecker struct{ w walker }
+
+// Check is Sound(line).
+func (c *SoundChecker) Check(line []byte) Soundness {
 	if !utf8.Valid(line) || loneSurrogate(line) > 0 {
 		return Unsound
 	}
-	w := walker{}
+	w := &c.w
+	w.spellings, w.keys = false, w.keys[:0]
 	if !w.object(line, true) {
 		return Unsound
 	}
@@ -44,52 +55,45 @@ const (
 // walker walks a line for Sound.
 type walker struct {
 	spellings bool // two spellings of one name seen
+	// keys is a stack of the keys of the objects being read, innermost
+	// last: each object's keys from where it started.
+	keys [][]byte
 }
 
-// keySet holds an object's keys as far as read, to find two spellings of
-// one name (FoldName) among them without allocating for small objects.
+// keySet is one object's keys in a walker's stack, to find two spellings
+// of one name (FoldName) among them.
 type keySet struct {
-	keys   [][]byte
-	folded map[string]string // from the 33rd key on
-	buf    [16][]byte
+	start  int
+	folded map[string]string // beyond 32 keys
 }
 
 // add reports whether k can be a key of the object beside the keys added
 // before: not empty, not reserved at the top level; another spelling of
 // one of them is noted in w.
-func (s *keySet) add(w *walker, k []byte, top bool) bool {
+func (w *walker) add(s *keySet, k []byte, top bool) bool {
 	if len(k) == 0 || top && Reserved(str(k)) {
 		return false
-	}
-	if !s.addName(k) {
-		w.spellings = true
-	}
-	return true
-}
-
-// addName reports whether k is no other spelling of a key added before.
-func (s *keySet) addName(k []byte) bool {
-	if s.keys == nil {
-		s.keys = s.buf[:0]
 	}
 	if s.folded != nil {
 		fold := FoldName(string(k))
 		if first, ok := s.folded[fold]; ok {
-			return first == string(k)
+			w.spellings = w.spellings || first != string(k)
+			return true
 		}
 		s.folded[fold] = string(k)
 		return true
 	}
-	for _, prev := range s.keys {
+	for _, prev := range w.keys[s.start:] {
 		if !bytes.Equal(prev, k) && sameName(prev, k) {
-			return false
+			w.spellings = true
+			break
 		}
 	}
-	s.keys = append(s.keys, k)
-	if len(s.keys) > 32 {
+	w.keys = append(w.keys, k)
+	if len(w.keys)-s.start > 32 {
 		s.folded = make(map[string]string, 64)
-		for i := len(s.keys) - 1; i >= 0; i-- { // the first spelling stays
-			s.folded[FoldName(string(s.keys[i]))] = string(s.keys[i])
+		for i := len(w.keys) - 1; i >= s.start; i-- { // the first spelling stays
+			s.folded[FoldName(string(w.keys[i]))] = string(w.keys[i])
 		}
 	}
 	return true
@@ -132,24 +136,25 @@ func sameName(a, b []byte) bool {
 }
 
 func (w *walker) object(raw []byte, top bool) bool {
-	var keys keySet
+	keys := keySet{start: len(w.keys)}
+	defer func() { w.keys = w.keys[:keys.start] }()
 	ok := true
 	if Fields(raw, func(k, v []byte) {
-		ok = ok && keys.add(w, k, top) && w.value(v)
+		ok = ok && w.add(&keys, k, top) && w.value(v)
 	}) {
 		return ok
 	}
 	// Escaped keys, or not JSON: decoded.
+	w.keys, keys.folded = w.keys[:keys.start], nil
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return false
 	}
-	keys = keySet{}
 	for dec.More() {
 		tok, err := dec.Token()
 		k, isKey := tok.(string)
 		var v json.RawMessage
-		if err != nil || !isKey || dec.Decode(&v) != nil || !keys.add(w, []byte(k), top) || !w.value(v) {
+		if err != nil || !isKey || dec.Decode(&v) != nil || !w.add(&keys, []byte(k), top) || !w.value(v) {
 			return false
 		}
 	}
