@@ -442,3 +442,46 @@ func (p preconditionS3) GetObject(ctx context.Context, in *s3.GetObjectInput, op
 	}
 	return p.memS3.GetObject(ctx, in, opts...)
 }
+
+// A line key _feed_id or _line in any case is quarantined as reserved, not
+// dropped (Snowflake would load it into feedpipe's column); so is a line
+// with a lone surrogate escape (issue 9, reviews 5 and 6).
+func TestPutQuarantinesReservedKeysInAnyCaseAndLoneSurrogates(t *testing.T) {
+	m := newMemS3()
+	m.objs["src/customers/r.ndjson"] = []byte(strings.Join([]string{
+		`{"id":1,"name":"a"}`,
+		`{"id":2,"_FEED_ID":"x"}`,
+		`{"id":3,"_Line":3}`,
+		`{"id":4,"_feed_id":"x"}`,
+		`{"id":5,"name":"\ud800"}`,
+		`{"id":6,"name":"b"}`,
+	}, "\n") + "\n")
+	k := &flakyKinesis{accepted: map[string]int{}}
+	a := &Activities{S3: m, Kinesis: k}
+	p := testPipeline()
+	p.MaxRejectedRatio = 1
+	res, err := runPut(t, a, PutInput{FeedID: "f1", Ref: feed.Ref{Bucket: "src", Key: "customers/r.ndjson", VersionID: "v1"}, Pipeline: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Put != 2 || res.Rejected != 4 {
+		t.Errorf("result %+v", res)
+	}
+	var reasons []string
+	for _, l := range bytes.Split(bytes.TrimSpace(m.objs["q/"+res.QuarantineKey]), []byte("\n")) {
+		var r quarantined
+		if err := json.Unmarshal(l, &r); err != nil {
+			t.Fatal(err)
+		}
+		reasons = append(reasons, fmt.Sprintf("%d: %s", r.Line, r.Reason))
+	}
+	want := []string{`2: field "_FEED_ID" is reserved`, `3: field "_Line" is reserved`, `4: field "_feed_id" is reserved`, `5: invalid \u escape: lone surrogate at byte 17`}
+	if len(reasons) != len(want) {
+		t.Fatalf("quarantined %q", reasons)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(reasons[i], w) {
+			t.Errorf("quarantined %q, want it to start %q", reasons[i], w)
+		}
+	}
+}
