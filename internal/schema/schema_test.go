@@ -148,7 +148,12 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 		`{"id":1,"events":[{"at":"2026-01-01T00:00:00.5+02:00","n":[1,2]},{"n":null},{}]}`, `{"id":1,"events":[[]]}`, `{"id":1,"addr":[]}`,
 		`{"id":1,"at":"2026-02-29T00:00:00Z"}`, `{"id":1,"at":"2024-02-29T23:59:59.1234567891Z"}`, `{"id":1,"day":"0000-03-01"}`,
 		`{"id":1,"ID":2}`, `{"id":1,"":2}`, `{"id":1,"addr":{"CITY":"x"}}`, `{"id":1,"events":[{"N":[1]}]}`, `{"id":1,"score":1e-400}`, `{"id":1e400}`,
-		`{"id":1,"at":"2026-01-01T00:00:00.123456001Z"}`, `{"id":1,"at":"2026-01-01T00:00:00.123456000Z"}`} {
+		`{"id":1,"at":"2026-01-01T00:00:00.123456001Z"}`, `{"id":1,"at":"2026-01-01T00:00:00.123456000Z"}`,
+		// Issue 9's review: exact integers, sub-µs digits after the ninth,
+		// lone surrogates, reserved keys in another case, undeclared keys.
+		`{"id":1.00000000000000000001}`, `{"id":9007199254740993e0}`, `{"id":1,"score":9007199254740993}`, `{"id":1,"score":123456789012345678901234567890}`,
+		`{"id":1,"at":"2026-01-02T15:04:05.1234560000001Z"}`, `{"id":1,"name":"\ud800x"}`, `{"id":1,"x":["\udc00"]}`, `{"id":1,"name":"\ud83d\ude00"}`,
+		`{"id":1,"_FEED_ID":1}`, `{"id":1,"größe":1,"GRÖSSE":2}`} {
 		f.Add([]byte(seed))
 	}
 	s, l, p := nestedParser(f)
