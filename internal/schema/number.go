@@ -312,6 +312,13 @@ func intText(b []byte) (n int64, kind intKind) {
 	return 0, intBeyond
 }
 
+// hasFraction reports whether the JSON number b is not an integer, on its
+// text: 1.00000000000000000001 has a fraction float64 would round away.
+func hasFraction(b []byte) bool {
+	_, kind := intText(b)
+	return kind == intFraction
+}
+
 // plainInteger reports whether the JSON number b is written as an integer:
 // no fraction, no exponent.
 func plainInteger(b []byte) bool {

@@ -339,7 +339,7 @@ func kindOf(raw []byte) string {
 			return "a number out of range"
 		case err != nil || !validNumber(raw):
 			return "a malformed number"
-		case f != math.Trunc(f) || func() bool { _, k := intText(raw); return k == intFraction }():
+		case f != math.Trunc(f) || hasFraction(raw):
 			return "a number with a fraction"
 		case math.Abs(f) > 1<<53 || plainInteger(raw) && !floatHoldsInt(raw, f):
 			return "a number beyond ±2^53"
