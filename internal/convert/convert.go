@@ -230,7 +230,7 @@ func (b *batch) reset() {
 // 3×workers+2 batches exist; each is reused once written, so memory stays
 // bounded and allocation low. One goroutine sends (next, send, finish).
 type pipeline struct {
-	pw *parquetconv.Writer
+	pw rowWriter
 	// take is called with each parsed batch, in order, before its rows are
 	// written; an error stops the pipeline.
 	take                func(*batch) error
@@ -242,13 +242,21 @@ type pipeline struct {
 	workers             sync.WaitGroup
 }
 
+// rowWriter is what the pipeline hands parsed rows to, in order:
+// a parquetconv.Writer (an interface so that the hand-off can be measured
+// alone, BenchmarkSerialHandOff).
+type rowWriter interface {
+	Layout() *schema.Layout
+	WriteRowsAsync(r *schema.Rows, release func()) error
+}
+
 // errStopped is what next and send return once the pipeline has stopped;
 // finish returns why.
 var errStopped = errors.New("convert: pipeline stopped")
 
 // startPipeline starts workers parsing batches with parse (on a worker,
 // with that worker's parser) and a goroutine writing them to pw.
-func startPipeline(pw *parquetconv.Writer, workers int, parse func(*schema.Parser, *batch), take func(*batch) error) *pipeline {
+func startPipeline(pw rowWriter, workers int, parse func(*schema.Parser, *batch), take func(*batch) error) *pipeline {
 	p := &pipeline{pw: pw, take: take, maxBatches: 3*workers + 2, written: make(chan error, 1), stopped: make(chan struct{})}
 	p.work = make(chan *batch, workers)
 	p.ordered = make(chan *batch, p.maxBatches)
