@@ -165,9 +165,9 @@ func TestFeedWorkerKilledInConvertResumesAfterItsParts(t *testing.T) {
 	if err := decodeHeartbeat(results[0], &conv); err != nil {
 		t.Fatal(err)
 	}
-	// The retry started after the parts the checkpoint named (a later
-	// heartbeat may have named one more before the kill landed).
-	if conv.ResumedAtPart < len(at.Parts)+1 || conv.ResumedAtPart > len(at.Parts)+2 {
+	// The retry started right after the parts of the checkpoint the server
+	// held when the worker died.
+	if conv.ResumedAtPart != len(at.Parts)+1 {
 		t.Errorf("Convert resumed at part %d, want %d (the checkpoint had %d parts)", conv.ResumedAtPart, len(at.Parts)+1, len(at.Parts))
 	}
 	for i, p := range at.Parts {
@@ -233,7 +233,9 @@ func (k *killSetup) start(t *testing.T, ctx context.Context, o feedgen.Options) 
 
 // killAt waits until the run's pending activity is activityType with
 // heartbeat details (decoded into details) that ready accepts, waits linger,
-// SIGKILLs the worker and starts another. The test fails if the run gets past
+// SIGKILLs the worker, decodes into details the heartbeat the server holds
+// once the worker is dead (the checkpoint the retry resumes from), and
+// starts another worker. The test fails if the run gets past
 // that activity first: then the feed was too small to catch it.
 func (k *killSetup) killAt(t *testing.T, ctx context.Context, workflowID string, w runningWorker, activityType string, details any, ready func() bool, linger time.Duration) {
 	t.Helper()
@@ -260,6 +262,21 @@ func (k *killSetup) killAt(t *testing.T, ctx context.Context, workflowID string,
 	}
 	time.Sleep(linger)
 	w.Kill(t)
+	// The retry resumes from the last heartbeat the server recorded before
+	// the worker died, which may be later than the one seen above (a
+	// heartbeat can land between that look and the kill, or leave the dead
+	// worker's socket just after it). Read it again, once the dead worker's
+	// last bytes have arrived and before a new worker can start the retry.
+	time.Sleep(time.Second)
+	desc, err := tc.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pa := desc.PendingActivities; len(pa) == 1 && pa[0].ActivityType.GetName() == activityType && pa[0].HeartbeatDetails != nil {
+		if err := decodeHeartbeat(pa[0].HeartbeatDetails.Payloads[0].Data, details); err != nil {
+			t.Fatal(err)
+		}
+	}
 	k.startWorker(t)
 }
 
