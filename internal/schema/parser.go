@@ -636,7 +636,8 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			}
 			if bytes.IndexAny(raw, " \t\r\n") < 0 {
 				// Already compact; the reference's Compact would return it as is.
-				if raw[0] != '{' && raw[0] != '[' || json.Valid(raw) {
+				// A string's escapes are checked here: stringSpan skips them.
+				if raw[0] == '"' && validEscapes(raw) || raw[0] != '"' && raw[0] != '{' && raw[0] != '[' || json.Valid(raw) {
 					return parquet.ByteArrayValue(raw), true
 				}
 				return parquet.Value{}, false

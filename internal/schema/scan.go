@@ -91,6 +91,32 @@ func stringSpan(b []byte, i int) (end int, escaped, ok bool) {
 	return 0, false, false
 }
 
+// validEscapes reports whether every backslash in raw, a string whose
+// span stringSpan has checked, starts a JSON escape: one of \" \\ \/ \b
+// \f \n \r \t, or \u and four hex digits. It does not allocate.
+func validEscapes(raw []byte) bool {
+	for j := 0; j < len(raw); j++ {
+		if raw[j] != '\\' {
+			continue
+		}
+		if j+1 >= len(raw) {
+			return false
+		}
+		switch raw[j+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			j++
+		case 'u':
+			if _, ok := hex4(raw, j+2); !ok {
+				return false
+			}
+			j += 5
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // plainRun returns the index of the first byte at or after j that is a
 // quote, a backslash, a control character or not ASCII, or a position
 // near the end of b from which the caller checks byte by byte; it looks at

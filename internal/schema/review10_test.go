@@ -1,0 +1,53 @@
+package schema
+
+import (
+	"strings"
+	"testing"
+)
+
+// A json column keeps only valid JSON: a string with an escape JSON does
+// not have (\q, a \u without four hex digits) is rejected by the fast
+// parser as by the reference, never stored as it is.
+func TestJSONColumnRejectsInvalidEscapes(t *testing.T) {
+	s := Schema{Columns: []Column{{Name: "m", Type: JSON, Nullable: true}}}
+	for _, in := range []string{`"bad\q"`, `"\u12"`, `"\u12g4"`, `"a\"`, `["\x"]`, `{"a":"\u"}`} {
+		_, le := bothParsers(t, s, `{"m":`+in+`}`)
+		if le == nil || !strings.Contains(le.Reason, "invalid JSON") {
+			t.Errorf("%s: %+v, want an invalid JSON reject", in, le)
+		}
+	}
+	for in, want := range map[string]string{`"a\"b"`: `"a\"b"`, `"\u00e9\n\/"`: `"\u00e9\n\/"`, `"\\q"`: `"\\q"`} {
+		r, le := bothParsers(t, s, `{"m":`+in+`}`)
+		if le != nil {
+			t.Errorf("%s rejected: %s", in, le.Reason)
+			continue
+		}
+		if got := string(r.Leaves[0][0].ByteArray()); got != want {
+			t.Errorf("%s stored as %s, want %s", in, got, want)
+		}
+	}
+	// After a line that teaches the parser the column's layout.
+	l := mustLayout(t, s)
+	p := NewParser(l)
+	r := NewRows(l)
+	if err := p.AppendLine(r, []byte(`{"m":{"a":1}}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{`{"m":"bad\q"}`, `{"m":"\u12"}`} {
+		_, _, ref := s.Parse([]byte(line))
+		err := p.AppendLine(r, []byte(line))
+		if ref == nil || err == nil || ref.Error() != err.Error() {
+			t.Errorf("%s: reference %v, parser %v", line, ref, err)
+		}
+	}
+	if r.N != 1 {
+		t.Errorf("%d rows, want 1", r.N)
+	}
+}
+
+func TestValidEscapesDoesNotAllocate(t *testing.T) {
+	raw := []byte(`"a\"b\\c\u00e9\n"`)
+	if n := testing.AllocsPerRun(100, func() { validEscapes(raw) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
