@@ -223,7 +223,9 @@ func TestSound(t *testing.T) {
 		`{"a":1,"A":2}`:                     TwoSpellings,
 		`{"a":1,"b":{"c":[{"d":1,"D":2}]}}`: TwoSpellings,
 		`{"a":1,"\u0041":2}`:                TwoSpellings,
-		`{"a":1,"A":2,"":3}`:                Unsound,
+		`{"a":1,"A":2,"":3}`:                TwoSpellings, // -unknown extra keeps the top-level empty key
+		`{"":1}`:                            TwoSpellings,
+		`{"a":1,"b":{"":1}}`:                Unsound,
 		`{"a":{"":1}}`:                      Unsound,
 		`{"_Line":1}`:                       Unsound,
 		`{"a":{"_line":1}}`:                 SoundLine,

@@ -433,6 +433,9 @@ func skipValue(line []byte, i int) (int, bool) {
 		if !json.Valid(raw) || loneSurrogate(raw) > 0 {
 			return 0, false
 		}
+		if k, _ := nestedProblem(raw); k != "" {
+			return 0, false // the reference rejects it
+		}
 	default:
 		if string(raw) != "null" && !validScalar(raw) {
 			return 0, false
@@ -633,6 +636,11 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 		if raw[0] == '"' || raw[0] == '{' || raw[0] == '[' || validScalar(raw) {
 			if loneSurrogate(raw) > 0 {
 				return parquet.Value{}, false
+			}
+			if raw[0] == '{' || raw[0] == '[' {
+				if k, _ := nestedProblem(raw); k != "" {
+					return parquet.Value{}, false // the reference rejects it
+				}
 			}
 			if bytes.IndexAny(raw, " \t\r\n") < 0 {
 				// Already compact; the reference's Compact would return it as is.

@@ -51,3 +51,37 @@ func TestValidEscapesDoesNotAllocate(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+// Review 10, item 2: what Sound calls impossible for every schema, Parse
+// rejects under any schema (a number out of range or an empty key below
+// the top level, in a dropped field or a json column too; white space
+// other than JSON's around the line), with the fast parser agreeing; a
+// top-level empty key is only an odd key (kept in _extra, else rejected).
+func TestSoundMatchesWhatEveryParseRejects(t *testing.T) {
+	schemas := []Schema{
+		{Columns: []Column{{Name: "a", Type: Int64, Nullable: true}}, Unknown: UnknownDrop},
+		{Columns: []Column{{Name: "a", Type: Int64, Nullable: true}, {Name: "b", Type: JSON, Nullable: true}, {Name: "c", Type: JSON, Nullable: true}}, Unknown: UnknownDrop},
+		{Columns: []Column{{Name: "a", Type: Int64, Nullable: true}, {Name: "b", Type: String, Nullable: true, AnyScalar: true}}, Unknown: UnknownDrop},
+	}
+	for _, line := range []string{`{"a":2,"b":1e400}`, `{"a":3,"c":{"":1}}`, `{"a":3,"c":[{"x":{"":1}}]}`, `{"a":1,"b":[1e-400]}`,
+		"\u00a0{\"a\":1}", "{\"a\":1}\v", "\f{\"a\":1}", "{\"a\":1}\u2028"} {
+		if Sound([]byte(line)) != Unsound {
+			t.Errorf("Sound(%q) is not Unsound", line)
+		}
+		for _, s := range schemas {
+			if _, le := bothParsers(t, s, line); le == nil {
+				t.Errorf("%q accepted by %v", line, s.Columns)
+			}
+		}
+	}
+	for _, line := range []string{`{"a":1,"b":1e300}`, `{"a":1,"c":{"x":0e-400}}`, " \t{\"a\":1}\r\n", `{"a":1,"b":"\"\":1e400"}`} {
+		if Sound([]byte(line)) != SoundLine {
+			t.Errorf("Sound(%q) is not SoundLine", line)
+		}
+		for _, s := range schemas {
+			if _, le := bothParsers(t, s, line); le != nil {
+				t.Errorf("%q rejected by %v: %s", line, s.Columns, le.Reason)
+			}
+		}
+	}
+}

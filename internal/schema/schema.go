@@ -399,9 +399,18 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 	if !utf8.Valid(line) {
 		return nil, nil, utf8Error(line)
 	}
-	trimmed := bytes.TrimSpace(line)
+	// Only JSON's white space may stand around the object: a line with
+	// another (U+00A0, \v, …) is rejected, as Sound says.
+	lead := skipSpace(line, 0)
+	trimmed := trimJSONSpace(line)
 	if len(trimmed) == 0 {
 		return nil, nil, reject("empty line")
+	}
+	if r, _ := utf8.DecodeRune(trimmed); unicode.IsSpace(r) {
+		return nil, nil, reject("white space %U before the object: JSON allows only space, tab, CR and LF there", r)
+	}
+	if r, _ := utf8.DecodeLastRune(trimmed); unicode.IsSpace(r) {
+		return nil, nil, reject("white space %U after the object: JSON allows only space, tab, CR and LF there", r)
 	}
 	if trimmed[0] != '{' {
 		return nil, nil, rejectValue("not a JSON object (the line is "+lineKind(trimmed)+")",
@@ -409,7 +418,7 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &fields); err != nil {
-		return nil, nil, jsonError(err, line, len(line)-len(bytes.TrimLeftFunc(line, unicode.IsSpace)))
+		return nil, nil, jsonError(err, line, lead)
 	}
 	if at := loneSurrogate(line); at > 0 {
 		return nil, nil, surrogateError(at)
@@ -424,7 +433,36 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 		return nil, nil, reject("field %q is reserved for feedpipe (as are %s and %s in any case)", reserved, FeedIDField, LineField)
 	}
 	vals, err := s.values(fields)
+	if err == nil {
+		err = nestedError(fields)
+	}
 	return vals, fields, err
+}
+
+// nestedError rejects what every schema rejects wherever it is in the
+// line, even in a field the schema drops, keeps in _extra or keeps as JSON
+// text: an empty key below the top level, a number out of range (see
+// numberInRange). The first field in key order is named.
+func nestedError(fields map[string]json.RawMessage) error {
+	var bad, kind string
+	var num []byte
+	for k, raw := range fields {
+		if kind != "" && k >= bad {
+			continue
+		}
+		if what, n := nestedProblem(raw); what != "" {
+			bad, kind, num = k, what, n
+		}
+	}
+	switch kind {
+	case "key":
+		const why = "holds an object with an empty key (an empty key cannot be a column, at any depth)"
+		return rejectValue(fmt.Sprintf("field %q: %s", bad, why), "")
+	case "number":
+		ve := outOfRange("", num)
+		return rejectValue(fmt.Sprintf("field %q: %s", bad, ve.reason), fmt.Sprintf("field %q: %s", bad, ve.detail))
+	}
+	return nil
 }
 
 // ParseRecord parses a staged record (a line plus _feed_id and _line).
@@ -436,6 +474,9 @@ func (s *Schema) ParseRecord(line []byte) (feedID string, lineNo int64, vals []V
 	delete(fields, FeedIDField)
 	delete(fields, LineField)
 	vals, err = s.values(fields)
+	if err == nil {
+		err = nestedError(fields)
+	}
 	return feedID, lineNo, vals, err
 }
 

@@ -155,7 +155,8 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 		`{"id":1,"at":"2026-01-02T15:04:05.1234560000001Z"}`, `{"id":1,"name":"\ud800x"}`, `{"id":1,"x":["\udc00"]}`, `{"id":1,"name":"\ud83d\ude00"}`,
 		`{"id":1,"_FEED_ID":1}`, `{"id":1,"größe":1,"GRÖSSE":2}`,
 		// The second review: escapes in json columns.
-		`{"id":1,"meta":"bad\q"}`, `{"id":1,"meta":"\u12"}`, `{"id":1,"meta":["\x"]}`, `{"id":1,"meta":"a\"b\u00e9"}`} {
+		`{"id":1,"meta":"bad\q"}`, `{"id":1,"meta":"\u12"}`, `{"id":1,"meta":["\x"]}`, `{"id":1,"meta":"a\"b\u00e9"}`,
+		`{"id":1,"b":1e400}`, `{"id":1,"c":{"":1}}`, `{"id":1,"meta":[1e-400]}`, `{"id":1,"meta":{"":1}}`, `{"id":1,"name":1e400}`, "\u00a0{\"id\":1}", "{\"id\":1}\v"} {
 		f.Add([]byte(seed))
 	}
 	s, l, p := nestedParser(f)

@@ -1,0 +1,49 @@
+package convert
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// Review 10, item 2a: a number out of range or an empty key below the top
+// level, anywhere in a line (in a field no column takes too), makes every
+// schema reject the line; inference skips such lines, and conversion
+// rejects them with a reason, rather than take them with fields dropped.
+func TestConvertRejectsWhatInferenceSkips(t *testing.T) {
+	in := "{\"a\":1}\n{\"a\":2,\"b\":1e400}\n{\"a\":3,\"c\":{\"\":1}}\n{\"a\":4,\"d\":[1e-400]}\n"
+	for _, opt := range []Options{{}, {Unknown: UnknownExtra}} {
+		pq, _, rej := convertBytes(t, []byte(in), opt)
+		got := reasonsByLine(rej)
+		if !strings.HasPrefix(got[2], `field "b": number out of range`) || !strings.HasPrefix(got[3], `field "c": holds an object with an empty key`) ||
+			!strings.HasPrefix(got[4], `field "d": number out of range`) || len(got) != 3 {
+			t.Errorf("%+v: rejects %v", opt, got)
+		}
+		cols := pyColumns(t, pq)
+		if a := cols["a"]; len(a) != 1 || a[0] != json.Number("1") {
+			t.Errorf("%+v: a read back as %v", opt, a)
+		}
+		for _, name := range []string{"b", "c", "d"} {
+			if _, ok := cols[name]; ok {
+				t.Errorf("%+v: column %s from a rejected line", opt, name)
+			}
+		}
+	}
+}
+
+// Review 10, item 2b: only JSON's white space may stand around a line's
+// object; NBSP or \v there is a reject with a reason, in the sample (which
+// then does not shape the schema) and after it.
+func TestConvertRejectsUnicodeSpaceAroundTheLine(t *testing.T) {
+	in := "{\"a\":1}\n\u00a0{\"a\":2,\"b\":1}\n{\"a\":3,\"c\":1}\v\n \t{\"a\":4}\r\n"
+	pq, _, rej := convertBytes(t, []byte(in), Options{})
+	got := reasonsByLine(rej)
+	if got[2] != "white space U+00A0 before the object: JSON allows only space, tab, CR and LF there" ||
+		got[3] != "white space U+000B after the object: JSON allows only space, tab, CR and LF there" || len(got) != 2 {
+		t.Errorf("rejects %v", got)
+	}
+	cols := pyColumns(t, pq)
+	if a := cols["a"]; len(a) != 2 || a[0] != json.Number("1") || a[1] != json.Number("4") || len(cols) != 1 {
+		t.Errorf("read back as %v", cols)
+	}
+}
