@@ -103,6 +103,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 
 	var sch schema.Schema
 	var sample *lines
+	inferred := 0
 	if opt.Schema != nil {
 		sch = *opt.Schema
 	} else {
@@ -116,18 +117,15 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 				infer = append(infer, line)
 			}
 		}
-		sch = Infer(infer)
-		if opt.Unknown == UnknownExtra {
-			// A key named _extra (in any case) is kept in the _extra column
-			// with the line's other undeclared keys, not made a column
-			// that Snowflake would take for it.
-			cols := sch.Columns[:0]
-			for _, c := range sch.Columns {
-				if schema.FoldName(c.Name) != schema.FoldName(schema.ExtraField) {
-					cols = append(cols, c)
-				}
+		sch = inferSchema(infer, opt.Unknown)
+		inferred = opt.InferLines
+		if len(sch.Columns) == 0 && len(sample.lines) > 0 {
+			// No line of the sample gives a column (not objects, only {}):
+			// later lines would be rows with every field dropped. Infer from
+			// the first line that gives one, and the lines after it.
+			if sample, sch, inferred, err = inferPastUnusable(lr, sample, opt); err != nil {
+				return st, err
 			}
-			sch.Columns = cols
 		}
 	}
 	sch.Unknown = schema.UnknownDrop
@@ -152,7 +150,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 
 	p := pipelineRun{opt: opt, pw: pw, st: &st}
 	if opt.Schema == nil {
-		p.inferred = opt.InferLines
+		p.inferred = inferred
 	}
 	if err := p.run(ctx, lr, sample); err != nil {
 		pw.Abort()
@@ -467,4 +465,75 @@ func cutRaw(b []byte) []byte {
 		cut = MaxRejectRaw // not UTF-8 there
 	}
 	return b[:cut]
+}
+
+// MaxUnusableLines bounds how far past the -infer sample inference looks
+// for a first line that gives a column, when no line of the sample does.
+const MaxUnusableLines = 100_000
+
+// inferSchema is Infer(lines), without a column named _extra (in any case)
+// under -unknown extra: such a key is kept in the _extra column with the
+// line's other undeclared keys, not made a column Snowflake would take for it.
+func inferSchema(lines [][]byte, unknown string) schema.Schema {
+	sch := Infer(lines)
+	if unknown == UnknownExtra {
+		cols := sch.Columns[:0]
+		for _, c := range sch.Columns {
+			if schema.FoldName(c.Name) != schema.FoldName(schema.ExtraField) {
+				cols = append(cols, c)
+			}
+		}
+		sch.Columns = cols
+	}
+	return sch
+}
+
+// inferPastUnusable reads on from sample, none of whose lines gives a
+// column, to the first line that does (within MaxUnusableLines lines),
+// and infers the schema from it and the opt.InferLines-1 lines after it.
+// It returns the lines read (all to be converted), the schema, and how
+// many lines from the start the schema was inferred from. At the end of
+// the input with no such line, the schema has no columns; past the bound,
+// it fails naming the lines.
+func inferPastUnusable(lr *lineSource, sample *lines, opt Options) (*lines, schema.Schema, int, error) {
+	first := -1
+	for i := 0; ; i++ {
+		if i >= MaxUnusableLines && i >= opt.InferLines {
+			return sample, schema.Schema{}, 0, fmt.Errorf("infer a schema: none of lines 1 to %d is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i)
+		}
+		for i >= len(sample.lines) {
+			more, err := lr.take(blockLines)
+			if err != nil {
+				return sample, schema.Schema{}, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
+			}
+			if len(more.lines) == 0 {
+				return sample, schema.Schema{}, 0, nil // the end: nothing to drop
+			}
+			sample.lines = append(sample.lines, more.lines...)
+			sample.long = append(sample.long, more.long...)
+		}
+		if sample.long[i] == 0 && len(inferSchema(sample.lines[i:i+1], opt.Unknown).Columns) > 0 {
+			first = i
+			break
+		}
+	}
+	for len(sample.lines) < first+opt.InferLines {
+		more, err := lr.take(opt.InferLines)
+		if err != nil {
+			return sample, schema.Schema{}, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
+		}
+		if len(more.lines) == 0 {
+			break
+		}
+		sample.lines = append(sample.lines, more.lines...)
+		sample.long = append(sample.long, more.long...)
+	}
+	end := min(len(sample.lines), first+opt.InferLines)
+	var infer [][]byte
+	for i := first; i < end; i++ {
+		if sample.long[i] == 0 {
+			infer = append(infer, sample.lines[i])
+		}
+	}
+	return sample, inferSchema(infer, opt.Unknown), end, nil
 }

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 )
@@ -45,5 +46,37 @@ func TestConvertRejectsUnicodeSpaceAroundTheLine(t *testing.T) {
 	cols := pyColumns(t, pq)
 	if a := cols["a"]; len(a) != 2 || a[0] != json.Number("1") || a[1] != json.Number("4") || len(cols) != 1 {
 		t.Errorf("read back as %v", cols)
+	}
+}
+
+// Review 10, item 2c: when no line of the sample gives a column, inference
+// reads on to the first line that does and infers from it, so later lines
+// keep their fields; only {} to the end still gives the value column; past
+// MaxUnusableLines it fails naming the lines.
+func TestConvertInfersPastUnusableSampleLines(t *testing.T) {
+	pq, st, rej := convertBytes(t, []byte("garbage\n{\"a\":1,\"b\":\"x\"}\n{\"a\":2}\n"), Options{InferLines: 1})
+	if got := reasonsByLine(rej); len(got) != 1 || got[1] == "" || st.Rows != 2 {
+		t.Errorf("rejects %v, rows %d", got, st.Rows)
+	}
+	cols := pyColumns(t, pq)
+	if a, b := cols["a"], cols["b"]; len(cols) != 2 || len(a) != 2 || a[0] != json.Number("1") || a[1] != json.Number("2") || b[0] != "x" || b[1] != nil {
+		t.Errorf("read back as %v", cols)
+	}
+
+	pq, st, rej = convertBytes(t, []byte("{}\n{}\n{}\n{\"a\":7}\n"), Options{InferLines: 2})
+	cols = pyColumns(t, pq)
+	if a := cols["a"]; len(rej) != 0 || len(cols) != 1 || len(a) != 4 || a[0] != nil || a[3] != json.Number("7") {
+		t.Errorf("{} lines first: rejects %v, read back as %v", rej, cols)
+	}
+
+	_, st, _ = convertBytes(t, []byte("{}\n{}\n"), Options{InferLines: 1})
+	if st.Rows != 2 || len(st.Schema.Columns) != 1 || st.Schema.Columns[0].Name != "value" {
+		t.Errorf("only {}: %d rows, schema %v", st.Rows, st.Schema.Columns)
+	}
+
+	in := strings.Repeat("x\n", MaxUnusableLines+10) + "{\"a\":1}\n"
+	_, err := Convert(t.Context(), strings.NewReader(in), io.Discard, Options{InferLines: 1})
+	if err == nil || !strings.Contains(err.Error(), "none of lines 1 to ") || !strings.Contains(err.Error(), "give -schema") {
+		t.Errorf("past the bound: %v", err)
 	}
 }
