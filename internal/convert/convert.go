@@ -117,15 +117,19 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 				infer = append(infer, line)
 			}
 		}
-		sch = inferSchema(infer, opt.Unknown)
+		var cut []string
+		sch, cut = inferSchema(infer, opt.Unknown)
 		inferred = opt.InferLines
 		if len(sch.Columns) == 0 && len(sample.lines) > 0 {
 			// No line of the sample gives a column (not objects, only {}):
 			// later lines would be rows with every field dropped. Infer from
 			// the first line that gives one, and the lines after it.
-			if sample, sch, inferred, err = inferPastUnusable(lr, sample, opt); err != nil {
+			if sample, sch, cut, inferred, err = inferPastUnusable(lr, sample, opt); err != nil {
 				return st, err
 			}
+		}
+		if len(cut) > 0 && opt.Unknown == schema.UnknownDrop {
+			return st, fmt.Errorf("infer a schema: the sample has more than %d leaf columns, the most feedpipe writes; %d keys past the limit (the first %q) would be dropped: use -unknown extra to keep them in _extra, -unknown reject to reject their lines, or give -schema", schema.MaxLeafColumns, len(cut), cut[0])
 		}
 	}
 	sch.Unknown = schema.UnknownDrop
@@ -474,8 +478,8 @@ const MaxUnusableLines = 100_000
 // inferSchema is Infer(lines), without a column named _extra (in any case)
 // under -unknown extra: such a key is kept in the _extra column with the
 // line's other undeclared keys, not made a column Snowflake would take for it.
-func inferSchema(lines [][]byte, unknown string) schema.Schema {
-	sch := Infer(lines)
+func inferSchema(lines [][]byte, unknown string) (schema.Schema, []string) {
+	sch, cut := inferCut(lines)
 	if unknown == UnknownExtra {
 		cols := sch.Columns[:0]
 		for _, c := range sch.Columns {
@@ -485,7 +489,7 @@ func inferSchema(lines [][]byte, unknown string) schema.Schema {
 		}
 		sch.Columns = cols
 	}
-	return sch
+	return sch, cut
 }
 
 // inferPastUnusable reads on from sample, none of whose lines gives a
@@ -495,24 +499,24 @@ func inferSchema(lines [][]byte, unknown string) schema.Schema {
 // many lines from the start the schema was inferred from. At the end of
 // the input with no such line, the schema has no columns; past the bound,
 // it fails naming the lines.
-func inferPastUnusable(lr *lineSource, sample *lines, opt Options) (*lines, schema.Schema, int, error) {
+func inferPastUnusable(lr *lineSource, sample *lines, opt Options) (*lines, schema.Schema, []string, int, error) {
 	first := -1
 	for i := 0; ; i++ {
 		if i >= MaxUnusableLines && i >= opt.InferLines {
-			return sample, schema.Schema{}, 0, fmt.Errorf("infer a schema: none of lines 1 to %d is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i)
+			return sample, schema.Schema{}, nil, 0, fmt.Errorf("infer a schema: none of lines 1 to %d is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i)
 		}
 		for i >= len(sample.lines) {
 			more, err := lr.take(blockLines)
 			if err != nil {
-				return sample, schema.Schema{}, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
+				return sample, schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
 			}
 			if len(more.lines) == 0 {
-				return sample, schema.Schema{}, 0, nil // the end: nothing to drop
+				return sample, schema.Schema{}, nil, 0, nil // the end: nothing to drop
 			}
 			sample.lines = append(sample.lines, more.lines...)
 			sample.long = append(sample.long, more.long...)
 		}
-		if sample.long[i] == 0 && len(inferSchema(sample.lines[i:i+1], opt.Unknown).Columns) > 0 {
+		if sch, _ := inferSchema(sample.lines[i:i+1], opt.Unknown); sample.long[i] == 0 && len(sch.Columns) > 0 {
 			first = i
 			break
 		}
@@ -520,7 +524,7 @@ func inferPastUnusable(lr *lineSource, sample *lines, opt Options) (*lines, sche
 	for len(sample.lines) < first+opt.InferLines {
 		more, err := lr.take(opt.InferLines)
 		if err != nil {
-			return sample, schema.Schema{}, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
+			return sample, schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
 		}
 		if len(more.lines) == 0 {
 			break
@@ -535,5 +539,6 @@ func inferPastUnusable(lr *lineSource, sample *lines, opt Options) (*lines, sche
 			infer = append(infer, sample.lines[i])
 		}
 	}
-	return sample, inferSchema(infer, opt.Unknown), end, nil
+	sch, cut := inferSchema(infer, opt.Unknown)
+	return sample, sch, cut, end, nil
 }

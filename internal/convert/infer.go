@@ -36,7 +36,18 @@ const maxDistinct = 4096
 // or one that differs only in case from a key seen before in its object:
 // Snowflake names ignore case) is left out, and the parser rejects the
 // lines that hold it (or keeps them in _extra; see schema.OddKey).
+//
+// A schema holds at most schema.MaxLeafColumns leaf columns: an object or
+// list column that would pass the limit is json; a top-level key past it
+// is no column, and is returned in cut (Convert keeps such keys in _extra
+// or rejects their lines, by -unknown, and refuses to drop them).
 func Infer(lines [][]byte) schema.Schema {
+	s, _ := inferCut(lines)
+	return s
+}
+
+// inferCut is Infer, and the top-level keys left out by the limit.
+func inferCut(lines [][]byte) (schema.Schema, []string) {
 	// Chunks of the sample are read in parallel and their findings merged in
 	// order; the chunk size is fixed, so the result does not depend on the
 	// number of cores.
@@ -66,11 +77,27 @@ func Infer(lines [][]byte) schema.Schema {
 	// but a name only they hold is still a column (typed by them), so that
 	// such a line is rejected, not taken with both spellings dropped.
 	root.adopt(learn(unsound, false))
-	s := schema.Schema{Unknown: schema.UnknownDrop}
-	for _, k := range root.order {
-		s.Columns = append(s.Columns, root.fields[k].column(k))
+	var s struct {
+		schema.Schema
+		cut []string
 	}
-	return s
+	s.Unknown = schema.UnknownDrop
+	budget := schema.MaxLeafColumns
+	for _, k := range root.order {
+		c := root.fields[k].column(k)
+		n := schema.LeafColumns(c)
+		if n > budget && (c.Type == schema.Object || c.Type == schema.List) {
+			c = schema.Column{Name: k, Type: schema.JSON, Nullable: true} // kept whole, in one column
+			n = 1
+		}
+		if n > budget {
+			s.cut = append(s.cut, k)
+			continue
+		}
+		budget -= n
+		s.Columns = append(s.Columns, c)
+	}
+	return s.Schema, s.cut
 }
 
 // inferLines reads what the sound lines (see schema.Sound) say of their

@@ -2,6 +2,8 @@ package convert
 
 import (
 	"encoding/json"
+	"fmt"
+	"github.com/feedpipe/feedpipe/internal/schema"
 	"io"
 	"strings"
 	"testing"
@@ -78,5 +80,62 @@ func TestConvertInfersPastUnusableSampleLines(t *testing.T) {
 	_, err := Convert(t.Context(), strings.NewReader(in), io.Discard, Options{InferLines: 1})
 	if err == nil || !strings.Contains(err.Error(), "none of lines 1 to ") || !strings.Contains(err.Error(), "give -schema") {
 		t.Errorf("past the bound: %v", err)
+	}
+}
+
+// wideLine is an object of n keys k0…k(n-1), each valued by its number.
+func wideLine(n int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"k%d":%d`, i, i)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// Review 10, item 3: a sample line of 65,535 keys made parquet-go panic.
+// Inference makes at most schema.MaxLeafColumns leaf columns: keys past
+// the limit go to _extra (-unknown extra), or the run fails naming the
+// limit rather than drop them; a wide object becomes one json column.
+func TestConvertBoundsInferredColumns(t *testing.T) {
+	wide := wideLine(65535)
+	_, err := Convert(t.Context(), strings.NewReader(wide+"\n"), io.Discard, Options{})
+	if err == nil || !strings.Contains(err.Error(), "more than 10000 leaf columns") || !strings.Contains(err.Error(), `the first "k10000"`) {
+		t.Errorf("drop: %v", err)
+	}
+
+	pq, st, rej := convertBytes(t, []byte(wide+"\n"), Options{Unknown: UnknownExtra})
+	if len(rej) != 0 || st.Rows != 1 || len(st.Schema.Columns) != schema.MaxLeafColumns {
+		t.Fatalf("extra: rejects %v, rows %d, %d columns", rej, st.Rows, len(st.Schema.Columns))
+	}
+	cols := pyColumns(t, pq)
+	var extra map[string]int
+	if err := json.Unmarshal([]byte(cols["_extra"][0].(string)), &extra); err != nil || len(extra) != 65535-schema.MaxLeafColumns || extra["k65534"] != 65534 {
+		t.Errorf("_extra holds %d keys (%v)", len(extra), err)
+	}
+	if k := cols["k9999"]; len(k) != 1 || k[0] != json.Number("9999") {
+		t.Errorf("k9999 read back as %v", k)
+	}
+
+	nested := `{"id":1,"o":` + wide + "}\n"
+	pq, st, rej = convertBytes(t, []byte(nested), Options{})
+	if len(rej) != 0 || len(st.Schema.Columns) != 2 || st.Schema.Columns[1].Type != schema.JSON {
+		t.Fatalf("nested: rejects %v, schema %v", rej, st.Schema.Columns)
+	}
+	if o := pyColumns(t, pq)["o"]; len(o) != 1 || o[0] != wide {
+		t.Errorf("nested object not kept whole as json")
+	}
+
+	s := &schema.Schema{}
+	for i := range schema.MaxLeafColumns + 1 {
+		s.Columns = append(s.Columns, schema.Column{Name: fmt.Sprintf("c%d", i), Type: schema.Int64, Nullable: true})
+	}
+	_, err = Convert(t.Context(), strings.NewReader("{}\n"), io.Discard, Options{Schema: s})
+	if err == nil || !strings.Contains(err.Error(), "more than 10000 leaf columns") {
+		t.Errorf("-schema with %d columns: %v", len(s.Columns), err)
 	}
 }

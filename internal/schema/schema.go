@@ -38,6 +38,29 @@ const (
 // maxDepth bounds how deeply objects and lists nest in a schema.
 const maxDepth = 32
 
+// MaxLeafColumns bounds a schema's leaf columns (Parquet columns: one per
+// scalar, json or list-of-scalar field at any depth), far below what
+// Parquet indexes, so that no file is too wide to write or load.
+const MaxLeafColumns = 10_000
+
+// LeafColumns is how many Parquet leaf columns c takes.
+func LeafColumns(c Column) int {
+	switch c.Type {
+	case Object:
+		n := 0
+		for _, f := range c.Fields {
+			n += LeafColumns(f)
+		}
+		return n
+	case List:
+		if c.Items == nil {
+			return 1
+		}
+		return LeafColumns(*c.Items)
+	}
+	return 1
+}
+
 // Unknown-field policies.
 const (
 	UnknownDrop   = "drop"   // ignore fields the schema does not declare
@@ -94,6 +117,12 @@ func (s *Schema) Validate() error {
 	}
 	if err := validateColumns(s.Columns, "", 0); err != nil {
 		return err
+	}
+	leaves := 0
+	for _, c := range s.Columns {
+		if leaves += LeafColumns(c); leaves > MaxLeafColumns {
+			return fmt.Errorf("column %q: the schema has more than %d leaf columns (one per scalar field at any depth), the most feedpipe writes; declare wide objects as json", c.Name, MaxLeafColumns)
+		}
 	}
 	switch s.Unknown {
 	case "", UnknownDrop, UnknownReject:
