@@ -3,6 +3,7 @@ package schema
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // A json column keeps only valid JSON: a string with an escape JSON does
@@ -83,5 +84,34 @@ func TestSoundMatchesWhatEveryParseRejects(t *testing.T) {
 				t.Errorf("%q rejected by %v: %s", line, s.Columns, le.Reason)
 			}
 		}
+	}
+}
+
+// Review 10, item 5: a timestamp or date format with a zone abbreviation
+// (MST) is refused: time.Parse makes an unknown one UTC and a known one the
+// host's offset, so the stored value depended on the machine's TZ.
+func TestFormatsWithZoneAbbreviationsAreRefused(t *testing.T) {
+	for _, typ := range []Type{Timestamp, Date} {
+		for _, f := range []string{"Jan _2 2006 3:04PM MST", time.RFC1123, time.UnixDate, "2006-01-02 15:04:05 MST"} {
+			s := Schema{Columns: []Column{{Name: "at", Type: typ, Nullable: true, Formats: []string{"2006-01-02", f}}}}
+			err := s.Validate()
+			if err == nil || !strings.Contains(err.Error(), "zone abbreviation") || !strings.Contains(err.Error(), "-0700 or Z07:00") {
+				t.Errorf("%s %q: %v", typ, f, err)
+			}
+			if _, err := NewLayout(&s, LayoutOptions{}); err == nil {
+				t.Errorf("%s %q: layout made", typ, f)
+			}
+		}
+	}
+	s := Schema{Columns: []Column{{Name: "at", Type: Timestamp, Nullable: true, Formats: []string{"Jan _2 2006 15:04 -0700", time.RFC1123Z}}}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r, le := bothParsers(t, s, `{"at":"Mon, 02 Jan 2006 15:04:05 -0700"}`)
+	if le != nil || r.Leaves[0][0].Int64() != time.Date(2006, 1, 2, 22, 4, 5, 0, time.UTC).UnixMicro() {
+		t.Errorf("numeric offset: %+v", le)
+	}
+	if err := (&Schema{Columns: []Column{{Name: "n", Type: Int64, Formats: []string{"2006"}}}}).Validate(); err == nil {
+		t.Error("formats on an int64 column accepted")
 	}
 }

@@ -183,6 +183,17 @@ func validateColumn(c Column, name string, depth int) error {
 	if c.Type != List && c.Items != nil {
 		return fmt.Errorf("column %q: items is for type list, not %s", name, c.Type)
 	}
+	if len(c.Formats) > 0 && c.Type != Timestamp && c.Type != Date {
+		return fmt.Errorf("column %q: formats are for types timestamp and date, not %s", name, c.Type)
+	}
+	for _, f := range c.Formats {
+		if strings.Contains(f, "MST") {
+			// time.Parse gives an unknown abbreviation offset 0 and a
+			// known one the host's offset: the value would depend on
+			// the machine.
+			return fmt.Errorf("column %q: format %q reads a zone abbreviation (MST), whose offset Go takes from the host's time zone or makes 0: the value would depend on the machine; use a numeric offset like -0700 or Z07:00", name, f)
+		}
+	}
 	switch c.Type {
 	case String, Int64, Float64, Bool, Timestamp, Date, JSON:
 	case Decimal:
@@ -904,7 +915,7 @@ var layoutWords = strings.NewReplacer(
 	"Z07:00", "(Z or ±hh:mm)", "Z0700", "(Z or ±hhmm)", "-07:00", "±hh:mm", "-0700", "±hhmm", "-07", "±hh",
 	".000000000", ".fffffffff", ".000000", ".ffffff", ".000", ".fff",
 	".999999999", "[.fraction]", ".999999", "[.fraction]", ".999", "[.fraction]",
-	"Jan", "<month abbr.>", "Mon", "<weekday abbr.>", "MST", "<zone>", "PM", "AM/PM",
+	"Jan", "<month abbr.>", "Mon", "<weekday abbr.>", "PM", "AM/PM",
 	"002", "DDD", "01", "MM", "02", "DD", "_2", "DD", "06", "YY", "15", "hh", "03", "hh", "04", "mm", "05", "ss",
 	// Single digits, unpadded: month, day, hour (12-hour), minute, second.
 	"1", "M", "2", "D", "3", "h", "4", "m", "5", "s",
