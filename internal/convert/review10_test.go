@@ -139,3 +139,20 @@ func TestConvertBoundsInferredColumns(t *testing.T) {
 		t.Errorf("-schema with %d columns: %v", len(s.Columns), err)
 	}
 }
+
+// Review 10, item 6: with -unknown extra (the reference parser), an int64
+// written with 20 digits and an exponent is stored exactly, and one with a
+// fraction is rejected as such, not as out of range.
+func TestConvertInt64ManyDigitsWithExponent(t *testing.T) {
+	s := &schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64, Nullable: true}}}
+	in := "{\"id\":50000000000000000000e-2}\n{\"id\":123456789012345678901.5e-3}\n"
+	for _, unknown := range []string{UnknownExtra, schema.UnknownReject, schema.UnknownDrop} {
+		pq, _, rej := convertBytes(t, []byte(in), Options{Schema: s, Unknown: unknown})
+		if got := reasonsByLine(rej); len(got) != 1 || !strings.HasPrefix(got[2], `field "id": want an integer, got 123456789012345678901.5e-3`) {
+			t.Errorf("%s: rejects %v", unknown, got)
+		}
+		if id := pyColumns(t, pq)["id"]; len(id) != 1 || id[0] != json.Number("500000000000000000") {
+			t.Errorf("%s: id read back as %v", unknown, id)
+		}
+	}
+}

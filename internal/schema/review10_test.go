@@ -115,3 +115,38 @@ func TestFormatsWithZoneAbbreviationsAreRefused(t *testing.T) {
 		t.Error("formats on an int64 column accepted")
 	}
 }
+
+// Review 10, item 6: the reference decides on the text (intText) whether
+// an int64 value with many digits and an exponent or fraction is an
+// integer in range: ParseInt's ErrRange at the 20th digit is not the
+// answer. Both parsers agree, with -unknown reject too (reference path).
+func TestInt64ManyDigitsWithExponentOnTheText(t *testing.T) {
+	for _, unknown := range []string{UnknownDrop, UnknownReject} {
+		s := Schema{Columns: []Column{{Name: "id", Type: Int64, Nullable: true}}, Unknown: unknown}
+		for in, want := range map[string]int64{"50000000000000000000e-2": 500000000000000000, "-92233720368547758080e-1": -9223372036854775808,
+			"123456789012345678900000.000e-5": 1234567890123456789} {
+			r, le := bothParsers(t, s, `{"id":`+in+`}`)
+			if le != nil {
+				t.Errorf("%s %s rejected: %s", unknown, in, le.Reason)
+				continue
+			}
+			if got := r.Leaves[0][0].Int64(); got != want {
+				t.Errorf("%s %s stored as %d", unknown, in, got)
+			}
+			if vals, _, err := s.Parse([]byte(`{"id":` + in + `}`)); err != nil || vals[0].I != want {
+				t.Errorf("%s %s: reference %v %v", unknown, in, vals, err)
+			}
+		}
+		for in, reason := range map[string]string{
+			"123456789012345678901.5e-3": `field "id": want int64, got a number with a fraction`,
+			"12345678901234567890.5":     `field "id": want int64, got a number with a fraction`,
+			"92233720368547758080e-1":    `field "id": number out of range (int64 holds`,
+			"12345678901234567890":       `field "id": number out of range (int64 holds`,
+		} {
+			_, le := bothParsers(t, s, `{"id":`+in+`}`)
+			if le == nil || !strings.HasPrefix(le.Reason, reason) {
+				t.Errorf("%s %s: %+v, want %q", unknown, in, le, reason)
+			}
+		}
+	}
+}

@@ -723,9 +723,11 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		return Value{S: s}, nil
 	case Int64:
 		n, err := strconv.ParseInt(string(raw), 10, 64)
-		if errors.Is(err, strconv.ErrRange) {
+		if errors.Is(err, strconv.ErrRange) && plainInteger(raw) {
 			return Value{}, outOfRange("int64", raw)
 		}
+		// ParseInt gives up with ErrRange at the 20th digit, before an
+		// exponent or fraction that follows: such text is intText's.
 		if err != nil {
 			if raw[0] == '"' || !validNumber(raw) {
 				return Value{}, mismatch("int64", raw, fmt.Sprintf("want an integer, got %s", truncate(string(raw), 40)))

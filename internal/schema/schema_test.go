@@ -156,7 +156,8 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 		`{"id":1,"_FEED_ID":1}`, `{"id":1,"größe":1,"GRÖSSE":2}`,
 		// The second review: escapes in json columns.
 		`{"id":1,"meta":"bad\q"}`, `{"id":1,"meta":"\u12"}`, `{"id":1,"meta":["\x"]}`, `{"id":1,"meta":"a\"b\u00e9"}`,
-		`{"id":1,"b":1e400}`, `{"id":1,"c":{"":1}}`, `{"id":1,"meta":[1e-400]}`, `{"id":1,"meta":{"":1}}`, `{"id":1,"name":1e400}`, "\u00a0{\"id\":1}", "{\"id\":1}\v"} {
+		`{"id":1,"b":1e400}`, `{"id":1,"c":{"":1}}`, `{"id":1,"meta":[1e-400]}`, `{"id":1,"meta":{"":1}}`, `{"id":1,"name":1e400}`, "\u00a0{\"id\":1}", "{\"id\":1}\v",
+		`{"id":50000000000000000000e-2}`, `{"id":123456789012345678901.5e-3}`, `{"id":92233720368547758080e-1}`} {
 		f.Add([]byte(seed))
 	}
 	s, l, p := nestedParser(f)
