@@ -370,6 +370,15 @@ func valueType(raw json.RawMessage) schema.Type {
 		return schema.String
 	}
 	if bytes.ContainsAny(raw, ".eE") {
+		// An integer however written (1e30, 9007199254740993.0) that
+		// float64 would round is kept exact, as written plainly.
+		if len(raw) > 16 || bytes.ContainsAny(raw, "eE") {
+			if rounds, beyond := schema.FloatRounds(raw); beyond {
+				return bigInt
+			} else if rounds {
+				return exactInt
+			}
+		}
 		return schema.Float64
 	}
 	switch intSize(raw) {

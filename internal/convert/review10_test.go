@@ -156,3 +156,35 @@ func TestConvertInt64ManyDigitsWithExponent(t *testing.T) {
 		}
 	}
 }
+
+// Review 10, item 7: an integer float64 would round is rejected by a
+// float64 column however it is written, as the plain spelling is; in the
+// sample it makes the column exact (int64, or string beyond int64), so
+// no value changes. A fraction keeps float64's 15–17 digits.
+func TestConvertFloat64NeverRoundsAnIntegerHoweverWritten(t *testing.T) {
+	s := &schema.Schema{Columns: []schema.Column{{Name: "f", Type: schema.Float64, Nullable: true}}}
+	in := "{\"f\":1.5}\n{\"f\":9007199254740993.0}\n{\"f\":90071992547409930e-1}\n{\"f\":9007199254740993}\n{\"f\":1e30}\n{\"f\":1.00000000000000000001}\n{\"f\":1e22}\n"
+	for _, unknown := range []string{schema.UnknownDrop, UnknownExtra} {
+		pq, _, rej := convertBytes(t, []byte(in), Options{Schema: s, Unknown: unknown})
+		got := reasonsByLine(rej)
+		for line := int64(2); line <= 5; line++ {
+			if !strings.HasPrefix(got[line], `field "f": integer `) || !strings.Contains(got[line], "float64 cannot hold it exactly") {
+				t.Errorf("%s line %d: %q", unknown, line, got[line])
+			}
+		}
+		if f := pyColumns(t, pq)["f"]; len(got) != 4 || len(f) != 3 || f[0] != json.Number("1.5") || f[1] != json.Number("1.0") || f[2] != json.Number("1e+22") {
+			t.Errorf("%s: rejects %v, f read back as %v", unknown, got, f)
+		}
+	}
+
+	// Inferred: 9007199254740993.0 beside integers is an exact int64
+	// column; 1e30 beside them a string column of the exact text.
+	pq, st, rej := convertBytes(t, []byte("{\"a\":1,\"b\":1}\n{\"a\":9007199254740993.0,\"b\":1e30}\n"), Options{})
+	cols := pyColumns(t, pq)
+	if len(rej) != 0 || st.Schema.Columns[0].Type != schema.Int64 || st.Schema.Columns[1].Type != schema.String {
+		t.Fatalf("rejects %v, schema %v", rej, st.Schema.Columns)
+	}
+	if a, b := cols["a"], cols["b"]; a[1] != json.Number("9007199254740993") || b[0] != "1" || b[1] != "1e30" {
+		t.Errorf("read back as %v", cols)
+	}
+}

@@ -115,6 +115,11 @@ func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 	default:
 		return 0, 0, false
 	}
+	if f >= 1<<53 {
+		// It may be an integer float64 does not hold exactly, however
+		// written (9007199254740993.0): the reference decides.
+		return 0, 0, false
+	}
 	if neg {
 		f = -f
 	}
@@ -343,4 +348,39 @@ func floatHoldsInt(b []byte, f float64) bool {
 	}
 	got, _ := new(big.Float).SetFloat64(math.Abs(f)).Int(nil)
 	return got.Cmp(want) == 0
+}
+
+// floatHoldsText reports whether f, the float64 nearest the JSON number
+// b, changes no integer: b's value is not an integer, or f is exactly it,
+// however b writes it (9007199254740993, 9007199254740993.0,
+// 90071992547409930e-1, 1e30 are all integers float64 rounds). A number
+// with a fraction is kept to float64's 15–17 significant digits.
+func floatHoldsText(b []byte, f float64) bool {
+	if math.Abs(f) < 1<<53 {
+		return true // an integer value below 2^53 is held exactly
+	}
+	if _, kind := intText(b); kind == intFraction {
+		return true
+	}
+	if plainInteger(b) {
+		return floatHoldsInt(b, f)
+	}
+	r, ok := new(big.Rat).SetString(string(b))
+	if !ok || math.IsInf(f, 0) {
+		return false
+	}
+	return new(big.Rat).SetFloat64(f).Cmp(r) == 0
+}
+
+// FloatRounds reports whether the JSON number raw is an integer, however
+// written, that float64 would round (a float64 column rejects it), and
+// whether that integer is beyond int64 (so an int64 column rejects it
+// too). Inference keeps such numbers exact: int64 or string columns.
+func FloatRounds(raw []byte) (rounds, beyondInt64 bool) {
+	f, err := strconv.ParseFloat(str(raw), 64)
+	if err != nil || floatHoldsText(raw, f) {
+		return false, false
+	}
+	_, kind := intText(raw)
+	return true, kind == intBeyond
 }

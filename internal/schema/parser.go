@@ -591,7 +591,7 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 		if validNumber(raw) {
 			// Underflow to 0 is the reference's to reject.
 			// So is an integer float64 would round.
-			if f, err := strconv.ParseFloat(str(raw), 64); err == nil && (f != 0 || zeroNumber(raw)) && (!plainInteger(raw) || floatHoldsInt(raw, f)) {
+			if f, err := strconv.ParseFloat(str(raw), 64); err == nil && (f != 0 || zeroNumber(raw)) && floatHoldsText(raw, f) {
 				return parquet.DoubleValue(f), true
 			}
 		}

@@ -381,7 +381,7 @@ func kindOf(raw []byte) string {
 			return "a malformed number"
 		case f != math.Trunc(f) || hasFraction(raw):
 			return "a number with a fraction"
-		case math.Abs(f) > 1<<53 || plainInteger(raw) && !floatHoldsInt(raw, f):
+		case math.Abs(f) > 1<<53 || !floatHoldsText(raw, f):
 			return "a number beyond ±2^53"
 		case bytes.ContainsAny(raw, "eE"):
 			return "a number in exponent notation"
@@ -755,9 +755,10 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		if err != nil || raw[0] == '"' {
 			return Value{}, mismatch("float64", raw, fmt.Sprintf("want a number, got %s", truncate(string(raw), 40)))
 		}
-		if plainInteger(raw) && !floatHoldsInt(raw, f) {
-			// Inference makes such integers int64 or string columns, exact:
-			// a float64 column would round them.
+		if !floatHoldsText(raw, f) {
+			// An integer, however written: inference makes such integers
+			// int64 or string columns, exact; a float64 column would round
+			// them.
 			return Value{}, mismatch("float64", raw, fmt.Sprintf("integer %s is beyond ±2^53 and float64 cannot hold it exactly", truncate(string(raw), 40)))
 		}
 		return Value{F: f}, nil
