@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,27 @@ func TestInt64ManyDigitsWithExponentOnTheText(t *testing.T) {
 			if le == nil || !strings.HasPrefix(le.Reason, reason) {
 				t.Errorf("%s %s: %+v, want %q", unknown, in, le, reason)
 			}
+		}
+	}
+}
+
+// floatHoldsText reads integers of any spelling by their significant
+// digits and power of ten, so a long run of zeros costs no big number.
+func TestFloatHoldsTextBySignificantDigits(t *testing.T) {
+	for in, want := range map[string]bool{
+		"1" + strings.Repeat("0", 500) + "e-480": true, // 10^20, exact
+		"0.00100000000000000000000e23":           true, // 10^20
+		"9007199254740993.0":                     false, "1e30": false, "1e22": true, "1.5": true, "9007199254740993.5": true,
+		"1" + strings.Repeat("0", 500) + "1e-300":  true,  // a fraction: rounded, as float64 is
+		"1" + strings.Repeat("0", 5000) + "e-4724": false, // 10^276
+	} {
+		f, _ := strconv.ParseFloat(in, 64)
+		t0 := time.Now()
+		if got := floatHoldsText([]byte(in), f); got != want {
+			t.Errorf("%.40s: %v", in, got)
+		}
+		if d := time.Since(t0); d > time.Second {
+			t.Errorf("%.40s: %v", in, d)
 		}
 	}
 }
