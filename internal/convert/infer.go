@@ -30,9 +30,11 @@ const maxDistinct = 4096
 // with no fields, or nesting deeper than 8 levels becomes json (its JSON
 // text). A string column with at most one distinct value per 8 values seen
 // (and at most 4,096) is dictionary-encoded.
-// Columns and fields keep the order they first appear in; lines that any
-// schema would reject (not JSON objects, reserved or empty keys, two
-// spellings of one name in an object, …: see schema.Sound) are skipped. A key that can be no column (an empty key,
+// Columns and fields keep the order they first appear in; lines that every
+// schema rejects (not JSON objects, reserved keys, empty keys below the
+// top level, numbers out of range anywhere, …: see schema.Sound) are
+// skipped, and lines with two spellings of one name in an object or an
+// empty top-level key type and spell no column. A key that can be no column (an empty key,
 // or one that differs only in case from a key seen before in its object:
 // Snowflake names ignore case) is left out, and the parser rejects the
 // lines that hold it (or keeps them in _extra; see schema.OddKey).

@@ -188,3 +188,23 @@ func TestConvertFloat64NeverRoundsAnIntegerHoweverWritten(t *testing.T) {
 		t.Errorf("read back as %v", cols)
 	}
 }
+
+// Review 10, item 2a: an empty key at the top level is an odd key, not a
+// line every schema rejects: with -unknown extra the line is a row (the
+// key in _extra) and a field only it holds is still a column; otherwise
+// the line is a reject naming the key.
+func TestConvertTopLevelEmptyKeyInTheSample(t *testing.T) {
+	in := "{\"a\":1}\n{\"a\":2,\"\":3,\"b\":4}\n"
+	pq, _, rej := convertBytes(t, []byte(in), Options{Unknown: UnknownExtra})
+	cols := pyColumns(t, pq)
+	if b, extra := cols["b"], cols["_extra"]; len(rej) != 0 || len(b) != 2 || b[1] != json.Number("4") || extra[1] != `{"":3}` {
+		t.Errorf("extra: rejects %v, read back as %v", rej, cols)
+	}
+	pq, _, rej = convertBytes(t, []byte(in), Options{})
+	if got := reasonsByLine(rej); len(got) != 1 || !strings.Contains(got[2], "an empty key cannot be a column") {
+		t.Errorf("drop: rejects %v", got)
+	}
+	if cols := pyColumns(t, pq); len(cols["a"]) != 1 {
+		t.Errorf("drop: read back as %v", cols)
+	}
+}
