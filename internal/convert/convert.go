@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -104,6 +106,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	var sch schema.Schema
 	var sample *lines
 	inferred := 0
+	var cut []string
 	if opt.Schema != nil {
 		sch = *opt.Schema
 	} else {
@@ -117,7 +120,6 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 				infer = append(infer, line)
 			}
 		}
-		var cut []string
 		sch, cut = inferSchema(infer, opt.Unknown)
 		inferred = opt.InferLines
 		if len(sch.Columns) == 0 && len(sample.lines) > 0 {
@@ -153,6 +155,12 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	}
 
 	p := pipelineRun{opt: opt, pw: pw, st: &st}
+	for _, k := range cut {
+		if p.cut == nil {
+			p.cut = map[string]bool{}
+		}
+		p.cut[k] = true
+	}
 	if opt.Schema == nil {
 		p.inferred = inferred
 	}
@@ -376,6 +384,9 @@ type pipelineRun struct {
 	st  *Stats
 	// inferred is how many lines the schema was inferred from (0: given).
 	inferred int
+	// cut holds the top-level keys inference left out at the column
+	// limit (see Infer): a reject for one says so.
+	cut map[string]bool
 }
 
 // run converts lr's lines (after sample's, if any) in a pipeline.
@@ -428,6 +439,15 @@ func (p *pipelineRun) parse(parser *schema.Parser, b *batch) {
 			var le *schema.LineError
 			if p.inferred > 0 && n > int64(p.inferred) && errors.As(err, &le) && le.TypeMismatch {
 				reason += " (type changed after " + firstLines(p.inferred) + ": raise -infer or give -schema)"
+			}
+			if len(p.cut) > 0 && errors.As(err, &le) {
+				if k, ok := strings.CutPrefix(le.Reason, "field "); ok {
+					if q, err := strconv.QuotedPrefix(k); err == nil && strings.HasSuffix(le.Reason, "(undeclared fields are rejected)") {
+						if name, _ := strconv.Unquote(q); p.cut[name] {
+							reason += fmt.Sprintf(" (inference makes at most %d leaf columns; give -schema to declare it)", schema.MaxLeafColumns)
+						}
+					}
+				}
 			}
 			b.rejects = append(b.rejects, Reject{n, reason, append([]byte(nil), cutRaw(line)...), int64(len(line)), !utf8.Valid(line)})
 		}

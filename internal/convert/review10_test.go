@@ -121,6 +121,11 @@ func TestConvertBoundsInferredColumns(t *testing.T) {
 		t.Errorf("k9999 read back as %v", k)
 	}
 
+	_, _, rej = convertBytes(t, []byte(wide+"\n"), Options{Unknown: schema.UnknownReject})
+	if len(rej) != 1 || !strings.Contains(rej[0].reason, "is not declared") || !strings.Contains(rej[0].reason, "inference makes at most 10000 leaf columns") {
+		t.Errorf("reject: %v", rej)
+	}
+
 	nested := `{"id":1,"o":` + wide + "}\n"
 	pq, st, rej = convertBytes(t, []byte(nested), Options{})
 	if len(rej) != 0 || len(st.Schema.Columns) != 2 || st.Schema.Columns[1].Type != schema.JSON {
