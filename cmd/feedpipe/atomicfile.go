@@ -70,3 +70,30 @@ func notSameFile(in, out string) error {
 	}
 	return nil
 }
+
+// sameTarget reports whether paths a and b name one file: the same path
+// once cleaned and made absolute (with symbolic links in its directory
+// resolved), a symbolic link to the other, or (both existing) the same
+// file under two names.
+func sameTarget(a, b string) bool {
+	if resolved(a) == resolved(b) {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+// resolved is path absolute and clean, through symbolic links where they
+// exist (the file itself, or else its directory).
+func resolved(path string) string {
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		path = p
+	} else if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
+		path = filepath.Join(dir, filepath.Base(path))
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return filepath.Clean(path)
+}

@@ -234,3 +234,51 @@ func TestConvertRejectsBase64WhenBadBytesAreBeyondTheFirstMiB(t *testing.T) {
 		t.Errorf("reject: raw %v, %d bytes of raw_base64, truncated %v, line_bytes %v, reason %v", r["raw"] != nil, len(raw), r["truncated"], r["line_bytes"], r["reason"])
 	}
 }
+
+// Review 10, item 4: -rejects naming OUT (by the same path, another
+// spelling, a hard or symbolic link) or IN is refused before anything is
+// written: it destroyed OUT (with no rejects, the new OUT was removed as
+// the earlier run's rejects file).
+func TestConvertRefusesRejectsThatIsTheOutputOrInput(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	writeFile(t, in, `{"a":1}`+"\n")
+	out := filepath.Join(dir, "out.parquet")
+	if err := run([]string{"convert", in, out}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(out)
+	hard, sym := filepath.Join(dir, "hard.parquet"), filepath.Join(dir, "sym.parquet")
+	if err := os.Link(out, hard); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(out, sym); err != nil {
+		t.Fatal(err)
+	}
+	for _, rej := range []string{out, filepath.Join(dir, ".", "out.parquet"), hard, sym} {
+		err := run([]string{"convert", "-rejects", rej, in, out})
+		if err == nil || !strings.Contains(err.Error(), "is the output file") {
+			t.Errorf("-rejects %s: %v, want a refusal", rej, err)
+		}
+	}
+	if after, err := os.ReadFile(out); err != nil || string(after) != string(before) {
+		t.Errorf("OUT changed or removed: %v", err)
+	}
+	// OUT not there yet: the same path is still refused.
+	fresh := filepath.Join(dir, "fresh.parquet")
+	if err := run([]string{"convert", "-rejects", fresh, in, fresh}); err == nil || !strings.Contains(err.Error(), "is the output file") {
+		t.Errorf("-rejects = OUT (new): %v", err)
+	}
+	inLink := filepath.Join(dir, "in-link.ndjson")
+	if err := os.Link(in, inLink); err != nil {
+		t.Fatal(err)
+	}
+	for _, rej := range []string{in, inLink} {
+		if err := run([]string{"convert", "-rejects", rej, in, filepath.Join(dir, "o2.parquet")}); err == nil || !strings.Contains(err.Error(), "is the input file") {
+			t.Errorf("-rejects %s (IN): %v", rej, err)
+		}
+	}
+	if b, _ := os.ReadFile(in); string(b) != `{"a":1}`+"\n" {
+		t.Errorf("the input changed: %q", b)
+	}
+}

@@ -184,6 +184,11 @@ func runConvert(args []string) error {
 	if err := notSameFile(inPath, *rejectsPath); err != nil {
 		return err
 	}
+	if sameTarget(outPath, *rejectsPath) {
+		// The rejects file would replace OUT, or (no rejects) OUT would be
+		// removed as an earlier run's rejects file.
+		return fmt.Errorf("convert: -rejects %s is the output file %s; give another rejects path", *rejectsPath, outPath)
+	}
 	// The rejects file is created (under its temporary name) now, so that
 	// an unusable -rejects path fails before any input is read, not at the
 	// first reject; it is kept only if a line is rejected.

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -103,6 +105,8 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 
 	var sch schema.Schema
 	var sample *lines
+	inferred := 0
+	var cut []string
 	if opt.Schema != nil {
 		sch = *opt.Schema
 	} else {
@@ -116,18 +120,18 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 				infer = append(infer, line)
 			}
 		}
-		sch = Infer(infer)
-		if opt.Unknown == UnknownExtra {
-			// A key named _extra (in any case) is kept in the _extra column
-			// with the line's other undeclared keys, not made a column
-			// that Snowflake would take for it.
-			cols := sch.Columns[:0]
-			for _, c := range sch.Columns {
-				if schema.FoldName(c.Name) != schema.FoldName(schema.ExtraField) {
-					cols = append(cols, c)
-				}
+		sch, cut = inferSchema(infer, opt.Unknown)
+		inferred = opt.InferLines
+		if len(sch.Columns) == 0 && len(sample.lines) > 0 {
+			// No line of the sample gives a column (not objects, only {}):
+			// later lines would be rows with every field dropped. Infer from
+			// the first line that gives one, and the lines after it.
+			if sample, sch, cut, inferred, err = inferPastUnusable(lr, sample, opt); err != nil {
+				return st, err
 			}
-			sch.Columns = cols
+		}
+		if len(cut) > 0 && opt.Unknown == schema.UnknownDrop {
+			return st, fmt.Errorf("infer a schema: the sample has more than %d leaf columns, the most feedpipe writes; %d keys past the limit (the first %q) would be dropped: use -unknown extra to keep them in _extra, -unknown reject to reject their lines, or give -schema", schema.MaxLeafColumns, len(cut), cut[0])
 		}
 	}
 	sch.Unknown = schema.UnknownDrop
@@ -151,8 +155,14 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	}
 
 	p := pipelineRun{opt: opt, pw: pw, st: &st}
+	for _, k := range cut {
+		if p.cut == nil {
+			p.cut = map[string]bool{}
+		}
+		p.cut[k] = true
+	}
 	if opt.Schema == nil {
-		p.inferred = opt.InferLines
+		p.inferred = inferred
 	}
 	if err := p.run(ctx, lr, sample); err != nil {
 		pw.Abort()
@@ -374,6 +384,9 @@ type pipelineRun struct {
 	st  *Stats
 	// inferred is how many lines the schema was inferred from (0: given).
 	inferred int
+	// cut holds the top-level keys inference left out at the column
+	// limit (see Infer): a reject for one says so.
+	cut map[string]bool
 }
 
 // run converts lr's lines (after sample's, if any) in a pipeline.
@@ -427,6 +440,15 @@ func (p *pipelineRun) parse(parser *schema.Parser, b *batch) {
 			if p.inferred > 0 && n > int64(p.inferred) && errors.As(err, &le) && le.TypeMismatch {
 				reason += " (type changed after " + firstLines(p.inferred) + ": raise -infer or give -schema)"
 			}
+			if len(p.cut) > 0 && errors.As(err, &le) {
+				if k, ok := strings.CutPrefix(le.Reason, "field "); ok {
+					if q, err := strconv.QuotedPrefix(k); err == nil && strings.HasSuffix(le.Reason, "(undeclared fields are rejected)") {
+						if name, _ := strconv.Unquote(q); p.cut[name] {
+							reason += fmt.Sprintf(" (inference makes at most %d leaf columns; give -schema to declare it)", schema.MaxLeafColumns)
+						}
+					}
+				}
+			}
 			b.rejects = append(b.rejects, Reject{n, reason, append([]byte(nil), cutRaw(line)...), int64(len(line)), !utf8.Valid(line)})
 		}
 	}
@@ -467,4 +489,76 @@ func cutRaw(b []byte) []byte {
 		cut = MaxRejectRaw // not UTF-8 there
 	}
 	return b[:cut]
+}
+
+// MaxUnusableLines bounds how far past the -infer sample inference looks
+// for a first line that gives a column, when no line of the sample does.
+const MaxUnusableLines = 100_000
+
+// inferSchema is Infer(lines), without a column named _extra (in any case)
+// under -unknown extra: such a key is kept in the _extra column with the
+// line's other undeclared keys, not made a column Snowflake would take for it.
+func inferSchema(lines [][]byte, unknown string) (schema.Schema, []string) {
+	sch, cut := inferCut(lines)
+	if unknown == UnknownExtra {
+		cols := sch.Columns[:0]
+		for _, c := range sch.Columns {
+			if schema.FoldName(c.Name) != schema.FoldName(schema.ExtraField) {
+				cols = append(cols, c)
+			}
+		}
+		sch.Columns = cols
+	}
+	return sch, cut
+}
+
+// inferPastUnusable reads on from sample, none of whose lines gives a
+// column, to the first line that does (within MaxUnusableLines lines),
+// and infers the schema from it and the opt.InferLines-1 lines after it.
+// It returns the lines read (all to be converted), the schema, and how
+// many lines from the start the schema was inferred from. At the end of
+// the input with no such line, the schema has no columns; past the bound,
+// it fails naming the lines.
+func inferPastUnusable(lr *lineSource, sample *lines, opt Options) (*lines, schema.Schema, []string, int, error) {
+	first := -1
+	for i := 0; ; i++ {
+		if i >= MaxUnusableLines && i >= opt.InferLines {
+			return sample, schema.Schema{}, nil, 0, fmt.Errorf("infer a schema: none of lines 1 to %d is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i)
+		}
+		for i >= len(sample.lines) {
+			more, err := lr.take(blockLines)
+			if err != nil {
+				return sample, schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
+			}
+			if len(more.lines) == 0 {
+				return sample, schema.Schema{}, nil, 0, nil // the end: nothing to drop
+			}
+			sample.lines = append(sample.lines, more.lines...)
+			sample.long = append(sample.long, more.long...)
+		}
+		if sch, _ := inferSchema(sample.lines[i:i+1], opt.Unknown); sample.long[i] == 0 && len(sch.Columns) > 0 {
+			first = i
+			break
+		}
+	}
+	for len(sample.lines) < first+opt.InferLines {
+		more, err := lr.take(opt.InferLines)
+		if err != nil {
+			return sample, schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
+		}
+		if len(more.lines) == 0 {
+			break
+		}
+		sample.lines = append(sample.lines, more.lines...)
+		sample.long = append(sample.long, more.long...)
+	}
+	end := min(len(sample.lines), first+opt.InferLines)
+	var infer [][]byte
+	for i := first; i < end; i++ {
+		if sample.long[i] == 0 {
+			infer = append(infer, sample.lines[i])
+		}
+	}
+	sch, cut := inferSchema(infer, opt.Unknown)
+	return sample, sch, cut, end, nil
 }

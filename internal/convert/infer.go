@@ -30,13 +30,26 @@ const maxDistinct = 4096
 // with no fields, or nesting deeper than 8 levels becomes json (its JSON
 // text). A string column with at most one distinct value per 8 values seen
 // (and at most 4,096) is dictionary-encoded.
-// Columns and fields keep the order they first appear in; lines that any
-// schema would reject (not JSON objects, reserved or empty keys, two
-// spellings of one name in an object, …: see schema.Sound) are skipped. A key that can be no column (an empty key,
+// Columns and fields keep the order they first appear in; lines that every
+// schema rejects (not JSON objects, reserved keys, empty keys below the
+// top level, numbers out of range anywhere, …: see schema.Sound) are
+// skipped, and lines with two spellings of one name in an object or an
+// empty top-level key type and spell no column. A key that can be no column (an empty key,
 // or one that differs only in case from a key seen before in its object:
 // Snowflake names ignore case) is left out, and the parser rejects the
 // lines that hold it (or keeps them in _extra; see schema.OddKey).
+//
+// A schema holds at most schema.MaxLeafColumns leaf columns: an object or
+// list column that would pass the limit is json; a top-level key past it
+// is no column, and is returned in cut (Convert keeps such keys in _extra
+// or rejects their lines, by -unknown, and refuses to drop them).
 func Infer(lines [][]byte) schema.Schema {
+	s, _ := inferCut(lines)
+	return s
+}
+
+// inferCut is Infer, and the top-level keys left out by the limit.
+func inferCut(lines [][]byte) (schema.Schema, []string) {
 	// Chunks of the sample are read in parallel and their findings merged in
 	// order; the chunk size is fixed, so the result does not depend on the
 	// number of cores.
@@ -66,11 +79,27 @@ func Infer(lines [][]byte) schema.Schema {
 	// but a name only they hold is still a column (typed by them), so that
 	// such a line is rejected, not taken with both spellings dropped.
 	root.adopt(learn(unsound, false))
-	s := schema.Schema{Unknown: schema.UnknownDrop}
-	for _, k := range root.order {
-		s.Columns = append(s.Columns, root.fields[k].column(k))
+	var s struct {
+		schema.Schema
+		cut []string
 	}
-	return s
+	s.Unknown = schema.UnknownDrop
+	budget := schema.MaxLeafColumns
+	for _, k := range root.order {
+		c := root.fields[k].column(k)
+		n := schema.LeafColumns(c)
+		if n > budget && (c.Type == schema.Object || c.Type == schema.List) {
+			c = schema.Column{Name: k, Type: schema.JSON, Nullable: true} // kept whole, in one column
+			n = 1
+		}
+		if n > budget {
+			s.cut = append(s.cut, k)
+			continue
+		}
+		budget -= n
+		s.Columns = append(s.Columns, c)
+	}
+	return s.Schema, s.cut
 }
 
 // inferLines reads what the sound lines (see schema.Sound) say of their
@@ -343,6 +372,15 @@ func valueType(raw json.RawMessage) schema.Type {
 		return schema.String
 	}
 	if bytes.ContainsAny(raw, ".eE") {
+		// An integer however written (1e30, 9007199254740993.0) that
+		// float64 would round is kept exact, as written plainly.
+		if len(raw) > 16 || bytes.ContainsAny(raw, "eE") {
+			if rounds, beyond := schema.FloatRounds(raw); beyond {
+				return bigInt
+			} else if rounds {
+				return exactInt
+			}
+		}
 		return schema.Float64
 	}
 	switch intSize(raw) {

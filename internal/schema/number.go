@@ -115,6 +115,11 @@ func floatAt(b []byte, i int) (f float64, end int, ok bool) {
 	default:
 		return 0, 0, false
 	}
+	if f >= 1<<53 {
+		// It may be an integer float64 does not hold exactly, however
+		// written (9007199254740993.0): the reference decides.
+		return 0, 0, false
+	}
 	if neg {
 		f = -f
 	}
@@ -343,4 +348,100 @@ func floatHoldsInt(b []byte, f float64) bool {
 	}
 	got, _ := new(big.Float).SetFloat64(math.Abs(f)).Int(nil)
 	return got.Cmp(want) == 0
+}
+
+// floatHoldsText reports whether f, the float64 nearest the JSON number
+// b, changes no integer: b's value is not an integer, or f is exactly it,
+// however b writes it (9007199254740993, 9007199254740993.0,
+// 90071992547409930e-1, 1e30 are all integers float64 rounds). A number
+// with a fraction is kept to float64's 15–17 significant digits.
+func floatHoldsText(b []byte, f float64) bool {
+	if math.Abs(f) < 1<<53 {
+		return true // an integer value below 2^53 is held exactly
+	}
+	if math.IsInf(f, 0) {
+		return false
+	}
+	// The value is the significant digits D times 10^p, as intText reads
+	// them; only those are made a big.Int, never the text's zeros.
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	var digits []byte
+	lf, exp, zeros := 0, 0, 0 // zeros: after the last non-zero digit
+	inFrac := false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if inFrac {
+				lf++
+			}
+			if c == '0' {
+				zeros++
+				continue
+			}
+			if len(digits) > 0 {
+				for ; zeros > 0 && len(digits) <= 400; zeros-- {
+					digits = append(digits, '0')
+				}
+			}
+			zeros = 0
+			if len(digits) <= 400 {
+				digits = append(digits, c)
+			}
+			continue
+		case c == '.':
+			inFrac = true
+			continue
+		}
+		break
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			eneg = b[i] == '-'
+			i++
+		}
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if exp < 1<<30 {
+				exp = exp*10 + int(b[i]-'0')
+			}
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	p := exp - lf + zeros
+	if len(digits) == 0 {
+		return true // zero
+	}
+	if p < 0 {
+		return true // a fraction: rounded to float64's digits, as documented
+	}
+	if p > 400 || len(digits) > 400 {
+		return false // no float64 integer has that many significant digits
+	}
+	want, ok := new(big.Int).SetString(string(digits), 10)
+	if !ok {
+		return false
+	}
+	want.Mul(want, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(p)), nil))
+	got, _ := new(big.Float).SetFloat64(math.Abs(f)).Int(nil)
+	return got.Cmp(want) == 0
+}
+
+// FloatRounds reports whether the JSON number raw is an integer, however
+// written, that float64 would round (a float64 column rejects it), and
+// whether that integer is beyond int64 (so an int64 column rejects it
+// too). Inference keeps such numbers exact: int64 or string columns.
+func FloatRounds(raw []byte) (rounds, beyondInt64 bool) {
+	f, err := strconv.ParseFloat(str(raw), 64)
+	if err != nil || floatHoldsText(raw, f) {
+		return false, false
+	}
+	_, kind := intText(raw)
+	return true, kind == intBeyond
 }

@@ -433,6 +433,9 @@ func skipValue(line []byte, i int) (int, bool) {
 		if !json.Valid(raw) || loneSurrogate(raw) > 0 {
 			return 0, false
 		}
+		if k, _ := nestedProblem(raw); k != "" {
+			return 0, false // the reference rejects it
+		}
 	default:
 		if string(raw) != "null" && !validScalar(raw) {
 			return 0, false
@@ -588,7 +591,7 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 		if validNumber(raw) {
 			// Underflow to 0 is the reference's to reject.
 			// So is an integer float64 would round.
-			if f, err := strconv.ParseFloat(str(raw), 64); err == nil && (f != 0 || zeroNumber(raw)) && (!plainInteger(raw) || floatHoldsInt(raw, f)) {
+			if f, err := strconv.ParseFloat(str(raw), 64); err == nil && (f != 0 || zeroNumber(raw)) && floatHoldsText(raw, f) {
 				return parquet.DoubleValue(f), true
 			}
 		}
@@ -634,9 +637,15 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			if loneSurrogate(raw) > 0 {
 				return parquet.Value{}, false
 			}
+			if raw[0] == '{' || raw[0] == '[' {
+				if k, _ := nestedProblem(raw); k != "" {
+					return parquet.Value{}, false // the reference rejects it
+				}
+			}
 			if bytes.IndexAny(raw, " \t\r\n") < 0 {
 				// Already compact; the reference's Compact would return it as is.
-				if raw[0] != '{' && raw[0] != '[' || json.Valid(raw) {
+				// A string's escapes are checked here: stringSpan skips them.
+				if raw[0] == '"' && validEscapes(raw) || raw[0] != '"' && raw[0] != '{' && raw[0] != '[' || json.Valid(raw) {
 					return parquet.ByteArrayValue(raw), true
 				}
 				return parquet.Value{}, false

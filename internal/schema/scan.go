@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"math/bits"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -91,6 +93,42 @@ func stringSpan(b []byte, i int) (end int, escaped, ok bool) {
 	return 0, false, false
 }
 
+// trimJSONSpace is b without the JSON white space (space, tab, CR, LF)
+// at its ends.
+func trimJSONSpace(b []byte) []byte {
+	b = b[skipSpace(b, 0):]
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// validEscapes reports whether every backslash in raw, a string whose
+// span stringSpan has checked, starts a JSON escape: one of \" \\ \/ \b
+// \f \n \r \t, or \u and four hex digits. It does not allocate.
+func validEscapes(raw []byte) bool {
+	for j := 0; j < len(raw); j++ {
+		if raw[j] != '\\' {
+			continue
+		}
+		if j+1 >= len(raw) {
+			return false
+		}
+		switch raw[j+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			j++
+		case 'u':
+			if _, ok := hex4(raw, j+2); !ok {
+				return false
+			}
+			j += 5
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // plainRun returns the index of the first byte at or after j that is a
 // quote, a backslash, a control character or not ASCII, or a position
 // near the end of b from which the caller checks byte by byte; it looks at
@@ -112,9 +150,56 @@ func plainRun(b []byte, j int) int {
 	return j
 }
 
+// validScalar reports whether raw is true, false or a JSON number some
+// number column holds (see numberInRange).
 func validScalar(raw []byte) bool {
 	s := string(raw)
-	return s == "true" || s == "false" || validNumber(raw)
+	return s == "true" || s == "false" || validNumber(raw) && numberInRange(raw)
+}
+
+// numberInRange reports whether the JSON number raw is one a number column
+// could hold: float64 neither overflows nor rounds it from nonzero to 0.
+// Every schema rejects a line with a number out of range anywhere in it,
+// even in a field it drops or keeps as JSON text.
+func numberInRange(raw []byte) bool {
+	if len(raw) <= 300 && bytes.IndexAny(raw, "eE") < 0 {
+		return true
+	}
+	f, err := strconv.ParseFloat(str(raw), 64)
+	return !errors.Is(err, strconv.ErrRange) && (f != 0 || zeroNumber(raw))
+}
+
+// nestedProblem finds in raw, a valid JSON value, what every schema
+// rejects wherever it is: an empty key of an object ("key") or a number
+// out of range ("number", and the number); "" when there is none.
+func nestedProblem(raw []byte) (string, []byte) {
+	for i := 0; i < len(raw); {
+		switch c := raw[i]; {
+		case c == '"':
+			end, ok := stringEnd(raw, i)
+			if !ok {
+				return "", nil // not valid JSON: said elsewhere
+			}
+			if end == i+2 {
+				if j := skipSpace(raw, end); j < len(raw) && raw[j] == ':' {
+					return "key", nil
+				}
+			}
+			i = end
+		case c == '-' || c >= '0' && c <= '9':
+			j := i
+			for j < len(raw) && !delimits(raw[j]) {
+				j++
+			}
+			if !numberInRange(raw[i:j]) {
+				return "number", raw[i:j]
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return "", nil
 }
 
 // parseInt parses a JSON integer (no sign but '-', no leading zeros).

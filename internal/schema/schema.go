@@ -38,6 +38,29 @@ const (
 // maxDepth bounds how deeply objects and lists nest in a schema.
 const maxDepth = 32
 
+// MaxLeafColumns bounds a schema's leaf columns (Parquet columns: one per
+// scalar, json or list-of-scalar field at any depth), far below what
+// Parquet indexes, so that no file is too wide to write or load.
+const MaxLeafColumns = 10_000
+
+// LeafColumns is how many Parquet leaf columns c takes.
+func LeafColumns(c Column) int {
+	switch c.Type {
+	case Object:
+		n := 0
+		for _, f := range c.Fields {
+			n += LeafColumns(f)
+		}
+		return n
+	case List:
+		if c.Items == nil {
+			return 1
+		}
+		return LeafColumns(*c.Items)
+	}
+	return 1
+}
+
 // Unknown-field policies.
 const (
 	UnknownDrop   = "drop"   // ignore fields the schema does not declare
@@ -94,6 +117,12 @@ func (s *Schema) Validate() error {
 	}
 	if err := validateColumns(s.Columns, "", 0); err != nil {
 		return err
+	}
+	leaves := 0
+	for _, c := range s.Columns {
+		if leaves += LeafColumns(c); leaves > MaxLeafColumns {
+			return fmt.Errorf("column %q: the schema has more than %d leaf columns (one per scalar field at any depth), the most feedpipe writes; declare wide objects as json", c.Name, MaxLeafColumns)
+		}
 	}
 	switch s.Unknown {
 	case "", UnknownDrop, UnknownReject:
@@ -153,6 +182,17 @@ func validateColumn(c Column, name string, depth int) error {
 	}
 	if c.Type != List && c.Items != nil {
 		return fmt.Errorf("column %q: items is for type list, not %s", name, c.Type)
+	}
+	if len(c.Formats) > 0 && c.Type != Timestamp && c.Type != Date {
+		return fmt.Errorf("column %q: formats are for types timestamp and date, not %s", name, c.Type)
+	}
+	for _, f := range c.Formats {
+		if strings.Contains(f, "MST") {
+			// time.Parse gives an unknown abbreviation offset 0 and a
+			// known one the host's offset: the value would depend on
+			// the machine.
+			return fmt.Errorf("column %q: format %q reads a zone abbreviation (MST), whose offset Go takes from the host's time zone or makes 0: the value would depend on the machine; use a numeric offset like -0700 or Z07:00", name, f)
+		}
 	}
 	switch c.Type {
 	case String, Int64, Float64, Bool, Timestamp, Date, JSON:
@@ -341,7 +381,7 @@ func kindOf(raw []byte) string {
 			return "a malformed number"
 		case f != math.Trunc(f) || hasFraction(raw):
 			return "a number with a fraction"
-		case math.Abs(f) > 1<<53 || plainInteger(raw) && !floatHoldsInt(raw, f):
+		case math.Abs(f) > 1<<53 || !floatHoldsText(raw, f):
 			return "a number beyond ±2^53"
 		case bytes.ContainsAny(raw, "eE"):
 			return "a number in exponent notation"
@@ -399,9 +439,18 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 	if !utf8.Valid(line) {
 		return nil, nil, utf8Error(line)
 	}
-	trimmed := bytes.TrimSpace(line)
+	// Only JSON's white space may stand around the object: a line with
+	// another (U+00A0, \v, …) is rejected, as Sound says.
+	lead := skipSpace(line, 0)
+	trimmed := trimJSONSpace(line)
 	if len(trimmed) == 0 {
 		return nil, nil, reject("empty line")
+	}
+	if r, _ := utf8.DecodeRune(trimmed); unicode.IsSpace(r) {
+		return nil, nil, reject("white space %U before the object: JSON allows only space, tab, CR and LF there", r)
+	}
+	if r, _ := utf8.DecodeLastRune(trimmed); unicode.IsSpace(r) {
+		return nil, nil, reject("white space %U after the object: JSON allows only space, tab, CR and LF there", r)
 	}
 	if trimmed[0] != '{' {
 		return nil, nil, rejectValue("not a JSON object (the line is "+lineKind(trimmed)+")",
@@ -409,7 +458,7 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &fields); err != nil {
-		return nil, nil, jsonError(err, line, len(line)-len(bytes.TrimLeftFunc(line, unicode.IsSpace)))
+		return nil, nil, jsonError(err, line, lead)
 	}
 	if at := loneSurrogate(line); at > 0 {
 		return nil, nil, surrogateError(at)
@@ -424,7 +473,36 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 		return nil, nil, reject("field %q is reserved for feedpipe (as are %s and %s in any case)", reserved, FeedIDField, LineField)
 	}
 	vals, err := s.values(fields)
+	if err == nil {
+		err = nestedError(fields)
+	}
 	return vals, fields, err
+}
+
+// nestedError rejects what every schema rejects wherever it is in the
+// line, even in a field the schema drops, keeps in _extra or keeps as JSON
+// text: an empty key below the top level, a number out of range (see
+// numberInRange). The first field in key order is named.
+func nestedError(fields map[string]json.RawMessage) error {
+	var bad, kind string
+	var num []byte
+	for k, raw := range fields {
+		if kind != "" && k >= bad {
+			continue
+		}
+		if what, n := nestedProblem(raw); what != "" {
+			bad, kind, num = k, what, n
+		}
+	}
+	switch kind {
+	case "key":
+		const why = "holds an object with an empty key (an empty key cannot be a column, at any depth)"
+		return rejectValue(fmt.Sprintf("field %q: %s", bad, why), "")
+	case "number":
+		ve := outOfRange("", num)
+		return rejectValue(fmt.Sprintf("field %q: %s", bad, ve.reason), fmt.Sprintf("field %q: %s", bad, ve.detail))
+	}
+	return nil
 }
 
 // ParseRecord parses a staged record (a line plus _feed_id and _line).
@@ -436,6 +514,9 @@ func (s *Schema) ParseRecord(line []byte) (feedID string, lineNo int64, vals []V
 	delete(fields, FeedIDField)
 	delete(fields, LineField)
 	vals, err = s.values(fields)
+	if err == nil {
+		err = nestedError(fields)
+	}
 	return feedID, lineNo, vals, err
 }
 
@@ -642,9 +723,11 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		return Value{S: s}, nil
 	case Int64:
 		n, err := strconv.ParseInt(string(raw), 10, 64)
-		if errors.Is(err, strconv.ErrRange) {
+		if errors.Is(err, strconv.ErrRange) && plainInteger(raw) {
 			return Value{}, outOfRange("int64", raw)
 		}
+		// ParseInt gives up with ErrRange at the 20th digit, before an
+		// exponent or fraction that follows: such text is intText's.
 		if err != nil {
 			if raw[0] == '"' || !validNumber(raw) {
 				return Value{}, mismatch("int64", raw, fmt.Sprintf("want an integer, got %s", truncate(string(raw), 40)))
@@ -672,9 +755,10 @@ func (c Column) parse(raw json.RawMessage, unknown string) (Value, error) {
 		if err != nil || raw[0] == '"' {
 			return Value{}, mismatch("float64", raw, fmt.Sprintf("want a number, got %s", truncate(string(raw), 40)))
 		}
-		if plainInteger(raw) && !floatHoldsInt(raw, f) {
-			// Inference makes such integers int64 or string columns, exact:
-			// a float64 column would round them.
+		if !floatHoldsText(raw, f) {
+			// An integer, however written: inference makes such integers
+			// int64 or string columns, exact; a float64 column would round
+			// them.
 			return Value{}, mismatch("float64", raw, fmt.Sprintf("integer %s is beyond ±2^53 and float64 cannot hold it exactly", truncate(string(raw), 40)))
 		}
 		return Value{F: f}, nil
@@ -834,7 +918,7 @@ var layoutWords = strings.NewReplacer(
 	"Z07:00", "(Z or ±hh:mm)", "Z0700", "(Z or ±hhmm)", "-07:00", "±hh:mm", "-0700", "±hhmm", "-07", "±hh",
 	".000000000", ".fffffffff", ".000000", ".ffffff", ".000", ".fff",
 	".999999999", "[.fraction]", ".999999", "[.fraction]", ".999", "[.fraction]",
-	"Jan", "<month abbr.>", "Mon", "<weekday abbr.>", "MST", "<zone>", "PM", "AM/PM",
+	"Jan", "<month abbr.>", "Mon", "<weekday abbr.>", "PM", "AM/PM",
 	"002", "DDD", "01", "MM", "02", "DD", "_2", "DD", "06", "YY", "15", "hh", "03", "hh", "04", "mm", "05", "ss",
 	// Single digits, unpadded: month, day, hour (12-hour), minute, second.
 	"1", "M", "2", "D", "3", "h", "4", "m", "5", "s",

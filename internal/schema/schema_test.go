@@ -153,7 +153,12 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 		// lone surrogates, reserved keys in another case, undeclared keys.
 		`{"id":1.00000000000000000001}`, `{"id":9007199254740993e0}`, `{"id":1,"score":9007199254740993}`, `{"id":1,"score":123456789012345678901234567890}`,
 		`{"id":1,"at":"2026-01-02T15:04:05.1234560000001Z"}`, `{"id":1,"name":"\ud800x"}`, `{"id":1,"x":["\udc00"]}`, `{"id":1,"name":"\ud83d\ude00"}`,
-		`{"id":1,"_FEED_ID":1}`, `{"id":1,"größe":1,"GRÖSSE":2}`} {
+		`{"id":1,"_FEED_ID":1}`, `{"id":1,"größe":1,"GRÖSSE":2}`,
+		// The second review: escapes in json columns.
+		`{"id":1,"meta":"bad\q"}`, `{"id":1,"meta":"\u12"}`, `{"id":1,"meta":["\x"]}`, `{"id":1,"meta":"a\"b\u00e9"}`,
+		`{"id":1,"b":1e400}`, `{"id":1,"c":{"":1}}`, `{"id":1,"meta":[1e-400]}`, `{"id":1,"meta":{"":1}}`, `{"id":1,"name":1e400}`, "\u00a0{\"id\":1}", "{\"id\":1}\v",
+		`{"id":50000000000000000000e-2}`, `{"id":123456789012345678901.5e-3}`, `{"id":92233720368547758080e-1}`,
+		`{"id":1,"score":9007199254740993.0}`, `{"id":1,"score":90071992547409930e-1}`, `{"id":1,"score":1e30}`, `{"id":1,"score":1.00000000000000000001}`, `{"id":1,"addr":{"geo":[9007199254740993.0]}}`} {
 		f.Add([]byte(seed))
 	}
 	s, l, p := nestedParser(f)

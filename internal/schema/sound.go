@@ -3,19 +3,19 @@ package schema
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"strconv"
 	"unicode/utf8"
 )
 
 // Sound says whether line could be a row under some schema. Whatever the
 // columns, Parse rejects a line that is not valid UTF-8 or not one JSON
 // object, that holds a lone surrogate escape, a reserved key (see
-// Reserved), an empty key, or a number no number column holds (1e400,
-// 1e-400): Unsound. A line that holds two spellings of one name in an
-// object (at any depth; see OddKey) is rejected when one of them is a
-// column (or, at the top level with -unknown extra, keeps the other in
-// _extra): TwoSpellings. Inference learns types and spellings only from
+// Reserved), an empty key below the top level, or a number no number
+// column holds (1e400, 1e-400), wherever they are (in a field the schema
+// drops or keeps as JSON text too): Unsound. A line that holds two
+// spellings of one name in an object (at any depth; see OddKey) is
+// rejected when one of them is a column (or, at the top level with
+// -unknown extra, keeps the other in _extra): TwoSpellings; so is a line
+// with an empty key at the top level (rejected, or kept in _extra). Inference learns types and spellings only from
 // Sound lines, so that a line that is rejected does not shape the schema.
 func Sound(line []byte) Soundness {
 	var c SoundChecker
@@ -48,7 +48,7 @@ type Soundness uint8
 // Sound's verdicts.
 const (
 	SoundLine    Soundness = iota // some schema takes it
-	TwoSpellings                  // two spellings of one name in an object, nothing worse
+	TwoSpellings                  // two spellings of one name in an object, or an empty top-level key, nothing worse
 	Unsound                       // every schema rejects it
 )
 
@@ -71,7 +71,13 @@ type keySet struct {
 // before: not empty, not reserved at the top level; another spelling of
 // one of them is noted in w.
 func (w *walker) add(s *keySet, k []byte, top bool) bool {
-	if len(k) == 0 || top && Reserved(str(k)) {
+	if len(k) == 0 {
+		// An empty key below the top level is rejected by every schema; at
+		// the top level, -unknown extra keeps it in _extra.
+		w.spellings = w.spellings || top
+		return top
+	}
+	if top && Reserved(str(k)) {
 		return false
 	}
 	if s.folded != nil {
@@ -161,7 +167,7 @@ func (w *walker) object(raw []byte, top bool) bool {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
 		return false
 	}
-	return len(bytes.TrimSpace(raw[dec.InputOffset():])) == 0 // nothing after the object
+	return len(trimJSONSpace(raw[dec.InputOffset():])) == 0 // nothing after the object
 }
 
 func (w *walker) value(v []byte) bool {
@@ -187,10 +193,7 @@ func (w *walker) value(v []byte) bool {
 			}
 		}
 	case c == '-' || c >= '0' && c <= '9':
-		if len(v) > 300 || bytes.ContainsAny(v, "eE") {
-			f, err := strconv.ParseFloat(str(v), 64)
-			return !errors.Is(err, strconv.ErrRange) && (f != 0 || zeroNumber(v))
-		}
+		return numberInRange(v)
 	}
 	return true
 }
