@@ -3,6 +3,7 @@ package schema
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -91,10 +92,23 @@ func TestFloat64RejectsIntegersItWouldRound(t *testing.T) {
 	// Review 10: an integer however written (a fraction of zeros, an
 	// exponent) is rejected as the plain spelling is.
 	for _, in := range []string{"9007199254740993", "-9007199254740993", "123456789012345678901234567890", "18446744073709551615", "1237940039285380274899124225",
-		"9007199254740993e0", "9007199254740993.0", "90071992547409930e-1", "-9007199254740993.000e0", "1.2345678901234567890123e29", "1e30", "6.02214076e23"} {
+		"9007199254740993e0", "9007199254740993.0", "90071992547409930e-1", "-9007199254740993.000e0", "1.2345678901234567890123e29"} {
 		_, le := bothParsers(t, s, `{"f":`+in+`}`)
 		if le == nil || le.Reason != `field "f": want float64, got a number beyond ±2^53` || !le.TypeMismatch {
 			t.Errorf("%s: %+v", in, le)
+		}
+	}
+	// Up to 15 significant digits float64 reads back as written, however
+	// large: a float, not an id to keep exact.
+	for _, in := range []string{"1e30", "6.02214076e23", "-1.5e300", "123456789012345e10"} {
+		r, le := bothParsers(t, s, `{"f":`+in+`}`)
+		want, _ := strconv.ParseFloat(in, 64)
+		if le != nil {
+			t.Errorf("%s: rejected: %s", in, le.Reason)
+			continue
+		}
+		if got := r.Leaves[0][0].Double(); got != want {
+			t.Errorf("%s stored as %v, want %v", in, got, want)
 		}
 	}
 }

@@ -351,10 +351,12 @@ func floatHoldsInt(b []byte, f float64) bool {
 }
 
 // floatHoldsText reports whether f, the float64 nearest the JSON number
-// b, changes no integer: b's value is not an integer, or f is exactly it,
-// however b writes it (9007199254740993, 9007199254740993.0,
-// 90071992547409930e-1, 1e30 are all integers float64 rounds). A number
-// with a fraction is kept to float64's 15–17 significant digits.
+// b, changes no integer: b's value is not an integer, or b has at most 15
+// significant digits (float64 reads those back as written: 1e30), or f is
+// exactly b's value, however b writes it (9007199254740993,
+// 9007199254740993.0 and 90071992547409930e-1 are integers float64
+// rounds). A number with a fraction is kept to float64's 15–17
+// significant digits.
 func floatHoldsText(b []byte, f float64) bool {
 	if math.Abs(f) < 1<<53 {
 		return true // an integer value below 2^53 is held exactly
@@ -417,6 +419,11 @@ func floatHoldsText(b []byte, f float64) bool {
 	p := exp - lf + zeros
 	if len(digits) == 0 {
 		return true // zero
+	}
+	if len(digits) <= 15 {
+		// float64 gives back any number of up to 15 significant digits:
+		// 1e30 and 6.02214076e23 are read back as written.
+		return true
 	}
 	if p < 0 {
 		return true // a fraction: rounded to float64's digits, as documented

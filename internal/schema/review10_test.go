@@ -158,9 +158,9 @@ func TestFloatHoldsTextBySignificantDigits(t *testing.T) {
 	for in, want := range map[string]bool{
 		"1" + strings.Repeat("0", 500) + "e-480": true, // 10^20, exact
 		"0.00100000000000000000000e23":           true, // 10^20
-		"9007199254740993.0":                     false, "1e30": false, "1e22": true, "1.5": true, "9007199254740993.5": true,
-		"1" + strings.Repeat("0", 500) + "1e-300":  true,  // a fraction: rounded, as float64 is
-		"1" + strings.Repeat("0", 5000) + "e-4724": false, // 10^276
+		"9007199254740993.0":                     false, "1e30": true, "6.02214076e23": true, "1234567890123456e20": false, "1e22": true, "1.5": true, "9007199254740993.5": true,
+		"1" + strings.Repeat("0", 500) + "1e-300":  true, // a fraction: rounded, as float64 is
+		"1" + strings.Repeat("0", 5000) + "e-4724": true, // 10^276: one significant digit
 	} {
 		f, _ := strconv.ParseFloat(in, 64)
 		t0 := time.Now()
