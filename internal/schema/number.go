@@ -257,23 +257,7 @@ func intText(b []byte) (n int64, kind intKind) {
 		}
 		fracEnd = i
 	}
-	exp := 0
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		eneg := false
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			eneg = b[i] == '-'
-			i++
-		}
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			if exp < 1<<30 {
-				exp = exp*10 + int(b[i]-'0')
-			}
-		}
-		if eneg {
-			exp = -exp
-		}
-	}
+	exp, _ := exponentAt(b, i)
 	li, lf := intEnd-intStart, fracEnd-fracStart
 	digit := func(j int) byte {
 		if j < li {
@@ -350,6 +334,30 @@ func floatHoldsInt(b []byte, f float64) bool {
 	return got.Cmp(want) == 0
 }
 
+// exponentAt reads the exponent of a JSON number whose mantissa ends at
+// b[i] ("e" or "E", a sign, digits; 0 when there is none), saturating
+// beyond 2^30 so that no text overflows it, and where it ends.
+func exponentAt(b []byte, i int) (exp, end int) {
+	if i >= len(b) || (b[i] != 'e' && b[i] != 'E') {
+		return 0, i
+	}
+	i++
+	neg := false
+	if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		neg = b[i] == '-'
+		i++
+	}
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		if exp < 1<<30 {
+			exp = exp*10 + int(b[i]-'0')
+		}
+	}
+	if neg {
+		exp = -exp
+	}
+	return exp, i
+}
+
 // floatHoldsText reports whether f, the float64 nearest the JSON number
 // b, changes no integer: b's value is not an integer, or b has at most 15
 // significant digits (float64 reads those back as written: 1e30), or f is
@@ -371,7 +379,7 @@ func floatHoldsText(b []byte, f float64) bool {
 		i++
 	}
 	var digits []byte
-	lf, exp, zeros := 0, 0, 0 // zeros: after the last non-zero digit
+	lf, zeros := 0, 0 // zeros: after the last non-zero digit
 	inFrac := false
 	for ; i < len(b); i++ {
 		c := b[i]
@@ -400,22 +408,7 @@ func floatHoldsText(b []byte, f float64) bool {
 		}
 		break
 	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		eneg := false
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			eneg = b[i] == '-'
-			i++
-		}
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			if exp < 1<<30 {
-				exp = exp*10 + int(b[i]-'0')
-			}
-		}
-		if eneg {
-			exp = -exp
-		}
-	}
+	exp, _ := exponentAt(b, i)
 	p := exp - lf + zeros
 	if len(digits) == 0 {
 		return true // zero
