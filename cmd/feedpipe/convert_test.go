@@ -159,19 +159,11 @@ func TestConvertSchemaWithCollidingOrEmptyNames(t *testing.T) {
 	}
 }
 
-// The rejects file keeps each rejected line's bytes: as a JSON string when
-// they are UTF-8 (the format as it was), in raw_base64 when not (as the
-// pipeline's quarantine objects do); a line cut to its first MiB says so
-// (truncated, line_bytes), both for a line over the 16 MiB limit and for a
-// long rejected one.
-func TestConvertRejectsKeepRawBytes(t *testing.T) {
-	dir := t.TempDir()
-	in := filepath.Join(dir, "in.ndjson")
-	notUTF8 := "{\"a\":\"\xff\xfe caf\xe9\"}"
-	long := `{"a":"` + strings.Repeat("é", 1<<20) + `"}`     // 2 MiB, rejected (a is int64)
-	tooLong := `{"a":"` + strings.Repeat("x", 17<<20) + `"}` // over the 16 MiB limit
-	writeFile(t, in, strings.Join([]string{`{"a":1}`, notUTF8, long, tooLong, `{"a":"x"}`, `{"a":2}`}, "\n")+"\n")
-	out := filepath.Join(dir, "out.parquet")
+// convertRejects converts in with -infer 1 into a file beside it and
+// returns the lines of its rejects file, decoded.
+func convertRejects(t *testing.T, in string) []map[string]any {
+	t.Helper()
+	out := filepath.Join(filepath.Dir(in), "out.parquet")
 	if err := run([]string{"convert", "-infer", "1", in, out}); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +179,22 @@ func TestConvertRejectsKeepRawBytes(t *testing.T) {
 		}
 		got = append(got, r)
 	}
+	return got
+}
+
+// The rejects file keeps each rejected line's bytes: as a JSON string when
+// they are UTF-8 (the format as it was), in raw_base64 when not (as the
+// pipeline's quarantine objects do); a line cut to its first MiB says so
+// (truncated, line_bytes), both for a line over the 16 MiB limit and for a
+// long rejected one.
+func TestConvertRejectsKeepRawBytes(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	notUTF8 := "{\"a\":\"\xff\xfe caf\xe9\"}"
+	long := `{"a":"` + strings.Repeat("é", 1<<20) + `"}`     // 2 MiB, rejected (a is int64)
+	tooLong := `{"a":"` + strings.Repeat("x", 17<<20) + `"}` // over the 16 MiB limit
+	writeFile(t, in, strings.Join([]string{`{"a":1}`, notUTF8, long, tooLong, `{"a":"x"}`, `{"a":2}`}, "\n")+"\n")
+	got := convertRejects(t, in)
 	if len(got) != 4 {
 		t.Fatalf("%d rejects, want 4", len(got))
 	}
@@ -215,18 +223,11 @@ func TestConvertRejectsBase64WhenBadBytesAreBeyondTheFirstMiB(t *testing.T) {
 	in := filepath.Join(dir, "in.ndjson")
 	late := `{"a":"` + strings.Repeat("x", 1<<20+10) + "\xff" + `"}`
 	writeFile(t, in, `{"a":1}`+"\n"+late+"\n")
-	out := filepath.Join(dir, "out.parquet")
-	if err := run([]string{"convert", "-infer", "1", in, out}); err != nil {
-		t.Fatal(err)
+	got := convertRejects(t, in)
+	if len(got) != 1 {
+		t.Fatalf("%d rejects, want 1", len(got))
 	}
-	b, err := os.ReadFile(out + ".rejects.ndjson")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r map[string]any
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := got[0]
 	raw64, _ := r["raw_base64"].(string)
 	raw, _ := base64.StdEncoding.DecodeString(raw64)
 	if r["raw"] != nil || len(raw) != 1<<20 || !strings.HasPrefix(late, string(raw)) || r["truncated"] != true || r["line_bytes"] != float64(len(late)) ||
