@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -389,13 +390,7 @@ func containerLog(ctx context.Context, c testcontainers.Container, n int) string
 // LogTails is the end of each container's output, for a failed run.
 func (cs *containerStack) LogTails(n int64) string {
 	cs.mu.Lock()
-	names := slices.Sorted(func(yield func(string) bool) {
-		for name := range cs.containers {
-			if !yield(name) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(cs.containers))
 	cs.mu.Unlock()
 	var b strings.Builder
 	for _, name := range names {

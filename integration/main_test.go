@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -187,13 +186,7 @@ func runMain(m *testing.M) int {
 }
 
 // processStack is the stack of local processes (internal/devstack).
-type processStack struct {
-	s *devstack.Stack
-
-	once      sync.Once
-	workerBin string
-	buildErr  error
-}
+type processStack struct{ s *devstack.Stack }
 
 func startProcessStack() (*processStack, error) {
 	s, err := devstacktest.StartMain(devstack.Options{})
@@ -216,26 +209,10 @@ func (p *processStack) Stop() error {
 	return nil
 }
 
-// StartWorker builds cmd/worker once and runs it against the stack.
+// StartWorker builds cmd/worker and runs it against the stack.
 func (p *processStack) StartWorker(t *testing.T, cfgPath, logPath string) runningWorker {
 	t.Helper()
-	p.once.Do(func() {
-		p.workerBin = filepath.Join(p.s.RunDir, "bin", "worker")
-		root, err := devstack.FindRoot()
-		if err != nil {
-			p.buildErr = err
-			return
-		}
-		build := exec.Command("go", "build", "-o", p.workerBin, "./cmd/worker")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			p.buildErr = fmt.Errorf("go build ./cmd/worker: %w\n%s", err, out)
-		}
-	})
-	if p.buildErr != nil {
-		t.Fatal(p.buildErr)
-	}
-	return startWorkerProcess(t, p.workerBin, cfgPath, logPath)
+	return startWorkerProcess(t, buildCmd(t, context.Background(), "worker"), cfgPath, logPath)
 }
 
 // containers adapts the container stack to testStack.
