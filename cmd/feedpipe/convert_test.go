@@ -107,6 +107,9 @@ func TestConvertFlags(t *testing.T) {
 		{[]string{"convert", in}, "want IN and OUT, got 1 arguments"},
 		{[]string{"convert", "-rejects", filepath.Join(dir, "no", "such", "dir", "r.ndjson"), in, out}, "-rejects: create"},
 		{[]string{"convert", "-rejects", dir, in, out}, "is a directory"},
+		{[]string{"convert", "-zstd-level", "0", in, out}, "-zstd-level 0: give 1 to 22 (default 1)"},
+		{[]string{"convert", "-zstd-level", "23", in, out}, "-zstd-level 23: give 1 to 22"},
+		{[]string{"convert", "-compression", "snappy", "-zstd-level", "3", in, out}, "-zstd-level with -compression snappy: a level is for zstd only"},
 	} {
 		if err := run(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want an error naming %q", c.args, err, c.want)
@@ -125,6 +128,12 @@ func TestConvertFlags(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
 		t.Errorf("left behind: %v", entries)
+	}
+	// A level given with zstd, and snappy without one, convert.
+	for _, args := range [][]string{{"-zstd-level", "19"}, {"-compression", "snappy"}} {
+		if err := run(append(append([]string{"convert"}, args...), in, out)); err != nil {
+			t.Errorf("%q: %v", args, err)
+		}
 	}
 	if err := run([]string{"convert", "-h"}); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v, want flag.ErrHelp (main exits 0 on it)", err)

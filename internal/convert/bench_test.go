@@ -109,3 +109,20 @@ func BenchmarkConvert(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInfer is schema inference on the wide feed's first 10,000
+// lines (the default -infer): it runs before any line is converted, so
+// its time is the conversion's start-up. MB/s is of the sample's NDJSON.
+func BenchmarkInfer(b *testing.B) {
+	feed := wideFeed(b, 16<<20)
+	lines := bytes.Split(bytes.TrimSpace(feed), []byte("\n"))[:10000]
+	size := 0
+	for _, l := range lines {
+		size += len(l) + 1
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		Infer(lines)
+	}
+}

@@ -41,6 +41,9 @@ type Options struct {
 	Unknown string
 	// Compression: zstd (default), snappy or none.
 	Compression string
+	// ZstdLevel is zstd's level, 1 to 22 (default
+	// parquetconv.DefaultZstdLevel).
+	ZstdLevel int
 	// RowGroupBytes bounds each row group in memory (default 64 MiB).
 	RowGroupBytes int64
 	// RowGroupRows bounds each row group's rows (default 1Mi).
@@ -104,29 +107,28 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	lr := &lineSource{r: in}
 
 	var sch schema.Schema
-	var sample *lines
+	sample := &sampleBlocks{}
 	inferred := 0
 	var cut []string
 	if opt.Schema != nil {
 		sch = *opt.Schema
 	} else {
-		sample, err = lr.take(opt.InferLines)
-		if err != nil {
-			return st, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
+		if _, err = lr.take(sample, opt.InferLines); err != nil {
+			return st, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
 		}
 		var infer [][]byte
-		for i, line := range sample.lines {
-			if len(infer) < opt.InferLines && sample.long[i] == 0 {
+		for i, line := range sample.all.lines {
+			if len(infer) < opt.InferLines && sample.all.long[i] == 0 {
 				infer = append(infer, line)
 			}
 		}
 		sch, cut = inferSchema(infer, opt.Unknown)
 		inferred = opt.InferLines
-		if len(sch.Columns) == 0 && len(sample.lines) > 0 {
+		if len(sch.Columns) == 0 && len(sample.all.lines) > 0 {
 			// No line of the sample gives a column (not objects, only {}):
 			// later lines would be rows with every field dropped. Infer from
 			// the first line that gives one, and the lines after it.
-			if sample, sch, cut, inferred, err = inferPastUnusable(lr, sample, opt); err != nil {
+			if sch, cut, inferred, err = inferPastUnusable(lr, sample, opt); err != nil {
 				return st, err
 			}
 		}
@@ -148,7 +150,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 		}
 	}
 	st.Schema = sch
-	pw, err := parquetconv.NewWriter(w, sch, parquetconv.Options{Compression: opt.Compression,
+	pw, err := parquetconv.NewWriter(w, sch, parquetconv.Options{Compression: opt.Compression, ZstdLevel: opt.ZstdLevel,
 		RowGroupBytes: opt.RowGroupBytes, RowGroupRows: opt.RowGroupRows, NoFeedColumns: true, Extra: opt.Unknown == UnknownExtra})
 	if err != nil {
 		return st, err
@@ -237,8 +239,9 @@ func (b *batch) reset() {
 // pipeline parses batches of lines on workers goroutines, each into its
 // batch's columns, and hands the batches in the order they were sent to
 // the writer, whose workers write their columns independently. At most
-// 3×workers+2 batches exist; each is reused once written, so memory stays
-// bounded and allocation low. One goroutine sends (next, send, finish).
+// 3×workers+2 batches exist, and never more than maxBatches; each is
+// reused once written, so memory stays bounded, whatever the core count,
+// and allocation low. One goroutine sends (next, send, finish).
 type pipeline struct {
 	pw rowWriter
 	// take is called with each parsed batch, in order, before its rows are
@@ -251,6 +254,11 @@ type pipeline struct {
 	written             chan error // the writing goroutine's outcome
 	workers             sync.WaitGroup
 }
+
+// maxBatches bounds the batches of a pipeline: each holds at most
+// blockBytes of input (more only for a line longer than that) and
+// batchValues parsed values, so batches take at most about 30 MiB.
+const maxBatches = 16
 
 // rowWriter is what the pipeline hands parsed rows to, in order:
 // a parquetconv.Writer (an interface so that the hand-off can be measured
@@ -267,7 +275,7 @@ var errStopped = errors.New("convert: pipeline stopped")
 // startPipeline starts workers parsing batches with parse (on a worker,
 // with that worker's parser) and a goroutine writing them to pw.
 func startPipeline(pw rowWriter, workers int, parse func(*schema.Parser, *batch), take func(*batch) error) *pipeline {
-	p := &pipeline{pw: pw, take: take, maxBatches: 3*workers + 2, written: make(chan error, 1), stopped: make(chan struct{})}
+	p := &pipeline{pw: pw, take: take, maxBatches: min(3*workers+2, maxBatches), written: make(chan error, 1), stopped: make(chan struct{})}
 	p.work = make(chan *batch, workers)
 	p.ordered = make(chan *batch, p.maxBatches)
 	p.free = make(chan *batch, p.maxBatches)
@@ -389,9 +397,11 @@ type pipelineRun struct {
 	cut map[string]bool
 }
 
-// run converts lr's lines (after sample's, if any) in a pipeline.
-func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) error {
+// run converts lr's lines (after sample's) in a pipeline.
+func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *sampleBlocks) error {
 	pl := startPipeline(p.pw, p.opt.Workers, p.parse, p.take)
+	lr.maxLines = linesFor(p.pw.Layout().Leaves)
+	sample.all = lines{} // its parts are what is left to convert
 	var readErr error
 	for next := int64(1); ; {
 		b, err := pl.next(ctx)
@@ -400,8 +410,8 @@ func (p *pipelineRun) run(ctx context.Context, lr *lineSource, sample *lines) er
 			break
 		}
 		b.first = next
-		if sample != nil {
-			b.lines, sample = *sample, nil // the lines inference read
+		if part, ok := sample.next(lr.maxLines); ok {
+			b.lines = part // lines inference read
 		} else {
 			lr.fill(&b.lines)
 		}
@@ -519,46 +529,42 @@ func inferSchema(lines [][]byte, unknown string) (schema.Schema, []string) {
 // many lines from the start the schema was inferred from. At the end of
 // the input with no such line, the schema has no columns; past the bound,
 // it fails naming the lines.
-func inferPastUnusable(lr *lineSource, sample *lines, opt Options) (*lines, schema.Schema, []string, int, error) {
+func inferPastUnusable(lr *lineSource, sample *sampleBlocks, opt Options) (schema.Schema, []string, int, error) {
 	first := -1
 	for i := 0; ; i++ {
 		if i >= MaxUnusableLines && i >= opt.InferLines {
-			return sample, schema.Schema{}, nil, 0, fmt.Errorf("infer a schema: none of lines 1 to %d is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i)
+			return schema.Schema{}, nil, 0, fmt.Errorf("infer a schema: none of lines 1 to %d is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i)
 		}
-		for i >= len(sample.lines) {
-			more, err := lr.take(blockLines)
+		for i >= len(sample.all.lines) {
+			read, err := lr.take(sample, blockLines)
 			if err != nil {
-				return sample, schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
+				return schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
 			}
-			if len(more.lines) == 0 {
-				return sample, schema.Schema{}, nil, 0, nil // the end: nothing to drop
+			if read == 0 {
+				return schema.Schema{}, nil, 0, nil // the end: nothing to drop
 			}
-			sample.lines = append(sample.lines, more.lines...)
-			sample.long = append(sample.long, more.long...)
 		}
-		if sch, _ := inferSchema(sample.lines[i:i+1], opt.Unknown); sample.long[i] == 0 && len(sch.Columns) > 0 {
+		if sch, _ := inferSchema(sample.all.lines[i:i+1], opt.Unknown); sample.all.long[i] == 0 && len(sch.Columns) > 0 {
 			first = i
 			break
 		}
 	}
-	for len(sample.lines) < first+opt.InferLines {
-		more, err := lr.take(opt.InferLines)
+	for len(sample.all.lines) < first+opt.InferLines {
+		read, err := lr.take(sample, opt.InferLines)
 		if err != nil {
-			return sample, schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.lines), err)
+			return schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
 		}
-		if len(more.lines) == 0 {
+		if read == 0 {
 			break
 		}
-		sample.lines = append(sample.lines, more.lines...)
-		sample.long = append(sample.long, more.long...)
 	}
-	end := min(len(sample.lines), first+opt.InferLines)
+	end := min(len(sample.all.lines), first+opt.InferLines)
 	var infer [][]byte
 	for i := first; i < end; i++ {
-		if sample.long[i] == 0 {
-			infer = append(infer, sample.lines[i])
+		if sample.all.long[i] == 0 {
+			infer = append(infer, sample.all.lines[i])
 		}
 	}
 	sch, cut := inferSchema(infer, opt.Unknown)
-	return sample, sch, cut, end, nil
+	return sch, cut, end, nil
 }

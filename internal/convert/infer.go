@@ -28,8 +28,10 @@ const maxDistinct = 4096
 // elements' widened type (string when only empty arrays were seen); an
 // object or array seen together with another kind of value, an object
 // with no fields, or nesting deeper than 8 levels becomes json (its JSON
-// text). A string column with at most one distinct value per 8 values seen
-// (and at most 4,096) is dictionary-encoded.
+// text). A string column with at most one distinct value per 2 values seen
+// (each value repeats, on average; and at most 4,096 distinct) is
+// dictionary-encoded; in a row group where its dictionary passes
+// parquetconv.DictionaryMaxBytes, it goes on in PLAIN.
 // Columns and fields keep the order they first appear in; lines that every
 // schema rejects (not JSON objects, reserved keys, empty keys below the
 // top level, numbers out of range anywhere, …: see schema.Sound) are
@@ -321,7 +323,7 @@ func (n *inferred) column(name string) schema.Column {
 		c.AnyScalar = true
 		// (Integers beyond int64 are ids more often than codes: no
 		// dictionary; their distinct values were not counted.)
-		c.Dictionary = n.t != bigInt && len(n.distinct) <= maxDistinct && len(n.distinct)*8 <= n.count
+		c.Dictionary = n.t != bigInt && len(n.distinct) <= maxDistinct && len(n.distinct)*2 <= n.count
 	}
 	return c
 }

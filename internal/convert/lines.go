@@ -13,7 +13,18 @@ import (
 const (
 	blockBytes = 256 << 10
 	blockLines = 4096
+	// batchValues bounds a batch's parsed values (24 bytes each, 1.5 MiB)
+	// whatever the schema's width: a batch of a wide, sparse schema has
+	// fewer lines (see linesFor).
+	batchValues = 64 << 10
 )
+
+// linesFor is how many lines a batch of a schema of leaves leaf columns
+// holds at most: blockLines, fewer when each line's leaves would pass
+// batchValues.
+func linesFor(leaves int) int {
+	return max(1, min(blockLines, batchValues/max(1, leaves)))
+}
 
 // lines is a block of input and the lines in it.
 type lines struct {
@@ -23,7 +34,34 @@ type lines struct {
 }
 
 func (ls *lines) reset() {
+	clear(ls.lines) // no stale line keeps a long line's buffer alive
 	ls.block, ls.lines, ls.long = ls.block[:0], ls.lines[:0], ls.long[:0]
+}
+
+// sampleBlocks is the lines read before the schema is known, kept in the blocks
+// they were read in: each block is then converted as batches of its own,
+// so that the sample is no larger a batch than any other.
+type sampleBlocks struct {
+	all   lines   // every line, in order
+	parts []lines // the blocks
+}
+
+// next returns the sample's next at most n lines, and forgets them.
+func (s *sampleBlocks) next(n int) (lines, bool) {
+	if len(s.parts) == 0 {
+		return lines{}, false
+	}
+	p := &s.parts[0]
+	k := min(n, len(p.lines))
+	// No block: the batch's next fill reads into a block of its own, not
+	// into one another batch may hold.
+	part := lines{lines: p.lines[:k:k], long: p.long[:k:k]}
+	p.lines, p.long = p.lines[k:], p.long[k:]
+	if len(p.lines) == 0 {
+		s.parts[0] = lines{}
+		s.parts = s.parts[1:]
+	}
+	return part, true
 }
 
 // lineSource cuts an input stream into lines.
@@ -35,6 +73,8 @@ type lineSource struct {
 	eof   bool
 	err   error  // a read error other than io.EOF
 	chunk []byte // read buffer of long lines
+	// maxLines caps the lines of a fill (default blockLines).
+	maxLines int
 }
 
 // fill reads the next lines into ls (empty); it adds none at the end of the
@@ -59,7 +99,11 @@ func (l *lineSource) fill(ls *lines) {
 	}
 	ls.block = block
 	start := 0
-	for len(ls.lines) < blockLines {
+	maxLines := blockLines
+	if l.maxLines > 0 {
+		maxLines = l.maxLines
+	}
+	for len(ls.lines) < maxLines {
 		i := bytes.IndexByte(block[start:], '\n')
 		if i < 0 {
 			break
@@ -70,7 +114,7 @@ func (l *lineSource) fill(ls *lines) {
 	rest := block[start:]
 	switch {
 	case l.err != nil:
-	case len(ls.lines) >= blockLines || (len(ls.lines) > 0 && !l.eof):
+	case len(ls.lines) >= maxLines || (len(ls.lines) > 0 && !l.eof):
 		l.carry = rest
 	case l.eof:
 		if len(rest) > 0 {
@@ -143,18 +187,20 @@ func (l *lineSource) add(ls *lines, line []byte, long int64) {
 	ls.long = append(ls.long, long)
 }
 
-// take reads at least n lines (fewer at the end of the input), each block
-// in a buffer of its own.
-func (l *lineSource) take(n int) (*lines, error) {
-	all := &lines{}
-	for len(all.lines) < n {
+// take reads at least n more lines into s (fewer at the end of the
+// input), each block in a buffer of its own, and returns how many it read.
+func (l *lineSource) take(s *sampleBlocks, n int) (int, error) {
+	read := 0
+	for read < n {
 		var part lines
 		l.fill(&part)
 		if len(part.lines) == 0 {
 			break
 		}
-		all.lines = append(all.lines, part.lines...)
-		all.long = append(all.long, part.long...)
+		read += len(part.lines)
+		s.all.lines = append(s.all.lines, part.lines...)
+		s.all.long = append(s.all.long, part.long...)
+		s.parts = append(s.parts, part)
 	}
-	return all, l.err
+	return read, l.err
 }

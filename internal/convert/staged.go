@@ -64,6 +64,7 @@ type Staged struct {
 	pl     *pipeline // nil once finished
 	seen   []uint64  // line numbers added, a bit each
 	cur    *batch    // the batch being filled, not yet sent
+	lines  int       // the most records a batch holds (linesFor)
 	st     StagedStats
 	err    error // the error that ended the conversion
 	closed bool
@@ -103,6 +104,7 @@ func NewStaged(w io.Writer, opt StagedOptions) (*Staged, error) {
 	}
 	s := &Staged{opt: opt, pw: pw, seen: seen}
 	s.pl = startPipeline(pw, opt.Workers, s.parse, func(b *batch) error { return b.err })
+	s.lines = linesFor(pw.Layout().Leaves)
 	return s, nil
 }
 
@@ -205,7 +207,7 @@ func cutRecordStart(rec []byte) (feed []byte, line int64, at int, ok bool) {
 // once full.
 func (s *Staged) queue(ctx context.Context, name string, rec []byte, r stagedRec) error {
 	b := s.cur
-	if b != nil && (len(b.lines.lines) >= blockLines || len(b.block)+len(rec) > cap(b.block)) {
+	if b != nil && (len(b.lines.lines) >= s.lines || len(b.block)+len(rec) > cap(b.block)) {
 		s.cur = nil
 		if err := s.pl.send(ctx, b); err != nil {
 			return err

@@ -19,7 +19,6 @@ import (
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/feedpipe/feedpipe/internal/schema"
 )
@@ -28,6 +27,8 @@ import (
 type Options struct {
 	// Compression is "zstd" (default), "snappy" or "none".
 	Compression string
+	// ZstdLevel is zstd's level, 1 to 22 (default DefaultZstdLevel).
+	ZstdLevel int
 	// RowGroupRows bounds a row group's rows. Default 1Mi rows.
 	RowGroupRows int64
 	// RowGroupBytes bounds a row group's size as the writer holds it until
@@ -81,7 +82,7 @@ type job struct {
 
 // NewWriter returns a Writer of s's columns to out.
 func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
-	codec, err := Codec(opt.Compression)
+	codec, err := codecFor(opt.Compression, opt.ZstdLevel)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +102,9 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	w := &Writer{layout: layout, opt: opt, cut: make([]int, layout.Leaves), out: &tailWriter{w: out}}
 	w.pw = parquet.NewWriter(w.out, layout.Parquet, parquet.Compression(codec),
 		parquet.CreatedBy("feedpipe", "0", ""),
+		// A column the sample showed as repetitive, but whose row group
+		// holds more distinct values than that, goes on in PLAIN.
+		parquet.DictionaryMaxBytes(DictionaryMaxBytes),
 		// No min/max in data page headers: the column index has (truncated)
 		// page bounds already, and a long string's full bounds in a page
 		// header make it too large for pyarrow to read.
@@ -110,17 +114,24 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	return w, nil
 }
 
+// DictionaryMaxBytes bounds a dictionary-encoded column's dictionary in a
+// row group: past it, the column's next pages are PLAIN.
+const DictionaryMaxBytes = 1 << 20
+
 // Layout is the file's layout: rows for WriteRows are built for it.
 func (w *Writer) Layout() *schema.Layout { return w.layout }
 
 // pendingRows is how many rows Write collects before writing them.
 const pendingRows = 1024
 
-// Codec returns the parquet-go codec named by name.
-func Codec(name string) (compress.Codec, error) {
+// codecFor returns the codec named by name; level is zstd's (0: default).
+func codecFor(name string, level int) (compress.Codec, error) {
+	if level != 0 && name != "" && name != "zstd" {
+		return nil, fmt.Errorf("a zstd level (%d) with compression %q: a level is for zstd only", level, name)
+	}
 	switch name {
 	case "", "zstd":
-		return &zstd.Codec{}, nil
+		return newZstdCodec(level)
 	case "snappy":
 		return &snappy.Codec{}, nil
 	case "none":

@@ -57,7 +57,15 @@ type walker struct {
 	spellings bool // two spellings of one name seen
 	// keys is a stack of the keys of the objects being read, innermost
 	// last: each object's keys from where it started.
-	keys [][]byte
+	keys []walkedKey
+}
+
+// walkedKey is a key in a walker's stack, and whether it is all ASCII:
+// two ASCII keys of different lengths are never two spellings of one name,
+// which spares comparing most pairs.
+type walkedKey struct {
+	b     []byte
+	ascii bool
 }
 
 // keySet is one object's keys in a walker's stack, to find two spellings
@@ -89,17 +97,30 @@ func (w *walker) add(s *keySet, k []byte, top bool) bool {
 		s.folded[fold] = string(k)
 		return true
 	}
+	ascii := isASCII(k)
 	for _, prev := range w.keys[s.start:] {
-		if !bytes.Equal(prev, k) && sameName(prev, k) {
+		if ascii && prev.ascii && len(prev.b) != len(k) {
+			continue
+		}
+		if !bytes.Equal(prev.b, k) && sameName(prev.b, k) {
 			w.spellings = true
 			break
 		}
 	}
-	w.keys = append(w.keys, k)
+	w.keys = append(w.keys, walkedKey{k, ascii})
 	if len(w.keys)-s.start > 32 {
 		s.folded = make(map[string]string, 64)
 		for i := len(w.keys) - 1; i >= s.start; i-- { // the first spelling stays
-			s.folded[FoldName(string(w.keys[i]))] = string(w.keys[i])
+			s.folded[FoldName(string(w.keys[i].b))] = string(w.keys[i].b)
+		}
+	}
+	return true
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
 		}
 	}
 	return true
@@ -107,20 +128,7 @@ func (w *walker) add(s *keySet, k []byte, top bool) bool {
 
 // sameName reports whether a and b have the same FoldName.
 func sameName(a, b []byte) bool {
-	ascii := true
-	for _, c := range a {
-		if c >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	for _, c := range b {
-		if c >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if !ascii {
+	if !isASCII(a) || !isASCII(b) {
 		return FoldName(string(a)) == FoldName(string(b))
 	}
 	if len(a) != len(b) {

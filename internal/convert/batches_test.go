@@ -1,0 +1,125 @@
+package convert
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/feedpipe/feedpipe/internal/schema"
+)
+
+// A string column is dictionary-encoded when its sample values repeat, on
+// average: at most one distinct value per 2 seen (and at most 4,096).
+func TestInferDictionaryWhenValuesRepeat(t *testing.T) {
+	var lines [][]byte
+	for i := range 100 {
+		lines = append(lines, fmt.Appendf(nil, `{"half":"h%d","more":"m%d","few":"f%d","all":"a%d"}`, i%50, i%51, i%3, i))
+	}
+	dict := map[string]bool{}
+	for _, c := range Infer(lines).Columns {
+		dict[c.Name] = c.Dictionary
+	}
+	want := map[string]bool{"half": true, "more": false, "few": true, "all": false}
+	if fmt.Sprint(dict) != fmt.Sprint(want) {
+		t.Errorf("dictionary by column %v, want %v", dict, want)
+	}
+}
+
+// A batch holds at most batchValues values whatever the schema's width:
+// the lines of a batch of a wide schema are fewer.
+func TestLinesForBoundsValues(t *testing.T) {
+	for _, c := range []struct{ leaves, lines int }{
+		{0, blockLines}, {1, blockLines}, {16, blockLines}, {17, batchValues / 17},
+		{1000, batchValues / 1000}, {schema.MaxLeafColumns, batchValues / schema.MaxLeafColumns}, {batchValues * 2, 1},
+	} {
+		if got := linesFor(c.leaves); got != c.lines {
+			t.Errorf("linesFor(%d) = %d, want %d", c.leaves, got, c.lines)
+		}
+		if got := linesFor(c.leaves); got*max(1, c.leaves) > batchValues && got > 1 {
+			t.Errorf("linesFor(%d) = %d lines: %d values, over %d", c.leaves, got, got*c.leaves, batchValues)
+		}
+	}
+}
+
+// With maxLines, the block reader cuts at most that many lines a fill, and
+// the lines are still those of splitting the input at "\n".
+func TestLineSourceMaxLines(t *testing.T) {
+	in := strings.Repeat("ab\n", 1000) + strings.Repeat("c", blockBytes) + "\nd"
+	want := strings.Split(in, "\n")
+	for _, maxLines := range []int{1, 7, 999} {
+		src := &lineSource{r: &chunkReader{b: []byte(in), r: rand.New(rand.NewPCG(1, 1))}, maxLines: maxLines}
+		var got []string
+		for {
+			var ls lines
+			src.fill(&ls)
+			if len(ls.lines) == 0 {
+				break
+			}
+			if len(ls.lines) > maxLines {
+				t.Fatalf("maxLines %d: a fill of %d lines", maxLines, len(ls.lines))
+			}
+			for _, l := range ls.lines {
+				got = append(got, string(l))
+			}
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("maxLines %d: %d lines, not those of the input (%d)", maxLines, len(got), len(want))
+		}
+	}
+}
+
+// The inference sample is converted in batches of at most the batch's
+// lines, in order, each without a block of its own (the batch's next fill
+// reads into a new one, not into a block another batch holds).
+func TestSampleBatches(t *testing.T) {
+	in := strings.Repeat(`{"a":1}`+"\n", 3*blockLines+5)
+	src := &lineSource{r: strings.NewReader(in)}
+	s := &sampleBlocks{}
+	if n, err := src.take(s, 2*blockLines); err != nil || n < 2*blockLines {
+		t.Fatalf("take: %d lines, %v", n, err)
+	}
+	total := len(s.all.lines)
+	seen := 0
+	for {
+		part, ok := s.next(100)
+		if !ok {
+			break
+		}
+		if len(part.lines) == 0 || len(part.lines) > 100 || part.block != nil {
+			t.Fatalf("a part of %d lines, block %v", len(part.lines), part.block != nil)
+		}
+		for _, l := range part.lines {
+			if !bytes.Equal(l, s.all.lines[seen]) {
+				t.Fatalf("line %d out of order", seen+1)
+			}
+			seen++
+		}
+	}
+	if seen != total {
+		t.Errorf("%d of the sample's %d lines converted", seen, total)
+	}
+}
+
+// A wide, sparse feed (each line one of 1,000 keys) converts whole: every
+// line a row with its value in its column, the others null, although a
+// batch holds 65 of its lines.
+func TestWideSparseFeedConverts(t *testing.T) {
+	const keys, n = 1000, 2000
+	var feed bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&feed, `{"k%04d":%d}`+"\n", i%keys, i)
+	}
+	pq, st, rej := convertBytes(t, feed.Bytes(), Options{InferLines: n})
+	if st.Rows != n || len(rej) != 0 || len(st.Schema.Columns) != keys {
+		t.Fatalf("%d rows, %d rejects, %d columns; want %d, 0, %d", st.Rows, len(rej), len(st.Schema.Columns), n, keys)
+	}
+	rows := readBack(t, pq)
+	for _, i := range []int{0, 1, keys - 1, keys, n - 1} {
+		k := fmt.Sprintf("k%04d", i%keys)
+		if rows[i][k] != float64(i) || rows[i][fmt.Sprintf("k%04d", (i+1)%keys)] != nil {
+			t.Errorf("row %d: %s = %v", i+1, k, rows[i][k])
+		}
+	}
+}
