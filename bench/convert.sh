@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Converter benchmark: our `feedpipe convert` against DuckDB on the same
-# deterministic NDJSON feed, same compression (zstd) and row-group size
+# deterministic NDJSON feed (KIND wide: 26 customer fields, nested; ids: 10
+# fields of values that hardly repeat), same compression (zstd) and row-group size
 # (122,880 rows, DuckDB's default; ours also caps a row group at 64 MiB),
 # alternating runs. Prints MB/s, peak RSS (/usr/bin/time -v) and output size
 # for each run, then the medians and the ratio ours/DuckDB.
 #
-#   bench/convert.sh [SIZE_BYTES (default 1 GiB)] [RUNS (default 3)]
+#   bench/convert.sh [SIZE_BYTES (default 1 GiB)] [RUNS (default 3)] [KIND (default wide)]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size=${1:-1073741824}
 runs=${2:-3}
+kind=${3:-wide}
+case $kind in wide|ids) ;; *) echo "bench: KIND $kind: use wide or ids" >&2; exit 2 ;; esac
 work=${BENCH_DIR:-$root/bench/out}
 mkdir -p "$work"
 bash "$root/scripts/venv.sh"
@@ -18,8 +21,9 @@ py=$root/.venv/bin/python
 (cd "$root" && go build -o "$work/feedpipe" ./cmd/feedpipe)
 
 feed=$work/feed-$size.ndjson
+[ "$kind" = wide ] || feed=$work/feed-$kind-$size.ndjson
 if [ ! -s "$feed" ]; then
-  "$work/feedpipe" gen -wide -size "$size" -seed 42 "$feed"
+  "$work/feedpipe" gen "-$kind" -size "$size" -seed 42 "$feed"
 fi
 mb=$(python3 -c "import os,sys; print(os.path.getsize(sys.argv[1])/1e6)" "$feed")
 cat > "$work/duckdb_convert.py" <<'PY'
@@ -54,15 +58,18 @@ done
 # Our output must hold what DuckDB reads from the source: the same aggregates.
 cat > "$work/compare.py" <<'PY'
 import sys, duckdb
-src, ours = sys.argv[1], sys.argv[2]
+src, ours, kind = sys.argv[1], sys.argv[2], sys.argv[3]
 q = ("select count(*), sum(id), count(email), round(sum(score), 3), epoch_us(max(created_at)), count(distinct name),"
      " sum(length(notes)), sum(active::int), count(referrer), count(address) from {}")
+if kind == "ids":
+    q = ("select count(*), sum(user_id), sum(order_id), count(distinct event_id), count(distinct session), sum(length(url)),"
+         " count(distinct ip), count(distinct sku), count(distinct email), round(sum(amount), 2), epoch_us(max(ts)) from {}")
 a = duckdb.sql(q.format(f"read_json('{src}', format='newline_delimited')")).fetchall()
 b = duckdb.sql(q.format(f"'{ours}'")).fetchall()
 print("output check:", "same aggregates as DuckDB's read of the feed" if a == b else f"DIFFERENT: duckdb {a} ours {b}")
 sys.exit(0 if a == b else 1)
 PY
-"$py" "$work/compare.py" "$feed" "$work/ours.parquet"
+"$py" "$work/compare.py" "$feed" "$work/ours.parquet" "$kind"
 
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 os=$(printf '%s\n' "${ours[@]}" | awk '{print $1}' | median); ds=$(printf '%s\n' "${duck[@]}" | awk '{print $1}' | median)

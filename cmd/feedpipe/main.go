@@ -4,7 +4,7 @@
 //	                 [-unknown drop|reject|extra] [-rejects FILE] IN OUT
 //	    NDJSON (plain or gzip; "-" for stdin) → Parquet, in bounded memory.
 //	    Prints rows, rejects, input MB, MB/s and peak memory.
-//	feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT
+//	feedpipe gen [-records N | -size BYTES] [-wide | -ids] [-bad-every N] [-seed S] OUT
 //	    Writes a deterministic customers feed (for tests and benchmarks).
 //	feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]
 //	    Runs a failed feed's run again from the stage it failed in (or an
@@ -48,7 +48,7 @@ import (
 
 const usage = `usage:
   feedpipe convert [-schema FILE | -infer N] [-compression zstd|snappy|none] [-unknown drop|reject|extra] [-rejects FILE] IN OUT
-  feedpipe gen [-records N | -size BYTES] [-wide] [-bad-every N] [-seed S] OUT
+  feedpipe gen [-records N | -size BYTES] [-wide | -ids] [-bad-every N] [-seed S] OUT
   feedpipe reset -workflow-id ID [-stage STAGE] [-reason TEXT]
   feedpipe doctor [-config FILE] [-queue URL]
   feedpipe cancel -workflow-id ID [-wait 2m]
@@ -342,6 +342,7 @@ func runGen(args []string) error {
 	records := fs.Int("records", 100000, "lines to write")
 	size := fs.Int64("size", 0, "write lines until the feed reaches this many bytes (overrides -records)")
 	wide := fs.Bool("wide", false, "26 fields a line with nested objects, arrays, timestamps and long strings")
+	ids := fs.Bool("ids", false, "10 fields a line of values that hardly repeat (UUIDs, ids, URLs, IPs, tokens), instead of customers")
 	badEvery := fs.Int("bad-every", 0, "every Nth line is malformed")
 	seed := fs.Uint64("seed", 1, "random seed")
 	if err := fs.Parse(args); err != nil {
@@ -350,11 +351,14 @@ func runGen(args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New(usage)
 	}
+	if *wide && *ids {
+		return errors.New("gen: -wide and -ids both given: they are two kinds of feed; use one")
+	}
 	f, err := os.Create(fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	st, err := feedgen.Write(f, feedgen.Options{Records: *records, Bytes: *size, Wide: *wide, BadEvery: *badEvery, Seed: *seed})
+	st, err := feedgen.Write(f, feedgen.Options{Records: *records, Bytes: *size, Wide: *wide, IDs: *ids, BadEvery: *badEvery, Seed: *seed})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

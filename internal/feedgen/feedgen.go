@@ -22,6 +22,11 @@ type Options struct {
 	// Wide writes 26 fields a line: numbers, booleans, RFC 3339 timestamps,
 	// nulls, a nested object, arrays and occasional long strings.
 	Wide bool
+	// IDs writes, instead of customers, 10 fields a line dominated by
+	// values that hardly repeat: UUIDs, 62-bit user ids, order numbers,
+	// session tokens, URLs, IPv4 addresses, SKUs, emails, an amount and a
+	// timestamp (a feed of events, for measuring high-cardinality columns).
+	IDs bool
 }
 
 // Stats says what was written.
@@ -55,6 +60,12 @@ func Write(w io.Writer, o Options) (Stats, error) {
 			line = []byte(bad[(i/o.BadEvery)%len(bad)])
 			st.Bad++
 			st.BadLines = append(st.BadLines, i)
+		} else if o.IDs {
+			var err error
+			if line, err = json.Marshal(idsRecord(r, i)); err != nil {
+				return st, err
+			}
+			st.Good++
 		} else {
 			rec := map[string]any{
 				"id":        i,
@@ -128,4 +139,21 @@ func widen(rec map[string]any, r *rand.Rand, i int) {
 		note[j] = words[r.IntN(len(words))]
 	}
 	rec["notes"] = strings.Join(note, " ")
+}
+
+// idsRecord is line i of an IDs feed.
+func idsRecord(r *rand.Rand, i int) map[string]any {
+	u := [2]uint64{r.Uint64(), r.Uint64()}
+	return map[string]any{
+		"event_id": fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", u[0]>>32, u[0]>>16&0xffff, u[0]&0xfff, u[1]>>48&0x3fff|0x8000, u[1]&0xffffffffffff),
+		"user_id":  r.Int64N(1 << 62),
+		"order_id": 1_000_000_000 + i,
+		"session":  fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64()),
+		"url":      fmt.Sprintf("https://shop.example.com/p/%d/%s-%s?utm=%08x", r.IntN(1_000_000), words[r.IntN(len(words))], words[r.IntN(len(words))], r.Uint32()),
+		"ip":       fmt.Sprintf("%d.%d.%d.%d", 1+r.IntN(223), r.IntN(256), r.IntN(256), 1+r.IntN(254)),
+		"sku":      fmt.Sprintf("SKU-%08d", r.IntN(100_000_000)),
+		"email":    fmt.Sprintf("u%d.%08x@example.org", r.IntN(10_000_000), r.Uint32()),
+		"amount":   float64(r.IntN(10_000_000)) / 100,
+		"ts":       fmt.Sprintf("2026-%02d-%02dT%02d:%02d:%02d.%06dZ", 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60), r.IntN(1_000_000)),
+	}
 }
