@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 )
@@ -16,16 +17,28 @@ type atomicFile struct {
 	done  bool
 }
 
+// createTemp creates the temporary file of final, beside it. Its mode is
+// what os.Create gives (0666 less the umask), not os.CreateTemp's 0600: the
+// file keeps it when renamed, and a loader running as another user reads
+// it as it would any file written by the command.
 func createTemp(final string) (*atomicFile, error) {
 	dir, base := filepath.Split(final)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", final, err)
+	var err error
+	for range 100 {
+		name := filepath.Join(dir, fmt.Sprintf(".%s.tmp-%d", base, rand.Uint32()))
+		var f *os.File
+		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if err == nil {
+			return &atomicFile{f: f, final: final}, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			break
+		}
 	}
-	return &atomicFile{f: f, final: final}, nil
+	return nil, fmt.Errorf("create %s: %w", final, err)
 }
 
 // commit syncs, closes and renames the file to its final name.

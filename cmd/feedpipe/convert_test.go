@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -82,6 +83,26 @@ func TestConvertOutputIsAtomicAndRejectsBelongToIt(t *testing.T) {
 	}
 }
 
+// OUT and its rejects file have the mode os.Create gives (0666 less the
+// umask), as any file the user writes, not a temporary file's 0600.
+func TestConvertOutputModeFollowsUmask(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	writeFile(t, in, `{"a":1}`+"\n"+`{"a":"x"}`+"\n")
+	out := filepath.Join(dir, "out.parquet")
+	if err := run([]string{"convert", "-infer", "1", in, out}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{out, out + ".rejects.ndjson"} {
+		fi, err := os.Stat(name)
+		if err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, %v; want -rw-r--r--", name, fi.Mode().Perm(), err)
+		}
+	}
+}
+
 func TestConvertFlags(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.ndjson")
@@ -107,6 +128,8 @@ func TestConvertFlags(t *testing.T) {
 		{[]string{"convert", in}, "want IN and OUT, got 1 arguments"},
 		{[]string{"convert", "-rejects", filepath.Join(dir, "no", "such", "dir", "r.ndjson"), in, out}, "-rejects: create"},
 		{[]string{"convert", "-rejects", dir, in, out}, "is a directory"},
+		{[]string{"convert", in, "-"}, "convert: OUT is -: Parquet is written to a file"},
+		{[]string{"convert", in, dir}, "convert: OUT " + dir + " is a directory; give a file name, e.g. " + filepath.Join(dir, "out.parquet")},
 		{[]string{"convert", "-zstd-level", "0", in, out}, "-zstd-level 0: give 1 to 22 (default 1)"},
 		{[]string{"convert", "-zstd-level", "23", in, out}, "-zstd-level 23: give 1 to 22"},
 		{[]string{"convert", "-compression", "snappy", "-zstd-level", "3", in, out}, "-zstd-level with -compression snappy: a level is for zstd only"},

@@ -30,6 +30,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -150,6 +151,12 @@ func runConvert(args []string) error {
 	}
 	if err := notSameFile(inPath, outPath); err != nil {
 		return err
+	}
+	if outPath == "-" {
+		return errors.New("convert: OUT is -: Parquet is written to a file (its footer comes last, and the file is renamed into place when complete), not to standard output; give a file path")
+	}
+	if fi, err := os.Stat(outPath); err == nil && fi.IsDir() {
+		return fmt.Errorf("convert: OUT %s is a directory; give a file name, e.g. %s", outPath, filepath.Join(outPath, "out.parquet"))
 	}
 	opt := convert.Options{InferLines: *infer, Compression: *compression, ZstdLevel: level, Unknown: *unknown, RowGroupBytes: int64(*rowGroupMB) << 20, RowGroupRows: *rowGroupRows}
 	if *schemaPath != "" {
