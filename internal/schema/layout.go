@@ -258,10 +258,12 @@ func parquetNode(c Column) parquet.Node {
 	case Date:
 		n = parquet.Date()
 	case Decimal:
-		// INT32 up to 9 digits, INT64 up to 18, as the Parquet spec asks.
-		n = parquet.Decimal(c.Scale, c.Precision, parquet.Int64Type)
+		// INT32 up to 9 digits, INT64 up to 18, as the Parquet spec asks
+		// (parquet-go prints a warning for an INT64 of fewer digits).
 		if c.Precision <= 9 {
 			n = parquet.Decimal(c.Scale, c.Precision, parquet.Int32Type)
+		} else {
+			n = parquet.Decimal(c.Scale, c.Precision, parquet.Int64Type)
 		}
 	case Object:
 		g := parquet.Group{}

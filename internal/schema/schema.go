@@ -812,8 +812,10 @@ func (c Column) parseDecimal(raw []byte, text string) (int64, error) {
 	if strings.HasPrefix(t, "-") {
 		neg, t = true, t[1:]
 	}
-	intPart, frac, _ := strings.Cut(t, ".")
-	if intPart == "" || strings.ContainsAny(intPart+frac, "eE+-") {
+	intPart, frac, point := strings.Cut(t, ".")
+	// JSON's grammar, for quoted numbers too: digits on both sides of a
+	// point (".5" and "5." are refused alike).
+	if intPart == "" || point && frac == "" || strings.ContainsAny(intPart+frac, "eE+-") {
 		return 0, mismatch(want, raw, fmt.Sprintf("want a decimal number like 12.34, got %q", truncate(text, 40)))
 	}
 	frac = strings.TrimRight(frac, "0")

@@ -1,10 +1,13 @@
 package schema
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -252,7 +255,9 @@ func TestDecimalIsExact(t *testing.T) {
 			t.Errorf("%s → %+v %v, want %d", in, vals, err, want)
 		}
 	}
-	for in, want := range map[string]string{`1.234`: "3 digits after the point", `123456789.1`: "more than the 10 digits", `1e3`: "want a decimal number", `"x"`: "want a decimal number"} {
+	for in, want := range map[string]string{`1.234`: "3 digits after the point", `123456789.1`: "more than the 10 digits", `1e3`: "want a decimal number", `"x"`: "want a decimal number",
+		// Issue 9: quoted numbers follow JSON's grammar, on both sides of the point.
+		`"5."`: `want a decimal number like 12.34, got "5."`, `".5"`: `want a decimal number like 12.34, got ".5"`, `"-.5"`: "want a decimal number", `"+5"`: "want a decimal number"} {
 		if _, _, err := s.Parse([]byte(`{"amount":` + in + `}`)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", in, err, want)
 		}
@@ -556,4 +561,22 @@ func mustLayout(t *testing.T, s Schema) *Layout {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// A decimal of up to 9 digits is an INT32 column, made without parquet-go's
+// warning for an INT64 of fewer than 10 digits (printed on stderr at every
+// conversion).
+func TestDecimalLayoutPrintsNoWarning(t *testing.T) {
+	var buf bytes.Buffer
+	log.SetOutput(&buf)
+	defer log.SetOutput(os.Stderr)
+	for _, p := range []int{1, 9, 10, 18} {
+		s := Schema{Columns: []Column{{Name: "d", Type: Decimal, Precision: p, Scale: 0}}}
+		if _, err := NewLayout(&s, LayoutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if buf.Len() > 0 {
+		t.Errorf("logged %q", buf.String())
+	}
 }
