@@ -287,11 +287,9 @@ func TestConvertBadInput(t *testing.T) {
 		{"last line without newline", "{\"id\":1}\n{\"id\":2}", 2, nil, nil},
 		{"invalid UTF-8", "{\"id\":1,\"s\":\"\xff\xfe\"}\n{\"id\":2}\n", 1, []int64{1}, nil},
 		{"top-level array and scalar", "[1,2]\n42\n\"x\"\nnull\n{\"id\":5}\n", 1, []int64{1, 2, 3, 4}, nil},
-		{"duplicate keys: the last wins", "{\"id\":1,\"s\":\"first\",\"s\":\"last\"}\n", 1, nil, func(t *testing.T, rows []map[string]any) {
-			if rows[0]["s"] != "last" {
-				t.Errorf("duplicate key kept %v", rows[0]["s"])
-			}
-		}},
+		// Issue 9: a key given twice is a reject (one value would be lost
+		// silently), declared or not, at any depth.
+		{"duplicate keys", "{\"id\":1,\"s\":\"first\",\"s\":\"last\"}\n{\"id\":2,\"x\":1,\"x\":1}\n{\"id\":3,\"x\":{\"y\":1,\"y\":2}}\n{\"id\":4,\"s\":\"a\",\"\\u0073\":\"b\"}\n{\"id\":5}\n", 1, []int64{1, 2, 3, 4}, nil},
 		{"deep nesting", "{\"id\":1,\"s\":" + deep + "}\n{\"id\":2}\n", 1, []int64{1}, nil},
 		{"10 MB line", "{\"id\":1,\"s\":\"" + big + "\"}\n", 1, nil, func(t *testing.T, rows []map[string]any) {
 			if s, _ := rows[0]["s"].(string); len(s) != len(big) {

@@ -235,8 +235,9 @@ func TestReservedNamesIgnoreCase(t *testing.T) {
 func TestSound(t *testing.T) {
 	for line, want := range map[string]Soundness{
 		`{"a":1,"b":{"c":[{"d":1}]}}`:       SoundLine,
-		`{"a":1,"a":2}`:                     SoundLine, // one spelling, twice
-		`{"a":1,"\u0061":2}`:                SoundLine,
+		`{"a":1,"a":2}`:                     Unsound, // one key twice: a value would be lost
+		`{"a":1,"\u0061":2}`:                Unsound,
+		`{"a":{"b":[{"c":1,"c":1}]}}`:       Unsound,
 		`{"a":1,"A":2}`:                     TwoSpellings,
 		`{"a":1,"b":{"c":[{"d":1,"D":2}]}}`: TwoSpellings,
 		`{"a":1,"\u0041":2}`:                TwoSpellings,
@@ -255,6 +256,8 @@ func TestSound(t *testing.T) {
 		`[1]`:                               Unsound,
 		`{"a":1} {}`:                        Unsound,
 		`{"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,"k23":23,"k24":24,"k25":25,"k26":26,"k27":27,"k28":28,"k29":29,"k30":30,"k31":31,"k32":32,"k33":33,"K1":0}`: TwoSpellings,
+		// Beyond 32 keys (a map): an exact duplicate after another spelling.
+		`{"K1":1,"k1":2,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,"k23":23,"k24":24,"k25":25,"k26":26,"k27":27,"k28":28,"k29":29,"k30":30,"k31":31,"k32":32,"k33":33,"k1":0}`: Unsound,
 	} {
 		if got := Sound([]byte(line)); got != want {
 			t.Errorf("Sound(%s) = %d, want %d", line, got, want)
@@ -293,5 +296,48 @@ func TestSoundCheckerDoesNotAllocate(t *testing.T) {
 	c.Check(line)
 	if n := testing.AllocsPerRun(100, func() { c.Check(line) }); n != 0 {
 		t.Errorf("%v allocations per line", n)
+	}
+}
+
+// A key given twice in one object, at any depth, declared or not, in a
+// field kept as JSON text or dropped, is a reject that names the key in
+// its detail (its reason stays free of the line's data): both parsers
+// agree. Keys are compared as decoded; the same key in two objects, or two
+// spellings of a name, are not duplicates.
+func TestDuplicateKeysRejected(t *testing.T) {
+	s := Schema{Columns: []Column{
+		{Name: "id", Type: Int64},
+		{Name: "o", Type: Object, Nullable: true, Fields: []Column{{Name: "a", Type: Int64, Nullable: true}}},
+		{Name: "l", Type: List, Nullable: true, Items: &Column{Type: Object, Fields: []Column{{Name: "b", Type: Int64, Nullable: true}}}},
+		{Name: "j", Type: JSON, Nullable: true},
+	}, Unknown: UnknownDrop}
+	for _, c := range []struct{ line, key string }{
+		{`{"id":1,"id":1}`, "id"},
+		{`{"id":1,"o":{"a":1,"a":2}}`, "a"},
+		{`{"id":1,"o":{"a":1,"z":1,"z":2}}`, "z"},
+		{`{"id":1,"l":[{"b":1},{"b":2,"b":3}]}`, "b"},
+		{`{"id":1,"j":{"k":[{"q":1,"q":1}]}}`, "q"},
+		{`{"id":1,"x":1,"y":2,"x":3}`, "x"},
+		{`{"id":1,"x":{"deep":{"w":1,"w":1}}}`, "w"},
+		{`{"id":1,"x":1,"\u0078":2}`, "x"},
+	} {
+		_, le := bothParsers(t, s, c.line)
+		want := fmt.Sprintf("key %q appears twice in one object: one of its values would be lost; give each key once", c.key)
+		if le == nil || le.Reason != "a key appears twice in one object: one of its values would be lost; give each key once" || le.Detail != want {
+			t.Errorf("%s: %+v, want detail %q", c.line, le, want)
+		}
+	}
+	for _, line := range []string{
+		`{"id":1,"o":{"a":1},"x":{"a":1},"l":[{"b":1},{"b":2}],"j":{"a":{"a":1}}}`,
+		`{"id":1,"x":1,"X":2}`,
+	} {
+		if _, le := bothParsers(t, s, line); le != nil {
+			t.Errorf("%s rejected: %s", line, le.Reason)
+		}
+	}
+	// Under -unknown reject, a top-level duplicate is a reject as well.
+	s.Unknown = UnknownReject
+	if _, le := bothParsers(t, s, `{"id":1,"id":2}`); le == nil {
+		t.Error("duplicate id taken under -unknown reject")
 	}
 }

@@ -30,6 +30,10 @@ type Parser struct {
 	// undeclared holds, per object, the undeclared key found at each
 	// position of a line, once checked (see knownUndeclared).
 	undeclared [][][]byte
+	// keysSeen is a stack of the undeclared keys of the objects being
+	// read, each object's from where it started: one given twice sends the
+	// line to the reference, which rejects it.
+	keysSeen [][]byte
 	// noTmpl is set while a line is re-read after its template failed;
 	// usedTmpl records that the line being read used one.
 	noTmpl, usedTmpl bool
@@ -178,7 +182,7 @@ func (p *Parser) fastLine(r *Rows, line []byte, open int) bool {
 }
 
 func (p *Parser) fast(r *Rows, line []byte, open int) bool {
-	p.usedTmpl = false
+	p.usedTmpl, p.keysSeen = false, p.keysSeen[:0]
 	end, ok := p.object(r, p.l.top, p.l.index, 0, line, open, 0)
 	return ok && skipSpace(line, end) == len(line)
 }
@@ -198,6 +202,7 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 	order := p.order[obj]
 	npos := 0
 	compact := true // no white space between the object's keys and punctuation
+	seenFrom := len(p.keysSeen)
 	i++
 	if j := skipSpace(line, i); j != i {
 		i, compact = j, false
@@ -246,6 +251,21 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 					return 0, false // the reference rejects it
 				} else {
 					p.rememberUndeclared(obj, pos, key)
+				}
+				if col < 0 {
+					// An undeclared key given twice: the reference rejects
+					// the line (a value would be lost); it also checks
+					// objects of many undeclared keys.
+					keys := p.keysSeen[seenFrom:]
+					if len(keys) >= maxKeysSeen {
+						return 0, false
+					}
+					for _, k := range keys {
+						if string(k) == string(key) {
+							return 0, false
+						}
+					}
+					p.keysSeen = append(p.keysSeen, key)
 				}
 			}
 			if pos < len(order) {
@@ -311,8 +331,14 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 	if t := &p.tmpl[obj]; compact && !t.ok && t.misses < maxTemplateMisses && npos <= len(order) {
 		t.learn(nodes, order[:npos])
 	}
+	p.keysSeen = p.keysSeen[:seenFrom]
 	return i, true
 }
+
+// maxKeysSeen bounds the undeclared keys of one object the fast path
+// compares pairwise for duplicates; an object with more goes to the
+// reference.
+const maxKeysSeen = 64
 
 // knownUndeclared reports whether key, an undeclared key at position pos
 // of object obj, is the one found there in an earlier line and checked
@@ -434,6 +460,9 @@ func skipValue(line []byte, i int) (int, bool) {
 			return 0, false
 		}
 		if k, _ := nestedProblem(raw); k != "" {
+			return 0, false // the reference rejects it
+		}
+		if _, dup := duplicateKey(raw, false); dup {
 			return 0, false // the reference rejects it
 		}
 	default:
@@ -639,6 +668,9 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			}
 			if raw[0] == '{' || raw[0] == '[' {
 				if k, _ := nestedProblem(raw); k != "" {
+					return parquet.Value{}, false // the reference rejects it
+				}
+				if _, dup := duplicateKey(raw, false); dup {
 					return parquet.Value{}, false // the reference rejects it
 				}
 			}

@@ -472,11 +472,26 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 	if reserved != "" {
 		return nil, nil, reject("field %q is reserved for feedpipe (as are %s and %s in any case)", reserved, FeedIDField, LineField)
 	}
+	if err := duplicateError(trimmed); err != nil {
+		return nil, nil, err
+	}
 	vals, err := s.values(fields)
 	if err == nil {
 		err = nestedError(fields)
 	}
 	return vals, fields, err
+}
+
+// duplicateError rejects a line with a key given twice in one object, at
+// any depth: encoding/json would keep the last value and drop the other
+// silently (DuckDB refuses such a file whole).
+func duplicateError(line []byte) error {
+	k, ok := duplicateKey(line, true)
+	if !ok {
+		return nil
+	}
+	const why = "appears twice in one object: one of its values would be lost; give each key once"
+	return rejectValue("a key "+why, fmt.Sprintf("key %q %s", truncate(k, 40), why))
 }
 
 // nestedError rejects what every schema rejects wherever it is in the
@@ -509,6 +524,12 @@ func nestedError(fields map[string]json.RawMessage) error {
 func (s *Schema) ParseRecord(line []byte) (feedID string, lineNo int64, vals []Value, err error) {
 	fields, feedID, lineNo, err := recordFields(line)
 	if err != nil {
+		return "", 0, nil, err
+	}
+	if k, ok := duplicateKey(line, true); ok && (k == FeedIDField || k == LineField) {
+		return "", 0, nil, reject("%s or %s given twice", FeedIDField, LineField)
+	}
+	if err := duplicateError(line); err != nil {
 		return "", 0, nil, err
 	}
 	delete(fields, FeedIDField)

@@ -9,7 +9,8 @@ import (
 // Sound says whether line could be a row under some schema. Whatever the
 // columns, Parse rejects a line that is not valid UTF-8 or not one JSON
 // object, that holds a lone surrogate escape, a reserved key (see
-// Reserved), an empty key below the top level, or a number no number
+// Reserved), an empty key below the top level, a key given twice in one
+// object (one of its values would be lost), or a number no number
 // column holds (1e400, 1e-400), wherever they are (in a field the schema
 // drops or keeps as JSON text too): Unsound. A line that holds two
 // spellings of one name in an object (at any depth; see OddKey) is
@@ -32,7 +33,7 @@ func (c *SoundChecker) Check(line []byte) Soundness {
 		return Unsound
 	}
 	w := &c.w
-	w.spellings, w.keys = false, w.keys[:0]
+	w.spellings, w.keys, w.dup = false, w.keys[:0], w.dup[:0]
 	if !w.object(line, true) {
 		return Unsound
 	}
@@ -54,7 +55,11 @@ const (
 
 // walker walks a line for Sound.
 type walker struct {
-	spellings bool // two spellings of one name seen
+	spellings bool   // two spellings of one name seen
+	dup       []byte // a key given twice in one object, once seen
+	// findDup: only duplicates count (see duplicateKey); empty and
+	// reserved keys are walked past.
+	findDup bool
 	// keys is a stack of the keys of the objects being read, innermost
 	// last: each object's keys from where it started.
 	keys []walkedKey
@@ -73,25 +78,32 @@ type walkedKey struct {
 type keySet struct {
 	start  int
 	folded map[string]string // beyond 32 keys
+	exact  map[string]bool   // beyond 32 keys, as given
 }
 
 // add reports whether k can be a key of the object beside the keys added
-// before: not empty, not reserved at the top level; another spelling of
-// one of them is noted in w.
+// before: not empty, not reserved at the top level, not one of them (a
+// duplicate, noted in w.dup: every schema rejects it, as one of its values
+// would be lost); another spelling of one of them is noted in w.
 func (w *walker) add(s *keySet, k []byte, top bool) bool {
-	if len(k) == 0 {
+	if len(k) == 0 && !w.findDup {
 		// An empty key below the top level is rejected by every schema; at
 		// the top level, -unknown extra keeps it in _extra.
 		w.spellings = w.spellings || top
 		return top
 	}
-	if top && Reserved(str(k)) {
+	if top && Reserved(str(k)) && !w.findDup {
 		return false
 	}
 	if s.folded != nil {
 		fold := FoldName(string(k))
-		if first, ok := s.folded[fold]; ok {
-			w.spellings = w.spellings || first != string(k)
+		if s.exact[string(k)] {
+			w.dup = append(w.dup[:0], k...)
+			return false
+		}
+		s.exact[string(k)] = true
+		if _, ok := s.folded[fold]; ok {
+			w.spellings = true
 			return true
 		}
 		s.folded[fold] = string(k)
@@ -102,16 +114,21 @@ func (w *walker) add(s *keySet, k []byte, top bool) bool {
 		if ascii && prev.ascii && len(prev.b) != len(k) {
 			continue
 		}
-		if !bytes.Equal(prev.b, k) && sameName(prev.b, k) {
+		if bytes.Equal(prev.b, k) {
+			w.dup = append(w.dup[:0], k...)
+			return false
+		}
+		if !w.spellings && sameName(prev.b, k) {
 			w.spellings = true
-			break
 		}
 	}
 	w.keys = append(w.keys, walkedKey{k, ascii})
 	if len(w.keys)-s.start > 32 {
 		s.folded = make(map[string]string, 64)
+		s.exact = make(map[string]bool, 64)
 		for i := len(w.keys) - 1; i >= s.start; i-- { // the first spelling stays
 			s.folded[FoldName(string(w.keys[i].b))] = string(w.keys[i].b)
+			s.exact[string(w.keys[i].b)] = true
 		}
 	}
 	return true
@@ -149,6 +166,20 @@ func sameName(a, b []byte) bool {
 	return true
 }
 
+// duplicateKey finds a key given twice in one object of raw, a valid JSON
+// value, at any depth (keys compared as decoded: "a" and "\u0061" are one
+// key). It reports the first it meets, unless another problem every schema
+// rejects (an empty nested key, a number out of range) comes first.
+func duplicateKey(raw []byte, top bool) (string, bool) {
+	w := walker{findDup: true}
+	if top {
+		w.object(raw, true)
+	} else {
+		w.value(raw)
+	}
+	return string(w.dup), w.dup != nil
+}
+
 func (w *walker) object(raw []byte, top bool) bool {
 	keys := keySet{start: len(w.keys)}
 	defer func() { w.keys = w.keys[:keys.start] }()
@@ -159,7 +190,7 @@ func (w *walker) object(raw []byte, top bool) bool {
 		return ok
 	}
 	// Escaped keys, or not JSON: decoded.
-	w.keys, keys.folded = w.keys[:keys.start], nil
+	w.keys, keys.folded, keys.exact = w.keys[:keys.start], nil, nil
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return false
