@@ -294,7 +294,7 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 				}
 			} else {
 				if seen[col/64]&(1<<(col%64)) != 0 {
-					return 0, false // duplicate key: the reference keeps the last
+					return 0, false // duplicate key: the reference rejects it
 				}
 				seen[col/64] |= 1 << (col % 64)
 				var ok bool
