@@ -161,8 +161,13 @@ func extraJSON(fields map[string]json.RawMessage, s *Schema) string {
 	if len(extra) == 0 {
 		return ""
 	}
-	b, _ := json.Marshal(extra)
-	return string(b)
+	// As given: json.Marshal would write <, > and & as \u003c, \u003e
+	// and \u0026 (for HTML), which a reader of _extra would see.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(extra) // raw messages of a parsed line: valid
+	return string(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 }
 
 // fastLine reads the object whose fields start after line[open] (its '{')

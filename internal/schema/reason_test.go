@@ -138,6 +138,12 @@ func TestOddKeysAreRejectedNotDropped(t *testing.T) {
 	} else if got := string(rows.Leaves[le.ExtraLeaf][0].ByteArray()); got != `{"":3,"userID":2}` {
 		t.Errorf("_extra %s", got)
 	}
+	// _extra holds the fields' JSON as given, not HTML-escaped.
+	if err := pe.AppendLine(rows, []byte(`{"x":"<a href=\"q?a=1&b=2\">","<k>":[">"]}`)); err != nil {
+		t.Errorf("with _extra: %v", err)
+	} else if got := string(rows.Leaves[le.ExtraLeaf][1].ByteArray()); got != `{"<k>":[">"],"x":"<a href=\"q?a=1&b=2\">"}` {
+		t.Errorf("_extra %s", got)
+	}
 	if err := pe.AppendLine(rows, []byte(`{"addr":{"ZIP":"1"}}`)); err == nil {
 		t.Error("with _extra: a nested odd key was accepted (only the line's own go to _extra)")
 	}
