@@ -257,8 +257,10 @@ type pipeline struct {
 
 // maxBatches bounds the batches of a pipeline: each holds at most
 // blockBytes of input (more only for a line longer than that) and
-// batchValues parsed values, so batches take at most about 30 MiB.
-const maxBatches = 16
+// batchValues parsed values (1.5 MiB), so batches take at most about
+// 42 MiB whatever the core count (and far less for most schemas: a
+// batch of the bench feed's 26 columns holds about 250 KiB of values).
+const maxBatches = 24
 
 // rowWriter is what the pipeline hands parsed rows to, in order:
 // a parquetconv.Writer (an interface so that the hand-off can be measured

@@ -41,9 +41,15 @@ type Options struct {
 	// Extra adds an optional JSON column _extra for fields the schema does
 	// not declare.
 	Extra bool
-	// Workers encode and compress columns in parallel (default GOMAXPROCS).
+	// Workers encode and compress columns in parallel (default GOMAXPROCS,
+	// at most MaxWorkers).
 	Workers int
 }
+
+// MaxWorkers caps the default Workers: each holds a zstd encoder (about
+// 3 MiB with its history), so that memory does not grow with the core
+// count; eight already outpace the parsers that feed them.
+const MaxWorkers = 8
 
 // ExtraField is the column that keeps undeclared fields as a JSON object.
 const ExtraField = schema.ExtraField
@@ -93,7 +99,7 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 		opt.RowGroupBytes = 64 << 20
 	}
 	if opt.Workers <= 0 {
-		opt.Workers = runtime.GOMAXPROCS(0)
+		opt.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers)
 	}
 	layout, err := schema.NewLayout(&s, schema.LayoutOptions{FeedColumns: !opt.NoFeedColumns, Extra: opt.Extra})
 	if err != nil {
