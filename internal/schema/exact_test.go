@@ -238,6 +238,7 @@ func TestSound(t *testing.T) {
 		`{"a":1,"a":2}`:                     Unsound, // one key twice: a value would be lost
 		`{"a":1,"\u0061":2}`:                Unsound,
 		`{"a":{"b":[{"c":1,"c":1}]}}`:       Unsound,
+		`{"":1,"":2}`:                       Unsound, // an empty key twice: a duplicate too
 		`{"a":1,"A":2}`:                     TwoSpellings,
 		`{"a":1,"b":{"c":[{"d":1,"D":2}]}}`: TwoSpellings,
 		`{"a":1,"\u0041":2}`:                TwoSpellings,
@@ -334,6 +335,20 @@ func TestDuplicateKeysRejected(t *testing.T) {
 		if _, le := bothParsers(t, s, line); le != nil {
 			t.Errorf("%s rejected: %s", line, le.Reason)
 		}
+	}
+	// With _extra, an empty top-level key is kept there once; twice, the
+	// line is a reject (keeping one would lose the other).
+	le, err := NewLayout(&s, LayoutOptions{Extra: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := NewRows(le)
+	if err := NewParser(le).AppendLine(rows, []byte(`{"id":1,"":"first"}`)); err != nil {
+		t.Errorf("one empty key with _extra: %v", err)
+	}
+	var dup *LineError
+	if err := NewParser(le).AppendLine(rows, []byte(`{"id":1,"":"first","":"second"}`)); !errors.As(err, &dup) || dup.Detail != `key "" appears twice in one object: one of its values would be lost; give each key once` {
+		t.Errorf("two empty keys with _extra: %v", err)
 	}
 	// Under -unknown reject, a top-level duplicate is a reject as well.
 	s.Unknown = UnknownReject

@@ -32,9 +32,14 @@ func (c *SoundChecker) Check(line []byte) Soundness {
 	if !utf8.Valid(line) || loneSurrogate(line) > 0 {
 		return Unsound
 	}
+	// Valid JSON first (encoding/json's scanner: one pass, whatever the
+	// depth); then the keys and numbers, in one more.
+	if i := skipSpace(line, 0); i >= len(line) || line[i] != '{' || !json.Valid(line) {
+		return Unsound
+	}
 	w := &c.w
-	w.spellings, w.keys, w.dup = false, w.keys[:0], w.dup[:0]
-	if !w.object(line, true) {
+	w.spellings, w.keys, w.dup, w.dupFound = false, w.keys[:0], w.dup[:0], false
+	if !w.walk(line, true) {
 		return Unsound
 	}
 	if w.spellings {
@@ -57,9 +62,11 @@ const (
 type walker struct {
 	spellings bool   // two spellings of one name seen
 	dup       []byte // a key given twice in one object, once seen
+	dupFound  bool   // dup is set (it may be the empty key)
 	// findDup: only duplicates count (see duplicateKey); empty and
 	// reserved keys are walked past.
 	findDup bool
+	stack   []walkLevel
 	// keys is a stack of the keys of the objects being read, innermost
 	// last: each object's keys from where it started.
 	keys []walkedKey
@@ -88,9 +95,12 @@ type keySet struct {
 func (w *walker) add(s *keySet, k []byte, top bool) bool {
 	if len(k) == 0 && !w.findDup {
 		// An empty key below the top level is rejected by every schema; at
-		// the top level, -unknown extra keeps it in _extra.
-		w.spellings = w.spellings || top
-		return top
+		// the top level, -unknown extra keeps it in _extra (once: twice is
+		// a duplicate, below).
+		if !top {
+			return false
+		}
+		w.spellings = true
 	}
 	if top && Reserved(str(k)) && !w.findDup {
 		return false
@@ -98,7 +108,7 @@ func (w *walker) add(s *keySet, k []byte, top bool) bool {
 	if s.folded != nil {
 		fold := FoldName(string(k))
 		if s.exact[string(k)] {
-			w.dup = append(w.dup[:0], k...)
+			w.dup, w.dupFound = append(w.dup[:0], k...), true
 			return false
 		}
 		s.exact[string(k)] = true
@@ -115,7 +125,7 @@ func (w *walker) add(s *keySet, k []byte, top bool) bool {
 			continue
 		}
 		if bytes.Equal(prev.b, k) {
-			w.dup = append(w.dup[:0], k...)
+			w.dup, w.dupFound = append(w.dup[:0], k...), true
 			return false
 		}
 		if !w.spellings && sameName(prev.b, k) {
@@ -168,71 +178,83 @@ func sameName(a, b []byte) bool {
 
 // duplicateKey finds a key given twice in one object of raw, a valid JSON
 // value, at any depth (keys compared as decoded: "a" and "\u0061" are one
-// key). It reports the first it meets, unless another problem every schema
-// rejects (an empty nested key, a number out of range) comes first.
+// key). It reports the first it meets, unless a number out of range comes
+// first.
 func duplicateKey(raw []byte, top bool) (string, bool) {
 	w := walker{findDup: true}
-	if top {
-		w.object(raw, true)
-	} else {
-		w.value(raw)
-	}
-	return string(w.dup), w.dup != nil
+	w.walk(raw, top)
+	return string(w.dup), w.dupFound
 }
 
-func (w *walker) object(raw []byte, top bool) bool {
-	keys := keySet{start: len(w.keys)}
-	defer func() { w.keys = w.keys[:keys.start] }()
-	ok := true
-	if Fields(raw, func(k, v []byte) {
-		ok = ok && w.add(&keys, k, top) && w.value(v)
-	}) {
-		return ok
-	}
-	// Escaped keys, or not JSON: decoded.
-	w.keys, keys.folded, keys.exact = w.keys[:keys.start], nil, nil
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return false
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		k, isKey := tok.(string)
-		var v json.RawMessage
-		if err != nil || !isKey || dec.Decode(&v) != nil || !w.add(&keys, []byte(k), top) || !w.value(v) {
-			return false
-		}
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return false
-	}
-	return len(trimJSONSpace(raw[dec.InputOffset():])) == 0 // nothing after the object
+// walkLevel is an object or array walk is in.
+type walkLevel struct {
+	obj     bool
+	wantKey bool // an object's next string is a key
+	keys    keySet
 }
 
-func (w *walker) value(v []byte) bool {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 {
-		return false
-	}
-	switch c := v[0]; {
-	case c == '{':
-		return w.object(v, false)
-	case c == '[':
-		ok := true
-		if Elements(v, func(e []byte) { ok = ok && w.value(e) }) {
-			return ok
-		}
-		var items []json.RawMessage
-		if json.Unmarshal(v, &items) != nil {
-			return false
-		}
-		for _, it := range items {
-			if !w.value(it) {
+// walk checks the keys and numbers of raw, a valid JSON value (with top,
+// the line's object, whose own keys are top-level), in one pass whatever
+// its depth: each key against the keys before it in its object (see add),
+// each number against the range a number column holds.
+func (w *walker) walk(raw []byte, top bool) bool {
+	stack := w.stack[:0]
+	defer func() { w.stack = stack[:0] }()
+	for i := 0; i < len(raw); {
+		switch c := raw[i]; {
+		case c == '{':
+			stack = append(stack, walkLevel{obj: true, wantKey: true, keys: keySet{start: len(w.keys)}})
+			i++
+		case c == '[':
+			stack = append(stack, walkLevel{})
+			i++
+		case c == '}' || c == ']':
+			if len(stack) == 0 {
 				return false
 			}
+			if l := stack[len(stack)-1]; l.obj {
+				w.keys = w.keys[:l.keys.start]
+			}
+			stack = stack[:len(stack)-1]
+			i++
+		case c == ',':
+			if n := len(stack); n > 0 && stack[n-1].obj {
+				stack[n-1].wantKey = true
+			}
+			i++
+		case c == '"':
+			end, escaped, ok := stringSpan(raw, i)
+			if !ok {
+				return false
+			}
+			if n := len(stack); n > 0 && stack[n-1].wantKey {
+				l := &stack[n-1]
+				l.wantKey = false
+				k := raw[i+1 : end-1]
+				if escaped {
+					var s string
+					if json.Unmarshal(raw[i:end], &s) != nil {
+						return false
+					}
+					k = []byte(s)
+				}
+				if !w.add(&l.keys, k, top && n == 1) {
+					return false
+				}
+			}
+			i = end
+		case c == '-' || c >= '0' && c <= '9':
+			j := i
+			for j < len(raw) && !delimits(raw[j]) {
+				j++
+			}
+			if !numberInRange(raw[i:j]) {
+				return false
+			}
+			i = j
+		default:
+			i++ // white space, ':', true, false, null
 		}
-	case c == '-' || c >= '0' && c <= '9':
-		return numberInRange(v)
 	}
-	return true
+	return len(stack) == 0
 }
