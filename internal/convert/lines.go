@@ -86,8 +86,9 @@ func (l *lineSource) fill(ls *lines) {
 	}
 	block := append(ls.block, l.carry...) // carry points into the previous batch's block, not yet reused
 	l.carry = nil
-	for len(block) < cap(block) && !l.eof {
-		n, err := l.r.Read(block[len(block):cap(block)])
+	fill := l.fillBytes(cap(block))
+	for len(block) < fill && !l.eof {
+		n, err := l.r.Read(block[len(block):fill])
 		block = block[:len(block)+n]
 		l.bytes += int64(n)
 		if err != nil {
@@ -124,6 +125,20 @@ func (l *lineSource) fill(ls *lines) {
 		// A whole block and no newline: a long line; read on to its end.
 		l.longLine(ls, rest)
 	}
+}
+
+// fillBytes is how much of a block of capacity c a fill reads: all of it,
+// unless a fill takes fewer than blockLines lines (maxLines, for a wide
+// schema); then about twice what that many lines have taken on average,
+// so that the lines left over, copied to the next batch's block, stay few
+// (reading whole blocks for 6 lines a batch copied each block's rest
+// again and again).
+func (l *lineSource) fillBytes(c int) int {
+	if l.maxLines <= 0 || l.maxLines >= blockLines || l.n == 0 {
+		return c
+	}
+	avg := l.bytes / l.n
+	return int(min(int64(c), max(4<<10, 2*avg*int64(l.maxLines))))
 }
 
 // longLine reads the rest of a line that starts with head and does not fit

@@ -3,6 +3,7 @@ package convert
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -53,27 +54,31 @@ func BenchmarkSerialRead(b *testing.B) {
 
 // BenchmarkSerialCutLines is the reading goroutine's whole loop on input in
 // memory: blocks filled and cut into lines (lineSource.fill), as Convert
-// does before handing them to the parsers.
+// does before handing them to the parsers; with batches of blockLines
+// lines, and of 6 (linesFor a schema of 10,000 leaf columns).
 func BenchmarkSerialCutLines(b *testing.B) {
 	feed := wideFeed(b, serialFeedBytes)
-	var ls lines
-	b.ReportAllocs()
-	b.SetBytes(int64(len(feed)))
-	b.ResetTimer()
-	for range b.N {
-		src := lineSource{r: bytes.NewReader(feed)}
-		n := 0
-		for {
-			src.fill(&ls)
-			if len(ls.lines) == 0 {
-				break
+	for _, maxLines := range []int{blockLines, linesFor(schema.MaxLeafColumns)} {
+		b.Run(fmt.Sprintf("lines=%d", maxLines), func(b *testing.B) {
+			var ls lines
+			b.ReportAllocs()
+			b.SetBytes(int64(len(feed)))
+			for b.Loop() {
+				src := lineSource{r: bytes.NewReader(feed), maxLines: maxLines}
+				n := 0
+				for {
+					src.fill(&ls)
+					if len(ls.lines) == 0 {
+						break
+					}
+					n += len(ls.lines)
+					src.carry = append([]byte(nil), src.carry...) // ls's block is reused below
+				}
+				if n == 0 {
+					b.Fatal("no lines")
+				}
 			}
-			n += len(ls.lines)
-			src.carry = append([]byte(nil), src.carry...) // ls's block is reused below
-		}
-		if n == 0 {
-			b.Fatal("no lines")
-		}
+		})
 	}
 }
 
