@@ -2,6 +2,7 @@ package convert
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -160,5 +161,53 @@ print(t.num_rows, set(t.column("x").to_pylist()) == {sys.argv[2]}, set(t.column(
 `, writeTemp(t, pq), obj, arr)
 	if got := strings.TrimSpace(string(out)); got != "20 True True" {
 		t.Errorf("pyarrow read %q; want 20 rows with x and y exactly as given", got)
+	}
+}
+
+// recordingWriter takes rows and releases them at once, noting the most
+// values one WriteRowsAsync handed it and the rows in all.
+type recordingWriter struct {
+	layout          *schema.Layout
+	maxValues, rows int
+}
+
+func (w *recordingWriter) Layout() *schema.Layout { return w.layout }
+func (w *recordingWriter) WriteRowsAsync(r *schema.Rows, release func()) error {
+	w.maxValues = max(w.maxValues, r.Values())
+	w.rows += r.N
+	release()
+	return nil
+}
+
+// Lines whose lists of objects parse into far more values than their
+// bytes (3 bytes an element "{}", a value for each of its 50 leaves) are
+// written in parts of at most spillValues values (and one line's), not
+// held as one batch: the reviewer's 0.48 MB feed took 475 MiB.
+func TestBatchOfManyValuesIsSpilled(t *testing.T) {
+	fields := make([]schema.Column, 50)
+	for i := range fields {
+		fields[i] = schema.Column{Name: fmt.Sprintf("f%d", i), Type: schema.Int64, Nullable: true}
+	}
+	s := schema.Schema{Columns: []schema.Column{{Name: "l", Type: schema.List, Nullable: true,
+		Items: &schema.Column{Type: schema.Object, Fields: fields}}}}
+	layout, err := schema.NewLayout(&s, schema.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := `{"l":[` + strings.Repeat("{},", 999) + `{}]}` // 50,000 values
+	feed := strings.Repeat(line+"\n", 64)
+	for _, workers := range []int{1, 2, 4} {
+		w := &recordingWriter{layout: layout}
+		var st Stats
+		p := pipelineRun{opt: Options{Workers: workers}, pw: w, st: &st}
+		if err := p.run(context.Background(), &lineSource{r: strings.NewReader(feed)}, &sampleBlocks{}); err != nil {
+			t.Fatal(err)
+		}
+		if w.rows != 64 || st.Lines != 64 || st.Rejected != 0 {
+			t.Errorf("workers %d: %d rows written, %d lines, %d rejected; want 64, 64, 0", workers, w.rows, st.Lines, st.Rejected)
+		}
+		if w.maxValues > spillValues+50_000 {
+			t.Errorf("workers %d: a write of %d values; want at most %d", workers, w.maxValues, spillValues+50_000)
+		}
 	}
 }

@@ -224,11 +224,19 @@ type batch struct {
 	names   []string    // staged mode: the objects the records are from
 	err     error       // staged mode: a record that stops the conversion
 	done    chan struct{}
+	// head is closed when the writer waits for this batch, all before it
+	// written: from then on its parser may write rows itself (spill).
+	head chan struct{}
+	// spare takes over from rows when rows are spilled; spilled is closed
+	// once the Writer has copied the last spilled rows.
+	spare   *schema.Rows
+	spilled chan struct{}
+	pl      *pipeline
 }
 
 // reset readies a used batch for reuse, keeping its buffers.
 func (b *batch) reset() {
-	b.first, b.done, b.err = 0, make(chan struct{}), nil
+	b.first, b.done, b.head, b.spilled, b.err = 0, make(chan struct{}), make(chan struct{}), nil, nil
 	b.lines.reset()
 	b.rejects, b.recs, b.names = b.rejects[:0], b.recs[:0], b.names[:0]
 	if b.rows != nil {
@@ -307,6 +315,7 @@ func startPipeline(pw rowWriter, workers int, parse func(*schema.Parser, *batch)
 func (p *pipeline) write() {
 	var err error
 	for b := range p.ordered {
+		close(b.head)
 		<-b.done
 		if err != nil {
 			continue
@@ -338,7 +347,7 @@ func (p *pipeline) next(ctx context.Context) (*batch, error) {
 		case b = <-p.free:
 		default:
 			p.made++
-			return &batch{done: make(chan struct{})}, nil
+			return &batch{done: make(chan struct{}), head: make(chan struct{}), pl: p}, nil
 		}
 	} else {
 		select {
@@ -381,6 +390,42 @@ func (p *pipeline) finish() error {
 
 func (p *pipeline) stop() { p.stopOnce.Do(func() { close(p.stopped) }) }
 
+// spillValues bounds the parsed values a batch holds at a time (3 MiB):
+// lines that parse into many more values than leaves (lists of objects of
+// many fields: "[{},{},…]" is 3 bytes an element and a value for each of
+// the element's leaves) would otherwise make a batch of 256 KiB of input
+// hold hundreds of MiB.
+const spillValues = 2 * batchValues
+
+// full reports whether b's rows hold more than spillValues values.
+func (b *batch) full() bool { return b.rows.Values() > spillValues }
+
+// spill writes the rows b's parser has made so far, once every batch
+// before b is written (the writer then waits for b, so the Writer is free
+// for b's parser), and gives b empty rows to go on with, keeping at most
+// two sets of rows for b. It reports false once the pipeline has stopped
+// or the Writer failed (the writer reports why).
+func (b *batch) spill() bool {
+	select {
+	case <-b.head:
+	case <-b.pl.stopped:
+		return false
+	}
+	copied := make(chan struct{})
+	if err := b.pl.pw.WriteRowsAsync(b.rows, func() { close(copied) }); err != nil {
+		return false
+	}
+	if b.spilled != nil {
+		<-b.spilled // the spare's rows, spilled before, are copied
+	}
+	if b.spare == nil {
+		b.spare = schema.NewRows(b.pl.pw.Layout())
+	}
+	b.spare.Reset()
+	b.rows, b.spare, b.spilled = b.spare, b.rows, copied
+	return true
+}
+
 // abort stops the pipeline without writing what is left, and waits for its
 // goroutines; the caller aborts the writer.
 func (p *pipeline) abort() {
@@ -390,7 +435,7 @@ func (p *pipeline) abort() {
 
 type pipelineRun struct {
 	opt Options
-	pw  *parquetconv.Writer
+	pw  rowWriter // a *parquetconv.Writer
 	st  *Stats
 	// inferred is how many lines the schema was inferred from (0: given).
 	inferred int
@@ -445,6 +490,9 @@ func (p *pipelineRun) parse(parser *schema.Parser, b *batch) {
 			b.rejects = append(b.rejects, Reject{n, fmt.Sprintf("line longer than %d bytes (%d bytes)", MaxLineBytes, size),
 				append([]byte(nil), line...), size, !utf8.Valid(line)})
 			continue
+		}
+		if b.full() && !b.spill() {
+			return
 		}
 		if err := parser.AppendLine(b.rows, line); err != nil {
 			reason := err.Error()

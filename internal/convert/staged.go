@@ -240,6 +240,9 @@ func (s *Staged) queue(ctx context.Context, name string, rec []byte, r stagedRec
 func (s *Staged) parse(p *schema.Parser, b *batch) {
 	for i, rec := range b.lines.lines {
 		r := b.recs[i]
+		if b.full() && !b.spill() {
+			return
+		}
 		if err := p.AppendRecord(b.rows, rec, s.opt.FeedID, r.line, r.at); err != nil {
 			b.err = fmt.Errorf("staged %s record %d: %w", b.names[r.name], r.n, err)
 			return

@@ -110,7 +110,8 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 		parquet.CreatedBy("feedpipe", "0", ""),
 		// A column the sample showed as repetitive, but whose row group
 		// holds more distinct values than that, goes on in PLAIN.
-		parquet.DictionaryMaxBytes(DictionaryMaxBytes),
+		parquet.DictionaryMaxBytes(dictionaryBytes(layout.Leaves)),
+		parquet.PageBufferSize(pageBytes(layout.Leaves)),
 		// No min/max in data page headers: the column index has (truncated)
 		// page bounds already, and a long string's full bounds in a page
 		// header make it too large for pyarrow to read.
@@ -121,8 +122,33 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 }
 
 // DictionaryMaxBytes bounds a dictionary-encoded column's dictionary in a
-// row group: past it, the column's next pages are PLAIN.
+// row group: past it, the column's next pages are PLAIN. A schema of more
+// than 32 leaf columns has smaller ones (see dictionaryBytes).
 const DictionaryMaxBytes = 1 << 20
+
+// Each leaf column holds its open page (up to the page size) and, if
+// dictionary-encoded, its dictionary in memory. So that a wide schema's
+// columns together hold at most about columnsBudget of each, a schema of
+// many leaves gets smaller pages and dictionaries, down to a floor: a
+// schema of 2,000 sparse columns took 1.5 GB with 256 KiB pages, 400 MB
+// with 16 KiB ones.
+const (
+	columnsBudget = 32 << 20
+	maxPageBytes  = 256 << 10 // parquet-go's default
+	minPageBytes  = 16 << 10
+	minDictBytes  = 64 << 10
+)
+
+// pageBytes is the page size of a schema of leaves leaf columns.
+func pageBytes(leaves int) int {
+	return min(maxPageBytes, max(minPageBytes, columnsBudget/max(1, leaves)))
+}
+
+// dictionaryBytes is the dictionary bound of a schema of leaves leaf
+// columns.
+func dictionaryBytes(leaves int) int64 {
+	return int64(min(DictionaryMaxBytes, max(minDictBytes, columnsBudget/max(1, leaves))))
+}
 
 // Layout is the file's layout: rows for WriteRows are built for it.
 func (w *Writer) Layout() *schema.Layout { return w.layout }

@@ -173,3 +173,19 @@ func TestDictionaryColumnFallsBackToPlain(t *testing.T) {
 		}
 	}
 }
+
+// Pages and dictionaries shrink for wide schemas, so that all columns
+// together hold about 32 MiB of each, down to a floor.
+func TestPagesAndDictionariesShrinkWithWidth(t *testing.T) {
+	for _, c := range []struct {
+		leaves     int
+		page, dict int64
+	}{
+		{1, 256 << 10, 1 << 20}, {29, 256 << 10, 1 << 20}, {128, 256 << 10, 256 << 10},
+		{2000, 32 << 20 / 2000, 64 << 10}, {4000, 16 << 10, 64 << 10}, {schema.MaxLeafColumns, 16 << 10, 64 << 10},
+	} {
+		if p, d := int64(pageBytes(c.leaves)), dictionaryBytes(c.leaves); p != c.page || d != c.dict {
+			t.Errorf("%d leaves: pages %d, dictionaries %d; want %d, %d", c.leaves, p, d, c.page, c.dict)
+		}
+	}
+}

@@ -373,6 +373,15 @@ func (r *Rows) putLevel(n *node, rep int, v parquet.Value) {
 	r.Leaves[n.leaf] = append(r.Leaves[n.leaf], v)
 }
 
+// Values is how many values r holds, in all its leaves.
+func (r *Rows) Values() int {
+	n := 0
+	for _, l := range r.Leaves {
+		n += len(l)
+	}
+	return n
+}
+
 // Reset empties r, keeping its buffers.
 func (r *Rows) Reset() {
 	// The values still point into the lines they came from; those buffers
