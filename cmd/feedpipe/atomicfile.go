@@ -18,9 +18,9 @@ type atomicFile struct {
 }
 
 // createTemp creates the temporary file of final, beside it. Its mode is
-// what os.Create gives (0666 less the umask), not os.CreateTemp's 0600: the
-// file keeps it when renamed, and a loader running as another user reads
-// it as it would any file written by the command.
+// what os.Create would leave final with: final's own mode when it exists,
+// else 0666 less the umask; not os.CreateTemp's 0600, which the rename
+// would keep, so that a loader running as another user could not read it.
 func createTemp(final string) (*atomicFile, error) {
 	dir, base := filepath.Split(final)
 	if dir == "" {
@@ -32,6 +32,13 @@ func createTemp(final string) (*atomicFile, error) {
 		var f *os.File
 		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 		if err == nil {
+			if fi, serr := os.Stat(final); serr == nil && fi.Mode().IsRegular() {
+				if err := f.Chmod(fi.Mode().Perm()); err != nil {
+					f.Close()
+					os.Remove(name)
+					return nil, fmt.Errorf("create %s: keep the mode of the file it replaces: %w", final, err)
+				}
+			}
 			return &atomicFile{f: f, final: final}, nil
 		}
 		if !errors.Is(err, os.ErrExist) {

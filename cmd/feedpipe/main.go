@@ -155,8 +155,13 @@ func runConvert(args []string) error {
 	if outPath == "-" {
 		return errors.New("convert: OUT is -: Parquet is written to a file (its footer comes last, and the file is renamed into place when complete), not to standard output; give a file path")
 	}
-	if fi, err := os.Stat(outPath); err == nil && fi.IsDir() {
+	if fi, err := os.Stat(outPath); err == nil && fi.IsDir() || strings.HasSuffix(outPath, string(filepath.Separator)) {
 		return fmt.Errorf("convert: OUT %s is a directory; give a file name, e.g. %s", outPath, filepath.Join(outPath, "out.parquet"))
+	}
+	if dir := filepath.Dir(outPath); dir != "." {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("convert: OUT %s: its directory %s does not exist; create it or give another path", outPath, dir)
+		}
 	}
 	opt := convert.Options{InferLines: *infer, Compression: *compression, ZstdLevel: level, Unknown: *unknown, RowGroupBytes: int64(*rowGroupMB) << 20, RowGroupRows: *rowGroupRows}
 	if *schemaPath != "" {
