@@ -835,8 +835,8 @@ func (c Column) parseDecimal(raw []byte, text string) (int64, error) {
 	}
 	intPart, frac, point := strings.Cut(t, ".")
 	// JSON's grammar, for quoted numbers too: digits on both sides of a
-	// point (".5" and "5." are refused alike).
-	if intPart == "" || point && frac == "" || strings.ContainsAny(intPart+frac, "eE+-") {
+	// point (".5" and "5." are refused alike), no leading zero ("007.5").
+	if intPart == "" || point && frac == "" || len(intPart) > 1 && intPart[0] == '0' || strings.ContainsAny(intPart+frac, "eE+-") {
 		return 0, mismatch(want, raw, fmt.Sprintf("want a decimal number like 12.34, got %q", truncate(text, 40)))
 	}
 	frac = strings.TrimRight(frac, "0")

@@ -259,7 +259,8 @@ func TestDecimalIsExact(t *testing.T) {
 	}
 	for in, want := range map[string]string{`1.234`: "3 digits after the point", `123456789.1`: "more than the 10 digits", `1e3`: "want a decimal number", `"x"`: "want a decimal number",
 		// Issue 9: quoted numbers follow JSON's grammar, on both sides of the point.
-		`"5."`: `want a decimal number like 12.34, got "5."`, `".5"`: `want a decimal number like 12.34, got ".5"`, `"-.5"`: "want a decimal number", `"+5"`: "want a decimal number"} {
+		`"5."`: `want a decimal number like 12.34, got "5."`, `".5"`: `want a decimal number like 12.34, got ".5"`, `"-.5"`: "want a decimal number", `"+5"`: "want a decimal number",
+		`"007.5"`: `want a decimal number like 12.34, got "007.5"`, `"00"`: "want a decimal number", `"-01"`: "want a decimal number"} {
 		if _, _, err := s.Parse([]byte(`{"amount":` + in + `}`)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", in, err, want)
 		}
