@@ -105,7 +105,7 @@ func runConvert(args []string) error {
 	schemaPath := fs.String("schema", "", "schema file (TOML: columns = [{name, type, nullable, formats, precision, scale, dictionary, fields, items}], unknown_fields)")
 	infer := fs.Int("infer", 10000, "infer the schema from the first N lines (without -schema)")
 	compression := fs.String("compression", "zstd", "zstd, snappy or none")
-	zstdLevel := fs.Int("zstd-level", parquetconv.DefaultZstdLevel, fmt.Sprintf("zstd's level, 1 to %d: 3 makes a file about 1%% smaller than 1, in about 15%% more time", parquetconv.MaxZstdLevel))
+	zstdLevel := fs.Int("zstd-level", parquetconv.DefaultZstdLevel, fmt.Sprintf("zstd's level, 1 to %d (the Go encoder has four speeds: 1-2, 3-5, 6-9 and 10-%d write the same file); 3 made the bench file about 1%% smaller than 1, in about 22%% more time", parquetconv.MaxZstdLevel, parquetconv.MaxZstdLevel))
 	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop. Keys that can be no column (empty, or a column's name in another case) are never dropped: at the top level kept in _extra with extra, else the line is rejected; inside an object such a key rejects the line, even with extra")
 	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (raw_base64 instead of raw when the line is not UTF-8; the first MiB with truncated and line_bytes when longer) (default: OUT.rejects.ndjson when any)")
 	rowGroupMB := fs.Int("row-group-mb", 64, "row group size bound in MiB")

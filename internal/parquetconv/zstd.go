@@ -8,12 +8,14 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// zstdCodec is parquet-go's ZSTD codec but for one option: a block in
-// which the encoder finds no repeated sequence is Huffman-coded, not
-// stored raw. parquet-go's codec leaves that option off, so a page of
-// random-looking fixed-width values (timestamps, measurements), which has
-// no repeats but skewed high bytes, goes out uncompressed; Huffman coding
-// alone takes 5–11 % off such a page, as libzstd does.
+// zstdCodec is a ZSTD codec like parquet-go's, with three differences. A
+// block in which the encoder finds no repeated sequence is Huffman-coded,
+// not stored raw: parquet-go's codec leaves that option off at levels 1-5,
+// so a page of random-looking fixed-width values (timestamps,
+// measurements), which has no repeats but skewed high bytes, goes out
+// uncompressed, where Huffman coding alone takes 5–11 % off (as libzstd
+// does). The window is 1 MiB, not 8 (see zstdWindow). The default level is
+// 1, not 3 (see DefaultZstdLevel).
 type zstdCodec struct {
 	level    zstd.EncoderLevel
 	encoders sync.Pool // *zstd.Encoder
@@ -24,8 +26,9 @@ type zstdCodec struct {
 const zstdWindow = 1 << 20
 
 // DefaultZstdLevel is the zstd level of Options.ZstdLevel 0. Level 1 was
-// measured the better trade on the bench feed (bench/convert.sh): about
-// 13 % less time than level 3 for a file about 1 % larger.
+// measured the better trade on the bench feed (256 MiB, 2 cores, 4 runs
+// each, alternating): 0.91 s against level 3's 1.11 s (18 % less time),
+// for a file 1 % larger (35.0 against 34.6 MB).
 const DefaultZstdLevel = 1
 
 // MaxZstdLevel is the highest zstd level.

@@ -87,8 +87,9 @@ func writeLines(t *testing.T, s schema.Schema, opt Options, lines []string) []by
 
 // A page of timestamps spread over a year has no repeated sequence for
 // zstd to find, but its high bytes are skewed: Huffman coding takes about
-// a tenth off it. parquet-go's own zstd codec stores such pages raw; ours
-// compresses them, at every level, and pyarrow reads every value back.
+// a tenth off it. parquet-go's own zstd codec stores such pages raw at
+// levels 1-5 (from 6 the Go encoder codes them anyway); ours compresses
+// them, and pyarrow reads every value back.
 func TestZstdCompressesPagesWithoutRepeats(t *testing.T) {
 	s := schema.Schema{Columns: []schema.Column{{Name: "at", Type: schema.Timestamp}}}
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -100,7 +101,7 @@ func TestZstdCompressesPagesWithoutRepeats(t *testing.T) {
 		lines[i] = fmt.Sprintf(`{"at":%q}`, at.Format(time.RFC3339Nano))
 		want[i] = at.Format("2006-01-02T15:04:05.000000Z")
 	}
-	for _, level := range []int{0, 1, 3, 7, 19} {
+	for _, level := range []int{0, 1, 3} {
 		t.Run(fmt.Sprint("level ", level), func(t *testing.T) {
 			data := writeLines(t, s, Options{ZstdLevel: level}, lines)
 			c := chunks(t, data)["at"]

@@ -486,10 +486,14 @@ func (s *Schema) Parse(line []byte) ([]Value, map[string]json.RawMessage, error)
 // any depth: encoding/json would keep the last value and drop the other
 // silently (DuckDB refuses such a file whole).
 func duplicateError(line []byte) error {
-	k, ok := duplicateKey(line, true)
-	if !ok {
-		return nil
+	if k, ok := duplicateKey(line, true); ok {
+		return duplicateErr(k)
 	}
+	return nil
+}
+
+// duplicateErr is the reject of a line with key k given twice.
+func duplicateErr(k string) error {
 	const why = "appears twice in one object: one of its values would be lost; give each key once"
 	return rejectValue("a key "+why, fmt.Sprintf("key %q %s", truncate(k, 40), why))
 }
@@ -526,11 +530,11 @@ func (s *Schema) ParseRecord(line []byte) (feedID string, lineNo int64, vals []V
 	if err != nil {
 		return "", 0, nil, err
 	}
-	if k, ok := duplicateKey(line, true); ok && (k == FeedIDField || k == LineField) {
-		return "", 0, nil, reject("%s or %s given twice", FeedIDField, LineField)
-	}
-	if err := duplicateError(line); err != nil {
-		return "", 0, nil, err
+	if k, ok := duplicateKey(line, true); ok {
+		if k == FeedIDField || k == LineField {
+			return "", 0, nil, reject("%s or %s given twice", FeedIDField, LineField)
+		}
+		return "", 0, nil, duplicateErr(k)
 	}
 	delete(fields, FeedIDField)
 	delete(fields, LineField)
