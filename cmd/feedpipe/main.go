@@ -103,7 +103,7 @@ func run(args []string) error {
 func runConvert(args []string) error {
 	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
 	schemaPath := fs.String("schema", "", "schema file (TOML: columns = [{name, type, nullable, formats, precision, scale, dictionary, fields, items}], unknown_fields)")
-	infer := fs.Int("infer", 10000, "infer the schema from the first N lines (without -schema)")
+	infer := fs.Int("infer", 10000, "infer the schema from the first N lines, or the first 64 MiB if that ends first (without -schema)")
 	compression := fs.String("compression", "zstd", "zstd, snappy or none")
 	zstdLevel := fs.Int("zstd-level", parquetconv.DefaultZstdLevel, fmt.Sprintf("zstd's level, 1 to %d (the Go encoder has four speeds: 1-2, 3-5, 6-9 and 10-%d write the same file); 3 made the bench file about 1%% smaller than 1, in about 22%% more time", parquetconv.MaxZstdLevel, parquetconv.MaxZstdLevel))
 	unknown := fs.String("unknown", "", "undeclared fields: drop, reject or extra (a JSON _extra column); default: the schema file's, else drop. Keys that can be no column (empty, or a column's name in another case) are never dropped: at the top level kept in _extra with extra, else the line is rejected; inside an object such a key rejects the line, even with extra")

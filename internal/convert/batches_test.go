@@ -79,7 +79,7 @@ func TestSampleBatches(t *testing.T) {
 	in := strings.Repeat(`{"a":1}`+"\n", 3*blockLines+5)
 	src := &lineSource{r: strings.NewReader(in)}
 	s := &sampleBlocks{}
-	if n, err := src.take(s, 2*blockLines); err != nil || n < 2*blockLines {
+	if n, err := src.take(s, 2*blockLines, 0); err != nil || n < 2*blockLines {
 		t.Fatalf("take: %d lines, %v", n, err)
 	}
 	total := len(s.all.lines)
@@ -209,5 +209,25 @@ func TestBatchOfManyValuesIsSpilled(t *testing.T) {
 		if w.maxValues > spillValues+50_000 {
 			t.Errorf("workers %d: a write of %d values; want at most %d", workers, w.maxValues, spillValues+50_000)
 		}
+	}
+}
+
+// Inference reads the first -infer lines or the first 64 MiB, whichever
+// ends first, so that the sample it holds is bounded: 350 lines of
+// 200 KB, the last with a type that changed, infer from the first ~330,
+// and the reject says that -schema, not -infer, is the way.
+func TestInferenceSampleBoundedInBytes(t *testing.T) {
+	pad := strings.Repeat("x", 200_000)
+	var feed bytes.Buffer
+	for i := 1; i < 350; i++ {
+		fmt.Fprintf(&feed, `{"n":%d,"s":"%s"}`+"\n", i, pad)
+	}
+	fmt.Fprintf(&feed, `{"n":"late","s":"%s"}`+"\n", pad)
+	if feed.Len() <= MaxSampleBytes {
+		t.Fatalf("feed of %d bytes: not past the sample bound", feed.Len())
+	}
+	_, st, rej := convertBytes(t, feed.Bytes(), Options{})
+	if st.Rows != 349 || len(rej) != 1 || rej[0].line != 350 || !strings.HasSuffix(rej[0].reason, "lines, the 64 MiB inference reads: give -schema)") {
+		t.Fatalf("%d rows, rejects %v; want 349 and line 350 rejected naming the 64 MiB sample", st.Rows, rej)
 	}
 }

@@ -113,7 +113,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	if opt.Schema != nil {
 		sch = *opt.Schema
 	} else {
-		if _, err = lr.take(sample, opt.InferLines); err != nil {
+		if _, err = lr.take(sample, opt.InferLines, MaxSampleBytes); err != nil {
 			return st, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
 		}
 		var infer [][]byte
@@ -123,7 +123,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 			}
 		}
 		sch, cut = inferSchema(infer, opt.Unknown)
-		inferred = opt.InferLines
+		inferred = min(opt.InferLines, len(sample.all.lines))
 		if len(sch.Columns) == 0 && len(sample.all.lines) > 0 {
 			// No line of the sample gives a column (not objects, only {}):
 			// later lines would be rows with every field dropped. Infer from
@@ -165,6 +165,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	}
 	if opt.Schema == nil {
 		p.inferred = inferred
+		p.sampleFull = inferred < opt.InferLines && sample.bytes >= MaxSampleBytes
 	}
 	if err := p.run(ctx, lr, sample); err != nil {
 		pw.Abort()
@@ -437,8 +438,10 @@ type pipelineRun struct {
 	opt Options
 	pw  rowWriter // a *parquetconv.Writer
 	st  *Stats
-	// inferred is how many lines the schema was inferred from (0: given).
-	inferred int
+	// inferred is how many lines the schema was inferred from (0: given);
+	// sampleFull, that MaxSampleBytes ended the sample before -infer did.
+	inferred   int
+	sampleFull bool
 	// cut holds the top-level keys inference left out at the column
 	// limit (see Infer): a reject for one says so.
 	cut map[string]bool
@@ -498,7 +501,11 @@ func (p *pipelineRun) parse(parser *schema.Parser, b *batch) {
 			reason := err.Error()
 			var le *schema.LineError
 			if p.inferred > 0 && n > int64(p.inferred) && errors.As(err, &le) && le.TypeMismatch {
-				reason += " (type changed after " + firstLines(p.inferred) + ": raise -infer or give -schema)"
+				if p.sampleFull {
+					reason += fmt.Sprintf(" (type changed after %s, the %d MiB inference reads: give -schema)", firstLines(p.inferred), MaxSampleBytes>>20)
+				} else {
+					reason += " (type changed after " + firstLines(p.inferred) + ": raise -infer or give -schema)"
+				}
 			}
 			if len(p.cut) > 0 && errors.As(err, &le) {
 				if k, ok := strings.CutPrefix(le.Reason, "field "); ok {
@@ -551,6 +558,11 @@ func cutRaw(b []byte) []byte {
 	return b[:cut]
 }
 
+// MaxSampleBytes bounds the inference sample: inference reads the first
+// InferLines lines or the first MaxSampleBytes of input (and the rest of
+// the line it ends in), whichever ends first, and holds them until it ends.
+const MaxSampleBytes = 64 << 20
+
 // MaxUnusableLines bounds how far past the -infer sample inference looks
 // for a first line that gives a column, when no line of the sample does.
 const MaxUnusableLines = 100_000
@@ -586,7 +598,7 @@ func inferPastUnusable(lr *lineSource, sample *sampleBlocks, opt Options) (schem
 			return schema.Schema{}, nil, 0, fmt.Errorf("infer a schema: none of lines 1 to %d is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i)
 		}
 		for i >= len(sample.all.lines) {
-			read, err := lr.take(sample, blockLines)
+			read, err := lr.take(sample, blockLines, 0)
 			if err != nil {
 				return schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
 			}
@@ -600,7 +612,7 @@ func inferPastUnusable(lr *lineSource, sample *sampleBlocks, opt Options) (schem
 		}
 	}
 	for len(sample.all.lines) < first+opt.InferLines {
-		read, err := lr.take(sample, opt.InferLines)
+		read, err := lr.take(sample, opt.InferLines, 0)
 		if err != nil {
 			return schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
 		}

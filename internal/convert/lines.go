@@ -44,6 +44,7 @@ func (ls *lines) reset() {
 type sampleBlocks struct {
 	all   lines   // every line, in order
 	parts []lines // the blocks
+	bytes int64   // the input they hold
 }
 
 // next returns the sample's next at most n lines, and forgets them.
@@ -202,17 +203,24 @@ func (l *lineSource) add(ls *lines, line []byte, long int64) {
 	ls.long = append(ls.long, long)
 }
 
-// take reads at least n more lines into s (fewer at the end of the
-// input), each block in a buffer of its own, and returns how many it read.
-func (l *lineSource) take(s *sampleBlocks, n int) (int, error) {
+// take reads at least n more lines into s (fewer at the end of the input,
+// or once s holds maxBytes of input, if maxBytes > 0), each block in a
+// buffer of its own, and returns how many it read.
+func (l *lineSource) take(s *sampleBlocks, n int, maxBytes int64) (int, error) {
 	read := 0
-	for read < n {
+	for read < n && (maxBytes <= 0 || s.bytes < maxBytes) {
 		var part lines
 		l.fill(&part)
 		if len(part.lines) == 0 {
 			break
 		}
 		read += len(part.lines)
+		s.bytes += int64(len(part.block))
+		for _, line := range part.lines {
+			if len(line) > len(part.block) { // a long line, in a buffer of its own
+				s.bytes += int64(len(line))
+			}
+		}
 		s.all.lines = append(s.all.lines, part.lines...)
 		s.all.long = append(s.all.long, part.long...)
 		s.parts = append(s.parts, part)
