@@ -47,6 +47,21 @@ install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 }
 
+# clear_stale_containerd removes the pid file of a containerd that dockerd
+# started and that died with it: dockerd takes a live process of that pid
+# (a recycled one) for its containerd and waits for a socket that never
+# comes ("failed to start containerd: timeout waiting for containerd to
+# start", seen after the machine had run thousands of processes since).
+clear_stale_containerd() {
+  local f=/var/run/docker/containerd/containerd.pid pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f" 2>/dev/null)
+  if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != containerd ]; then
+    log "removing $f: pid $pid is not a containerd (left by a dockerd that stopped)"
+    rm -f "$f"
+  fi
+}
+
 start() {
   if docker info >/dev/null 2>&1; then return; fi
   need_root "starting dockerd"
@@ -54,6 +69,7 @@ start() {
   if [ -f "$run/dockerd.pid" ] && kill -0 "$(cat "$run/dockerd.pid")" 2>/dev/null; then
     log "dockerd (pid $(cat "$run/dockerd.pid")) is starting"
   else
+    pgrep -x dockerd >/dev/null || clear_stale_containerd
     log "starting dockerd (log $run/dockerd.log)"
     setsid dockerd >>"$run/dockerd.log" 2>&1 </dev/null &
     echo $! >"$run/dockerd.pid"
