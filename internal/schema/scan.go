@@ -187,10 +187,7 @@ func nestedProblem(raw []byte) (string, []byte) {
 			}
 			i = end
 		case c == '-' || c >= '0' && c <= '9':
-			j := i
-			for j < len(raw) && !delimits(raw[j]) {
-				j++
-			}
+			j := numberEnd(raw, i)
 			if !numberInRange(raw[i:j]) {
 				return "number", raw[i:j]
 			}
@@ -200,6 +197,14 @@ func nestedProblem(raw []byte) (string, []byte) {
 		}
 	}
 	return "", nil
+}
+
+// numberEnd is the end of the number that starts at raw[i].
+func numberEnd(raw []byte, i int) int {
+	for i < len(raw) && !delimits(raw[i]) {
+		i++
+	}
+	return i
 }
 
 // parseInt parses a JSON integer (no sign but '-', no leading zeros).

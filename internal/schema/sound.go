@@ -244,10 +244,7 @@ func (w *walker) walk(raw []byte, top bool) bool {
 			}
 			i = end
 		case c == '-' || c >= '0' && c <= '9':
-			j := i
-			for j < len(raw) && !delimits(raw[j]) {
-				j++
-			}
+			j := numberEnd(raw, i)
 			if !numberInRange(raw[i:j]) {
 				return false
 			}
