@@ -342,6 +342,9 @@ func TestStagedErrors(t *testing.T) {
 		{`{"_feed_id":"f","_line":3,"id":1,}`, `staged s3://b/k record 1: invalid JSON at byte 34: unexpected '}' looking for beginning of object key string`},
 		{`{"_feed_id":"f","_line":3,"_feed_id":"g","id":1}`, `staged s3://b/k record 1: _feed_id or _line given twice`},
 		{`{"_feed_id":"f","_line":3}`, `staged s3://b/k record 1: field "id" is required`},
+		// Review: a record that is not UTF-8 is an error, not U+FFFD, and
+		// its duplicate keys are still found.
+		{"{\"_feed_id\":\"f\",\"_line\":3,\"id\":1,\"x\":\"\xff\",\"a\":1,\"a\":2}", `staged s3://b/k record 1: not valid UTF-8 (at byte 39)`},
 	} {
 		s, err := NewStaged(io.Discard, StagedOptions{Schema: schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64}}},
 			FeedID: "f", Lines: 10, Workers: 2})

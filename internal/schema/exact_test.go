@@ -1,11 +1,13 @@
 package schema
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // bothParsers parses line with the reference and the fast parser of s,
@@ -355,4 +357,29 @@ func TestDuplicateKeysRejected(t *testing.T) {
 	if _, le := bothParsers(t, s, `{"id":1,"id":2}`); le == nil {
 		t.Error("duplicate id taken under -unknown reject")
 	}
+}
+
+// The walker validates JSON as encoding/json does (it replaced a
+// json.Valid that allocated under the race detector's pools): in its
+// duplicate-finding mode, which walks past empty and reserved keys, it
+// fails on a valid value only for a duplicate key, a number out of range
+// or invalid UTF-8, and never passes an invalid one.
+func FuzzWalkValidatesAsEncodingJSON(f *testing.F) {
+	for _, seed := range []string{`{"a":1}`, `[1,2,{"b":[true,false,null]}]`, `{"a":1,}`, `[1,]`, `{"a" 1}`, `{"a":1 "b":2}`, `01`, `-`, `1.`, `1e`, `"\x"`, `"\u12"`, `truex`, `nul`,
+		`{"a":{"a":{"a":[]}}}`, ` {"x":"y"} `, `{"a":1}}`, `]`, `{`, `"a`, `{"":1,"":2}`, `[1e400]`, `{"k":"\ud800"}`, "\"\x01\"", `{"a":-0.0e+1}`, `[]`, `{}`, `""`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		w := walker{findDup: true}
+		got := w.walk(raw, false)
+		valid := json.Valid(raw)
+		if got && !valid {
+			t.Fatalf("%q: walk passes invalid JSON", raw)
+		}
+		if valid && !got && !w.dupFound && utf8.Valid(raw) { // encoding/json takes invalid UTF-8 in strings; Parse rejects it
+			if k, _ := nestedProblem(raw); k != "number" {
+				t.Fatalf("%q: walk fails valid JSON with no duplicate key or number out of range", raw)
+			}
+		}
+	})
 }

@@ -526,6 +526,10 @@ func nestedError(fields map[string]json.RawMessage) error {
 
 // ParseRecord parses a staged record (a line plus _feed_id and _line).
 func (s *Schema) ParseRecord(line []byte) (feedID string, lineNo int64, vals []Value, err error) {
+	if !utf8.Valid(line) {
+		// encoding/json would turn the bytes into U+FFFD silently.
+		return "", 0, nil, utf8Error(line)
+	}
 	fields, feedID, lineNo, err := recordFields(line)
 	if err != nil {
 		return "", 0, nil, err

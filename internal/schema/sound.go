@@ -32,11 +32,6 @@ func (c *SoundChecker) Check(line []byte) Soundness {
 	if !utf8.Valid(line) || loneSurrogate(line) > 0 {
 		return Unsound
 	}
-	// Valid JSON first (encoding/json's scanner: one pass, whatever the
-	// depth); then the keys and numbers, in one more.
-	if i := skipSpace(line, 0); i >= len(line) || line[i] != '{' || !json.Valid(line) {
-		return Unsound
-	}
 	w := &c.w
 	w.spellings, w.keys, w.dup, w.dupFound = false, w.keys[:0], w.dup[:0], false
 	if !w.walk(line, true) {
@@ -188,70 +183,151 @@ func duplicateKey(raw []byte, top bool) (string, bool) {
 
 // walkLevel is an object or array walk is in.
 type walkLevel struct {
-	obj     bool
-	wantKey bool // an object's next string is a key
-	keys    keySet
+	obj  bool
+	keys keySet
 }
 
-// walk checks the keys and numbers of raw, a valid JSON value (with top,
-// the line's object, whose own keys are top-level), in one pass whatever
-// its depth: each key against the keys before it in its object (see add),
-// each number against the range a number column holds.
+// What walk expects next.
+const (
+	wantValue        = iota // a value
+	wantValueOrClose        // a value or ']' (after '[')
+	wantKeyOrClose          // a key or '}' (after '{')
+	wantKey                 // a key (after ',' in an object)
+	wantColon               // ':' (after a key)
+	wantCommaOrClose        // ',' or the closing bracket (after a value)
+	wantEnd                 // nothing but white space (after the value)
+)
+
+// maxWalkDepth is encoding/json's nesting limit, which the reference
+// parser has: a line nested deeper is invalid JSON to both.
+const maxWalkDepth = 10000
+
+// walk reports whether raw is one valid JSON value (with top, an object:
+// the line's, whose own keys are top-level) whose keys and numbers some
+// schema takes: each key checked against the keys before it in its object
+// (see add), each number against the range a number column holds. One
+// pass, whatever the depth, with no allocation for plain lines.
 func (w *walker) walk(raw []byte, top bool) bool {
 	stack := w.stack[:0]
 	defer func() { w.stack = stack[:0] }()
-	for i := 0; i < len(raw); {
-		switch c := raw[i]; {
-		case c == '{':
-			stack = append(stack, walkLevel{obj: true, wantKey: true, keys: keySet{start: len(w.keys)}})
-			i++
-		case c == '[':
-			stack = append(stack, walkLevel{})
-			i++
-		case c == '}' || c == ']':
-			if len(stack) == 0 {
-				return false
-			}
-			if l := stack[len(stack)-1]; l.obj {
-				w.keys = w.keys[:l.keys.start]
-			}
-			stack = stack[:len(stack)-1]
-			i++
-		case c == ',':
-			if n := len(stack); n > 0 && stack[n-1].obj {
-				stack[n-1].wantKey = true
-			}
-			i++
-		case c == '"':
-			end, escaped, ok := stringSpan(raw, i)
-			if !ok {
-				return false
-			}
-			if n := len(stack); n > 0 && stack[n-1].wantKey {
-				l := &stack[n-1]
-				l.wantKey = false
-				k := raw[i+1 : end-1]
-				if escaped {
-					var s string
-					if json.Unmarshal(raw[i:end], &s) != nil {
-						return false
-					}
-					k = []byte(s)
-				}
-				if !w.add(&l.keys, k, top && n == 1) {
+	want := wantValue
+	i := skipSpace(raw, 0)
+	if top && (i >= len(raw) || raw[i] != '{') {
+		return false
+	}
+	for ; i < len(raw); i = skipSpace(raw, i) {
+		c := raw[i]
+		switch want {
+		case wantValue, wantValueOrClose:
+			switch {
+			case c == ']' && want == wantValueOrClose:
+				stack = stack[:len(stack)-1]
+				want = afterValue(len(stack))
+				i++
+			case c == '{' || c == '[':
+				if len(stack) >= maxWalkDepth {
 					return false
 				}
+				if c == '{' {
+					stack = append(stack, walkLevel{obj: true, keys: keySet{start: len(w.keys)}})
+					want = wantKeyOrClose
+				} else {
+					stack = append(stack, walkLevel{})
+					want = wantValueOrClose
+				}
+				i++
+			case c == '"':
+				end, escaped, ok := stringSpan(raw, i)
+				if !ok || escaped && !validEscapes(raw[i:end]) {
+					return false
+				}
+				want, i = afterValue(len(stack)), end
+			case c == '-' || c >= '0' && c <= '9':
+				j := numberEnd(raw, i)
+				if !validNumber(raw[i:j]) || !numberInRange(raw[i:j]) {
+					return false
+				}
+				want, i = afterValue(len(stack)), j
+			default:
+				n := literal(raw[i:])
+				if n == 0 {
+					return false
+				}
+				want, i = afterValue(len(stack)), i+n
 			}
-			i = end
-		case c == '-' || c >= '0' && c <= '9':
-			j := numberEnd(raw, i)
-			if !numberInRange(raw[i:j]) {
+		case wantKeyOrClose, wantKey:
+			if c == '}' && want == wantKeyOrClose {
+				w.keys = w.keys[:stack[len(stack)-1].keys.start]
+				stack = stack[:len(stack)-1]
+				want = afterValue(len(stack))
+				i++
+				break
+			}
+			if c != '"' {
 				return false
 			}
-			i = j
-		default:
-			i++ // white space, ':', true, false, null
+			end, escaped, ok := stringSpan(raw, i)
+			if !ok || escaped && !validEscapes(raw[i:end]) {
+				return false
+			}
+			k := raw[i+1 : end-1]
+			if escaped {
+				var s string
+				if json.Unmarshal(raw[i:end], &s) != nil {
+					return false
+				}
+				k = []byte(s)
+			}
+			l := &stack[len(stack)-1]
+			if !w.add(&l.keys, k, top && len(stack) == 1) {
+				return false
+			}
+			want, i = wantColon, end
+		case wantColon:
+			if c != ':' {
+				return false
+			}
+			want = wantValue
+			i++
+		case wantCommaOrClose:
+			l := stack[len(stack)-1]
+			switch {
+			case c == ',' && l.obj:
+				want = wantKey
+			case c == ',':
+				want = wantValue
+			case c == '}' && l.obj, c == ']' && !l.obj:
+				if l.obj {
+					w.keys = w.keys[:l.keys.start]
+				}
+				stack = stack[:len(stack)-1]
+				want = afterValue(len(stack))
+			default:
+				return false
+			}
+			i++
+		default: // wantEnd
+			return false
 		}
 	}
-	return len(stack) == 0
+	return want == wantEnd
+}
+
+// afterValue is what walk expects after a value at the given depth.
+func afterValue(depth int) int {
+	if depth == 0 {
+		return wantEnd
+	}
+	return wantCommaOrClose
+}
+
+// literal is the length of the JSON literal (true, false, null) that b
+// starts with, or 0.
+func literal(b []byte) int {
+	for _, lit := range []string{"true", "false", "null"} {
+		if len(b) >= len(lit) && string(b[:len(lit)]) == lit {
+			return len(lit)
+		}
+	}
+	return 0
 }
