@@ -3,10 +3,12 @@ package convert
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/feedpipe/feedpipe/internal/pyarrowtest"
 	"github.com/feedpipe/feedpipe/internal/schema"
@@ -164,70 +166,111 @@ print(t.num_rows, set(t.column("x").to_pylist()) == {sys.argv[2]}, set(t.column(
 	}
 }
 
-// recordingWriter takes rows and releases them at once, noting the most
-// values one WriteRowsAsync handed it and the rows in all.
+// recordingWriter takes rows and releases them (after delay, on another
+// goroutine, if set), noting the most values one WriteRowsAsync handed it,
+// the rows in all and the ids (leaf 0) in the order written; onWrite, if
+// set, is called at each write.
 type recordingWriter struct {
 	layout          *schema.Layout
+	delay           time.Duration
+	onWrite         func()
 	maxValues, rows int
+	ids             []int64
 }
 
 func (w *recordingWriter) Layout() *schema.Layout { return w.layout }
 func (w *recordingWriter) WriteRowsAsync(r *schema.Rows, release func()) error {
+	if w.onWrite != nil {
+		w.onWrite()
+	}
 	w.maxValues = max(w.maxValues, r.Values())
 	w.rows += r.N
-	release()
+	for _, v := range r.Leaves[0] {
+		w.ids = append(w.ids, v.Int64())
+	}
+	if w.delay > 0 {
+		time.AfterFunc(w.delay, release)
+	} else {
+		release()
+	}
 	return nil
 }
 
-// Lines whose lists of objects parse into far more values than their
-// bytes (3 bytes an element "{}", a value for each of its 50 leaves) are
-// written in parts of at most spillValues values (and one line's), not
-// held as one batch: the reviewer's 0.48 MB feed took 475 MiB.
-func TestBatchOfManyValuesIsSpilled(t *testing.T) {
+// manyValues is a schema of an id and a list of objects of 50 fields, and
+// n lines of it whose lists hold 1,000 empty objects (50,000 values a line).
+func manyValues(t *testing.T, n int) (*schema.Layout, string) {
+	t.Helper()
 	fields := make([]schema.Column, 50)
 	for i := range fields {
 		fields[i] = schema.Column{Name: fmt.Sprintf("f%d", i), Type: schema.Int64, Nullable: true}
 	}
-	s := schema.Schema{Columns: []schema.Column{{Name: "l", Type: schema.List, Nullable: true,
+	s := schema.Schema{Columns: []schema.Column{{Name: "id", Type: schema.Int64}, {Name: "l", Type: schema.List, Nullable: true,
 		Items: &schema.Column{Type: schema.Object, Fields: fields}}}}
 	layout, err := schema.NewLayout(&s, schema.LayoutOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := `{"l":[` + strings.Repeat("{},", 999) + `{}]}` // 50,000 values
-	feed := strings.Repeat(line+"\n", 64)
+	list := `[` + strings.Repeat("{},", 999) + `{}]`
+	var feed strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&feed, `{"id":%d,"l":%s}`+"\n", i, list)
+	}
+	return layout, feed.String()
+}
+
+// Lines whose lists of objects parse into far more values than their
+// bytes (3 bytes an element "{}", a value for each of its 50 leaves) are
+// written in parts of at most spillValues values (and one line's), not
+// held as one batch (the review's 0.48 MB feed took 475 MiB), in order,
+// every row once, whether the Writer copies rows at once or later.
+func TestBatchOfManyValuesIsSpilled(t *testing.T) {
+	const n = 400 // 3 KB lines: batches of 256 KiB, about 85 lines (4 M values) each
+	layout, feed := manyValues(t, n)
 	for _, workers := range []int{1, 2, 4} {
-		w := &recordingWriter{layout: layout}
-		var st Stats
-		p := pipelineRun{opt: Options{Workers: workers}, pw: w, st: &st}
-		if err := p.run(context.Background(), &lineSource{r: strings.NewReader(feed)}, &sampleBlocks{}); err != nil {
-			t.Fatal(err)
-		}
-		if w.rows != 64 || st.Lines != 64 || st.Rejected != 0 {
-			t.Errorf("workers %d: %d rows written, %d lines, %d rejected; want 64, 64, 0", workers, w.rows, st.Lines, st.Rejected)
-		}
-		if w.maxValues > spillValues+50_000 {
-			t.Errorf("workers %d: a write of %d values; want at most %d", workers, w.maxValues, spillValues+50_000)
+		for _, delay := range []time.Duration{0, time.Millisecond} {
+			w := &recordingWriter{layout: layout, delay: delay}
+			var st Stats
+			p := pipelineRun{opt: Options{Workers: workers}, pw: w, st: &st}
+			if err := p.run(context.Background(), &lineSource{r: strings.NewReader(feed)}, &sampleBlocks{}); err != nil {
+				t.Fatal(err)
+			}
+			if w.rows != n || st.Lines != n || st.Rejected != 0 {
+				t.Errorf("workers %d: %d rows written, %d lines, %d rejected; want %d, %d, 0", workers, w.rows, st.Lines, st.Rejected, n, n)
+			}
+			for i, id := range w.ids {
+				if id != int64(i+1) {
+					t.Fatalf("workers %d, delay %v: row %d has id %d: rows out of order", workers, delay, i+1, id)
+				}
+			}
+			if w.maxValues > spillValues+50_001 {
+				t.Errorf("workers %d: a write of %d values; want at most %d", workers, w.maxValues, spillValues+50_001)
+			}
 		}
 	}
 }
 
-// Inference reads the first -infer lines or the first 64 MiB, whichever
-// ends first, so that the sample it holds is bounded: 350 lines of
-// 200 KB, the last with a type that changed, infer from the first ~330,
-// and the reject says that -schema, not -infer, is the way.
-func TestInferenceSampleBoundedInBytes(t *testing.T) {
-	pad := strings.Repeat("x", 200_000)
-	var feed bytes.Buffer
-	for i := 1; i < 350; i++ {
-		fmt.Fprintf(&feed, `{"n":%d,"s":"%s"}`+"\n", i, pad)
-	}
-	fmt.Fprintf(&feed, `{"n":"late","s":"%s"}`+"\n", pad)
-	if feed.Len() <= MaxSampleBytes {
-		t.Fatalf("feed of %d bytes: not past the sample bound", feed.Len())
-	}
-	_, st, rej := convertBytes(t, feed.Bytes(), Options{})
-	if st.Rows != 349 || len(rej) != 1 || rej[0].line != 350 || !strings.HasSuffix(rej[0].reason, "lines, the 64 MiB inference reads: give -schema)") {
-		t.Fatalf("%d rows, rejects %v; want 349 and line 350 rejected naming the 64 MiB sample", st.Rows, rej)
+// A conversion whose context is cancelled while parsers spill returns the
+// context's error. It used to hang (review; this test timed out with a
+// parser in spill when the context was done before the start): a batch
+// could reach a parser but, the context done, not the writer, and its
+// parser waited for its turn forever.
+func TestCancelWhileSpilling(t *testing.T) {
+	const n = 2000
+	layout, feed := manyValues(t, n)
+	for i := range 50 {
+		// Cancelled at the first write, or before the start (then the
+		// first batches meet a done context while the workers are idle).
+		ctx, cancel := context.WithCancel(context.Background())
+		w := &recordingWriter{layout: layout, delay: time.Millisecond, onWrite: cancel}
+		if i%2 == 1 {
+			cancel()
+		}
+		var st Stats
+		p := pipelineRun{opt: Options{Workers: 2}, pw: w, st: &st}
+		err := p.run(ctx, &lineSource{r: strings.NewReader(feed)}, &sampleBlocks{})
+		cancel()
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, errStopped) && (err != nil || w.rows != n) {
+			t.Fatalf("run: %v after %d of %d rows, want the context's error", err, w.rows, n)
+		}
 	}
 }

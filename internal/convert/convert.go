@@ -260,6 +260,8 @@ type pipeline struct {
 	made, maxBatches    int
 	stopped             chan struct{} // closed once the pipeline failed or aborted
 	stopOnce            sync.Once
+	failed              error // a parser's error (see fail)
+	failOnce            sync.Once
 	written             chan error // the writing goroutine's outcome
 	workers             sync.WaitGroup
 }
@@ -354,6 +356,7 @@ func (p *pipeline) next(ctx context.Context) (*batch, error) {
 		select {
 		case b = <-p.free:
 		case <-ctx.Done():
+			p.stop()
 			return nil, ctx.Err()
 		case <-p.stopped:
 			return nil, errStopped
@@ -363,18 +366,22 @@ func (p *pipeline) next(ctx context.Context) (*batch, error) {
 	return b, nil
 }
 
-// send queues b to be parsed and written.
+// send queues b to be parsed and written. Once ctx is done it stops the
+// pipeline (so that a parser waiting to spill, see batch.spill, gives up).
 func (p *pipeline) send(ctx context.Context, b *batch) error {
 	// To the workers first: a batch the writer waits for is always parsed.
-	for _, ch := range []chan *batch{p.work, p.ordered} {
-		select {
-		case ch <- b:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.stopped:
-			return errStopped
-		}
+	select {
+	case p.work <- b:
+	case <-ctx.Done():
+		p.stop()
+		return ctx.Err()
+	case <-p.stopped:
+		return errStopped
 	}
+	// Then, always, to the writer: a batch parsed is a batch the writer
+	// sees, or its parser could wait for its turn forever. ordered holds
+	// every batch there is: this does not block.
+	p.ordered <- b
 	return nil
 }
 
@@ -386,10 +393,20 @@ func (p *pipeline) finish() error {
 	close(p.ordered)
 	err := <-p.written
 	p.workers.Wait()
+	if err == nil {
+		err = p.failed // set before its worker ended
+	}
 	return err
 }
 
 func (p *pipeline) stop() { p.stopOnce.Do(func() { close(p.stopped) }) }
+
+// fail stops the pipeline for err, an error of a parser's (the first
+// kept): finish returns it when the writer has none.
+func (p *pipeline) fail(err error) {
+	p.failOnce.Do(func() { p.failed = err })
+	p.stop()
+}
 
 // spillValues bounds the parsed values a batch holds at a time (3 MiB):
 // lines that parse into many more values than leaves (lists of objects of
@@ -414,6 +431,7 @@ func (b *batch) spill() bool {
 	}
 	copied := make(chan struct{})
 	if err := b.pl.pw.WriteRowsAsync(b.rows, func() { close(copied) }); err != nil {
+		b.pl.fail(err)
 		return false
 	}
 	if b.spilled != nil {
