@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -272,5 +273,21 @@ func TestCancelWhileSpilling(t *testing.T) {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, errStopped) && (err != nil || w.rows != n) {
 			t.Fatalf("run: %v after %d of %d rows, want the context's error", err, w.rows, n)
 		}
+	}
+}
+
+// When no line of the sample gives a column, inference reads on within
+// the same 64 MiB: 70 lines of 1 MiB JSON strings before the first object
+// fail naming the bound, rather than being held whole.
+func TestInferencePastUnusableLinesBoundedInBytes(t *testing.T) {
+	var feed bytes.Buffer
+	s := `"` + strings.Repeat("x", 1<<20) + `"` + "\n"
+	for range 70 {
+		feed.WriteString(s)
+	}
+	feed.WriteString(`{"a":1}` + "\n")
+	_, err := Convert(context.Background(), bytes.NewReader(feed.Bytes()), io.Discard, Options{})
+	if err == nil || !strings.Contains(err.Error(), "(the first 64 MiB, the most inference reads) is a JSON object with a field that can be a column") {
+		t.Fatalf("Convert: %v; want the 64 MiB bound named", err)
 	}
 }

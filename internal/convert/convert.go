@@ -108,7 +108,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 
 	var sch schema.Schema
 	sample := &sampleBlocks{}
-	inferred := 0
+	inferred, sampleFull := 0, false
 	var cut []string
 	if opt.Schema != nil {
 		sch = *opt.Schema
@@ -124,11 +124,12 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 		}
 		sch, cut = inferSchema(infer, opt.Unknown)
 		inferred = min(opt.InferLines, len(sample.all.lines))
+		sampleFull = inferred < opt.InferLines && sample.bytes >= MaxSampleBytes
 		if len(sch.Columns) == 0 && len(sample.all.lines) > 0 {
 			// No line of the sample gives a column (not objects, only {}):
 			// later lines would be rows with every field dropped. Infer from
 			// the first line that gives one, and the lines after it.
-			if sch, cut, inferred, err = inferPastUnusable(lr, sample, opt); err != nil {
+			if sch, cut, inferred, sampleFull, err = inferPastUnusable(lr, sample, opt); err != nil {
 				return st, err
 			}
 		}
@@ -165,7 +166,7 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	}
 	if opt.Schema == nil {
 		p.inferred = inferred
-		p.sampleFull = inferred < opt.InferLines && sample.bytes >= MaxSampleBytes
+		p.sampleFull = sampleFull
 	}
 	if err := p.run(ctx, lr, sample); err != nil {
 		pw.Abort()
@@ -267,10 +268,11 @@ type pipeline struct {
 }
 
 // maxBatches bounds the batches of a pipeline: each holds at most
-// blockBytes of input (more only for a line longer than that) and
-// batchValues parsed values (1.5 MiB), so batches take at most about
-// 42 MiB whatever the core count (and far less for most schemas: a
-// batch of the bench feed's 26 columns holds about 250 KiB of values).
+// blockBytes of input (more only for a line longer than that) and two
+// sets of rows of at most spillValues values (3 MiB) and one line's each,
+// whatever the core count; far less for most schemas: a batch of the bench
+// feed's 26 columns holds about 250 KiB of values, and only lines of
+// lists of objects fill a second set.
 const maxBatches = 24
 
 // rowWriter is what the pipeline hands parsed rows to, in order:
@@ -578,7 +580,9 @@ func cutRaw(b []byte) []byte {
 
 // MaxSampleBytes bounds the inference sample: inference reads the first
 // InferLines lines or the first MaxSampleBytes of input (and the rest of
-// the line it ends in), whichever ends first, and holds them until it ends.
+// the line it ends in), whichever ends first, and holds them until it ends;
+// when no line of the sample gives a column, it reads on to the first that
+// does within the same bound.
 const MaxSampleBytes = 64 << 20
 
 // MaxUnusableLines bounds how far past the -infer sample inference looks
@@ -609,19 +613,22 @@ func inferSchema(lines [][]byte, unknown string) (schema.Schema, []string) {
 // many lines from the start the schema was inferred from. At the end of
 // the input with no such line, the schema has no columns; past the bound,
 // it fails naming the lines.
-func inferPastUnusable(lr *lineSource, sample *sampleBlocks, opt Options) (schema.Schema, []string, int, error) {
+func inferPastUnusable(lr *lineSource, sample *sampleBlocks, opt Options) (schema.Schema, []string, int, bool, error) {
 	first := -1
 	for i := 0; ; i++ {
 		if i >= MaxUnusableLines && i >= opt.InferLines {
-			return schema.Schema{}, nil, 0, fmt.Errorf("infer a schema: none of lines 1 to %d is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i)
+			return schema.Schema{}, nil, 0, false, fmt.Errorf("infer a schema: none of lines 1 to %d is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i)
 		}
 		for i >= len(sample.all.lines) {
-			read, err := lr.take(sample, blockLines, 0)
+			read, err := lr.take(sample, blockLines, MaxSampleBytes)
 			if err != nil {
-				return schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
+				return schema.Schema{}, nil, 0, false, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
+			}
+			if read == 0 && sample.bytes >= MaxSampleBytes {
+				return schema.Schema{}, nil, 0, false, fmt.Errorf("infer a schema: none of lines 1 to %d (the first %d MiB, the most inference reads) is a JSON object with a field that can be a column (not JSON objects, only {}, or rejected by every schema); fix the feed or give -schema", i, MaxSampleBytes>>20)
 			}
 			if read == 0 {
-				return schema.Schema{}, nil, 0, nil // the end: nothing to drop
+				return schema.Schema{}, nil, 0, false, nil // the end: nothing to drop
 			}
 		}
 		if sch, _ := inferSchema(sample.all.lines[i:i+1], opt.Unknown); sample.all.long[i] == 0 && len(sch.Columns) > 0 {
@@ -630,9 +637,9 @@ func inferPastUnusable(lr *lineSource, sample *sampleBlocks, opt Options) (schem
 		}
 	}
 	for len(sample.all.lines) < first+opt.InferLines {
-		read, err := lr.take(sample, opt.InferLines, 0)
+		read, err := lr.take(sample, opt.InferLines, MaxSampleBytes)
 		if err != nil {
-			return schema.Schema{}, nil, 0, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
+			return schema.Schema{}, nil, 0, false, fmt.Errorf("read after line %d: %w", len(sample.all.lines), err)
 		}
 		if read == 0 {
 			break
@@ -646,5 +653,5 @@ func inferPastUnusable(lr *lineSource, sample *sampleBlocks, opt Options) (schem
 		}
 	}
 	sch, cut := inferSchema(infer, opt.Unknown)
-	return sch, cut, end, nil
+	return sch, cut, end, end-first < opt.InferLines && sample.bytes >= MaxSampleBytes, nil
 }

@@ -156,7 +156,9 @@ func (l *lineSource) longLine(ls *lines, head []byte) {
 	}
 	chunk := l.chunk
 	for {
-		n, err := l.r.Read(chunk)
+		// Read as a fill would: what is left after the line is the next
+		// fill's carry, copied again by each fill of few lines.
+		n, err := l.r.Read(chunk[:l.fillBytes(len(chunk))])
 		l.bytes += int64(n)
 		part := chunk[:n]
 		nl := bytes.IndexByte(part, '\n')
