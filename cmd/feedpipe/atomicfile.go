@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // atomicFile is a file written under a temporary name in its final
@@ -69,6 +70,43 @@ func (a *atomicFile) discard() {
 		a.f.Close()
 		os.Remove(a.f.Name())
 	}
+}
+
+// outputFile checks path, an output named by what (OUT, -rejects), before
+// anything is read, and returns the file to write: path, or the file a
+// symbolic link at path names (written as os.Create would write through
+// the link). An existing path that is a directory or not a regular file
+// (a named pipe, a device), a path ending in a separator, and a path whose
+// directory does not exist or is no directory are refused, each saying so.
+func outputFile(what, path string) (string, error) {
+	if strings.HasSuffix(path, string(filepath.Separator)) {
+		return "", fmt.Errorf("convert: %s %s ends in %s: give a file name, e.g. %s", what, path, string(filepath.Separator), filepath.Join(path, "out.parquet"))
+	}
+	target := path
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		resolved, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return "", fmt.Errorf("convert: %s %s is a symbolic link to a file that does not exist or cannot be reached (%v); give the file's own path", what, path, err)
+		}
+		target = resolved
+	}
+	if fi, err := os.Stat(target); err == nil {
+		switch {
+		case fi.IsDir():
+			return "", fmt.Errorf("convert: %s %s is a directory; give a file name, e.g. %s", what, path, filepath.Join(path, "out.parquet"))
+		case !fi.Mode().IsRegular():
+			return "", fmt.Errorf("convert: %s %s is not a regular file (%v): the output is written beside it and renamed over it; give a file path", what, path, fi.Mode().Type())
+		}
+	}
+	dir := filepath.Dir(target)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("convert: %s %s: its directory %s does not exist; create it or give another path", what, path, dir)
+	case !fi.IsDir():
+		return "", fmt.Errorf("convert: %s %s: %s is not a directory; give another path", what, path, dir)
+	}
+	return target, nil
 }
 
 // notSameFile refuses to write out over in (the same path, or another name

@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -40,4 +41,42 @@ func TestConvertOutputMode(t *testing.T) {
 		}
 	}
 	check(0o600)
+}
+
+// An OUT that is a named pipe is refused before anything is read (it
+// would be replaced by a regular file); an OUT that is a symbolic link is
+// written through it, as os.Create would: the link stays, its file holds
+// the Parquet file.
+func TestConvertOutputNotRegularOrLink(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	writeFile(t, in, `{"a":1}`+"\n")
+	fifo := filepath.Join(dir, "fifo.parquet")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"convert", in, fifo}); err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+		t.Errorf("OUT a named pipe: %v", err)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the named pipe is gone: %v %v", fi, err)
+	}
+	target := filepath.Join(dir, "data", "real.parquet")
+	if err := os.Mkdir(filepath.Dir(target), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, target, "old")
+	link := filepath.Join(dir, "link.parquet")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"convert", in, link}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi, err)
+	}
+	if b, err := os.ReadFile(target); err != nil || !strings.HasPrefix(string(b), "PAR1") {
+		t.Errorf("the link's file does not hold the Parquet file (%d bytes, %v)", len(b), err)
+	}
 }

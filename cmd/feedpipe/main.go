@@ -30,7 +30,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -155,13 +154,9 @@ func runConvert(args []string) error {
 	if outPath == "-" {
 		return errors.New("convert: OUT is -: Parquet is written to a file (its footer comes last, and the file is renamed into place when complete), not to standard output; give a file path")
 	}
-	if fi, err := os.Stat(outPath); err == nil && fi.IsDir() || strings.HasSuffix(outPath, string(filepath.Separator)) {
-		return fmt.Errorf("convert: OUT %s is a directory; give a file name, e.g. %s", outPath, filepath.Join(outPath, "out.parquet"))
-	}
-	if dir := filepath.Dir(outPath); dir != "." {
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return fmt.Errorf("convert: OUT %s: its directory %s does not exist; create it or give another path", outPath, dir)
-		}
+	outFile, err := outputFile("OUT", outPath)
+	if err != nil {
+		return err
 	}
 	opt := convert.Options{InferLines: *infer, Compression: *compression, ZstdLevel: level, Unknown: *unknown, RowGroupBytes: int64(*rowGroupMB) << 20, RowGroupRows: *rowGroupRows}
 	if *schemaPath != "" {
@@ -193,7 +188,7 @@ func runConvert(args []string) error {
 	// directories and renamed once complete: a failed or killed run leaves
 	// the earlier OUT and its rejects as they were, and a run that completes
 	// leaves its own pair (no rejects file when it rejected nothing).
-	out, err := createTemp(outPath)
+	out, err := createTemp(outFile)
 	if err != nil {
 		return err
 	}
@@ -216,10 +211,11 @@ func runConvert(args []string) error {
 	// The rejects file is created (under its temporary name) now, so that
 	// an unusable -rejects path fails before any input is read, not at the
 	// first reject; it is kept only if a line is rejected.
-	if fi, err := os.Stat(*rejectsPath); err == nil && fi.IsDir() {
-		return fmt.Errorf("convert: -rejects %s is a directory; give a file name", *rejectsPath)
+	rejectsTarget, err := outputFile("-rejects", *rejectsPath)
+	if err != nil {
+		return err
 	}
-	rejectsFile, err = createTemp(*rejectsPath)
+	rejectsFile, err = createTemp(rejectsTarget)
 	if err != nil {
 		return fmt.Errorf("convert: -rejects: %w", err)
 	}
