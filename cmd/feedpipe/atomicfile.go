@@ -73,40 +73,88 @@ func (a *atomicFile) discard() {
 }
 
 // outputFile checks path, an output named by what (OUT, -rejects), before
-// anything is read, and returns the file to write: path, or the file a
-// symbolic link at path names (written as os.Create would write through
-// the link). An existing path that is a directory or not a regular file
-// (a named pipe, a device), a path ending in a separator, and a path whose
-// directory does not exist or is no directory are refused, each saying so.
+// anything is read, and returns the file to write: the absolute path of
+// the file the system would open for path, its directory's and its own
+// symbolic links followed (a link to a file not there yet names the file
+// it would create, as os.Create would write through it). An existing file
+// that is a directory or not a regular file (a named pipe, a device), a
+// path ending in a separator, and a path whose directory does not exist or
+// is no directory are refused, each saying so.
 func outputFile(what, path string) (string, error) {
-	if strings.HasSuffix(path, string(filepath.Separator)) {
-		return "", fmt.Errorf("convert: %s %s ends in %s: give a file name, e.g. %s", what, path, string(filepath.Separator), filepath.Join(path, "out.parquet"))
+	example := "out.parquet"
+	if what != "OUT" {
+		example = "rejects.ndjson"
 	}
-	target := path
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		resolved, err := filepath.EvalSymlinks(path)
-		if err != nil {
-			return "", fmt.Errorf("convert: %s %s is a symbolic link to a file that does not exist or cannot be reached (%v); give the file's own path", what, path, err)
-		}
-		target = resolved
+	if strings.HasSuffix(path, string(filepath.Separator)) {
+		return "", fmt.Errorf("convert: %s %s ends in %s: give a file name, e.g. %s", what, path, string(filepath.Separator), filepath.Join(path, example))
+	}
+	target, err := resolveFile(path)
+	if err != nil {
+		return "", fmt.Errorf("convert: %s %s: %w", what, path, err)
 	}
 	if fi, err := os.Stat(target); err == nil {
 		switch {
 		case fi.IsDir():
-			return "", fmt.Errorf("convert: %s %s is a directory; give a file name, e.g. %s", what, path, filepath.Join(path, "out.parquet"))
+			return "", fmt.Errorf("convert: %s %s is a directory; give a file name, e.g. %s", what, path, filepath.Join(path, example))
 		case !fi.Mode().IsRegular():
-			return "", fmt.Errorf("convert: %s %s is not a regular file (%v): the output is written beside it and renamed over it; give a file path", what, path, fi.Mode().Type())
+			kind := "a special file"
+			switch {
+			case fi.Mode()&os.ModeNamedPipe != 0:
+				kind = "a named pipe"
+			case fi.Mode()&os.ModeDevice != 0:
+				kind = "a device"
+			case fi.Mode()&os.ModeSocket != 0:
+				kind = "a socket"
+			}
+			return "", fmt.Errorf("convert: %s %s is %s, not a regular file: the output is written beside it and renamed over it; give a file path", what, path, kind)
 		}
 	}
-	dir := filepath.Dir(target)
-	fi, err := os.Stat(dir)
-	switch {
-	case err != nil:
-		return "", fmt.Errorf("convert: %s %s: its directory %s does not exist; create it or give another path", what, path, dir)
-	case !fi.IsDir():
-		return "", fmt.Errorf("convert: %s %s: %s is not a directory; give another path", what, path, dir)
-	}
 	return target, nil
+}
+
+// resolveFile is the absolute path of the file path names, with the
+// symbolic links of its directory resolved as the system does (a link
+// then "..", not ".." removed as text) and, when path itself is a link,
+// those of its target, however many (at most 40, as Linux allows).
+func resolveFile(path string) (string, error) {
+	for range 40 {
+		dir, base := filepath.Split(path) // not cleaned: "lnk/../x" keeps its ".."
+		if dir == "" {
+			dir = "."
+		}
+		rdir, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			named := filepath.Clean(dir) // for messages; Stat of it follows links as the system would
+			fi, serr := os.Stat(named)
+			switch {
+			case errors.Is(serr, os.ErrNotExist):
+				return "", fmt.Errorf("its directory %s does not exist; create it or give another path", named)
+			case serr == nil && !fi.IsDir():
+				return "", fmt.Errorf("%s is not a directory; give another path", named)
+			}
+			return "", fmt.Errorf("its directory %s: %w", named, err)
+		}
+		if fi, err := os.Stat(rdir); err != nil || !fi.IsDir() {
+			return "", fmt.Errorf("%s is not a directory; give another path", filepath.Clean(dir))
+		}
+		if rdir, err = filepath.Abs(rdir); err != nil {
+			return "", err
+		}
+		full := filepath.Join(rdir, base)
+		fi, err := os.Lstat(full)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return full, nil
+		}
+		link, err := os.Readlink(full)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(link) {
+			link = rdir + string(filepath.Separator) + link // not Join: it would clean the link's ".." as text
+		}
+		path = link
+	}
+	return "", errors.New("too many symbolic links")
 }
 
 // notSameFile refuses to write out over in (the same path, or another name

@@ -203,17 +203,17 @@ func runConvert(args []string) error {
 	if err := notSameFile(inPath, *rejectsPath); err != nil {
 		return err
 	}
-	if sameTarget(outPath, *rejectsPath) {
-		// The rejects file would replace OUT, or (no rejects) OUT would be
-		// removed as an earlier run's rejects file.
-		return fmt.Errorf("convert: -rejects %s is the output file %s; give another rejects path", *rejectsPath, outPath)
-	}
 	// The rejects file is created (under its temporary name) now, so that
 	// an unusable -rejects path fails before any input is read, not at the
 	// first reject; it is kept only if a line is rejected.
 	rejectsTarget, err := outputFile("-rejects", *rejectsPath)
 	if err != nil {
 		return err
+	}
+	if rejectsTarget == outFile || sameTarget(outPath, *rejectsPath) {
+		// The rejects file would replace OUT, or (no rejects) OUT would be
+		// removed as an earlier run's rejects file.
+		return fmt.Errorf("convert: -rejects %s is the output file %s; give another rejects path", *rejectsPath, outPath)
 	}
 	rejectsFile, err = createTemp(rejectsTarget)
 	if err != nil {
@@ -263,7 +263,7 @@ func runConvert(args []string) error {
 	if err == nil && rejects == nil {
 		// No rejects this time: an earlier run's file beside OUT would
 		// describe another output.
-		if rerr := os.Remove(*rejectsPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		if rerr := os.Remove(rejectsTarget); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = fmt.Errorf("remove the earlier run's %s: %w", *rejectsPath, rerr)
 		}
 	}
