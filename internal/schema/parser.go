@@ -461,14 +461,8 @@ func skipValue(line []byte, i int) (int, bool) {
 			return 0, false // an invalid escape
 		}
 	case '{', '[':
-		if !json.Valid(raw) || loneSurrogate(raw) > 0 {
-			return 0, false
-		}
-		if k, _ := nestedProblem(raw); k != "" {
-			return 0, false // the reference rejects it
-		}
-		if _, dup := duplicateKey(raw, false); dup {
-			return 0, false // the reference rejects it
+		if loneSurrogate(raw) > 0 || !nestedSound(raw) {
+			return 0, false // the reference rejects it, or decides
 		}
 	default:
 		if string(raw) != "null" && !validScalar(raw) {
@@ -671,18 +665,14 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			if loneSurrogate(raw) > 0 {
 				return parquet.Value{}, false
 			}
-			if raw[0] == '{' || raw[0] == '[' {
-				if k, _ := nestedProblem(raw); k != "" {
-					return parquet.Value{}, false // the reference rejects it
-				}
-				if _, dup := duplicateKey(raw, false); dup {
-					return parquet.Value{}, false // the reference rejects it
-				}
+			if (raw[0] == '{' || raw[0] == '[') && !nestedSound(raw) {
+				return parquet.Value{}, false // the reference rejects it, or decides
 			}
 			if bytes.IndexAny(raw, " \t\r\n") < 0 {
 				// Already compact; the reference's Compact would return it as is.
-				// A string's escapes are checked here: stringSpan skips them.
-				if raw[0] == '"' && validEscapes(raw) || raw[0] != '"' && raw[0] != '{' && raw[0] != '[' || json.Valid(raw) {
+				// A string's escapes are checked here: stringSpan skips them;
+				// objects and arrays were validated by nestedSound.
+				if raw[0] != '"' || validEscapes(raw) {
 					return parquet.ByteArrayValue(raw), true
 				}
 				return parquet.Value{}, false

@@ -181,6 +181,17 @@ func duplicateKey(raw []byte, top bool) (string, bool) {
 	return string(w.dup), w.dupFound
 }
 
+// nestedSound reports whether raw, an object or array below the top level
+// (a field the parser drops, or keeps as JSON text), is valid JSON that
+// every schema takes wherever it stands: no empty key, no key twice in an
+// object, no number out of range; one pass of the walker for what
+// json.Valid, nestedProblem and duplicateKey each read the value for. Lone
+// surrogate escapes are checked apart (loneSurrogate).
+func nestedSound(raw []byte) bool {
+	var w walker
+	return w.walk(raw, false)
+}
+
 // walkLevel is an object or array walk is in.
 type walkLevel struct {
 	obj  bool
