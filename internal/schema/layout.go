@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"reflect"
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
@@ -97,10 +98,12 @@ func (l *Layout) fold(obj int, cols []Column) {
 }
 
 // valueBits mirrors the memory layout of parquet-go's Value (v0.32), so that
-// a value's levels and column are set with three stores instead of a call
-// to Value.Level, a measurable share of parsing. levelsMirrorWorks checks
-// the mirror against Level when a Layout is made; should parquet-go ever
-// change the layout, Level is used.
+// a parsed value is written into its column's slot field by field, levels
+// and column included (see putLevel), instead of copied whole and passed
+// to Value.Level. levelsMirrorWorks checks the mirror when a Layout is
+// made: the fields' kinds and offsets (a pointer must be where the
+// pointer is, for the garbage collector) and the values it makes against
+// Level's; should parquet-go ever change the layout, Level is used.
 type valueBits struct {
 	ptr  *byte
 	u64  uint64
@@ -110,11 +113,22 @@ type valueBits struct {
 	col  uint16 // ^column
 }
 
-// levelsMirrorWorks reports whether valueBits sets the same levels as
-// parquet.Value.Level, on values of every kind feedpipe writes.
+// levelsMirrorWorks reports whether valueBits has parquet.Value's fields
+// (kinds, sizes, offsets) and sets the same values as parquet.Value.Level,
+// on values of every kind feedpipe writes.
 func levelsMirrorWorks() bool {
 	if unsafe.Sizeof(parquet.Value{}) != unsafe.Sizeof(valueBits{}) {
 		return false
+	}
+	theirs, ours := reflect.TypeFor[parquet.Value](), reflect.TypeFor[valueBits]()
+	if theirs.NumField() != ours.NumField() {
+		return false
+	}
+	for i := range ours.NumField() {
+		a, b := theirs.Field(i), ours.Field(i)
+		if a.Offset != b.Offset || a.Type.Kind() != b.Type.Kind() || a.Type.Size() != b.Type.Size() {
+			return false
+		}
 	}
 	for _, v := range []parquet.Value{parquet.BooleanValue(true), parquet.Int32Value(-7), parquet.Int64Value(-1 << 40),
 		parquet.DoubleValue(-1.5), parquet.ByteArrayValue([]byte("abc")), {}} {
@@ -378,12 +392,13 @@ func (r *Rows) putLevel(n *node, rep int, v parquet.Value) {
 	}
 	// Field by field: copying v whole, then setting its levels, made each
 	// value wait on the stores it was built with (a load spanning several
-	// smaller stores is not forwarded from them); that was 15 % of a
-	// conversion's time.
+	// smaller stores is not forwarded from them); that was most of
+	// putLevel's 15 % of a conversion's time.
 	copyLevels(r.grow(n.leaf), (*valueBits)(unsafe.Pointer(&v)), rep, n.def, n.leaf)
 }
 
-// grow adds a value to leaf's values and returns it, to be set in place.
+// grow adds a value to leaf's values and returns it, to be set in place:
+// every field (it may hold a value of before Reset or rollback).
 func (r *Rows) grow(leaf int) *valueBits {
 	l := r.Leaves[leaf]
 	if len(l) == cap(l) {
