@@ -517,6 +517,13 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 			return 0, false
 		}
 	}
+	if n.typ == tBool {
+		// A boolean is read in place, not measured and then compared.
+		if end, b, ok := boolAt(line, i); ok {
+			r.putLevel(n, rep, parquet.BooleanValue(b))
+			return end, true
+		}
+	}
 	if c := line[i]; c == '-' || c >= '0' && c <= '9' {
 		// Numbers are typed as they are scanned, in the common cases.
 		switch n.typ {
@@ -567,6 +574,20 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 		return 0, false
 	}
 	return p.scalarAt(r, n, line, i, vend, rep)
+}
+
+// boolAt reads the literal true or false at line[i], followed by the line's
+// end or a delimiter; anything else is left to scalarAt (which rejects it).
+func boolAt(line []byte, i int) (end int, b, ok bool) {
+	switch {
+	case bytes.HasPrefix(line[i:], []byte("true")):
+		end, b = i+4, true
+	case bytes.HasPrefix(line[i:], []byte("false")):
+		end = i + 5
+	default:
+		return 0, false, false
+	}
+	return end, b, end == len(line) || delimits(line[end])
 }
 
 // scalarAt adds line[i:end], a value of scalar node n, at repetition level rep.

@@ -163,7 +163,10 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 		`{"id":50000000000000000000e-2}`, `{"id":123456789012345678901.5e-3}`, `{"id":92233720368547758080e-1}`,
 		`{"id":1,"score":9007199254740993.0}`, `{"id":1,"score":90071992547409930e-1}`, `{"id":1,"score":1e30}`, `{"id":1,"score":1.00000000000000000001}`, `{"id":1,"addr":{"geo":[9007199254740993.0]}}`,
 		// Duplicate keys: rejects, at any depth.
-		`{"id":1,"x":1,"x":2}`, `{"id":1,"meta":{"a":1,"a":1}}`, `{"id":1,"addr":{"zz":1,"zz":2}}`, `{"id":1,"x":{"q":[{"r":1,"r":2}]}}`} {
+		`{"id":1,"x":1,"x":2}`, `{"id":1,"meta":{"a":1,"a":1}}`, `{"id":1,"addr":{"zz":1,"zz":2}}`, `{"id":1,"x":{"q":[{"r":1,"r":2}]}}`,
+		// Booleans, read in place.
+		`{"id":1,"ok":true}`, `{"id":1,"ok":false }`, `{"id":1,"ok":tru}`, `{"id":1,"ok":truex}`, `{"id":1,"ok":falsey}`, `{"id":1,"ok":"true"}`,
+		`{"id":1,"ok":true`, `{"id":1,"ok":True}`, `{"id":1,"ok":true,"ok":false}`, `{"id":1,"ok":t}`} {
 		f.Add([]byte(seed))
 	}
 	s, l, p := nestedParser(f)
