@@ -577,7 +577,9 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 }
 
 // boolAt reads the literal true or false at line[i], followed by the line's
-// end or a delimiter; anything else is left to scalarAt (which rejects it).
+// end or a delimiter (the bytes at which valueEnd ends a literal); anything
+// else is left to the generic path (valueEnd, scalarAt), which refuses it
+// and so sends the line to the reference parser, whose reject it is.
 func boolAt(line []byte, i int) (end int, b, ok bool) {
 	switch {
 	case bytes.HasPrefix(line[i:], []byte("true")):

@@ -166,7 +166,8 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 		`{"id":1,"x":1,"x":2}`, `{"id":1,"meta":{"a":1,"a":1}}`, `{"id":1,"addr":{"zz":1,"zz":2}}`, `{"id":1,"x":{"q":[{"r":1,"r":2}]}}`,
 		// Booleans, read in place.
 		`{"id":1,"ok":true}`, `{"id":1,"ok":false }`, `{"id":1,"ok":tru}`, `{"id":1,"ok":truex}`, `{"id":1,"ok":falsey}`, `{"id":1,"ok":"true"}`,
-		`{"id":1,"ok":true`, `{"id":1,"ok":True}`, `{"id":1,"ok":true,"ok":false}`, `{"id":1,"ok":t}`} {
+		`{"id":1,"ok":true`, `{"id":1,"ok":True}`, `{"id":1,"ok":true,"ok":false}`, `{"id":1,"ok":t}`,
+		"{\"id\":1,\"ok\":true\v}", `{"id":1,"ok":true/}`, "{\"id\":1,\"ok\":false\u00a0}"} {
 		f.Add([]byte(seed))
 	}
 	s, l, p := nestedParser(f)
