@@ -7,7 +7,8 @@
 //	CHAOS faults=F feeds=N reconciled=R lost=L duplicated=D stuck=S
 //
 // and exits non-zero unless nothing was lost, doubled or stuck and every
-// run that should land did.
+// run that should land did. A fault's directory under the run directory
+// keeps only its logs once the fault passed, and everything when it did not.
 //
 //	go run ./cmd/chaos [-faults worker-kills,temporal-restart] [-run-dir .run/chaos]
 package main
@@ -19,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -111,6 +113,13 @@ func run() error {
 			fmt.Printf("   could not run: %v\n", err)
 		}
 		results = append(results, o)
+		if o.passed() {
+			// What the fault's stack stored is of no use once it passed, and
+			// every fault's together take gigabytes: its logs are kept.
+			if err := keepLogsOnly(filepath.Join(dir, f.name)); err != nil {
+				fmt.Printf("   could not prune its run directory: %v\n", err)
+			}
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -178,6 +187,38 @@ type outcome struct {
 	reconciled                int // feeds whose runs ended as planned
 	expected                  int
 	injectedAt, injectionDone time.Duration
+}
+
+// passed reports whether the fault's feeds all ended as planned, none lost,
+// doubled or stuck.
+func (o outcome) passed() bool {
+	return o.err == nil && o.reconciled == o.expected && o.lost == 0 && o.duplicated == 0 && o.stuck == 0
+}
+
+// keepLogsOnly removes every file under dir but its logs (*.log), and the
+// directories left empty.
+func keepLogsOnly(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, path)
+			return nil
+		}
+		if strings.HasSuffix(d.Name(), ".log") {
+			return nil
+		}
+		return os.Remove(path)
+	})
+	if err != nil {
+		return fmt.Errorf("prune %s: %w", dir, err)
+	}
+	for i := len(dirs) - 1; i > 0; i-- { // deepest first; dir itself stays
+		_ = os.Remove(dirs[i]) // fails, as it should, when logs are left in it
+	}
+	return nil
 }
 
 // recoveredText is the time to recover, or "-" for a fault that was still
@@ -424,7 +465,7 @@ func report(results []outcome) error {
 		feeds += o.feeds
 		reconciled += o.reconciled
 		lost, dup, stuck = lost+o.lost, dup+o.duplicated, stuck+o.stuck
-		if o.err != nil || o.reconciled != o.expected {
+		if !o.passed() {
 			bad = true
 		}
 		status := fmt.Sprintf("%d", o.completed)
