@@ -195,28 +195,37 @@ func (o outcome) passed() bool {
 	return o.err == nil && o.reconciled == o.expected && o.lost == 0 && o.duplicated == 0 && o.stuck == 0
 }
 
-// keepLogsOnly removes every file under dir but its logs (*.log), and the
-// directories left empty.
+// keepLogsOnly removes every file under dir but what its processes wrote
+// of themselves (*.log, and *.out: a process's own stdout and stderr, where
+// a crash trace would be), and the directories left empty. A link is
+// removed, never followed. It goes on past a file it cannot remove and
+// returns every such error.
 func keepLogsOnly(dir string) error {
 	var dirs []string
+	var errs []error
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			return nil
 		}
 		if d.IsDir() {
 			dirs = append(dirs, path)
 			return nil
 		}
-		if strings.HasSuffix(d.Name(), ".log") {
+		if ext := filepath.Ext(d.Name()); ext == ".log" || ext == ".out" {
 			return nil
 		}
-		return os.Remove(path)
+		if err := os.Remove(path); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("prune %s: %w", dir, err)
-	}
+	errs = append(errs, err)
 	for i := len(dirs) - 1; i > 0; i-- { // deepest first; dir itself stays
 		_ = os.Remove(dirs[i]) // fails, as it should, when logs are left in it
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("prune %s: %w", dir, err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ func TestKeepLogsOnlyKeepsLogsAndTheirDirectories(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]bool{ // path: kept
 		"worker-1.log":              true,
+		"devtemporal.out":           true,
 		"temporal.log":              true,
 		"temporal.db":               false,
 		"ministack/data/s3/obj.bin": false,
@@ -26,8 +27,20 @@ func TestKeepLogsOnlyKeepsLogsAndTheirDirectories(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A link to a directory outside: unlinked, its target untouched.
+	outside := t.TempDir()
+	kept := filepath.Join(outside, "keep.bin")
+	if err := os.WriteFile(kept, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "ministack", "link")); err != nil {
+		t.Fatal(err)
+	}
 	if err := keepLogsOnly(dir); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Fatalf("the link's target was touched: %v", err)
 	}
 	var left []string
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
@@ -41,7 +54,7 @@ func TestKeepLogsOnlyKeepsLogsAndTheirDirectories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{".", "ministack", "ministack/ministack.log", "temporal.log", "worker-1.log"}
+	want := []string{".", "devtemporal.out", "ministack", "ministack/ministack.log", "temporal.log", "worker-1.log"}
 	if !slices.Equal(left, want) {
 		t.Fatalf("left %q, want %q", left, want)
 	}
