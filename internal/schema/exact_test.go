@@ -383,3 +383,32 @@ func FuzzWalkValidatesAsEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// A nested value the parser drops or keeps as JSON text is checked by the
+// parser's own walker, kept between lines: no allocation a line.
+func TestNestedCheckDoesNotAllocate(t *testing.T) {
+	s := Schema{Columns: []Column{
+		{Name: "id", Type: Int64},
+		{Name: "j", Type: JSON, Nullable: true},
+	}, Unknown: UnknownDrop}
+	l, err := NewLayout(&s, LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, r := NewParser(l), NewRows(l)
+	for _, line := range []string{
+		`{"id":1,"j":{"a":[1,{"b":2,"c":[true,null]}],"d":"x"}}`,
+		`{"id":1,"dropped":{"a":[1,{"b":2}],"c":{"d":[[],{}]}}}`,
+	} {
+		b := []byte(line)
+		allocs := testing.AllocsPerRun(100, func() {
+			if err := p.AppendLine(r, b); err != nil {
+				t.Fatal(err)
+			}
+			r.Reset()
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations a line", line, allocs)
+		}
+	}
+}

@@ -37,6 +37,9 @@ type Parser struct {
 	// noTmpl is set while a line is re-read after its template failed;
 	// usedTmpl records that the line being read used one.
 	noTmpl, usedTmpl bool
+	// walk checks the nested values the line drops or keeps as JSON text
+	// (see nestedSound).
+	walk walker
 }
 
 // NewParser returns a Parser of lines into rows of l.
@@ -294,7 +297,7 @@ func (p *Parser) object(r *Rows, nodes []*node, index map[string]int, obj int, l
 			var vend int
 			if col < 0 {
 				var ok bool
-				if vend, ok = skipValue(line, i); !ok {
+				if vend, ok = p.skipValue(line, i); !ok {
 					return 0, false
 				}
 			} else {
@@ -449,7 +452,7 @@ func (p *Parser) templateMiss(t *template) (int, bool) {
 
 // skipValue returns the end of a field's value that the schema drops; it
 // must still be valid JSON.
-func skipValue(line []byte, i int) (int, bool) {
+func (p *Parser) skipValue(line []byte, i int) (int, bool) {
 	vend, ok := valueEnd(line, i)
 	if !ok {
 		return 0, false
@@ -461,7 +464,7 @@ func skipValue(line []byte, i int) (int, bool) {
 			return 0, false // an invalid escape
 		}
 	case '{', '[':
-		if loneSurrogate(raw) > 0 || !nestedSound(raw) {
+		if loneSurrogate(raw) > 0 || !p.walk.nestedSound(raw) {
 			return 0, false // the reference rejects it, or decides
 		}
 	default:
@@ -594,7 +597,7 @@ func boolAt(line []byte, i int) (end int, b, ok bool) {
 
 // scalarAt adds line[i:end], a value of scalar node n, at repetition level rep.
 func (p *Parser) scalarAt(r *Rows, n *node, line []byte, i, end, rep int) (int, bool) {
-	v, ok := scalar(r, n, line[i:end])
+	v, ok := p.scalar(r, n, line[i:end])
 	if !ok {
 		return 0, false
 	}
@@ -607,7 +610,7 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // scalar types raw (not null) as c's value, or reports false when the
 // reference must decide.
-func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
+func (p *Parser) scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 	c := n.c
 	switch n.typ {
 	case tString:
@@ -688,7 +691,7 @@ func scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			if loneSurrogate(raw) > 0 {
 				return parquet.Value{}, false
 			}
-			if (raw[0] == '{' || raw[0] == '[') && !nestedSound(raw) {
+			if (raw[0] == '{' || raw[0] == '[') && !p.walk.nestedSound(raw) {
 				return parquet.Value{}, false // the reference rejects it, or decides
 			}
 			if bytes.IndexAny(raw, " \t\r\n") < 0 {

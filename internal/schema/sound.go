@@ -186,9 +186,10 @@ func duplicateKey(raw []byte, top bool) (string, bool) {
 // every schema takes wherever it stands: no empty key, no key twice in an
 // object, no number out of range; one pass of the walker for what
 // json.Valid, nestedProblem and duplicateKey each read the value for. Lone
-// surrogate escapes are checked apart (loneSurrogate).
-func nestedSound(raw []byte) bool {
-	var w walker
+// surrogate escapes are checked apart (loneSurrogate). The Parser keeps
+// one walker for it, whose stacks keep their room from value to value.
+func (w *walker) nestedSound(raw []byte) bool {
+	w.spellings, w.dup, w.dupFound, w.findDup, w.keys = false, w.dup[:0], false, false, w.keys[:0]
 	return w.walk(raw, false)
 }
 
