@@ -53,7 +53,8 @@ const (
 	Unsound                       // every schema rejects it
 )
 
-// walker walks a line for Sound.
+// walker walks a line for Sound, or a nested value for a Parser (see
+// nestedSound).
 type walker struct {
 	spellings bool   // two spellings of one name seen
 	dup       []byte // a key given twice in one object, once seen
