@@ -6,6 +6,7 @@ package pyarrowtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,23 +47,62 @@ print(json.dumps({"schema": {x.name: str(x.type) for x in t.schema},
                   "rowgroups": [f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)]}))
 `
 
-// Run runs a Python script (-c) with the venv's interpreter and args, and
-// returns what it printed; the test fails if it fails.
+// exitHard runs the script held in $FEEDPIPE_PYARROWTEST_SCRIPT and leaves
+// with os._exit, so that the interpreter's teardown never runs. pyarrow
+// 26's thread pools can abort the process there ("terminate called without
+// an active exception", SIGABRT) after the script has printed all of its
+// output; CI failed on exactly that once. The script's own exit code, and a
+// traceback for an uncaught exception, are kept.
+const exitHard = `
+import os, sys, traceback
+code = 0
+try:
+    exec(compile(os.environ["FEEDPIPE_PYARROWTEST_SCRIPT"], "<test script>", "exec"), {"__name__": "__main__"})
+except SystemExit as e:
+    if e.code is None:
+        code = 0
+    elif isinstance(e.code, int):
+        code = e.code
+    else:
+        print(e.code, file=sys.stderr)
+        code = 1
+except BaseException:
+    traceback.print_exc()
+    code = 1
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code)
+`
+
+// Run runs a Python script with the venv's interpreter and args, and
+// returns what it printed; the test fails if it fails. The interpreter
+// leaves without its teardown (see exitHard), so a crash there cannot fail
+// a test whose script succeeded.
 func Run(t testing.TB, script string, args ...string) []byte {
 	t.Helper()
+	out, err := run(script, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// run is Run's work, returning the failure instead of failing a test.
+func run(script string, args ...string) ([]byte, error) {
 	_, file, _, _ := runtime.Caller(0)
 	py := filepath.Join(filepath.Dir(file), "..", "..", ".venv", "bin", "python")
 	if _, err := os.Stat(py); err != nil {
-		t.Fatalf("no %s: run `make venv` (this test runs pyarrow)", py)
+		return nil, fmt.Errorf("no %s: run `make venv` (this test runs pyarrow)", py)
 	}
-	cmd := exec.Command(py, append([]string{"-c", script}, args...)...)
+	cmd := exec.Command(py, append([]string{"-c", exitHard}, args...)...)
+	cmd.Env = append(os.Environ(), "FEEDPIPE_PYARROWTEST_SCRIPT="+script)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("python: %v\n%s", err, stderr.String())
+		return out, fmt.Errorf("python: %w\n%s", err, stderr.String())
 	}
-	return out
+	return out, nil
 }
 
 // Read reads the Parquet file data with pyarrow; the test fails if pyarrow
