@@ -1,5 +1,7 @@
-// Package parquetconv writes rows of a schema.Layout to Parquet with
-// parquet-go, its columns shared out among worker goroutines. Files of feed
+// Package parquetconv writes rows of a schema.Layout to Parquet, its
+// columns shared out among worker goroutines. It encodes and lays out the
+// pages itself (with parquet-go's encodings, schema and footer types): per
+// value, parquet-go's column writers cost about as much as parsing. Files of feed
 // records carry the feed id and line number of each row (columns _feed_id
 // and _line) next to the declared columns, so a load can be reconciled with
 // its source feed line by line.
@@ -56,20 +58,20 @@ const ExtraField = schema.ExtraField
 
 // Writer writes rows of one schema to one Parquet file, column by column.
 type Writer struct {
-	pw         *parquet.Writer
-	out        *tailWriter
-	layout     *schema.Layout
-	opt        Options
-	pending    *schema.Rows // rows added one at a time by Write
-	rows       int64
-	groupRows  int64   // rows in the open row group
-	groupStart int64   // the file's size when it began
-	cut        []int   // per leaf: where a split batch's first part ends
-	groups     [][]int // leaves written by each worker, balanced by size
-	jobs       []chan job
-	workers    sync.WaitGroup
-	mu         sync.Mutex
-	failure    error // the first error of a worker
+	file      *file
+	cols      []*column
+	scratch   scratch // of the caller's goroutine
+	layout    *schema.Layout
+	opt       Options
+	pending   *schema.Rows // rows added one at a time by Write
+	rows      int64
+	groupRows int64   // rows in the open row group
+	cut       []int   // per leaf: where a split batch's first part ends
+	groups    [][]int // leaves written by each worker, balanced by size
+	jobs      []chan job
+	workers   sync.WaitGroup
+	mu        sync.Mutex
+	failure   error // the first error of a worker
 	// bytesPerRow is what a row took in the last row group, once one was
 	// flushed; the open row group's size is measured next when it has
 	// checkRows rows.
@@ -105,19 +107,22 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	w := &Writer{layout: layout, opt: opt, cut: make([]int, layout.Leaves), out: &tailWriter{w: out}}
-	w.pw = parquet.NewWriter(w.out, layout.Parquet, parquet.Compression(codec),
-		parquet.CreatedBy("feedpipe", "0", ""),
-		// A column the sample showed as repetitive, but whose row group
-		// holds more distinct values than that, goes on in PLAIN.
-		parquet.DictionaryMaxBytes(dictionaryBytes(layout.Leaves)),
-		parquet.PageBufferSize(pageBytes(layout.Leaves)),
-		// No min/max in data page headers: the column index has (truncated)
-		// page bounds already, and a long string's full bounds in a page
-		// header make it too large for pyarrow to read.
-		parquet.DataPageStatistics(false),
-		// The page index's bounds cut as the footer's are (see StatsLimit).
-		parquet.ColumnIndexSizeLimit(func([]string) int { return StatsLimit }))
+	w := &Writer{layout: layout, opt: opt, cut: make([]int, layout.Leaves)}
+	if w.file, err = newFile(out, layout.Parquet, codec.CompressionCodec()); err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
+	// Data page headers carry no min/max: the column index has (truncated)
+	// page bounds already, and a long string's full bounds in a page header
+	// make it too large for pyarrow to read.
+	pool := &blockPool{size: pageBytes(layout.Leaves)}
+	for _, path := range layout.Parquet.Columns() {
+		leaf, _ := layout.Parquet.Lookup(path...)
+		c, err := newColumn(leaf, codec, pageBytes(layout.Leaves), dictionaryBytes(layout.Leaves), pool)
+		if err != nil {
+			return nil, fmt.Errorf("parquet: %w", err)
+		}
+		w.cols = append(w.cols, c)
+	}
 	return w, nil
 }
 
@@ -258,7 +263,7 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 		// measured at checkpoints only (see nextCheck).
 		if !full && w.groupRows >= w.checkRows {
 			w.wait()
-			size := w.pw.Size() - w.groupStart
+			size := w.groupSize()
 			if size >= w.opt.RowGroupBytes {
 				w.send(job{flush: true})
 				full = true
@@ -271,12 +276,12 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 			if err := w.err(); err != nil {
 				return err
 			}
-			if err := w.pw.Flush(); err != nil {
-				return fmt.Errorf("parquet: flush row group: %w", err)
+			size := w.groupSize()
+			if err := w.file.writeRowGroup(w.cols, w.groupRows, &w.scratch); err != nil {
+				return err
 			}
-			size := w.pw.Size()
-			w.bytesPerRow = float64(size-w.groupStart) / float64(w.groupRows)
-			w.groupRows, w.groupStart = 0, size
+			w.bytesPerRow = float64(size) / float64(w.groupRows)
+			w.groupRows = 0
 			w.checkRows = w.nextCheck(0)
 		}
 		if take < n {
@@ -289,6 +294,16 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 		n -= take
 	}
 	return nil
+}
+
+// groupSize is what the open row group holds (see Options.RowGroupBytes),
+// once the workers are idle.
+func (w *Writer) groupSize() int64 {
+	var n int64
+	for _, c := range w.cols {
+		n += c.size()
+	}
+	return n
 }
 
 // nextCheck is the row count at which the open row group, size bytes now,
@@ -315,8 +330,9 @@ func (w *Writer) start(leaves [][]parquet.Value) {
 		jobs := make(chan job, 64)
 		w.jobs = append(w.jobs, jobs)
 		w.workers.Go(func() {
+			var sc scratch
 			for j := range jobs {
-				w.run(group, j)
+				w.run(group, j, &sc)
 			}
 		})
 	}
@@ -325,7 +341,7 @@ func (w *Writer) start(leaves [][]parquet.Value) {
 // send hands j to every worker (or runs it, with one).
 func (w *Writer) send(j job) {
 	if w.jobs == nil {
-		w.run(w.groups[0], j)
+		w.run(w.groups[0], j, &w.scratch)
 		return
 	}
 	for _, jobs := range w.jobs {
@@ -346,25 +362,24 @@ func (w *Writer) wait() {
 	wg.Wait()
 }
 
-// run writes j's values of the group's leaves, parquet-go's column writers
-// being independent of each other.
-func (w *Writer) run(group []int, j job) {
+// run writes j's values of the group's leaves, the columns being
+// independent of each other.
+func (w *Writer) run(group []int, j job, sc *scratch) {
 	if j.done != nil {
 		defer j.done()
 	}
 	if w.err() != nil {
 		return
 	}
-	cols := w.pw.ColumnWriters()
 	for _, i := range group {
 		if j.leaves != nil {
-			if _, err := cols[i].WriteRowValues(j.leaves[i]); err != nil {
+			if err := w.cols[i].write(j.leaves[i], sc); err != nil {
 				w.fail(fmt.Errorf("parquet: write column %d: %w", i, err))
 				return
 			}
 		}
 		if j.flush {
-			if err := cols[i].Flush(); err != nil {
+			if err := w.cols[i].flushPage(sc); err != nil {
 				w.fail(fmt.Errorf("parquet: flush column %d: %w", i, err))
 				return
 			}
@@ -466,21 +481,18 @@ func (w *Writer) Close() (int64, error) {
 	if err := w.err(); err != nil {
 		return 0, err
 	}
-	// The last row group goes straight out; what follows it (page index,
-	// footer) is held, to cut the footer's statistics (see StatsLimit).
-	if err := w.pw.Flush(); err != nil {
-		return 0, fmt.Errorf("parquet: flush row group: %w", err)
+	if w.groupRows > 0 {
+		for _, c := range w.cols {
+			if err := c.flushPage(&w.scratch); err != nil {
+				return 0, err
+			}
+		}
+		if err := w.file.writeRowGroup(w.cols, w.groupRows, &w.scratch); err != nil {
+			return 0, err
+		}
 	}
-	w.out.capture = true
-	if err := w.pw.Close(); err != nil {
-		return 0, fmt.Errorf("parquet: close: %w", err)
-	}
-	tail, err := shrinkFooter(w.out.held, StatsLimit)
-	if err != nil {
-		return 0, fmt.Errorf("parquet: %w", err)
-	}
-	if _, err := w.out.w.Write(tail); err != nil {
-		return 0, fmt.Errorf("parquet: write footer: %w", err)
+	if err := w.file.close(); err != nil {
+		return 0, err
 	}
 	return w.rows, nil
 }

@@ -1,0 +1,636 @@
+package parquetconv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"math/bits"
+	"sync"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/encoding/delta"
+	"github.com/parquet-go/parquet-go/encoding/plain"
+	"github.com/parquet-go/parquet-go/encoding/rle"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// column writes one leaf column's values into the pages of its open column
+// chunk: levels and typed values are buffered per page, and a full page is
+// encoded, compressed and appended to the chunk, which the Writer copies
+// to the file when the row group is flushed. A column is used by one
+// goroutine at a time (its worker, or the Writer between jobs).
+type column struct {
+	path      []string
+	kind      parquet.Kind
+	maxDef    byte
+	maxRep    byte
+	encoding  format.Encoding // of values: PLAIN, RLE_DICTIONARY or DELTA_LENGTH_BYTE_ARRAY
+	codec     compress.Codec
+	pageLimit int
+	dictLimit int64
+
+	// The open page: one level of each kind per value, and the non-null
+	// values, typed.
+	defs, reps []byte
+	i32        []int32
+	i64        []int64
+	f64        []float64
+	bools      []byte // one byte (0 or 1) per value
+	data       []byte // byte-array values, back to back
+	offs       []uint32
+	idx        []int32 // dictionary indexes, while dictionary-encoding
+	pageRows   int
+	pageBytes  int // what the open page's values take, estimated as encoded
+
+	// dict is the chunk's dictionary while the column is dictionary-
+	// encoded (encoding RLE_DICTIONARY); plain is set once it outgrew
+	// dictLimit, until the row group ends.
+	dict  *dictionary
+	plain bool
+
+	// The open chunk: its data pages, encoded, with their headers.
+	chunk        blocks
+	pages        []pageInfo
+	chunkRows    int64
+	chunkValues  int64
+	chunkNulls   int64
+	uncompressed int64  // of the data pages, headers included
+	min, max     []byte // the chunk's bounds, plain-encoded (set once hasBounds)
+	hasBounds    bool
+	encStats     []format.PageEncodingStats
+
+	seen             []uint32 // dictionary entry → page generation that bounded it
+	gen              uint32
+	pageMin, pageMax []byte
+}
+
+// scratch holds the buffers a page is encoded in: one per goroutine that
+// flushes pages, not one per column, so that a wide schema's columns do not
+// each keep a page's worth of them.
+type scratch struct {
+	levels, values, compressed, packed []byte
+}
+
+// pageInfo is what the page index needs of a data page.
+type pageInfo struct {
+	offset   int64 // in the chunk
+	size     int32 // header and data
+	firstRow int64 // in the row group
+	nulls    int64
+	allNull  bool
+	min, max []byte // plain-encoded bounds of its non-null values
+}
+
+// newColumn returns the column writer of leaf of schema s.
+func newColumn(leaf parquet.LeafColumn, codec compress.Codec, pageLimit int, dictLimit int64, pool *blockPool) (*column, error) {
+	kind := leaf.Node.Type().Kind()
+	c := &column{path: leaf.Path, kind: kind, maxDef: byte(leaf.MaxDefinitionLevel), maxRep: byte(leaf.MaxRepetitionLevel),
+		codec: codec, pageLimit: pageLimit, dictLimit: dictLimit, encoding: format.Plain, chunk: blocks{pool: pool}}
+	switch kind {
+	case parquet.Boolean, parquet.Int32, parquet.Int64, parquet.Double:
+	case parquet.ByteArray:
+		c.encoding = format.DeltaLengthByteArray
+		if enc := leaf.Node.Encoding(); enc != nil && enc.Encoding() == format.RLEDictionary {
+			c.encoding = format.RLEDictionary
+			c.dict = newDictionary()
+		}
+	default:
+		return nil, fmt.Errorf("column %v: no writer for Parquet type %v", leaf.Path, kind)
+	}
+	c.offs = append(c.offs, 0)
+	return c, nil
+}
+
+// write adds vals, the column's values of whole rows, to the open chunk.
+func (c *column) write(vals []parquet.Value, sc *scratch) error {
+	for i := range vals {
+		v := &vals[i]
+		rep := byte(v.RepetitionLevel())
+		if rep == 0 {
+			if c.pageBytes >= c.pageLimit {
+				if err := c.flushPage(sc); err != nil {
+					return err
+				}
+			}
+			c.pageRows++
+		}
+		def := byte(v.DefinitionLevel())
+		if c.maxRep > 0 {
+			c.reps = append(c.reps, rep)
+		}
+		if c.maxDef > 0 {
+			c.defs = append(c.defs, def)
+			c.pageBytes++
+		}
+		if def < c.maxDef {
+			continue // null
+		}
+		switch c.kind {
+		case parquet.Boolean:
+			var b byte
+			if v.Boolean() {
+				b = 1
+			}
+			c.bools = append(c.bools, b)
+			c.pageBytes++
+		case parquet.Int32:
+			c.i32 = append(c.i32, v.Int32())
+			c.pageBytes += 4
+		case parquet.Int64:
+			c.i64 = append(c.i64, v.Int64())
+			c.pageBytes += 8
+		case parquet.Double:
+			c.f64 = append(c.f64, v.Double())
+			c.pageBytes += 8
+		case parquet.ByteArray:
+			b := v.ByteArray()
+			if c.dict != nil && !c.plain {
+				c.idx = append(c.idx, c.dict.index(b))
+				c.pageBytes += 4
+				continue
+			}
+			c.data = append(c.data, b...)
+			c.offs = append(c.offs, uint32(len(c.data)))
+			c.pageBytes += 4 + len(b)
+		}
+	}
+	return nil
+}
+
+// values is the number of levels (values and nulls) of the open page.
+func (c *column) values() int {
+	switch {
+	case c.maxDef > 0:
+		return len(c.defs)
+	case c.dict != nil && !c.plain:
+		return len(c.idx)
+	}
+	switch c.kind {
+	case parquet.Boolean:
+		return len(c.bools)
+	case parquet.Int32:
+		return len(c.i32)
+	case parquet.Int64:
+		return len(c.i64)
+	case parquet.Double:
+		return len(c.f64)
+	}
+	return len(c.offs) - 1
+}
+
+// flushPage encodes, compresses and appends the open page to the chunk.
+func (c *column) flushPage(sc *scratch) error {
+	n := c.values()
+	if n == 0 {
+		return nil
+	}
+	var err error
+	// Levels (RLE, not compressed: a data page v2).
+	sc.levels = sc.levels[:0]
+	if c.maxRep > 0 {
+		sc.levels, err = appendLevels(sc.levels, c.reps, c.maxRep)
+		if err != nil {
+			return fmt.Errorf("column %v: repetition levels: %w", c.path, err)
+		}
+	}
+	repLen := len(sc.levels)
+	if c.maxDef > 0 {
+		sc.levels, err = appendLevels(sc.levels, c.defs, c.maxDef)
+		if err != nil {
+			return fmt.Errorf("column %v: definition levels: %w", c.path, err)
+		}
+	}
+	defLen := len(sc.levels) - repLen
+	nulls := 0
+	if c.maxDef > 0 {
+		for _, d := range c.defs {
+			if d < c.maxDef {
+				nulls++
+			}
+		}
+	}
+	// Values, and the page's bounds.
+	enc := c.encoding
+	if c.plain {
+		enc = format.Plain // a dictionary column past its dictionary's bound
+	}
+	c.pageMin, c.pageMax = c.pageMin[:0], c.pageMax[:0]
+	has := false
+	switch {
+	case enc == format.RLEDictionary:
+		sc.values, err = (&rle.DictionaryEncoding{}).EncodeInt32(sc.values[:0], c.idx)
+		has = c.dictBounds()
+	case c.kind == parquet.Boolean:
+		sc.packed = packBits(sc.packed[:0], c.bools)
+		sc.values, err = (&plain.Encoding{}).EncodeBoolean(sc.values[:0], sc.packed)
+		has = boolBounds(c.bools, &c.pageMin, &c.pageMax)
+	case c.kind == parquet.Int32:
+		sc.values, err = (&plain.Encoding{}).EncodeInt32(sc.values[:0], c.i32)
+		has = int32Bounds(c.i32, &c.pageMin, &c.pageMax)
+	case c.kind == parquet.Int64:
+		sc.values, err = (&plain.Encoding{}).EncodeInt64(sc.values[:0], c.i64)
+		has = int64Bounds(c.i64, &c.pageMin, &c.pageMax)
+	case c.kind == parquet.Double:
+		sc.values, err = (&plain.Encoding{}).EncodeDouble(sc.values[:0], c.f64)
+		has = doubleBounds(c.f64, &c.pageMin, &c.pageMax)
+	case enc == format.Plain:
+		sc.values, err = (&plain.Encoding{}).EncodeByteArray(sc.values[:0], c.data, c.offs)
+		has = bytesBounds(c.data, c.offs, &c.pageMin, &c.pageMax)
+	default:
+		sc.values, err = (&delta.LengthByteArrayEncoding{}).EncodeByteArray(sc.values[:0], c.data, c.offs)
+		has = bytesBounds(c.data, c.offs, &c.pageMin, &c.pageMax)
+	}
+	if err != nil {
+		return fmt.Errorf("column %v: encode page: %w", c.path, err)
+	}
+	compressed := sc.values
+	if c.codec.CompressionCodec() != format.Uncompressed {
+		sc.compressed, err = c.codec.Encode(sc.compressed[:0], sc.values)
+		if err != nil {
+			return fmt.Errorf("column %v: compress page: %w", c.path, err)
+		}
+		compressed = sc.compressed
+	}
+	crc := crc32.Update(crc32.ChecksumIEEE(sc.levels), crc32.IEEETable, compressed)
+	h := format.PageHeader{
+		Type:                 format.DataPageV2,
+		UncompressedPageSize: int32(len(sc.levels) + len(sc.values)),
+		CompressedPageSize:   int32(len(sc.levels) + len(compressed)),
+		CRC:                  int32(crc),
+		DataPageHeaderV2: thrift.New(format.DataPageHeaderV2{
+			NumValues: int32(n), NumNulls: int32(nulls), NumRows: int32(c.pageRows), Encoding: enc,
+			DefinitionLevelsByteLength: int32(defLen), RepetitionLevelsByteLength: int32(repLen),
+			IsCompressed: thrift.New(c.codec.CompressionCodec() != format.Uncompressed),
+		}),
+	}
+	header, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
+	if err != nil {
+		return fmt.Errorf("column %v: page header: %w", c.path, err)
+	}
+	p := pageInfo{offset: c.chunk.len, size: int32(len(header) + int(h.CompressedPageSize)),
+		firstRow: c.chunkRows, nulls: int64(nulls), allNull: !has}
+	if has {
+		p.min, p.max = append([]byte(nil), c.pageMin...), append([]byte(nil), c.pageMax...)
+		c.bound(p.min, p.max)
+	}
+	c.pages = append(c.pages, p)
+	c.chunk.append(header)
+	c.chunk.append(sc.levels)
+	c.chunk.append(compressed)
+	c.uncompressed += int64(len(header)) + int64(h.UncompressedPageSize)
+	c.chunkRows += int64(c.pageRows)
+	c.chunkValues += int64(n)
+	c.chunkNulls += int64(nulls)
+	c.countPage(format.DataPageV2, enc)
+	// A column the sample showed as repetitive, but whose row group holds
+	// more distinct values than the dictionary may, goes on without it.
+	if enc == format.RLEDictionary && c.dict.size() > c.dictLimit {
+		c.plain = true
+	}
+	c.resetPage()
+	return nil
+}
+
+func (c *column) resetPage() {
+	c.defs, c.reps = c.defs[:0], c.reps[:0]
+	c.i32, c.i64, c.f64, c.bools = c.i32[:0], c.i64[:0], c.f64[:0], c.bools[:0]
+	c.data, c.offs, c.idx = c.data[:0], c.offs[:1], c.idx[:0]
+	c.pageRows, c.pageBytes = 0, 0
+}
+
+// countPage counts a page of type t and encoding enc in the chunk's
+// encoding statistics.
+func (c *column) countPage(t format.PageType, enc format.Encoding) {
+	for i := range c.encStats {
+		if s := &c.encStats[i]; s.PageType == t && s.Encoding == enc {
+			s.Count++
+			return
+		}
+	}
+	c.encStats = append(c.encStats, format.PageEncodingStats{PageType: t, Encoding: enc, Count: 1})
+}
+
+// bound widens the chunk's bounds to min and max.
+func (c *column) bound(min, max []byte) {
+	if !c.hasBounds {
+		c.min, c.max, c.hasBounds = append(c.min[:0], min...), append(c.max[:0], max...), true
+		return
+	}
+	if compareEncoded(c.kind, min, c.min) < 0 {
+		c.min = append(c.min[:0], min...)
+	}
+	if compareEncoded(c.kind, max, c.max) > 0 {
+		c.max = append(c.max[:0], max...)
+	}
+}
+
+// dictBounds sets the open page's bounds from the dictionary entries its
+// indexes name, each looked at once.
+func (c *column) dictBounds() bool {
+	if len(c.idx) == 0 {
+		return false
+	}
+	d := c.dict
+	if len(c.seen) < d.len() {
+		c.seen = append(c.seen, make([]uint32, d.len()-len(c.seen))...)
+	}
+	c.gen++
+	var lo, hi []byte
+	for _, i := range c.idx {
+		if c.seen[i] == c.gen {
+			continue
+		}
+		c.seen[i] = c.gen
+		v := d.value(i)
+		if lo == nil || bytes.Compare(v, lo) < 0 {
+			lo = v
+		}
+		if hi == nil || bytes.Compare(v, hi) > 0 {
+			hi = v
+		}
+	}
+	c.pageMin, c.pageMax = append(c.pageMin[:0], lo...), append(c.pageMax[:0], hi...)
+	return true
+}
+
+// dictionaryPage returns the chunk's dictionary page, header included, and
+// its uncompressed size (nil when the chunk has no dictionary entries).
+func (c *column) dictionaryPage(sc *scratch) ([]byte, int64, error) {
+	if c.dict == nil || c.dict.len() == 0 {
+		return nil, 0, nil
+	}
+	var err error
+	sc.values, err = (&plain.Encoding{}).EncodeByteArray(sc.values[:0], c.dict.data, c.dict.offs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("column %v: encode dictionary: %w", c.path, err)
+	}
+	compressed := sc.values
+	if c.codec.CompressionCodec() != format.Uncompressed {
+		if sc.compressed, err = c.codec.Encode(sc.compressed[:0], sc.values); err != nil {
+			return nil, 0, fmt.Errorf("column %v: compress dictionary: %w", c.path, err)
+		}
+		compressed = sc.compressed
+	}
+	h := format.PageHeader{
+		Type:                 format.DictionaryPage,
+		UncompressedPageSize: int32(len(sc.values)),
+		CompressedPageSize:   int32(len(compressed)),
+		CRC:                  int32(crc32.ChecksumIEEE(compressed)),
+		DictionaryPageHeader: thrift.New(format.DictionaryPageHeader{NumValues: int32(c.dict.len()), Encoding: format.Plain}),
+	}
+	header, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
+	if err != nil {
+		return nil, 0, fmt.Errorf("column %v: dictionary page header: %w", c.path, err)
+	}
+	page := append(header, compressed...)
+	return page, int64(len(header) + len(sc.values)), nil
+}
+
+// size is what the column holds of the open row group: its pages, its
+// open page and its dictionary.
+func (c *column) size() int64 {
+	n := c.chunk.len + int64(c.pageBytes)
+	if c.dict != nil {
+		n += c.dict.size()
+	}
+	return n
+}
+
+// resetChunk starts the column's next chunk.
+func (c *column) resetChunk() {
+	c.resetPage()
+	c.chunk.reset()
+	c.pages = c.pages[:0]
+	c.chunkRows, c.chunkValues, c.chunkNulls, c.uncompressed = 0, 0, 0, 0
+	c.hasBounds = false
+	c.encStats = c.encStats[:0]
+	if c.dict != nil {
+		c.dict.reset()
+		c.plain = false
+		clear(c.seen)
+		c.gen = 0
+	}
+}
+
+// appendLevels appends levels RLE-encoded with the bit width of max.
+func appendLevels(dst, levels []byte, max byte) ([]byte, error) {
+	enc := rle.Encoding{BitWidth: bits.Len8(max)}
+	start := len(dst)
+	out, err := enc.EncodeLevels(dst[start:], levels)
+	if err != nil {
+		return dst, err
+	}
+	if start == 0 {
+		return out, nil
+	}
+	return append(dst[:start], out...), nil
+}
+
+// packBits packs one 0/1 byte per value into bits, the first value in the
+// lowest bit.
+func packBits(dst, vals []byte) []byte {
+	for i := 0; i < len(vals); i += 8 {
+		var b byte
+		for j := 0; j < 8 && i+j < len(vals); j++ {
+			b |= vals[i+j] << j
+		}
+		dst = append(dst, b)
+	}
+	return dst
+}
+
+func boolBounds(vals []byte, lo, hi *[]byte) bool {
+	if len(vals) == 0 {
+		return false
+	}
+	var any0, any1 bool
+	for _, v := range vals {
+		if v == 0 {
+			any0 = true
+		} else {
+			any1 = true
+		}
+	}
+	l, h := byte(1), byte(0)
+	if any0 {
+		l = 0
+	}
+	if any1 {
+		h = 1
+	}
+	*lo, *hi = append(*lo, l), append(*hi, h)
+	return true
+}
+
+func int32Bounds(vals []int32, lo, hi *[]byte) bool {
+	if len(vals) == 0 {
+		return false
+	}
+	l, h := vals[0], vals[0]
+	for _, v := range vals[1:] {
+		l, h = min(l, v), max(h, v)
+	}
+	*lo = binary.LittleEndian.AppendUint32(*lo, uint32(l))
+	*hi = binary.LittleEndian.AppendUint32(*hi, uint32(h))
+	return true
+}
+
+func int64Bounds(vals []int64, lo, hi *[]byte) bool {
+	if len(vals) == 0 {
+		return false
+	}
+	l, h := vals[0], vals[0]
+	for _, v := range vals[1:] {
+		l, h = min(l, v), max(h, v)
+	}
+	*lo = binary.LittleEndian.AppendUint64(*lo, uint64(l))
+	*hi = binary.LittleEndian.AppendUint64(*hi, uint64(h))
+	return true
+}
+
+// doubleBounds leaves NaNs out (none come from JSON) and writes a zero
+// bound as the spec asks: -0 as a minimum, +0 as a maximum.
+func doubleBounds(vals []float64, lo, hi *[]byte) bool {
+	l, h, has := math.Inf(1), math.Inf(-1), false
+	for _, v := range vals {
+		if v != v {
+			continue
+		}
+		has = true
+		if v < l {
+			l = v
+		}
+		if v > h {
+			h = v
+		}
+	}
+	if !has {
+		return false
+	}
+	if l == 0 {
+		l = math.Copysign(0, -1)
+	}
+	if h == 0 {
+		h = 0
+	}
+	*lo = binary.LittleEndian.AppendUint64(*lo, math.Float64bits(l))
+	*hi = binary.LittleEndian.AppendUint64(*hi, math.Float64bits(h))
+	return true
+}
+
+func bytesBounds(data []byte, offs []uint32, lo, hi *[]byte) bool {
+	if len(offs) < 2 {
+		return false
+	}
+	l := data[offs[0]:offs[1]]
+	h := l
+	for i := 1; i < len(offs)-1; i++ {
+		v := data[offs[i]:offs[i+1]]
+		if bytes.Compare(v, l) < 0 {
+			l = v
+		} else if bytes.Compare(v, h) > 0 {
+			h = v
+		}
+	}
+	*lo, *hi = append(*lo, l...), append(*hi, h...)
+	return true
+}
+
+// compareEncoded compares two plain-encoded values of kind by the kind's
+// order (signed integers, IEEE doubles, unsigned bytes).
+func compareEncoded(kind parquet.Kind, a, b []byte) int {
+	switch kind {
+	case parquet.Boolean:
+		return int(a[0]) - int(b[0])
+	case parquet.Int32:
+		x, y := int32(binary.LittleEndian.Uint32(a)), int32(binary.LittleEndian.Uint32(b))
+		return cmpOrdered(x, y)
+	case parquet.Int64:
+		x, y := int64(binary.LittleEndian.Uint64(a)), int64(binary.LittleEndian.Uint64(b))
+		return cmpOrdered(x, y)
+	case parquet.Double:
+		x, y := math.Float64frombits(binary.LittleEndian.Uint64(a)), math.Float64frombits(binary.LittleEndian.Uint64(b))
+		return cmpOrdered(x, y)
+	}
+	return bytes.Compare(a, b)
+}
+
+func cmpOrdered[T int32 | int64 | float64](x, y T) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+// blocks is a column chunk's bytes, in blocks from a pool shared by the
+// columns: a chunk whose size doubled as it grew would hold up to twice
+// what it has, and the row group's chunks together are most of the
+// writer's memory.
+type blocks struct {
+	pool *blockPool
+	bs   [][]byte
+	len  int64
+}
+
+func (b *blocks) append(p []byte) {
+	for len(p) > 0 {
+		if n := len(b.bs); n == 0 || len(b.bs[n-1]) == cap(b.bs[n-1]) {
+			b.bs = append(b.bs, b.pool.get())
+		}
+		last := &b.bs[len(b.bs)-1]
+		k := min(len(p), cap(*last)-len(*last))
+		*last = append(*last, p[:k]...)
+		p = p[k:]
+		b.len += int64(k)
+	}
+}
+
+// writeTo writes the bytes to f.
+func (b *blocks) writeTo(f *file) error {
+	for _, bl := range b.bs {
+		if err := f.write(bl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reset gives the blocks back to the pool.
+func (b *blocks) reset() {
+	for _, bl := range b.bs {
+		b.pool.put(bl)
+	}
+	clear(b.bs)
+	b.bs, b.len = b.bs[:0], 0
+}
+
+// blockPool keeps the blocks of column chunks between row groups.
+type blockPool struct {
+	mu   sync.Mutex
+	size int
+	free [][]byte
+}
+
+func (p *blockPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b
+	}
+	return make([]byte, 0, p.size)
+}
+
+func (p *blockPool) put(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.free = append(p.free, b[:0])
+}
