@@ -464,8 +464,9 @@ func (r *Rows) keep(b []byte) []byte {
 	return r.buf[start:len(r.buf):len(r.buf)]
 }
 
-// bytesOf views a string's bytes without copying them: parquet-go copies a
-// value's bytes into its column buffers and never writes to them.
+// bytesOf views a string's bytes without copying them: the Parquet writer
+// (internal/parquetconv) copies a value's bytes into its pages or its
+// dictionary and never writes to them.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // AppendValues adds one row of typed values (as Schema.Parse returns them,
