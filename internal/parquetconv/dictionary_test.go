@@ -48,3 +48,39 @@ func TestDictionaryIndexesDistinctValues(t *testing.T) {
 		d.reset()
 	}
 }
+
+// Values of up to 16 bytes are told apart by their keys alone: every
+// string of up to 3 bytes over a few bytes, and strings of 4 to 16 bytes
+// that differ in one byte anywhere, each get an index of their own.
+func TestDictionaryShortKeysTellValuesApart(t *testing.T) {
+	d := newDictionary()
+	alphabet := []byte{0, 'a', 'b', 0xff}
+	var vals [][]byte
+	vals = append(vals, []byte{})
+	for _, x := range alphabet {
+		vals = append(vals, []byte{x})
+		for _, y := range alphabet {
+			vals = append(vals, []byte{x, y})
+			for _, z := range alphabet {
+				vals = append(vals, []byte{x, y, z})
+			}
+		}
+	}
+	for n := 4; n <= 16; n++ {
+		for i := 0; i < n; i++ {
+			v := []byte(fmt.Sprintf("%0*d", n, 0))
+			v[i] = 'x'
+			vals = append(vals, v)
+		}
+	}
+	for i, v := range vals {
+		if got := d.index(v); int(got) != i {
+			t.Fatalf("value %q (%d bytes) indexed %d, want %d", v, len(v), got, i)
+		}
+	}
+	for i, v := range vals {
+		if got := d.index(v); int(got) != i {
+			t.Fatalf("value %q again: indexed %d, want %d", v, got, i)
+		}
+	}
+}
