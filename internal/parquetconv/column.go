@@ -48,9 +48,11 @@ type column struct {
 
 	// dict is the chunk's dictionary while the column is dictionary-
 	// encoded (encoding RLE_DICTIONARY); plain is set once it outgrew
-	// dictLimit, until the row group ends.
-	dict  *dictionary
-	plain bool
+	// dictLimit, until the row group ends. dictFull is set when it does,
+	// and ends the page at the next row.
+	dict     *dictionary
+	plain    bool
+	dictFull bool
 
 	// The open chunk: its data pages, encoded, with their headers.
 	chunk        blocks
@@ -59,8 +61,9 @@ type column struct {
 	chunkValues  int64
 	chunkNulls   int64
 	uncompressed int64  // of the data pages, headers included
-	min, max     []byte // the chunk's bounds, plain-encoded (set once hasBounds)
+	min, max     []byte // the chunk's bounds, plain-encoded and cut (set once hasBounds)
 	hasBounds    bool
+	unbounded    bool // a page's maximum could not be cut short: no maximum
 	encStats     []format.PageEncodingStats
 
 	seen             []uint32 // dictionary entry → page generation that bounded it
@@ -82,7 +85,11 @@ type pageInfo struct {
 	firstRow int64 // in the row group
 	nulls    int64
 	allNull  bool
-	min, max []byte // plain-encoded bounds of its non-null values
+	// min and max bound its non-null values, plain-encoded, a byte
+	// array's cut to StatsLimit bytes; noMax is set when its maximum
+	// cannot be cut short (max is nil then).
+	min, max []byte
+	noMax    bool
 }
 
 // newColumn returns the column writer of leaf of schema s.
@@ -111,7 +118,7 @@ func (c *column) write(vals []parquet.Value, sc *scratch) error {
 		v := &vals[i]
 		rep := byte(v.RepetitionLevel())
 		if rep == 0 {
-			if c.pageBytes >= c.pageLimit {
+			if c.pageBytes >= c.pageLimit || c.dictFull {
 				if err := c.flushPage(sc); err != nil {
 					return err
 				}
@@ -151,6 +158,7 @@ func (c *column) write(vals []parquet.Value, sc *scratch) error {
 			if c.dict != nil && !c.plain {
 				c.idx = append(c.idx, c.dict.index(b))
 				c.pageBytes += 4
+				c.dictFull = c.dict.size() > c.dictLimit
 				continue
 			}
 			c.data = append(c.data, b...)
@@ -255,6 +263,9 @@ func (c *column) flushPage(sc *scratch) error {
 		}
 		compressed = sc.compressed
 	}
+	if int64(len(sc.levels))+int64(max(len(sc.values), len(compressed))) > math.MaxInt32 {
+		return fmt.Errorf("column %v: a page of %d values is over 2 GiB, the most a Parquet page holds", c.path, n)
+	}
 	crc := crc32.Update(crc32.ChecksumIEEE(sc.levels), crc32.IEEETable, compressed)
 	h := format.PageHeader{
 		Type:                 format.DataPageV2,
@@ -274,8 +285,21 @@ func (c *column) flushPage(sc *scratch) error {
 	p := pageInfo{offset: c.chunk.len, size: int32(len(header) + int(h.CompressedPageSize)),
 		firstRow: c.chunkRows, nulls: int64(nulls), allNull: !has}
 	if has {
-		p.min, p.max = append([]byte(nil), c.pageMin...), append([]byte(nil), c.pageMax...)
-		c.bound(p.min, p.max)
+		// Only the cut bounds are kept: a page of one 16 MiB string would
+		// otherwise hold it twice more until the row group is written.
+		lo, hi := c.pageMin, c.pageMax
+		if c.kind == parquet.ByteArray {
+			lo = TruncateMin(lo, StatsLimit)
+			if len(hi) > StatsLimit {
+				hi = TruncateMax(hi, StatsLimit)
+				p.noMax = hi == nil
+			}
+		}
+		p.min = append([]byte{}, lo...)
+		if !p.noMax {
+			p.max = append([]byte{}, hi...)
+		}
+		c.bound(&p)
 	}
 	c.pages = append(c.pages, p)
 	c.chunk.append(header)
@@ -291,7 +315,15 @@ func (c *column) flushPage(sc *scratch) error {
 	if enc == format.RLEDictionary && c.dict.size() > c.dictLimit {
 		c.plain = true
 	}
+	c.dictFull = false
 	c.resetPage()
+	// A page of a few huge values leaves its buffers as large: let them go.
+	if cap(c.data) > 4*c.pageLimit {
+		c.data = nil
+	}
+	if cap(c.pageMin) > 4*StatsLimit || cap(c.pageMax) > 4*StatsLimit {
+		c.pageMin, c.pageMax = nil, nil
+	}
 	return nil
 }
 
@@ -314,17 +346,18 @@ func (c *column) countPage(t format.PageType, enc format.Encoding) {
 	c.encStats = append(c.encStats, format.PageEncodingStats{PageType: t, Encoding: enc, Count: 1})
 }
 
-// bound widens the chunk's bounds to min and max.
-func (c *column) bound(min, max []byte) {
+// bound widens the chunk's bounds to page p's.
+func (c *column) bound(p *pageInfo) {
+	c.unbounded = c.unbounded || p.noMax
 	if !c.hasBounds {
-		c.min, c.max, c.hasBounds = append(c.min[:0], min...), append(c.max[:0], max...), true
+		c.min, c.max, c.hasBounds = append(c.min[:0], p.min...), append(c.max[:0], p.max...), true
 		return
 	}
-	if compareEncoded(c.kind, min, c.min) < 0 {
-		c.min = append(c.min[:0], min...)
+	if compareEncoded(c.kind, p.min, c.min) < 0 {
+		c.min = append(c.min[:0], p.min...)
 	}
-	if compareEncoded(c.kind, max, c.max) > 0 {
-		c.max = append(c.max[:0], max...)
+	if !p.noMax && compareEncoded(c.kind, p.max, c.max) > 0 {
+		c.max = append(c.max[:0], p.max...)
 	}
 }
 
@@ -358,9 +391,11 @@ func (c *column) dictBounds() bool {
 }
 
 // dictionaryPage returns the chunk's dictionary page, header included, and
-// its uncompressed size (nil when the chunk has no dictionary entries).
+// its uncompressed size (nil when the column has no dictionary). A chunk
+// of nulls only has one too, empty: its data pages are RLE_DICTIONARY, and
+// pyarrow and DuckDB refuse such pages without a dictionary page.
 func (c *column) dictionaryPage(sc *scratch) ([]byte, int64, error) {
-	if c.dict == nil || c.dict.len() == 0 {
+	if c.dict == nil {
 		return nil, 0, nil
 	}
 	var err error
@@ -390,10 +425,10 @@ func (c *column) dictionaryPage(sc *scratch) ([]byte, int64, error) {
 	return page, int64(len(header) + len(sc.values)), nil
 }
 
-// size is what the column holds of the open row group: its pages, its
-// open page and its dictionary.
+// size is what the column holds of the open row group: its pages (the
+// blocks they take), its open page and its dictionary.
 func (c *column) size() int64 {
-	n := c.chunk.len + int64(c.pageBytes)
+	n := c.chunk.cap + int64(c.pageBytes)
 	if c.dict != nil {
 		n += c.dict.size()
 	}
@@ -406,11 +441,11 @@ func (c *column) resetChunk() {
 	c.chunk.reset()
 	c.pages = c.pages[:0]
 	c.chunkRows, c.chunkValues, c.chunkNulls, c.uncompressed = 0, 0, 0, 0
-	c.hasBounds = false
+	c.hasBounds, c.unbounded = false, false
 	c.encStats = c.encStats[:0]
 	if c.dict != nil {
 		c.dict.reset()
-		c.plain = false
+		c.plain, c.dictFull = false, false
 		clear(c.seen)
 		c.gen = 0
 	}
@@ -569,20 +604,37 @@ func cmpOrdered[T int32 | int64 | float64](x, y T) int {
 	return 0
 }
 
-// blocks is a column chunk's bytes, in blocks from a pool shared by the
-// columns: a chunk whose size doubled as it grew would hold up to twice
-// what it has, and the row group's chunks together are most of the
-// writer's memory.
+// blocks is a column chunk's bytes, in blocks: a chunk whose size doubled
+// as it grew would hold up to twice what it has, and the row group's chunks
+// together are most of the writer's memory. A chunk's first blocks are
+// small (a sparse column's chunk may hold a few bytes), each twice the one
+// before, up to the pool's size; blocks of that size come from a pool
+// shared by the columns.
 type blocks struct {
 	pool *blockPool
 	bs   [][]byte
 	len  int64
+	cap  int64
 }
+
+// minBlock is the size of a chunk's first block.
+const minBlock = 2 << 10
 
 func (b *blocks) append(p []byte) {
 	for len(p) > 0 {
 		if n := len(b.bs); n == 0 || len(b.bs[n-1]) == cap(b.bs[n-1]) {
-			b.bs = append(b.bs, b.pool.get())
+			var bl []byte
+			size := minBlock
+			if n > 0 {
+				size = 2 * cap(b.bs[n-1])
+			}
+			if size >= b.pool.size {
+				bl = b.pool.get()
+			} else {
+				bl = make([]byte, 0, size)
+			}
+			b.bs = append(b.bs, bl)
+			b.cap += int64(cap(bl))
 		}
 		last := &b.bs[len(b.bs)-1]
 		k := min(len(p), cap(*last)-len(*last))
@@ -602,13 +654,15 @@ func (b *blocks) writeTo(f *file) error {
 	return nil
 }
 
-// reset gives the blocks back to the pool.
+// reset gives the pool's blocks back to it.
 func (b *blocks) reset() {
 	for _, bl := range b.bs {
-		b.pool.put(bl)
+		if cap(bl) == b.pool.size {
+			b.pool.put(bl)
+		}
 	}
 	clear(b.bs)
-	b.bs, b.len = b.bs[:0], 0
+	b.bs, b.len, b.cap = b.bs[:0], 0, 0
 }
 
 // blockPool keeps the blocks of column chunks between row groups.

@@ -96,12 +96,15 @@ func (f *file) writeRowGroup(cols []*column, rows int64, sc *scratch) error {
 	for i, c := range cols {
 		dict, dictSize, err := c.dictionaryPage(sc)
 		if err != nil {
-			return err
+			return fmt.Errorf("parquet: %w", err)
 		}
 		cc := format.ColumnChunk{FileOffset: f.pos}
 		md := &cc.MetaData
 		md.Type, md.PathInSchema, md.Codec, md.NumValues = format.Type(c.kind), c.path, f.codec, c.chunkValues
-		encs := []format.Encoding{format.RLE}
+		var encs []format.Encoding
+		if c.maxDef > 0 || c.maxRep > 0 {
+			encs = append(encs, format.RLE) // the levels
+		}
 		var stats []format.PageEncodingStats
 		if dict != nil {
 			md.DictionaryPageOffset = f.pos
@@ -140,17 +143,9 @@ func (f *file) writeRowGroup(cols []*column, rows int64, sc *scratch) error {
 // StatsLimit bytes (none when its maximum cannot be).
 func chunkStats(c *column) format.Statistics {
 	s := format.Statistics{NullCount: c.chunkNulls}
-	if !c.hasBounds {
-		return s
+	if c.hasBounds && !c.unbounded {
+		s.MinValue, s.MaxValue = bytes.Clone(c.min), bytes.Clone(c.max)
 	}
-	lo, hi := bytes.Clone(c.min), bytes.Clone(c.max)
-	if c.kind == parquet.ByteArray {
-		lo, hi = TruncateMin(lo, StatsLimit), TruncateMax(hi, StatsLimit)
-		if hi == nil {
-			return s
-		}
-	}
-	s.MinValue, s.MaxValue = lo, hi
 	return s
 }
 
@@ -175,16 +170,12 @@ func pageIndex(c *column, start int64) chunkIndex {
 			colIdx.MaxValues = append(colIdx.MaxValues, []byte{})
 			continue
 		}
-		lo, hi := p.min, p.max
-		if c.kind == parquet.ByteArray {
-			lo, hi = TruncateMin(lo, StatsLimit), TruncateMax(hi, StatsLimit)
-			if hi == nil {
-				colIdx = nil // no bound as short: no column index
-				continue
-			}
+		if p.noMax {
+			colIdx = nil // no bound as short: no column index
+			continue
 		}
-		colIdx.MinValues = append(colIdx.MinValues, lo)
-		colIdx.MaxValues = append(colIdx.MaxValues, hi)
+		colIdx.MinValues = append(colIdx.MinValues, p.min)
+		colIdx.MaxValues = append(colIdx.MaxValues, p.max)
 		if prev != nil {
 			if compareEncoded(c.kind, p.min, prev.min) < 0 || compareEncoded(c.kind, p.max, prev.max) < 0 {
 				asc = false

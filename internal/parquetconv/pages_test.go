@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,6 +74,12 @@ func TestPageIndexDescribesEveryPage(t *testing.T) {
 		for c, chunk := range rg.ColumnChunks() {
 			name := fmt.Sprintf("row group %d column %v", r, f.Metadata().RowGroups[r].Columns[c].MetaData.PathInSchema)
 			md := f.Metadata().RowGroups[r].Columns[c].MetaData
+			if want := f.Schema().Columns()[c]; !slices.Equal(md.PathInSchema, want) {
+				t.Errorf("%s: path_in_schema %v, want the whole path %v", name, md.PathInSchema, want)
+			}
+			if levels := slices.Contains(md.Encoding, format.RLE); levels != (md.PathInSchema[0] != "id") {
+				t.Errorf("%s: encodings %v: RLE listed %v, want it for the columns with levels (all but id)", name, md.Encoding, levels)
+			}
 			oi, err := chunk.OffsetIndex()
 			if err != nil {
 				t.Fatalf("%s: offset index: %v", name, err)
@@ -202,5 +210,169 @@ func TestNoRowsIsAFile(t *testing.T) {
 	}
 	if read := pyarrowtest.Read(t, data); len(read.Rows) != 0 || len(read.Schema) != 10 {
 		t.Errorf("pyarrow read %d rows of %d columns, want 0 of 10", len(read.Rows), len(read.Schema))
+	}
+}
+
+// A dictionary column with no value in a row group (nulls only) still has
+// a dictionary page, empty: its pages are RLE_DICTIONARY, and pyarrow and
+// DuckDB refuse such pages without one.
+func TestDictionaryColumnOfNullsReads(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{
+		{Name: "id", Type: schema.Int64},
+		{Name: "k", Type: schema.String, Dictionary: true, Nullable: true},
+	}}
+	lines := []string{`{"id":1,"k":"a"}`, `{"id":2,"k":null}`, `{"id":3}`, `{"id":4}`, `{"id":5}`}
+	data := writeLines(t, s, Options{RowGroupRows: 2}, lines)
+	read := pyarrowtest.Read(t, data)
+	if len(read.Rows) != 5 || read.Rows[0]["k"] != "a" || read.Rows[1]["k"] != nil || read.Rows[4]["k"] != nil {
+		t.Errorf("pyarrow read %v", read.Rows)
+	}
+	out := duckdbCount(t, data, "SELECT count(*), count(k), min(k) FROM read_parquet(?)")
+	if out != "(5, 1, 'a')" {
+		t.Errorf("DuckDB read %s, want (5, 1, 'a')", out)
+	}
+}
+
+// duckdbCount runs query (one ? for the file's path) on data with DuckDB
+// and returns its one row as Python prints a tuple.
+func duckdbCount(t *testing.T, data []byte, query string) string {
+	t.Helper()
+	path := t.TempDir() + "/f.parquet"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := pyarrowtest.Run(t, "import duckdb, sys\nprint(duckdb.connect().execute(sys.argv[2], [sys.argv[1]]).fetchone())", path, query)
+	return strings.TrimSpace(string(out))
+}
+
+// A dictionary column stops adding to its dictionary at the row after the
+// one that took it past its bound, not at the end of a page: with values of
+// 1,000 bytes each dictionary page stays within the bound and a value.
+func TestDictionaryBoundHoldsWithinAPage(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{{Name: "k", Type: schema.String, Dictionary: true}}}
+	lines := make([]string, 3000)
+	for i := range lines {
+		lines[i] = fmt.Sprintf(`{"k":"%01000d"}`, i)
+	}
+	data := writeLines(t, s, Options{}, lines)
+	md, err := readFooter(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rg := range md.RowGroups {
+		off := rg.Columns[0].MetaData.DictionaryPageOffset
+		var h format.PageHeader
+		if err := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(bytes.NewReader(data[off:]))).Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Type != format.DictionaryPage || h.UncompressedPageSize > DictionaryMaxBytes+1004 {
+			t.Errorf("a %v page of %d bytes at the dictionary's offset, want a dictionary page of at most %d", h.Type, h.UncompressedPageSize, DictionaryMaxBytes+1004)
+		}
+	}
+	if read := pyarrowtest.Read(t, data); len(read.Rows) != len(lines) || read.Rows[2999]["k"] != fmt.Sprintf("%01000d", 2999) {
+		t.Errorf("pyarrow read %d rows", len(read.Rows))
+	}
+}
+
+// Pages keep only their cut bounds until the row group is written, so
+// that a row group of huge strings does not hold each one twice more.
+func TestPagesKeepCutBounds(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{{Name: "k", Type: schema.String}}}
+	var out bytes.Buffer
+	w, err := NewWriter(&out, s, Options{NoFeedColumns: true, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := schema.NewRows(w.Layout())
+	p := schema.NewParser(w.Layout())
+	for i := 0; i < 8; i++ {
+		line := fmt.Sprintf(`{"k":"%d%s"}`, i, strings.Repeat("v", 1<<20))
+		if err := p.AppendLine(rows, []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteRows(rows); err != nil {
+		t.Fatal(err)
+	}
+	c := w.cols[0]
+	if len(c.pages) < 7 {
+		t.Fatalf("%d pages, want one per 1 MiB value but the last", len(c.pages))
+	}
+	for i, pg := range c.pages {
+		if len(pg.min) > StatsLimit || len(pg.max) > StatsLimit {
+			t.Errorf("page %d keeps bounds of %d and %d bytes, want at most %d", i, len(pg.min), len(pg.max), StatsLimit)
+		}
+	}
+	if cap(c.pageMin) > 4*StatsLimit || cap(c.pageMax) > 4*StatsLimit {
+		t.Errorf("after pages of 1 MiB values the column keeps bounds buffers of %d and %d bytes", cap(c.pageMin), cap(c.pageMax))
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A chunk's first blocks are small and double up to the pool's size; only
+// blocks of that size go back to the pool.
+func TestChunkBlocksStartSmall(t *testing.T) {
+	pool := &blockPool{size: 64 << 10}
+	b := blocks{pool: pool}
+	b.append(make([]byte, 10))
+	if b.cap != minBlock {
+		t.Fatalf("10 bytes take %d, want one block of %d", b.cap, minBlock)
+	}
+	b.append(make([]byte, 200<<10))
+	if b.len != 10+200<<10 {
+		t.Fatalf("len %d", b.len)
+	}
+	var caps []int
+	for _, bl := range b.bs {
+		caps = append(caps, cap(bl))
+	}
+	want := []int{2 << 10, 4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 64 << 10, 64 << 10}
+	if !slices.Equal(caps, want) {
+		t.Fatalf("blocks %v, want %v", caps, want)
+	}
+	if b.cap < b.len || b.cap != int64(2+4+8+16+32+3*64)<<10 {
+		t.Errorf("cap %d for len %d", b.cap, b.len)
+	}
+	b.reset()
+	if len(pool.free) != 3 || b.len != 0 || b.cap != 0 {
+		t.Errorf("after reset: %d blocks pooled (want the 3 of the pool's size), len %d, cap %d", len(pool.free), b.len, b.cap)
+	}
+}
+
+// failAfter fails every write after the first n bytes.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		return 0, fmt.Errorf("disk full")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// A row group the output failed to take fails the Writer: every later
+// call returns an error, and Close does not write a footer over it.
+func TestWriteErrorFailsTheWriter(t *testing.T) {
+	w, err := NewWriter(&failAfter{n: 1000}, everyKind, Options{NoFeedColumns: true, RowGroupRows: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := schema.NewParser(w.Layout())
+	rows := schema.NewRows(w.Layout())
+	for i := 0; i < 100; i++ {
+		if err := p.AppendLine(rows, []byte(everyKindLine(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteRows(rows); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("WriteRows: %v, want the output's error", err)
+	}
+	if err := w.WriteRows(rows); err == nil {
+		t.Error("a WriteRows after the failure succeeded")
+	}
+	if _, err := w.Close(); err == nil {
+		t.Error("Close after the failure succeeded")
 	}
 }

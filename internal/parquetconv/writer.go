@@ -117,6 +117,10 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	pool := &blockPool{size: pageBytes(layout.Leaves)}
 	for _, path := range layout.Parquet.Columns() {
 		leaf, _ := layout.Parquet.Lookup(path...)
+		// Lookup's Path is the leaf's name alone (parquet-go 0.32); a
+		// chunk's path_in_schema is the whole path, which readers such as
+		// fastparquet and parquet-java find the column by.
+		leaf.Path = path
 		c, err := newColumn(leaf, codec, pageBytes(layout.Leaves), dictionaryBytes(layout.Leaves), pool)
 		if err != nil {
 			return nil, fmt.Errorf("parquet: %w", err)
@@ -256,28 +260,33 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 		w.groupRows += take
 		full := w.groupRows >= w.opt.RowGroupRows
 		pending.Add(int64(len(w.groups)))
-		w.send(job{leaves: part, flush: full, done: done})
+		w.send(job{leaves: part, done: done})
 		// What a row group holds in memory until it is flushed: its pages,
 		// encoded and compressed, each column's open page and the
 		// dictionaries. Measuring it waits for the workers, so it is
-		// measured at checkpoints only (see nextCheck).
-		if !full && w.groupRows >= w.checkRows {
+		// measured at checkpoints only (see nextCheck), and before a row
+		// group's last pages are flushed, so that the size per row that the
+		// checkpoints are set by is the one they measure.
+		var size int64
+		if full || w.groupRows >= w.checkRows {
 			w.wait()
-			size := w.groupSize()
-			if size >= w.opt.RowGroupBytes {
-				w.send(job{flush: true})
-				full = true
-			} else {
-				w.checkRows = w.nextCheck(size)
+			size = w.groupSize()
+			if !full {
+				if size >= w.opt.RowGroupBytes {
+					full = true
+				} else {
+					w.checkRows = w.nextCheck(size)
+				}
 			}
 		}
 		if full {
+			w.send(job{flush: true})
 			w.wait()
 			if err := w.err(); err != nil {
 				return err
 			}
-			size := w.groupSize()
 			if err := w.file.writeRowGroup(w.cols, w.groupRows, &w.scratch); err != nil {
+				w.fail(err)
 				return err
 			}
 			w.bytesPerRow = float64(size) / float64(w.groupRows)
@@ -484,7 +493,7 @@ func (w *Writer) Close() (int64, error) {
 	if w.groupRows > 0 {
 		for _, c := range w.cols {
 			if err := c.flushPage(&w.scratch); err != nil {
-				return 0, err
+				return 0, fmt.Errorf("parquet: %w", err)
 			}
 		}
 		if err := w.file.writeRowGroup(w.cols, w.groupRows, &w.scratch); err != nil {
