@@ -501,30 +501,34 @@ func boolBounds(vals []byte, lo, hi *[]byte) bool {
 	return true
 }
 
-func int32Bounds(vals []int32, lo, hi *[]byte) bool {
+// minMax returns the least and the greatest of vals (false if none).
+func minMax[T int32 | int64](vals []T) (l, h T, ok bool) {
 	if len(vals) == 0 {
-		return false
+		return l, h, false
 	}
-	l, h := vals[0], vals[0]
+	l, h = vals[0], vals[0]
 	for _, v := range vals[1:] {
 		l, h = min(l, v), max(h, v)
 	}
-	*lo = binary.LittleEndian.AppendUint32(*lo, uint32(l))
-	*hi = binary.LittleEndian.AppendUint32(*hi, uint32(h))
-	return true
+	return l, h, true
+}
+
+func int32Bounds(vals []int32, lo, hi *[]byte) bool {
+	l, h, ok := minMax(vals)
+	if ok {
+		*lo = binary.LittleEndian.AppendUint32(*lo, uint32(l))
+		*hi = binary.LittleEndian.AppendUint32(*hi, uint32(h))
+	}
+	return ok
 }
 
 func int64Bounds(vals []int64, lo, hi *[]byte) bool {
-	if len(vals) == 0 {
-		return false
+	l, h, ok := minMax(vals)
+	if ok {
+		*lo = binary.LittleEndian.AppendUint64(*lo, uint64(l))
+		*hi = binary.LittleEndian.AppendUint64(*hi, uint64(h))
 	}
-	l, h := vals[0], vals[0]
-	for _, v := range vals[1:] {
-		l, h = min(l, v), max(h, v)
-	}
-	*lo = binary.LittleEndian.AppendUint64(*lo, uint64(l))
-	*hi = binary.LittleEndian.AppendUint64(*hi, uint64(h))
-	return true
+	return ok
 }
 
 // doubleBounds leaves NaNs out (none come from JSON) and writes a zero

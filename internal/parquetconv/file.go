@@ -205,43 +205,42 @@ func (f *file) close() error {
 	if err := f.write(nil); err != nil {
 		return err
 	}
-	proto := new(thrift.CompactProtocol)
+	// All column indexes, then all offset indexes, as Arrow and parquet-go
+	// lay them out.
 	for r := range f.rowGroups {
 		for i := range f.rowGroups[r].Columns {
-			ci := f.indexes[r][i].columns
-			if ci == nil {
-				continue
-			}
-			b, err := thrift.Marshal(proto, ci)
-			if err != nil {
-				return fmt.Errorf("parquet: column index: %w", err)
-			}
-			cc := &f.rowGroups[r].Columns[i]
-			cc.ColumnIndexOffset, cc.ColumnIndexLength = f.pos, int32(len(b))
-			if err := f.write(b); err != nil {
-				return err
+			if ci := f.indexes[r][i].columns; ci != nil {
+				cc := &f.rowGroups[r].Columns[i]
+				if err := f.writeIndex("column index", ci, &cc.ColumnIndexOffset, &cc.ColumnIndexLength); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	for r := range f.rowGroups {
 		for i := range f.rowGroups[r].Columns {
-			b, err := thrift.Marshal(proto, &f.indexes[r][i].offsets)
-			if err != nil {
-				return fmt.Errorf("parquet: offset index: %w", err)
-			}
 			cc := &f.rowGroups[r].Columns[i]
-			cc.OffsetIndexOffset, cc.OffsetIndexLength = f.pos, int32(len(b))
-			if err := f.write(b); err != nil {
+			if err := f.writeIndex("offset index", &f.indexes[r][i].offsets, &cc.OffsetIndexOffset, &cc.OffsetIndexLength); err != nil {
 				return err
 			}
 		}
 	}
 	md := format.FileMetaData{Version: 2, Schema: f.schema, NumRows: f.rows, RowGroups: f.rowGroups,
 		CreatedBy: createdBy, ColumnOrders: f.orders}
-	b, err := thrift.Marshal(proto, &md)
+	b, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
 	if err != nil {
 		return fmt.Errorf("parquet: footer: %w", err)
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(b)))
 	return f.write(append(b, "PAR1"...))
+}
+
+// writeIndex writes index (what names it) and notes where it is.
+func (f *file) writeIndex(what string, index any, offset *int64, length *int32) error {
+	b, err := thrift.Marshal(new(thrift.CompactProtocol), index)
+	if err != nil {
+		return fmt.Errorf("parquet: %s: %w", what, err)
+	}
+	*offset, *length = f.pos, int32(len(b))
+	return f.write(b)
 }
