@@ -66,6 +66,10 @@ type column struct {
 	unbounded    bool // a page's maximum could not be cut short: no maximum
 	encStats     []format.PageEncodingStats
 
+	// rawPages is how many of the next pages are stored without
+	// compressing them (see rawRun).
+	rawPages int
+
 	seen             []uint32 // dictionary entry → page generation that bounded it
 	gen              uint32
 	pageMin, pageMax []byte
@@ -77,6 +81,13 @@ type column struct {
 type scratch struct {
 	levels, values, compressed, packed []byte
 }
+
+// rawRun is how many pages of a column are stored as they are (a data
+// page v2 says whether it is compressed) after one that compression did not
+// shrink by 1/64: random doubles and ids, on which zstd spends about as
+// long as on text for nothing (the wide bench feed's score, ratio and geo
+// columns came out larger than they went in). Then a page is tried again.
+const rawRun = 7
 
 // pageInfo is what the page index needs of a data page.
 type pageInfo struct {
@@ -255,13 +266,22 @@ func (c *column) flushPage(sc *scratch) error {
 	if err != nil {
 		return fmt.Errorf("column %v: encode page: %w", c.path, err)
 	}
-	compressed := sc.values
+	compressed, isCompressed := sc.values, false
 	if c.codec.CompressionCodec() != format.Uncompressed {
-		sc.compressed, err = c.codec.Encode(sc.compressed[:0], sc.values)
-		if err != nil {
-			return fmt.Errorf("column %v: compress page: %w", c.path, err)
+		if c.rawPages > 0 {
+			c.rawPages--
+		} else {
+			sc.compressed, err = c.codec.Encode(sc.compressed[:0], sc.values)
+			if err != nil {
+				return fmt.Errorf("column %v: compress page: %w", c.path, err)
+			}
+			if len(sc.compressed) < len(sc.values) {
+				compressed, isCompressed = sc.compressed, true
+			}
+			if len(sc.compressed) >= len(sc.values)-len(sc.values)/64 {
+				c.rawPages = rawRun
+			}
 		}
-		compressed = sc.compressed
 	}
 	if int64(len(sc.levels))+int64(max(len(sc.values), len(compressed))) > math.MaxInt32 {
 		return fmt.Errorf("column %v: a page of %d values is over 2 GiB, the most a Parquet page holds", c.path, n)
@@ -275,7 +295,7 @@ func (c *column) flushPage(sc *scratch) error {
 		DataPageHeaderV2: thrift.New(format.DataPageHeaderV2{
 			NumValues: int32(n), NumNulls: int32(nulls), NumRows: int32(c.pageRows), Encoding: enc,
 			DefinitionLevelsByteLength: int32(defLen), RepetitionLevelsByteLength: int32(repLen),
-			IsCompressed: thrift.New(c.codec.CompressionCodec() != format.Uncompressed),
+			IsCompressed: thrift.New(isCompressed),
 		}),
 	}
 	header, err := thrift.Marshal(new(thrift.CompactProtocol), &h)

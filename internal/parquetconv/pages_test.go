@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 
@@ -374,5 +377,114 @@ func TestWriteErrorFailsTheWriter(t *testing.T) {
 	}
 	if _, err := w.Close(); err == nil {
 		t.Error("Close after the failure succeeded")
+	}
+}
+
+// Pages that zstd does not shrink (random doubles) are stored as they are;
+// pages that it does shrink stay compressed. pyarrow and DuckDB read both
+// kinds.
+func TestIncompressiblePagesStoredRaw(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{
+		{Name: "r", Type: schema.Float64},
+		{Name: "n", Type: schema.Int64},
+	}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	lines := make([]string, 300000)
+	var sum float64
+	for i := range lines {
+		v := rng.Float64()*2000 - 1000
+		sum += v
+		lines[i] = fmt.Sprintf(`{"r":%v,"n":%d}`, v, i%10)
+	}
+	data := writeLines(t, s, Options{}, lines)
+	md, err := readFooter(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := map[string][2]int{} // column → pages raw, compressed
+	for _, rg := range md.RowGroups {
+		for _, cc := range rg.Columns {
+			off := cc.MetaData.DataPageOffset
+			end := off + cc.MetaData.TotalCompressedSize
+			for off < end {
+				r := bytes.NewReader(data[off:end])
+				var h format.PageHeader
+				if err := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(r)).Decode(&h); err != nil {
+					t.Fatal(err)
+				}
+				v2, _ := h.DataPageHeaderV2.Get()
+				k := raw[cc.MetaData.PathInSchema[0]]
+				if v2.IsCompressed.V {
+					k[1]++
+				} else {
+					k[0]++
+				}
+				raw[cc.MetaData.PathInSchema[0]] = k
+				off += int64(len(data[off:end])-r.Len()) + int64(h.CompressedPageSize)
+			}
+		}
+	}
+	if r := raw["r"]; r[0] < 5 || r[1] != 0 {
+		t.Errorf("random doubles: %d pages raw, %d compressed; want all raw", r[0], r[1])
+	}
+	if n := raw["n"]; n[0] != 0 || n[1] == 0 {
+		t.Errorf("repeating ints: %d pages raw, %d compressed; want all compressed", n[0], n[1])
+	}
+	out := duckdbCount(t, data, "SELECT count(*), round(sum(r), 3), sum(n) FROM read_parquet(?)")
+	var n, ns int
+	for i := range lines {
+		ns += i % 10
+		n++
+	}
+	if want := fmt.Sprintf("(%d, %v, %d)", n, math.Round(sum*1000)/1000, ns); out != want {
+		t.Errorf("DuckDB read %s, want %s", out, want)
+	}
+	if read := pyarrowtest.Read(t, data); len(read.Rows) != len(lines) || fmt.Sprintf(`{"r":%v,"n":%v}`, read.Rows[12345]["r"], read.Rows[12345]["n"]) != lines[12345] {
+		t.Errorf("pyarrow read %d rows, row 12345 %v; want %s", len(read.Rows), read.Rows[12345], lines[12345])
+	}
+}
+
+// growingCodec is a codec whose output is always one byte longer than its
+// input; it counts its calls.
+type growingCodec struct {
+	compress.Codec
+	calls int
+}
+
+func (g *growingCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
+
+func (g *growingCodec) Encode(dst, src []byte) ([]byte, error) {
+	g.calls++
+	return append(append(dst[:0], src...), 0), nil
+}
+
+// After a page that compression did not shrink, the next rawRun pages are
+// not compressed at all; then one is tried again.
+func TestRawRunSkipsCompression(t *testing.T) {
+	l, err := schema.NewLayout(&schema.Schema{Columns: []schema.Column{{Name: "r", Type: schema.Float64}}}, schema.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := l.Parquet.Lookup("r")
+	codec := &growingCodec{}
+	c, err := newColumn(leaf, codec, 1<<10, 1<<20, &blockPool{size: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]parquet.Value, 128) // 1 KiB: a page
+	for i := range vals {
+		vals[i] = parquet.DoubleValue(float64(i)).Level(0, 0, 0)
+	}
+	var sc scratch
+	for page := 0; page < 2*(rawRun+1); page++ {
+		if err := c.write(vals, &sc); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.flushPage(&sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if codec.calls != 2 {
+		t.Errorf("%d pages compressed of %d, want 2 (the first and the %dth)", codec.calls, 2*(rawRun+1), rawRun+2)
 	}
 }
