@@ -314,8 +314,8 @@ func TestPagesKeepCutBounds(t *testing.T) {
 	}
 }
 
-// A chunk's first blocks are small and double up to the pool's size; only
-// blocks of that size go back to the pool.
+// A chunk's first blocks are small and double up to the pool's size; all
+// go back to the pool, and the next chunk takes them again.
 func TestChunkBlocksStartSmall(t *testing.T) {
 	pool := &blockPool{size: 64 << 10}
 	b := blocks{pool: pool}
@@ -339,8 +339,13 @@ func TestChunkBlocksStartSmall(t *testing.T) {
 		t.Errorf("cap %d for len %d", b.cap, b.len)
 	}
 	b.reset()
-	if len(pool.free) != 3 || b.len != 0 || b.cap != 0 {
-		t.Errorf("after reset: %d blocks pooled (want the 3 of the pool's size), len %d, cap %d", len(pool.free), b.len, b.cap)
+	if len(pool.free[64<<10]) != 3 || len(pool.free[2<<10]) != 1 || b.len != 0 || b.cap != 0 {
+		t.Errorf("after reset: %d blocks of 64 KiB and %d of 2 KiB pooled (want 3 and 1), len %d, cap %d", len(pool.free[64<<10]), len(pool.free[2<<10]), b.len, b.cap)
+	}
+	first := pool.free[2<<10][0]
+	b.append([]byte{1})
+	if &b.bs[0][:1][0] != &first[:1][0] {
+		t.Error("the next chunk did not take the pooled block")
 	}
 }
 
