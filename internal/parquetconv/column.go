@@ -89,6 +89,10 @@ type scratch struct {
 // columns came out larger than they went in). Then a page is tried again.
 const rawRun = 7
 
+// rawProbe is the least a page's values must take for their compression to
+// set a raw run.
+const rawProbe = 1 << 10
+
 // pageInfo is what the page index needs of a data page.
 type pageInfo struct {
 	offset   int64 // in the chunk
@@ -278,7 +282,9 @@ func (c *column) flushPage(sc *scratch) error {
 			if len(sc.compressed) < len(sc.values) {
 				compressed, isCompressed = sc.compressed, true
 			}
-			if len(sc.compressed) >= len(sc.values)-len(sc.values)/64 {
+			// A page of a few values (of nulls only, say) says nothing of
+			// the column's values.
+			if len(sc.values) >= rawProbe && len(sc.compressed) >= len(sc.values)-len(sc.values)/64 {
 				c.rawPages = rawRun
 			}
 		}

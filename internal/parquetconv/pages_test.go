@@ -492,4 +492,17 @@ func TestRawRunSkipsCompression(t *testing.T) {
 	if codec.calls != 2 {
 		t.Errorf("%d pages compressed of %d, want 2 (the first and the %dth)", codec.calls, 2*(rawRun+1), rawRun+2)
 	}
+	// A page of a few values does not start a raw run: the next is tried.
+	codec.calls = 0
+	for page := 0; page < 3; page++ {
+		if err := c.write(vals[:4], &sc); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.flushPage(&sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if codec.calls != 3 {
+		t.Errorf("%d of 3 small pages compressed, want all", codec.calls)
+	}
 }
