@@ -293,6 +293,9 @@ func (c *column) flushPage(sc *scratch) error {
 		return fmt.Errorf("column %v: a page of %d values is over 2 GiB, the most a Parquet page holds", c.path, n)
 	}
 	crc := crc32.Update(crc32.ChecksumIEEE(sc.levels), crc32.IEEETable, compressed)
+	// No min/max in the header: the column index has (cut) page bounds
+	// already, and a long string's whole bounds in a page header make it
+	// too large for pyarrow to read.
 	h := format.PageHeader{
 		Type:                 format.DataPageV2,
 		UncompressedPageSize: int32(len(sc.levels) + len(sc.values)),

@@ -111,9 +111,6 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	if w.file, err = newFile(out, layout.Parquet, codec.CompressionCodec()); err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	// Data page headers carry no min/max: the column index has (truncated)
-	// page bounds already, and a long string's full bounds in a page header
-	// make it too large for pyarrow to read.
 	pool := &blockPool{size: pageBytes(layout.Leaves)}
 	for _, path := range layout.Parquet.Columns() {
 		leaf, _ := layout.Parquet.Lookup(path...)
@@ -482,6 +479,11 @@ func (w *Writer) Close() (int64, error) {
 		return 0, errors.New("parquet: writer already closed")
 	}
 	err := w.flushPending()
+	if err == nil && w.groupRows > 0 {
+		// The last pages, flushed by the workers in parallel as at the end
+		// of every row group.
+		w.send(job{flush: true})
+	}
 	w.stop()
 	w.closed = true
 	if err != nil {
@@ -491,11 +493,6 @@ func (w *Writer) Close() (int64, error) {
 		return 0, err
 	}
 	if w.groupRows > 0 {
-		for _, c := range w.cols {
-			if err := c.flushPage(&w.scratch); err != nil {
-				return 0, fmt.Errorf("parquet: %w", err)
-			}
-		}
 		if err := w.file.writeRowGroup(w.cols, w.groupRows, &w.scratch); err != nil {
 			return 0, err
 		}
