@@ -186,7 +186,7 @@ func (w *recordingWriter) WriteRowsAsync(r *schema.Rows, release func()) error {
 	}
 	w.maxValues = max(w.maxValues, r.Values())
 	w.rows += r.N
-	for _, v := range r.Leaves[0] {
+	for _, v := range r.LeafValues(0) {
 		w.ids = append(w.ids, v.Int64())
 	}
 	if w.delay > 0 {

@@ -410,7 +410,7 @@ func (p *pipeline) fail(err error) {
 	p.stop()
 }
 
-// spillValues bounds the parsed values a batch holds at a time (3 MiB):
+// spillValues bounds the parsed values a batch holds at a time (1.25 MiB):
 // lines that parse into many more values than leaves (lists of objects of
 // many fields: "[{},{},…]" is 3 bytes an element and a value for each of
 // the element's leaves) would otherwise make a batch of 256 KiB of input

@@ -13,7 +13,8 @@ import (
 const (
 	blockBytes = 256 << 10
 	blockLines = 4096
-	// batchValues bounds a batch's parsed values (24 bytes each, 1.5 MiB)
+	// batchValues bounds a batch's parsed values (at most 10 bytes each,
+	// levels included, 640 KiB, besides the bytes of its strings)
 	// whatever the schema's width: a batch of a wide, sparse schema has
 	// fewer lines (see linesFor).
 	batchValues = 64 << 10

@@ -16,6 +16,8 @@ import (
 	"github.com/parquet-go/parquet-go/encoding/rle"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/feedpipe/feedpipe/internal/schema"
 )
 
 // column writes one leaf column's values into the pages of its open column
@@ -127,61 +129,162 @@ func newColumn(leaf parquet.LeafColumn, codec compress.Codec, pageLimit int, dic
 	return c, nil
 }
 
-// write adds vals, the column's values of whole rows, to the open chunk.
-func (c *column) write(vals []parquet.Value, sc *scratch) error {
-	for i := range vals {
-		v := &vals[i]
-		rep := byte(v.RepetitionLevel())
-		if rep == 0 {
-			if c.pageBytes >= c.pageLimit || c.dictFull {
-				if err := c.flushPage(sc); err != nil {
-					return err
-				}
+// write adds in, the column's values of whole rows, to the open chunk. A
+// page ends at the first row that starts once it holds pageLimit bytes (or
+// its dictionary outgrew dictLimit); rows are copied in runs that cannot
+// pass that point before their last row.
+func (c *column) write(in *schema.Leaf, sc *scratch) error {
+	levels := in.Levels()
+	lv, vv := 0, 0 // the next level and value of in
+	for lv < levels {
+		if c.pageBytes >= c.pageLimit || c.dictFull {
+			if err := c.flushPage(sc); err != nil {
+				return err
 			}
-			c.pageRows++
 		}
-		def := byte(v.DefinitionLevel())
-		if c.maxRep > 0 {
-			c.reps = append(c.reps, rep)
-		}
-		if c.maxDef > 0 {
-			c.defs = append(c.defs, def)
-			c.pageBytes++
-		}
-		if def < c.maxDef {
-			continue // null
-		}
-		switch c.kind {
-		case parquet.Boolean:
-			var b byte
-			if v.Boolean() {
-				b = 1
-			}
-			c.bools = append(c.bools, b)
-			c.pageBytes++
-		case parquet.Int32:
-			c.i32 = append(c.i32, v.Int32())
-			c.pageBytes += 4
-		case parquet.Int64:
-			c.i64 = append(c.i64, v.Int64())
-			c.pageBytes += 8
-		case parquet.Double:
-			c.f64 = append(c.f64, v.Double())
-			c.pageBytes += 8
-		case parquet.ByteArray:
-			b := v.ByteArray()
-			if c.dict != nil && !c.plain {
-				c.idx = append(c.idx, c.dict.index(b))
-				c.pageBytes += 4
-				c.dictFull = c.dict.size() > c.dictLimit
-				continue
-			}
-			c.data = append(c.data, b...)
-			c.offs = append(c.offs, uint32(len(c.data)))
-			c.pageBytes += 4 + len(b)
-		}
+		lv, vv = c.take(in, lv, vv, c.run(in, lv, vv, levels))
 	}
 	return nil
+}
+
+// run returns the end of the run of whole rows of in, from level lv and
+// value vv (a row's start), that the open page takes before it is next
+// checked.
+func (c *column) run(in *schema.Leaf, lv, vv, levels int) int {
+	if c.maxRep > 0 {
+		// One row: its values up to the next of repetition level 0.
+		end := lv + 1
+		for end < levels && in.Reps[end] != 0 {
+			end++
+		}
+		return end
+	}
+	var width int // the most a value adds to pageBytes
+	switch c.kind {
+	case parquet.Boolean:
+		width = 1
+	case parquet.Int32:
+		width = 4
+	case parquet.Int64, parquet.Double:
+		width = 8
+	default:
+		if c.dict == nil || c.plain {
+			// Values of all sizes: measured one by one.
+			size := c.pageBytes
+			for end := lv; end < levels; end++ {
+				if size >= c.pageLimit {
+					return end
+				}
+				if c.maxDef > 0 {
+					size++
+					if in.Defs[end] < c.maxDef {
+						continue
+					}
+				}
+				size += 4 + int(in.Offsets[vv+1]-in.Offsets[vv])
+				vv++
+			}
+			return levels
+		}
+		width = 4 // an index; take stops early should the dictionary fill
+	}
+	if c.maxDef > 0 {
+		width++
+	}
+	// Rows of at most width bytes each: the page stays under its limit
+	// until the last of them starts.
+	n := (c.pageLimit - c.pageBytes + width - 1) / width
+	return min(levels, lv+max(1, n))
+}
+
+// take adds in's levels lv to end, whole rows, and their values from vv,
+// to the open page, and returns where it stopped: at end, or at the end of
+// the row in which the dictionary outgrew its bound.
+func (c *column) take(in *schema.Leaf, lv, vv, end int) (int, int) {
+	dict := c.kind == parquet.ByteArray && c.dict != nil && !c.plain
+	if dict {
+		end = c.index(in, lv, vv, end)
+	}
+	if c.maxRep > 0 {
+		reps := in.Reps[lv:end]
+		c.reps = append(c.reps, reps...)
+		for _, r := range reps {
+			if r == 0 {
+				c.pageRows++
+			}
+		}
+	} else {
+		c.pageRows += end - lv
+	}
+	nv := end - lv // values that are not null
+	if c.maxDef > 0 {
+		defs := in.Defs[lv:end]
+		c.defs = append(c.defs, defs...)
+		c.pageBytes += len(defs)
+		nv = 0
+		for _, d := range defs {
+			if d == c.maxDef {
+				nv++
+			}
+		}
+	}
+	switch c.kind {
+	case parquet.Boolean:
+		for _, b := range in.Bools[vv : vv+nv] {
+			c.bools = append(c.bools, boolByte(b))
+		}
+		c.pageBytes += nv
+	case parquet.Int32:
+		c.i32 = append(c.i32, in.Int32[vv:vv+nv]...)
+		c.pageBytes += 4 * nv
+	case parquet.Int64:
+		c.i64 = append(c.i64, in.Int64[vv:vv+nv]...)
+		c.pageBytes += 8 * nv
+	case parquet.Double:
+		c.f64 = append(c.f64, in.Double[vv:vv+nv]...)
+		c.pageBytes += 8 * nv
+	case parquet.ByteArray:
+		if dict {
+			c.pageBytes += 4 * nv // the indexes, added by index
+			break
+		}
+		offs := in.Offsets[vv : vv+nv+1]
+		base := uint32(len(c.data)) - offs[0]
+		c.data = append(c.data, in.Bytes[offs[0]:offs[nv]]...)
+		for _, o := range offs[1:] {
+			c.offs = append(c.offs, o+base)
+		}
+		c.pageBytes += 4*nv + int(offs[nv]-offs[0])
+	}
+	return end, vv + nv
+}
+
+// index adds the dictionary indexes of in's values from vv, those of
+// levels lv to end, and returns the end of the values indexed: end, or the
+// end of the row in which the dictionary outgrew its bound (dictFull then
+// ends the page before the next row).
+func (c *column) index(in *schema.Leaf, lv, vv, end int) int {
+	for j := lv; j < end; j++ {
+		if c.maxDef > 0 && in.Defs[j] < c.maxDef {
+			continue
+		}
+		c.idx = append(c.idx, c.dict.index(in.Bytes[in.Offsets[vv]:in.Offsets[vv+1]]))
+		vv++
+		if c.dict.size() > c.dictLimit {
+			c.dictFull = true
+			if c.maxRep == 0 {
+				return j + 1
+			}
+		}
+	}
+	return end
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // values is the number of levels (values and nulls) of the open page.

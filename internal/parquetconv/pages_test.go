@@ -13,6 +13,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/uncompressed"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 
@@ -476,13 +477,15 @@ func TestRawRunSkipsCompression(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals := make([]parquet.Value, 128) // 1 KiB: a page
-	for i := range vals {
-		vals[i] = parquet.DoubleValue(float64(i)).Level(0, 0, 0)
+	vals := schema.Leaf{Kind: parquet.Double, Double: make([]float64, 128)} // 1 KiB: a page
+	for i := range vals.Double {
+		vals.Double[i] = float64(i)
 	}
+	few := vals
+	few.Double = few.Double[:4]
 	var sc scratch
 	for page := 0; page < 2*(rawRun+1); page++ {
-		if err := c.write(vals, &sc); err != nil {
+		if err := c.write(&vals, &sc); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.flushPage(&sc); err != nil {
@@ -495,7 +498,7 @@ func TestRawRunSkipsCompression(t *testing.T) {
 	// A page of a few values does not start a raw run: the next is tried.
 	codec.calls = 0
 	for page := 0; page < 3; page++ {
-		if err := c.write(vals[:4], &sc); err != nil {
+		if err := c.write(&few, &sc); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.flushPage(&sc); err != nil {
@@ -505,4 +508,103 @@ func TestRawRunSkipsCompression(t *testing.T) {
 	if codec.calls != 3 {
 		t.Errorf("%d of 3 small pages compressed, want all", codec.calls)
 	}
+}
+
+// A page ends at the first row that starts once the page holds pageLimit
+// bytes, whatever the batches the rows come in: write's runs of rows end
+// pages where a value-by-value writer would.
+func TestPagesEndWhereTheLimitIsReached(t *testing.T) {
+	l, err := schema.NewLayout(&schema.Schema{Columns: []schema.Column{
+		{Name: "n", Type: schema.Int64, Nullable: true},
+		{Name: "s", Type: schema.String, Nullable: true},
+		{Name: "b", Type: schema.Bool},
+		{Name: "l", Type: schema.List, Nullable: true, Items: &schema.Column{Type: schema.Float64, Nullable: true}},
+	}}, schema.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(4, 2))
+	vals := make([]schema.Value, 4)
+	rows := schema.NewRows(l)
+	for range 5000 {
+		vals[0] = schema.Value{Null: rng.IntN(3) == 0, I: rng.Int64()}
+		vals[1] = schema.Value{Null: rng.IntN(4) == 0, S: strings.Repeat("x", rng.IntN(40))}
+		vals[2] = schema.Value{B: rng.IntN(2) == 0}
+		vals[3] = schema.Value{Null: rng.IntN(5) == 0}
+		for range rng.IntN(4) {
+			vals[3].Items = append(vals[3].Items, schema.Value{Null: rng.IntN(3) == 0, F: rng.Float64()})
+		}
+		l.AppendValues(rows, "", 0, vals, "")
+	}
+	const limit = 1 << 10
+	for i := range rows.Leaves {
+		leaf, _ := l.Parquet.Lookup(l.Parquet.Columns()[i]...)
+		c, err := newColumn(leaf, &uncompressed.Codec{}, limit, 1<<20, &blockPool{size: 4 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sc scratch
+		rest := rows.Leaves[i]
+		for left := rows.N; left > 0; {
+			var part schema.Leaf
+			part, rest = rest.Split(min(left, 1+rng.IntN(300)))
+			left -= rowsOf(&part)
+			if err := c.write(&part, &sc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.flushPage(&sc); err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, p := range c.pages {
+			got = append(got, p.firstRow)
+		}
+		if want := pageStarts(&rows.Leaves[i], limit); !slices.Equal(got, want) {
+			t.Errorf("leaf %v: pages start at rows %v, want %v", leaf.Path, got, want)
+		}
+	}
+}
+
+func rowsOf(lf *schema.Leaf) int {
+	if lf.MaxRep == 0 {
+		return lf.Levels()
+	}
+	n := 0
+	for _, r := range lf.Reps {
+		if r == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// pageStarts is the first row of each page of lf, value by value.
+func pageStarts(lf *schema.Leaf, limit int) []int64 {
+	starts := []int64{0}
+	size, row, v := 0, int64(-1), 0
+	for j := range lf.Levels() {
+		if lf.MaxRep == 0 || lf.Reps[j] == 0 {
+			row++
+			if size >= limit {
+				starts, size = append(starts, row), 0
+			}
+		}
+		if lf.MaxDef > 0 {
+			size++
+			if lf.Defs[j] < lf.MaxDef {
+				continue
+			}
+		}
+		switch lf.Kind {
+		case parquet.Boolean:
+			size++
+		case parquet.Int64, parquet.Double:
+			size += 8
+		case parquet.ByteArray:
+			size += 4 + int(lf.Offsets[v+1]-lf.Offsets[v])
+		}
+		v++
+	}
+	return starts
 }

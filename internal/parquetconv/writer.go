@@ -66,7 +66,6 @@ type Writer struct {
 	pending   *schema.Rows // rows added one at a time by Write
 	rows      int64
 	groupRows int64   // rows in the open row group
-	cut       []int   // per leaf: where a split batch's first part ends
 	groups    [][]int // leaves written by each worker, balanced by size
 	jobs      []chan job
 	workers   sync.WaitGroup
@@ -83,7 +82,7 @@ type Writer struct {
 // job is a part of a batch for one worker: the values of its leaves, then
 // (flush) the last page of each of its columns; done is called after.
 type job struct {
-	leaves [][]parquet.Value
+	leaves []schema.Leaf
 	flush  bool
 	done   func()
 }
@@ -107,7 +106,7 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	w := &Writer{layout: layout, opt: opt, cut: make([]int, layout.Leaves)}
+	w := &Writer{layout: layout, opt: opt}
 	if w.file, err = newFile(out, layout.Parquet, codec.CompressionCodec()); err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
@@ -249,9 +248,9 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 		if room := w.opt.RowGroupRows - w.groupRows; take > room {
 			take = room
 		}
-		part := leaves
+		part, rest := leaves, leaves
 		if take < n {
-			part = w.split(leaves, int(take))
+			part, rest = split(leaves, int(take))
 		}
 		w.rows += take
 		w.groupRows += take
@@ -290,13 +289,7 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 			w.groupRows = 0
 			w.checkRows = w.nextCheck(0)
 		}
-		if take < n {
-			rest := make([][]parquet.Value, len(leaves))
-			for i := range leaves {
-				rest[i] = leaves[i][w.cut[i]:]
-			}
-			leaves = rest
-		}
+		leaves = rest
 		n -= take
 	}
 	return nil
@@ -327,7 +320,7 @@ func (w *Writer) nextCheck(size int64) int64 {
 }
 
 // start shares the leaves out among the workers and starts them.
-func (w *Writer) start(leaves [][]parquet.Value) {
+func (w *Writer) start(leaves []schema.Leaf) {
 	w.groups = balance(leaves, w.opt.Workers)
 	if len(w.groups) == 1 {
 		return // the caller's goroutine writes
@@ -379,7 +372,7 @@ func (w *Writer) run(group []int, j job, sc *scratch) {
 	}
 	for _, i := range group {
 		if j.leaves != nil {
-			if err := w.cols[i].write(j.leaves[i], sc); err != nil {
+			if err := w.cols[i].write(&j.leaves[i], sc); err != nil {
 				w.fail(fmt.Errorf("parquet: write column %d: %w", i, err))
 				return
 			}
@@ -418,18 +411,13 @@ func (w *Writer) stop() {
 
 // balance shares the leaves out among n workers, largest first, each to
 // the least loaded, by the size of their values in a first batch.
-func balance(leaves [][]parquet.Value, n int) [][]int {
+func balance(leaves []schema.Leaf, n int) [][]int {
 	n = max(1, min(n, len(leaves)))
 	cost := make([]int64, len(leaves))
 	order := make([]int, len(leaves))
-	for i, vals := range leaves {
+	for i := range leaves {
 		order[i] = i
-		cost[i] = int64(len(vals)) * 16
-		for _, v := range vals {
-			if v.Kind() == parquet.ByteArray {
-				cost[i] += int64(len(v.ByteArray()))
-			}
-		}
+		cost[i] = int64(leaves[i].Levels())*16 + int64(len(leaves[i].Bytes))
 	}
 	sort.SliceStable(order, func(a, b int) bool { return cost[order[a]] > cost[order[b]] })
 	groups := make([][]int, n)
@@ -447,30 +435,13 @@ func balance(leaves [][]parquet.Value, n int) [][]int {
 	return groups
 }
 
-// split returns the first rows rows of leaves, noting in w.cut where each
-// leaf's part ends.
-func (w *Writer) split(leaves [][]parquet.Value, rows int) [][]parquet.Value {
-	part := make([][]parquet.Value, len(leaves))
-	for i, vals := range leaves {
-		end := rows
-		if w.layout.Repeated(i) {
-			// A row starts at each value of repetition level 0.
-			seen := 0
-			end = len(vals)
-			for j, v := range vals {
-				if v.RepetitionLevel() == 0 {
-					if seen == rows {
-						end = j
-						break
-					}
-					seen++
-				}
-			}
-		}
-		w.cut[i] = end
-		part[i] = vals[:end]
+// split returns the first rows rows of leaves and the rest.
+func split(leaves []schema.Leaf, rows int) (head, tail []schema.Leaf) {
+	head, tail = make([]schema.Leaf, len(leaves)), make([]schema.Leaf, len(leaves))
+	for i := range leaves {
+		head[i], tail[i] = leaves[i].Split(rows)
 	}
-	return part
+	return head, tail
 }
 
 // Close writes what is buffered and the footer, and returns the row count.

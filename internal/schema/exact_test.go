@@ -45,7 +45,7 @@ func TestInt64DecidesIntegerOnTheText(t *testing.T) {
 			t.Errorf("%s rejected: %s", in, le.Reason)
 			continue
 		}
-		if got := r.Leaves[0][0].Int64(); got != want {
+		if got := r.LeafValues(0)[0].Int64(); got != want {
 			t.Errorf("%s stored as %d, want %d", in, got, want)
 		}
 	}
@@ -87,7 +87,7 @@ func TestFloat64RejectsIntegersItWouldRound(t *testing.T) {
 			t.Errorf("%s rejected: %s", in, le.Reason)
 			continue
 		}
-		if got := r.Leaves[0][0].Double(); got != want {
+		if got := r.LeafValues(0)[0].Double(); got != want {
 			t.Errorf("%s stored as %v, want %v", in, got, want)
 		}
 	}
@@ -109,7 +109,7 @@ func TestFloat64RejectsIntegersItWouldRound(t *testing.T) {
 			t.Errorf("%s: rejected: %s", in, le.Reason)
 			continue
 		}
-		if got := r.Leaves[0][0].Double(); got != want {
+		if got := r.LeafValues(0)[0].Double(); got != want {
 			t.Errorf("%s stored as %v, want %v", in, got, want)
 		}
 	}
@@ -136,7 +136,7 @@ func TestTimestampDigitsBelowTheMicrosecondAnywhere(t *testing.T) {
 		t.Fatal(le.Reason)
 	}
 	const want = 1767366245123456 // 2026-01-02T15:04:05.123456Z
-	if a, c := r.Leaves[0][0].Int64(), r.Leaves[1][0].Int64(); a != want || c != want {
+	if a, c := r.LeafValues(0)[0].Int64(), r.LeafValues(1)[0].Int64(); a != want || c != want {
 		t.Errorf("stored %d and %d, want %d", a, c, want)
 	}
 	if IsTimestamp([]byte(`"2026-01-02T15:04:05.1234560000001Z"`)) || !IsTimestamp([]byte(`"2026-01-02T15:04:05.1234560000000Z"`)) {
@@ -158,7 +158,7 @@ func TestDateFromTimeBeforeTheEpoch(t *testing.T) {
 			t.Errorf("%s: %s", in, le.Reason)
 			continue
 		}
-		if got := r.Leaves[0][0].Int32(); got != want {
+		if got := r.LeafValues(0)[0].Int32(); got != want {
 			t.Errorf("%s stored as day %d, want %d", in, got, want)
 		}
 	}
@@ -194,7 +194,7 @@ func TestLoneSurrogatesAreRejected(t *testing.T) {
 			t.Errorf("%s: %+v, want a lone surrogate at byte %d", in, le, at)
 		case at == 0 && strings.Contains(in, `"s":"\ud83d`):
 			leaf, _ := mustLayout(t, s).Parquet.Lookup("s")
-			if got := string(r.Leaves[leaf.ColumnIndex][0].ByteArray()); got != "😀" {
+			if got := string(r.LeafValues(leaf.ColumnIndex)[0].ByteArray()); got != "😀" {
 				t.Errorf("%s stored %q", in, got)
 			}
 		}

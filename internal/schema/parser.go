@@ -117,8 +117,7 @@ func (p *Parser) AppendRecord(r *Rows, rec []byte, feedID string, line int64, at
 		if open >= 0 {
 			r.mark()
 			if p.fastLine(r, rec, open) {
-				r.put(l.FeedLeaf, parquet.ByteArrayValue(bytesOf(feedID)).Level(0, 0, l.FeedLeaf))
-				r.put(l.LineLeaf, parquet.Int64Value(line).Level(0, 0, l.LineLeaf))
+				r.putFeed(l, feedID, line)
 				r.N++
 				return nil
 			}
@@ -523,7 +522,7 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 	if n.typ == tBool {
 		// A boolean is read in place, not measured and then compared.
 		if end, b, ok := boolAt(line, i); ok {
-			r.putLevel(n, rep, parquet.BooleanValue(b))
+			r.putBool(n, rep, b)
 			return end, true
 		}
 	}
@@ -532,12 +531,12 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 		switch n.typ {
 		case tFloat64:
 			if f, end, ok := floatAt(line, i); ok && (end == len(line) || delimits(line[end])) {
-				r.putLevel(n, rep, parquet.DoubleValue(f))
+				r.putDouble(n, rep, f)
 				return end, true
 			}
 		case tInt64:
 			if v, end, ok := intAt(line, i); ok && (end == len(line) || delimits(line[end])) {
-				r.putLevel(n, rep, parquet.Int64Value(v))
+				r.putInt64(n, rep, v)
 				return end, true
 			}
 		}
@@ -550,24 +549,22 @@ func (p *Parser) value(r *Rows, n *node, line []byte, i, rep int) (int, bool) {
 		}
 		if !escaped {
 			s := line[i+1 : end-1]
-			var v parquet.Value
 			switch n.typ {
 			case tString:
-				v = parquet.ByteArrayValue(s)
+				r.putBytes(n, rep, s)
 			case tTimestamp:
 				us, ok := rfc3339Micros(s)
 				if !ok || len(n.c.Formats) > 0 {
 					return p.scalarAt(r, n, line, i, end, rep)
 				}
-				v = parquet.Int64Value(us)
+				r.putInt64(n, rep, us)
 			case tDate:
 				d, ok := isoDate(s)
 				if !ok || len(n.c.Formats) > 0 {
 					return p.scalarAt(r, n, line, i, end, rep)
 				}
-				v = parquet.Int32Value(int32(d))
+				r.putInt32(n, rep, int32(d))
 			}
-			r.putLevel(n, rep, v)
 			return end, true
 		}
 		return p.scalarAt(r, n, line, i, end, rep)
@@ -597,11 +594,11 @@ func boolAt(line []byte, i int) (end int, b, ok bool) {
 
 // scalarAt adds line[i:end], a value of scalar node n, at repetition level rep.
 func (p *Parser) scalarAt(r *Rows, n *node, line []byte, i, end, rep int) (int, bool) {
-	v, ok := p.scalar(r, n, line[i:end])
+	v, ok := p.scalar(n, line[i:end])
 	if !ok {
 		return 0, false
 	}
-	r.putLevel(n, rep, v)
+	r.putValue(n, rep, v)
 	return end, true
 }
 
@@ -609,8 +606,9 @@ func (p *Parser) scalarAt(r *Rows, n *node, line []byte, i, end, rep int) (int, 
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // scalar types raw (not null) as c's value, or reports false when the
-// reference must decide.
-func (p *Parser) scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
+// reference must decide. A byte array may point into raw or into a new
+// string: it is copied into the Rows at once.
+func (p *Parser) scalar(n *node, raw []byte) (parquet.Value, bool) {
 	c := n.c
 	switch n.typ {
 	case tString:
@@ -622,7 +620,7 @@ func (p *Parser) scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			if json.Unmarshal(raw, &s) != nil || loneSurrogate(raw) > 0 {
 				return parquet.Value{}, false
 			}
-			return parquet.ByteArrayValue(r.keep(bytesOf(s))), true
+			return parquet.ByteArrayValue(bytesOf(s)), true
 		}
 		if c.AnyScalar && validScalar(raw) {
 			return parquet.ByteArrayValue(raw), true
@@ -707,7 +705,7 @@ func (p *Parser) scalar(r *Rows, n *node, raw []byte) (parquet.Value, bool) {
 			if json.Compact(&buf, raw) != nil {
 				return parquet.Value{}, false
 			}
-			return parquet.ByteArrayValue(r.keep(buf.Bytes())), true
+			return parquet.ByteArrayValue(buf.Bytes()), true
 		}
 	}
 	return parquet.Value{}, false

@@ -135,13 +135,13 @@ func TestOddKeysAreRejectedNotDropped(t *testing.T) {
 	rows := NewRows(le)
 	if err := pe.AppendLine(rows, []byte(`{"userId":1,"userID":2,"":3}`)); err != nil {
 		t.Errorf("with _extra: %v", err)
-	} else if got := string(rows.Leaves[le.ExtraLeaf][0].ByteArray()); got != `{"":3,"userID":2}` {
+	} else if got := string(rows.LeafValues(le.ExtraLeaf)[0].ByteArray()); got != `{"":3,"userID":2}` {
 		t.Errorf("_extra %s", got)
 	}
 	// _extra holds the fields' JSON as given, not HTML-escaped.
 	if err := pe.AppendLine(rows, []byte(`{"x":"<a href=\"q?a=1&b=2\">","<k>":[">"]}`)); err != nil {
 		t.Errorf("with _extra: %v", err)
-	} else if got := string(rows.Leaves[le.ExtraLeaf][1].ByteArray()); got != `{"<k>":[">"],"x":"<a href=\"q?a=1&b=2\">"}` {
+	} else if got := string(rows.LeafValues(le.ExtraLeaf)[1].ByteArray()); got != `{"<k>":[">"],"x":"<a href=\"q?a=1&b=2\">"}` {
 		t.Errorf("_extra %s", got)
 	}
 	if err := pe.AppendLine(rows, []byte(`{"addr":{"ZIP":"1"}}`)); err == nil {

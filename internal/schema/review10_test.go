@@ -24,7 +24,7 @@ func TestJSONColumnRejectsInvalidEscapes(t *testing.T) {
 			t.Errorf("%s rejected: %s", in, le.Reason)
 			continue
 		}
-		if got := string(r.Leaves[0][0].ByteArray()); got != want {
+		if got := string(r.LeafValues(0)[0].ByteArray()); got != want {
 			t.Errorf("%s stored as %s, want %s", in, got, want)
 		}
 	}
@@ -109,7 +109,7 @@ func TestFormatsWithZoneAbbreviationsAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, le := bothParsers(t, s, `{"at":"Mon, 02 Jan 2006 15:04:05 -0700"}`)
-	if le != nil || r.Leaves[0][0].Int64() != time.Date(2006, 1, 2, 22, 4, 5, 0, time.UTC).UnixMicro() {
+	if le != nil || r.LeafValues(0)[0].Int64() != time.Date(2006, 1, 2, 22, 4, 5, 0, time.UTC).UnixMicro() {
 		t.Errorf("numeric offset: %+v", le)
 	}
 	if err := (&Schema{Columns: []Column{{Name: "n", Type: Int64, Formats: []string{"2006"}}}}).Validate(); err == nil {
@@ -131,7 +131,7 @@ func TestInt64ManyDigitsWithExponentOnTheText(t *testing.T) {
 				t.Errorf("%s %s rejected: %s", unknown, in, le.Reason)
 				continue
 			}
-			if got := r.Leaves[0][0].Int64(); got != want {
+			if got := r.LeafValues(0)[0].Int64(); got != want {
 				t.Errorf("%s %s stored as %d", unknown, in, got)
 			}
 			if vals, _, err := s.Parse([]byte(`{"id":` + in + `}`)); err != nil || vals[0].I != want {

@@ -174,7 +174,6 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line []byte) {
 		want, _, werr := s.Parse(line)
 		wantRows := NewRows(l)
-		wantRows.quick = false // levels set by parquet-go's Value.Level, the fast parser's by copyLevels
 		if werr == nil {
 			l.AppendValues(wantRows, "", 0, want, "")
 		}
@@ -190,9 +189,9 @@ func FuzzFastParserMatchesReference(f *testing.F) {
 			if got.N != 0 {
 				t.Fatalf("%q: rejected, yet %d rows added", line, got.N)
 			}
-			for i, vals := range got.Leaves {
-				if len(vals) != 0 {
-					t.Fatalf("%q: rejected, yet leaf %d holds %d values", line, i, len(vals))
+			for i := range got.Leaves {
+				if n, b := got.Leaves[i].Levels(), len(got.Leaves[i].Bytes); n != 0 || b != 0 {
+					t.Fatalf("%q: rejected, yet leaf %d holds %d values, %d bytes", line, i, n, b)
 				}
 			}
 			return
@@ -207,7 +206,7 @@ func sameRows(t *testing.T, what string, want, got *Rows) {
 		t.Fatalf("%s: %d rows, want %d", what, got.N, want.N)
 	}
 	for i := range want.Leaves {
-		w, g := want.Leaves[i], got.Leaves[i]
+		w, g := want.LeafValues(i), got.LeafValues(i)
 		if len(w) != len(g) {
 			t.Fatalf("%s leaf %d: %d values, want %d", what, i, len(g), len(w))
 		}
@@ -339,15 +338,6 @@ func FuzzPlainRun(f *testing.F) {
 			t.Fatalf("%q: stopped at plain byte %#x at %d", b, b[p], p)
 		}
 	})
-}
-
-// The quick way of setting levels agrees with parquet-go's Value.Level; if
-// this fails after a parquet-go upgrade, layouts fall back to Level (slower,
-// still correct) until valueBits is brought up to date.
-func TestLevelsMirrorWorks(t *testing.T) {
-	if !levelsMirrorWorks() {
-		t.Fatal("valueBits no longer mirrors parquet.Value; update it to the new layout")
-	}
 }
 
 // What the fast float reader accepts is a JSON number, read as
