@@ -15,8 +15,12 @@ type Rows struct {
 	// Leaves holds one Leaf per leaf column of the Layout, in its order.
 	Leaves []Leaf
 	// N is the number of rows.
-	N     int
-	marks []leafMark
+	N int
+	// repeated lists the leaves under a list, whose levels a row does not
+	// number; marks holds theirs at mark, and markN the rows then.
+	repeated []int
+	marks    []leafMark
+	markN    int
 }
 
 // Leaf is one leaf column's part of Rows. Each value, null or not, has a
@@ -43,7 +47,7 @@ type leafMark struct{ defs, reps, vals, bytes int }
 
 // NewRows returns empty Rows for l.
 func NewRows(l *Layout) *Rows {
-	r := &Rows{Leaves: make([]Leaf, l.Leaves), marks: make([]leafMark, l.Leaves)}
+	r := &Rows{Leaves: make([]Leaf, l.Leaves)}
 	for _, path := range l.Parquet.Columns() {
 		leaf, _ := l.Parquet.Lookup(path...)
 		lf := &r.Leaves[leaf.ColumnIndex]
@@ -53,6 +57,12 @@ func NewRows(l *Layout) *Rows {
 			lf.Offsets = []uint32{0}
 		}
 	}
+	for i := range r.Leaves {
+		if r.Leaves[i].MaxRep > 0 {
+			r.repeated = append(r.repeated, i)
+		}
+	}
+	r.marks = make([]leafMark, len(r.repeated))
 	return r
 }
 
@@ -215,16 +225,25 @@ func (r *Rows) Reset() {
 	r.N = 0
 }
 
+// mark notes where the next row starts, for rollback: the row count, and
+// the ends of the repeated leaves (every other leaf has one level a row).
 func (r *Rows) mark() {
-	for i := range r.Leaves {
+	r.markN = r.N
+	for k, i := range r.repeated {
 		lf := &r.Leaves[i]
-		r.marks[i] = leafMark{len(lf.Defs), len(lf.Reps), lf.Len(), len(lf.Bytes)}
+		r.marks[k] = leafMark{len(lf.Defs), len(lf.Reps), lf.Len(), len(lf.Bytes)}
 	}
 }
 
+// rollback drops what was added since mark.
 func (r *Rows) rollback() {
 	for i := range r.Leaves {
-		lf, m := &r.Leaves[i], r.marks[i]
+		if lf := &r.Leaves[i]; lf.MaxRep == 0 && lf.Levels() > r.markN {
+			lf.dropLast()
+		}
+	}
+	for k, i := range r.repeated {
+		lf, m := &r.Leaves[i], r.marks[k]
 		lf.Defs, lf.Reps, lf.Bytes = lf.Defs[:m.defs], lf.Reps[:m.reps], lf.Bytes[:m.bytes]
 		switch lf.Kind {
 		case parquet.Boolean:
@@ -238,6 +257,31 @@ func (r *Rows) rollback() {
 		case parquet.ByteArray:
 			lf.Offsets = lf.Offsets[:m.vals+1]
 		}
+	}
+}
+
+// dropLast drops the last level of lf and its value, if not null.
+func (lf *Leaf) dropLast() {
+	if lf.MaxDef > 0 {
+		last := len(lf.Defs) - 1
+		d := lf.Defs[last]
+		lf.Defs = lf.Defs[:last]
+		if d < lf.MaxDef {
+			return
+		}
+	}
+	switch lf.Kind {
+	case parquet.Boolean:
+		lf.Bools = lf.Bools[:len(lf.Bools)-1]
+	case parquet.Int32:
+		lf.Int32 = lf.Int32[:len(lf.Int32)-1]
+	case parquet.Int64:
+		lf.Int64 = lf.Int64[:len(lf.Int64)-1]
+	case parquet.Double:
+		lf.Double = lf.Double[:len(lf.Double)-1]
+	case parquet.ByteArray:
+		lf.Offsets = lf.Offsets[:len(lf.Offsets)-1]
+		lf.Bytes = lf.Bytes[:lf.Offsets[len(lf.Offsets)-1]]
 	}
 }
 
