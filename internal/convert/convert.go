@@ -269,7 +269,7 @@ type pipeline struct {
 
 // maxBatches bounds the batches of a pipeline: each holds at most
 // blockBytes of input (more only for a line longer than that) and two
-// sets of rows of at most spillValues values (3 MiB) and one line's each,
+// sets of rows of at most spillValues values (1.25 MiB) and one line's each,
 // whatever the core count; far less for most schemas: a batch of the bench
 // feed's 26 columns holds about 250 KiB of values, and only lines of
 // lists of objects fill a second set.

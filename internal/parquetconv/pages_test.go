@@ -519,14 +519,23 @@ func TestPagesEndWhereTheLimitIsReached(t *testing.T) {
 		{Name: "s", Type: schema.String, Nullable: true},
 		{Name: "b", Type: schema.Bool},
 		{Name: "l", Type: schema.List, Nullable: true, Items: &schema.Column{Type: schema.Float64, Nullable: true}},
+		{Name: "d", Type: schema.Date, Nullable: true},
+		{Name: "k", Type: schema.String, Dictionary: true, Nullable: true},
+		{Name: "kl", Type: schema.List, Items: &schema.Column{Type: schema.String, Dictionary: true}},
 	}}, schema.LayoutOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(4, 2))
-	vals := make([]schema.Value, 4)
+	vals := make([]schema.Value, 7)
 	rows := schema.NewRows(l)
 	for range 5000 {
+		vals[4] = schema.Value{Null: rng.IntN(3) == 0, I: rng.Int64N(1 << 20)}
+		vals[5] = schema.Value{Null: rng.IntN(4) == 0, S: fmt.Sprint("k", rng.IntN(400))}
+		vals[6] = schema.Value{}
+		for range rng.IntN(3) {
+			vals[6].Items = append(vals[6].Items, schema.Value{S: fmt.Sprint("k", rng.IntN(400))})
+		}
 		vals[0] = schema.Value{Null: rng.IntN(3) == 0, I: rng.Int64()}
 		vals[1] = schema.Value{Null: rng.IntN(4) == 0, S: strings.Repeat("x", rng.IntN(40))}
 		vals[2] = schema.Value{B: rng.IntN(2) == 0}
@@ -536,32 +545,56 @@ func TestPagesEndWhereTheLimitIsReached(t *testing.T) {
 		}
 		l.AppendValues(rows, "", 0, vals, "")
 	}
-	const limit = 1 << 10
+	// A dictionary bound of 2 KiB: the dictionary columns go PLAIN
+	// within the first row group, in the middle of a run.
+	const limit, dictLimit = 1 << 10, 2 << 10
 	for i := range rows.Leaves {
 		leaf, _ := l.Parquet.Lookup(l.Parquet.Columns()[i]...)
-		c, err := newColumn(leaf, &uncompressed.Codec{}, limit, 1<<20, &blockPool{size: 4 << 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sc scratch
-		rest := rows.Leaves[i]
-		for left := rows.N; left > 0; {
-			var part schema.Leaf
-			part, rest = rest.Split(min(left, 1+rng.IntN(300)))
-			left -= rowsOf(&part)
-			if err := c.write(&part, &sc); err != nil {
+		// The same rows, in random batches and then one by one.
+		write := func(batch func() int) *column {
+			c, err := newColumn(leaf, &uncompressed.Codec{}, limit, dictLimit, &blockPool{size: 4 << 10})
+			if err != nil {
 				t.Fatal(err)
 			}
+			var sc scratch
+			rest := rows.Leaves[i]
+			for left := rows.N; left > 0; {
+				var part schema.Leaf
+				part, rest = rest.Split(min(left, batch()))
+				left -= rowsOf(&part)
+				if err := c.write(&part, &sc); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.flushPage(&sc); err != nil {
+				t.Fatal(err)
+			}
+			return c
 		}
-		if err := c.flushPage(&sc); err != nil {
-			t.Fatal(err)
-		}
+		c := write(func() int { return 1 + rng.IntN(300) })
+		one := write(func() int { return 1 })
 		var got []int64
 		for _, p := range c.pages {
 			got = append(got, p.firstRow)
 		}
-		if want := pageStarts(&rows.Leaves[i], limit); !slices.Equal(got, want) {
-			t.Errorf("leaf %v: pages start at rows %v, want %v", leaf.Path, got, want)
+		if leaf.Node.Encoding() == nil || leaf.Node.Encoding().Encoding() != format.RLEDictionary {
+			if want := pageStarts(&rows.Leaves[i], limit); !slices.Equal(got, want) {
+				t.Errorf("leaf %v: pages start at rows %v, want %v", leaf.Path, got, want)
+			}
+		} else if !c.plain {
+			t.Errorf("leaf %v: the dictionary stayed under %d bytes; the test wants it to overflow", leaf.Path, dictLimit)
+		}
+		var sc scratch
+		dict, _, err := c.dictionaryPage(&sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dictOne, _, err := one.dictionaryPage(&sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(bytes.Join(c.chunk.bs, nil), bytes.Join(one.chunk.bs, nil)) || !bytes.Equal(dict, dictOne) {
+			t.Errorf("leaf %v: the pages written in batches differ from the pages written row by row", leaf.Path)
 		}
 	}
 }
@@ -599,6 +632,8 @@ func pageStarts(lf *schema.Leaf, limit int) []int64 {
 		switch lf.Kind {
 		case parquet.Boolean:
 			size++
+		case parquet.Int32:
+			size += 4
 		case parquet.Int64, parquet.Double:
 			size += 8
 		case parquet.ByteArray:

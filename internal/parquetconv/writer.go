@@ -158,8 +158,13 @@ func dictionaryBytes(leaves int) int64 {
 // Layout is the file's layout: rows for WriteRows are built for it.
 func (w *Writer) Layout() *schema.Layout { return w.layout }
 
-// pendingRows is how many rows Write collects before writing them.
-const pendingRows = 1024
+// pendingRows and pendingBytes bound what Write collects before writing
+// it: rows, and bytes of strings (which Rows hold in 4 GiB per column at
+// most).
+const (
+	pendingRows  = 1024
+	pendingBytes = 64 << 20
+)
 
 // codecFor returns the codec named by name; level is zstd's (0: default).
 func codecFor(name string, level int) (compress.Codec, error) {
@@ -189,7 +194,7 @@ func (w *Writer) WriteExtra(feedID string, line int64, vals []schema.Value, extr
 		w.pending = schema.NewRows(w.layout)
 	}
 	w.layout.AppendValues(w.pending, feedID, line, vals, extra)
-	if w.pending.N >= pendingRows {
+	if w.pending.N >= pendingRows || w.pending.Bytes() >= pendingBytes {
 		return w.flushPending()
 	}
 	return nil

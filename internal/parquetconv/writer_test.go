@@ -243,3 +243,29 @@ func TestTruncateBounds(t *testing.T) {
 		}
 	}
 }
+
+// Write writes its rows on once their strings reach pendingBytes, not only
+// every pendingRows rows: long strings are not collected by the GiB.
+func TestWriteBoundsPendingBytes(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{{Name: "s", Type: schema.String}}}
+	w, err := NewWriter(io.Discard, s, Options{NoFeedColumns: true, Compression: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", pendingBytes/4+1)
+	for i := range 4 {
+		if err := w.Write("", 0, []schema.Value{{S: long}}); err != nil {
+			t.Fatal(err)
+		}
+		want := i + 1
+		if i == 3 {
+			want = 0 // 4 strings pass pendingBytes: written on
+		}
+		if w.pending.N != want {
+			t.Fatalf("after %d rows of %d bytes, %d rows pending, want %d", i+1, len(long), w.pending.N, want)
+		}
+	}
+	if n, err := w.Close(); err != nil || n != 4 {
+		t.Fatalf("Close: %d rows, %v", n, err)
+	}
+}

@@ -150,7 +150,9 @@ func (lf *Leaf) Split(rows int) (head, tail Leaf) {
 }
 
 // Value returns value i of lf (nulls included) as a parquet.Value with its
-// levels: for tests and tools, not for the hot path. Its bytes are lf's.
+// levels: for tests, not for the hot path (it counts the nulls before i,
+// so reading a whole leaf this way takes quadratic time). Its bytes are
+// lf's.
 func (lf *Leaf) Value(i, column int) parquet.Value {
 	var rep, def int
 	if lf.MaxRep > 0 {
@@ -183,7 +185,7 @@ func (lf *Leaf) Value(i, column int) parquet.Value {
 }
 
 // LeafValues returns leaf's values (nulls included) as parquet.Values with
-// their levels: for tests and tools.
+// their levels: for tests (see Value).
 func (r *Rows) LeafValues(leaf int) []parquet.Value {
 	lf := &r.Leaves[leaf]
 	vals := make([]parquet.Value, lf.Levels())
@@ -211,13 +213,21 @@ func (r *Rows) Bytes() int {
 	return n
 }
 
-// Reset empties r, keeping its buffers.
+// keepBytes is the most of a leaf's byte buffer that Reset keeps: rows
+// that once held a long string (up to a 16 MiB line's) let it go, as each
+// batch and spare of a pipeline would otherwise keep one per string leaf.
+const keepBytes = 1 << 20
+
+// Reset empties r, keeping its buffers (a byte buffer only up to keepBytes).
 func (r *Rows) Reset() {
 	for i := range r.Leaves {
 		lf := &r.Leaves[i]
 		lf.Defs, lf.Reps = lf.Defs[:0], lf.Reps[:0]
 		lf.Bools, lf.Int32, lf.Int64, lf.Double = lf.Bools[:0], lf.Int32[:0], lf.Int64[:0], lf.Double[:0]
 		lf.Bytes = lf.Bytes[:0]
+		if cap(lf.Bytes) > keepBytes {
+			lf.Bytes = nil
+		}
 		if lf.Kind == parquet.ByteArray {
 			lf.Offsets = lf.Offsets[:1]
 		}
@@ -326,8 +336,8 @@ func (r *Rows) putBytes(n *node, rep int, b []byte) {
 // appendBytes adds b, a byte-array value (its levels set).
 func (lf *Leaf) appendBytes(b []byte) {
 	// A batch holds one block of lines, or one line of at most 16 MiB
-	// (internal/convert), and Writer.Write writes its rows on long before:
-	// no leaf of one Rows comes near 4 GiB.
+	// (internal/convert), and parquetconv's Writer.Write writes its rows on
+	// at 64 MiB: no leaf of one Rows comes near 4 GiB.
 	if uint64(len(lf.Bytes))+uint64(len(b)) > math.MaxUint32 {
 		panic("schema: over 4 GiB of one column's values in one Rows; write rows in smaller batches")
 	}

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -8,11 +9,15 @@ import (
 
 // nestedLines are rows of nestedSchema with nulls, empty and long lists,
 // escaped strings and every scalar kind.
+// Every scalar kind has values in several rows, around nulls, so that a
+// split that starts a tail at the wrong value shows.
 var nestedLines = []string{
 	`{"id":1,"name":"a","score":1.5,"ok":true,"at":"2026-01-01T00:00:00.5Z","day":"2026-01-02","meta":{"a":[1,{"b":null}]},"amount":"1.5"}`,
 	`{"id":2,"addr":{"city":"x\"y","geo":[1.5,null,-2],"tags":[]},"events":[{"at":"2026-01-01T00:00:00+02:00","n":[1,2]},null,{"n":[]},{}]}`,
-	`{"addr":null,"id":3,"events":[],"name":"\u00e9t\u00e9"}`,
-	`{"id":4,"name":"bcd","addr":{"city":null,"geo":null,"tags":["p","q","r"]},"events":[{"n":[7,8,9]}]}`,
+	`{"addr":null,"id":3,"events":[],"name":"\u00e9t\u00e9","score":-2.25,"ok":false,"day":"2026-03-04","amount":"7.125"}`,
+	`{"id":4,"name":"bcd","addr":{"city":null,"geo":null,"tags":["p","q","r"]},"events":[{"n":[7,8,9]}],"at":"2026-05-06T07:08:09Z"}`,
+	`{"id":5,"score":3,"ok":true,"day":"2027-01-01","amount":"-2","meta":[1,2],"addr":{"city":"z","geo":[0.5],"tags":["s"]}}`,
+	`{"id":6,"name":"ef","score":null,"ok":null,"day":"2028-02-29","at":"2028-02-29T00:00:00Z","events":[{"at":"2030-01-01T00:00:00Z","n":[4]}]}`,
 }
 
 func parsedRows(t *testing.T, lines []string) (*Layout, *Rows) {
@@ -114,5 +119,32 @@ func TestRowsCopyTheirBytes(t *testing.T) {
 				t.Fatalf("leaf %d value %d: %v after the line changed, want %v", i, j, v, want[i][j])
 			}
 		}
+	}
+}
+
+// Reset lets go of a byte buffer that a long string grew, and keeps a
+// small one.
+func TestResetLetsLongStringsGo(t *testing.T) {
+	_, l, p := nestedParser(t)
+	r := NewRows(l)
+	long := `{"id":1,"name":"` + strings.Repeat("x", 2*keepBytes) + `"}`
+	if err := p.AppendLine(r, []byte(long)); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := l.Parquet.Lookup("name")
+	if c := cap(r.Leaves[name.ColumnIndex].Bytes); c < 2*keepBytes {
+		t.Fatalf("the long name took %d bytes of buffer", c)
+	}
+	r.Reset()
+	if c := cap(r.Leaves[name.ColumnIndex].Bytes); c > keepBytes {
+		t.Fatalf("after Reset the name's buffer keeps %d bytes, want at most %d", c, keepBytes)
+	}
+	if err := p.AppendLine(r, []byte(`{"id":2,"name":"short"}`)); err != nil {
+		t.Fatal(err)
+	}
+	c := cap(r.Leaves[name.ColumnIndex].Bytes)
+	r.Reset()
+	if got := cap(r.Leaves[name.ColumnIndex].Bytes); got != c {
+		t.Fatalf("after Reset a small buffer went from %d to %d bytes", c, got)
 	}
 }
