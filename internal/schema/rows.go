@@ -43,7 +43,7 @@ type Leaf struct {
 }
 
 // leafMark is where a leaf's slices ended at Rows.mark.
-type leafMark struct{ defs, reps, vals, bytes int }
+type leafMark struct{ defs, reps, vals int }
 
 // NewRows returns empty Rows for l.
 func NewRows(l *Layout) *Rows {
@@ -241,7 +241,7 @@ func (r *Rows) mark() {
 	r.markN = r.N
 	for k, i := range r.repeated {
 		lf := &r.Leaves[i]
-		r.marks[k] = leafMark{len(lf.Defs), len(lf.Reps), lf.Len(), len(lf.Bytes)}
+		r.marks[k] = leafMark{len(lf.Defs), len(lf.Reps), lf.Len()}
 	}
 }
 
@@ -254,19 +254,25 @@ func (r *Rows) rollback() {
 	}
 	for k, i := range r.repeated {
 		lf, m := &r.Leaves[i], r.marks[k]
-		lf.Defs, lf.Reps, lf.Bytes = lf.Defs[:m.defs], lf.Reps[:m.reps], lf.Bytes[:m.bytes]
-		switch lf.Kind {
-		case parquet.Boolean:
-			lf.Bools = lf.Bools[:m.vals]
-		case parquet.Int32:
-			lf.Int32 = lf.Int32[:m.vals]
-		case parquet.Int64:
-			lf.Int64 = lf.Int64[:m.vals]
-		case parquet.Double:
-			lf.Double = lf.Double[:m.vals]
-		case parquet.ByteArray:
-			lf.Offsets = lf.Offsets[:m.vals+1]
-		}
+		lf.Defs, lf.Reps = lf.Defs[:m.defs], lf.Reps[:m.reps]
+		lf.keep(m.vals)
+	}
+}
+
+// keep cuts lf's non-null values to their first n (and Bytes to theirs).
+func (lf *Leaf) keep(n int) {
+	switch lf.Kind {
+	case parquet.Boolean:
+		lf.Bools = lf.Bools[:n]
+	case parquet.Int32:
+		lf.Int32 = lf.Int32[:n]
+	case parquet.Int64:
+		lf.Int64 = lf.Int64[:n]
+	case parquet.Double:
+		lf.Double = lf.Double[:n]
+	case parquet.ByteArray:
+		lf.Offsets = lf.Offsets[:n+1]
+		lf.Bytes = lf.Bytes[:lf.Offsets[n]]
 	}
 }
 
@@ -280,19 +286,7 @@ func (lf *Leaf) dropLast() {
 			return
 		}
 	}
-	switch lf.Kind {
-	case parquet.Boolean:
-		lf.Bools = lf.Bools[:len(lf.Bools)-1]
-	case parquet.Int32:
-		lf.Int32 = lf.Int32[:len(lf.Int32)-1]
-	case parquet.Int64:
-		lf.Int64 = lf.Int64[:len(lf.Int64)-1]
-	case parquet.Double:
-		lf.Double = lf.Double[:len(lf.Double)-1]
-	case parquet.ByteArray:
-		lf.Offsets = lf.Offsets[:len(lf.Offsets)-1]
-		lf.Bytes = lf.Bytes[:lf.Offsets[len(lf.Offsets)-1]]
-	}
+	lf.keep(lf.Len() - 1)
 }
 
 // levels adds the levels of a value of n at repetition level rep (within
