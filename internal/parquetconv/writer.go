@@ -66,9 +66,8 @@ type Writer struct {
 	pending   *schema.Rows // rows added one at a time by Write
 	rows      int64
 	groupRows int64   // rows in the open row group
-	groups    [][]int // leaves written by each worker, balanced by size
-	jobs      []chan job
-	workers   sync.WaitGroup
+	groups    [][]int // groups of leaves, balanced by size, run by crew
+	crew      *crew   // nil with one group: the caller's goroutine writes
 	mu        sync.Mutex
 	failure   error // the first error of a worker
 	// bytesPerRow is what a row took in the last row group, once one was
@@ -79,8 +78,9 @@ type Writer struct {
 	closed      bool
 }
 
-// job is a part of a batch for one worker: the values of its leaves, then
-// (flush) the last page of each of its columns; done is called after.
+// job is a part of a batch for one group of leaves: the values of its
+// leaves, then (flush) the last page of each of its columns; done is called
+// after.
 type job struct {
 	leaves []schema.Leaf
 	flush  bool
@@ -324,45 +324,37 @@ func (w *Writer) nextCheck(size int64) int64 {
 	return max(w.groupRows+1, int64(target/w.bytesPerRow))
 }
 
-// start shares the leaves out among the workers and starts them.
+// groupsPerWorker is how many groups of leaves the workers share, per
+// worker: enough that the largest group is a small part of the work.
+const groupsPerWorker = 4
+
+// start shares the leaves out in groups and starts the workers.
 func (w *Writer) start(leaves []schema.Leaf) {
-	w.groups = balance(leaves, w.opt.Workers)
-	if len(w.groups) == 1 {
+	if w.opt.Workers == 1 {
+		w.groups = balance(leaves, 1)
 		return // the caller's goroutine writes
 	}
-	for _, group := range w.groups {
-		jobs := make(chan job, 64)
-		w.jobs = append(w.jobs, jobs)
-		w.workers.Go(func() {
-			var sc scratch
-			for j := range jobs {
-				w.run(group, j, &sc)
-			}
-		})
-	}
+	w.groups = balance(leaves, groupsPerWorker*w.opt.Workers)
+	w.crew = newCrew(len(w.groups), w.opt.Workers, func(g int, j job, sc *scratch) { w.run(w.groups[g], j, sc) })
 }
 
-// send hands j to every worker (or runs it, with one).
+// send hands j to every group (or runs it, with one worker).
 func (w *Writer) send(j job) {
-	if w.jobs == nil {
+	if w.crew == nil {
 		w.run(w.groups[0], j, &w.scratch)
 		return
 	}
-	for _, jobs := range w.jobs {
-		jobs <- j
-	}
+	w.crew.send(j)
 }
 
 // wait returns once the workers have done every job sent so far.
 func (w *Writer) wait() {
-	if w.jobs == nil {
+	if w.crew == nil {
 		return
 	}
 	var wg sync.WaitGroup
-	wg.Add(len(w.jobs))
-	for _, jobs := range w.jobs {
-		jobs <- job{done: wg.Done}
-	}
+	wg.Add(len(w.groups))
+	w.crew.send(job{done: wg.Done})
 	wg.Wait()
 }
 
@@ -407,14 +399,13 @@ func (w *Writer) err() error {
 
 // stop ends the workers once they have done their jobs.
 func (w *Writer) stop() {
-	for _, jobs := range w.jobs {
-		close(jobs)
+	if w.crew != nil {
+		w.crew.stop()
+		w.crew = nil
 	}
-	w.workers.Wait()
-	w.jobs = nil
 }
 
-// balance shares the leaves out among n workers, largest first, each to
+// balance shares the leaves out in at most n groups, largest first, each to
 // the least loaded, by the size of their values in a first batch.
 func balance(leaves []schema.Leaf, n int) [][]int {
 	n = max(1, min(n, len(leaves)))
