@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // atomicFile is a file written under a temporary name in its final
@@ -16,6 +18,36 @@ type atomicFile struct {
 	f     *os.File
 	final string
 	done  bool
+	// written counts the bytes written through Write; started is how far
+	// writeback was asked for; flushing is set while a request runs.
+	written, started int64
+	flushing         atomic.Bool
+	flushed          sync.WaitGroup
+}
+
+// writebackBytes is how much Write lets pile up before it asks the system
+// to start writing the file out (where it can; see startWriteback).
+// Without it nothing of a fresh file reaches the disk before commit's
+// fsync, which then waited for all of it: 70 ms of a 2.6 s conversion of
+// 1 GiB, with both cores idle.
+const writebackBytes = 8 << 20
+
+// Write writes p to the file, starting the writeback of what was written
+// before each time writebackBytes more have been.
+func (a *atomicFile) Write(p []byte) (int, error) {
+	n, err := a.f.Write(p)
+	a.written += int64(n)
+	if a.written-a.started >= writebackBytes && a.flushing.CompareAndSwap(false, true) {
+		// On a goroutine of its own: the request may wait for the
+		// device, and the writer is the pipeline's one serial part.
+		from, to := a.started, a.written
+		a.started = to
+		a.flushed.Go(func() {
+			defer a.flushing.Store(false)
+			startWriteback(a.f, from, to-from)
+		})
+	}
+	return n, err
 }
 
 // createTemp creates the temporary file of final, beside it. Its mode is
@@ -51,6 +83,7 @@ func createTemp(final string) (*atomicFile, error) {
 
 // commit syncs, closes and renames the file to its final name.
 func (a *atomicFile) commit() error {
+	a.flushed.Wait()
 	if err := a.f.Sync(); err != nil {
 		return fmt.Errorf("write %s: %w", a.final, err)
 	}
@@ -67,6 +100,7 @@ func (a *atomicFile) commit() error {
 // discard removes the temporary file unless it was committed.
 func (a *atomicFile) discard() {
 	if !a.done {
+		a.flushed.Wait()
 		a.f.Close()
 		os.Remove(a.f.Name())
 	}

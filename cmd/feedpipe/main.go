@@ -193,7 +193,7 @@ func runConvert(args []string) error {
 		return err
 	}
 	defer out.discard()
-	bw := bufio.NewWriterSize(out.f, 1<<20)
+	bw := bufio.NewWriterSize(out, 1<<20)
 
 	var rejects *bufio.Writer
 	var rejectsFile *atomicFile
