@@ -56,7 +56,22 @@ type column struct {
 	plain    bool
 	dictFull bool
 
-	// The open chunk: its data pages, encoded, with their headers.
+	// The open chunk.
+	chunkState
+
+	// rawPages is how many of the next pages are stored without
+	// compressing them (see rawRun).
+	rawPages int
+
+	seen             []uint32 // dictionary entry → page generation that bounded it
+	gen              uint32
+	pageMin, pageMax []byte
+}
+
+// chunkState is a column chunk as its pages are added: its data pages,
+// encoded, with their headers, and what the footer and the page index say
+// of them.
+type chunkState struct {
 	chunk        blocks
 	pages        []pageInfo
 	chunkRows    int64
@@ -67,14 +82,35 @@ type column struct {
 	hasBounds    bool
 	unbounded    bool // a page's maximum could not be cut short: no maximum
 	encStats     []format.PageEncodingStats
+}
 
-	// rawPages is how many of the next pages are stored without
-	// compressing them (see rawRun).
-	rawPages int
+// sealedChunk is a column's chunk of a row group, complete: its data
+// pages and its dictionary page, the bytes the file writes while the column
+// goes on with its next chunk.
+type sealedChunk struct {
+	chunkState
+	col      *column // its path, kind and levels, which do not change
+	dict     []byte  // the dictionary page, header included; nil without a dictionary
+	dictSize int64   // its size uncompressed
+}
 
-	seen             []uint32 // dictionary entry → page generation that bounded it
-	gen              uint32
-	pageMin, pageMax []byte
+// seal ends the column's chunk, its last page flushed: it returns the
+// chunk, with its dictionary page, and starts the next one.
+func (c *column) seal(sc *scratch) (*sealedChunk, error) {
+	dict, dictSize, err := c.dictionaryPage(sc)
+	if err != nil {
+		return nil, err
+	}
+	s := &sealedChunk{chunkState: c.chunkState, col: c, dict: dict, dictSize: dictSize}
+	c.chunkState = chunkState{chunk: blocks{pool: c.chunk.pool}}
+	c.resetPage()
+	if c.dict != nil {
+		c.dict.reset()
+		c.plain, c.dictFull = false, false
+		clear(c.seen)
+		c.gen = 0
+	}
+	return s, nil
 }
 
 // scratch holds the buffers a page is encoded in: one per goroutine that
@@ -113,7 +149,7 @@ type pageInfo struct {
 func newColumn(leaf parquet.LeafColumn, codec compress.Codec, pageLimit int, dictLimit int64, pool *blockPool) (*column, error) {
 	kind := leaf.Node.Type().Kind()
 	c := &column{path: leaf.Path, kind: kind, maxDef: byte(leaf.MaxDefinitionLevel), maxRep: byte(leaf.MaxRepetitionLevel),
-		codec: codec, pageLimit: pageLimit, dictLimit: dictLimit, encoding: format.Plain, chunk: blocks{pool: pool}}
+		codec: codec, pageLimit: pageLimit, dictLimit: dictLimit, encoding: format.Plain, chunkState: chunkState{chunk: blocks{pool: pool}}}
 	switch kind {
 	case parquet.Boolean, parquet.Int32, parquet.Int64, parquet.Double:
 	case parquet.ByteArray:
@@ -565,22 +601,6 @@ func (c *column) size() int64 {
 		n += c.dict.size()
 	}
 	return n
-}
-
-// resetChunk starts the column's next chunk.
-func (c *column) resetChunk() {
-	c.resetPage()
-	c.chunk.reset()
-	c.pages = c.pages[:0]
-	c.chunkRows, c.chunkValues, c.chunkNulls, c.uncompressed = 0, 0, 0, 0
-	c.hasBounds, c.unbounded = false, false
-	c.encStats = c.encStats[:0]
-	if c.dict != nil {
-		c.dict.reset()
-		c.plain, c.dictFull = false, false
-		clear(c.seen)
-		c.gen = 0
-	}
 }
 
 // appendLevels appends levels RLE-encoded with the bit width of max.

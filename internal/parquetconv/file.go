@@ -83,24 +83,21 @@ func (f *file) write(b []byte) error {
 	return nil
 }
 
-// writeRowGroup writes the columns' chunks, rows rows, as a row group and
-// starts their next chunks. The columns' last pages are flushed already.
-func (f *file) writeRowGroup(cols []*column, rows int64, sc *scratch) error {
+// writeRowGroup writes chunks, one per column, rows rows, as a row group,
+// and gives their blocks back to the pool.
+func (f *file) writeRowGroup(chunks []*sealedChunk, rows int64) error {
 	if err := f.write(nil); err != nil {
 		return err
 	}
 	// Ordinal is for encrypted files only, which these are not; it stops at
 	// int16's limit rather than wrap.
 	rg := format.RowGroup{NumRows: rows, FileOffset: f.pos, Ordinal: int16(min(len(f.rowGroups), math.MaxInt16))}
-	idx := make([]chunkIndex, len(cols))
-	for i, c := range cols {
-		dict, dictSize, err := c.dictionaryPage(sc)
-		if err != nil {
-			return fmt.Errorf("parquet: %w", err)
-		}
+	idx := make([]chunkIndex, len(chunks))
+	for i, s := range chunks {
+		c, dict, dictSize := s.col, s.dict, s.dictSize
 		cc := format.ColumnChunk{FileOffset: f.pos}
 		md := &cc.MetaData
-		md.Type, md.PathInSchema, md.Codec, md.NumValues = format.Type(c.kind), c.path, f.codec, c.chunkValues
+		md.Type, md.PathInSchema, md.Codec, md.NumValues = format.Type(c.kind), c.path, f.codec, s.chunkValues
 		var encs []format.Encoding
 		if c.maxDef > 0 || c.maxRep > 0 {
 			encs = append(encs, format.RLE) // the levels
@@ -115,23 +112,23 @@ func (f *file) writeRowGroup(cols []*column, rows int64, sc *scratch) error {
 			}
 		}
 		md.DataPageOffset = f.pos
-		if err := c.chunk.writeTo(f); err != nil {
+		if err := s.chunk.writeTo(f); err != nil {
 			return err
 		}
-		for _, s := range c.encStats {
-			encs = append(encs, s.Encoding)
+		for _, es := range s.encStats {
+			encs = append(encs, es.Encoding)
 		}
 		slices.Sort(encs)
 		md.Encoding = slices.Compact(encs)
-		md.EncodingStats = append(stats, c.encStats...)
-		md.TotalCompressedSize = int64(len(dict)) + c.chunk.len
-		md.TotalUncompressedSize = dictSize + c.uncompressed
-		md.Statistics = chunkStats(c)
+		md.EncodingStats = append(stats, s.encStats...)
+		md.TotalCompressedSize = int64(len(dict)) + s.chunk.len
+		md.TotalUncompressedSize = dictSize + s.uncompressed
+		md.Statistics = chunkStats(s)
 		rg.Columns = append(rg.Columns, cc)
 		rg.TotalByteSize += md.TotalUncompressedSize
 		rg.TotalCompressedSize += md.TotalCompressedSize
-		idx[i] = pageIndex(c, md.DataPageOffset)
-		c.resetChunk()
+		idx[i] = pageIndex(s, md.DataPageOffset)
+		s.chunk.reset()
 	}
 	f.rowGroups = append(f.rowGroups, rg)
 	f.indexes = append(f.indexes, idx)
@@ -141,7 +138,7 @@ func (f *file) writeRowGroup(cols []*column, rows int64, sc *scratch) error {
 
 // chunkStats are a chunk's statistics, a byte array's bounds cut to
 // StatsLimit bytes (none when its maximum cannot be).
-func chunkStats(c *column) format.Statistics {
+func chunkStats(c *sealedChunk) format.Statistics {
 	s := format.Statistics{NullCount: c.chunkNulls}
 	if c.hasBounds && !c.unbounded {
 		s.MinValue, s.MaxValue = bytes.Clone(c.min), bytes.Clone(c.max)
@@ -149,9 +146,9 @@ func chunkStats(c *column) format.Statistics {
 	return s
 }
 
-// pageIndex is the page index of c's chunk, whose data pages start at
-// start in the file.
-func pageIndex(c *column, start int64) chunkIndex {
+// pageIndex is the page index of chunk c, whose data pages start at start
+// in the file.
+func pageIndex(c *sealedChunk, start int64) chunkIndex {
 	var ci chunkIndex
 	ci.offsets.PageLocations = make([]format.PageLocation, len(c.pages))
 	colIdx := &format.ColumnIndex{}
@@ -177,10 +174,10 @@ func pageIndex(c *column, start int64) chunkIndex {
 		colIdx.MinValues = append(colIdx.MinValues, p.min)
 		colIdx.MaxValues = append(colIdx.MaxValues, p.max)
 		if prev != nil {
-			if compareEncoded(c.kind, p.min, prev.min) < 0 || compareEncoded(c.kind, p.max, prev.max) < 0 {
+			if compareEncoded(c.col.kind, p.min, prev.min) < 0 || compareEncoded(c.col.kind, p.max, prev.max) < 0 {
 				asc = false
 			}
-			if compareEncoded(c.kind, p.min, prev.min) > 0 || compareEncoded(c.kind, p.max, prev.max) > 0 {
+			if compareEncoded(c.col.kind, p.min, prev.min) > 0 || compareEncoded(c.col.kind, p.max, prev.max) > 0 {
 				desc = false
 			}
 		}

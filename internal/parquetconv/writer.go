@@ -36,7 +36,8 @@ type Options struct {
 	// RowGroupBytes bounds a row group's size as the writer holds it until
 	// the row group is flushed (pages encoded and compressed, each column's
 	// open page, dictionaries), and so the writer's memory, whatever the
-	// rows' width. Default 64 MiB.
+	// rows' width: it holds the open row group and, while that is written
+	// to the file, the one before. Default 64 MiB.
 	RowGroupBytes int64
 	// NoFeedColumns leaves out _feed_id and _line (plain file conversion).
 	NoFeedColumns bool
@@ -68,8 +69,13 @@ type Writer struct {
 	groupRows int64   // rows in the open row group
 	groups    [][]int // groups of leaves, balanced by size, run by crew
 	crew      *crew   // nil with one group: the caller's goroutine writes
-	mu        sync.Mutex
-	failure   error // the first error of a worker
+	// sealed takes each row group, once its chunks are sealed, to the
+	// goroutine that writes it to the file (nil without a crew); written
+	// is closed when that goroutine ends.
+	sealed  chan *rowGroupOut
+	written chan struct{}
+	mu      sync.Mutex
+	failure error // the first error of a worker
 	// bytesPerRow is what a row took in the last row group, once one was
 	// flushed; the open row group's size is measured next when it has
 	// checkRows rows.
@@ -79,12 +85,21 @@ type Writer struct {
 }
 
 // job is a part of a batch for one group of leaves: the values of its
-// leaves, then (flush) the last page of each of its columns; done is called
-// after.
+// leaves, then (flush) the last page of each of its columns, and (seal)
+// the end of their chunks; done is called after.
 type job struct {
 	leaves []schema.Leaf
 	flush  bool
+	seal   *rowGroupOut
 	done   func()
+}
+
+// rowGroupOut is a row group on its way to the file: its chunks, one per
+// column, each set by the worker that seals it; ready is done once all are.
+type rowGroupOut struct {
+	chunks []*sealedChunk
+	rows   int64
+	ready  sync.WaitGroup
 }
 
 // NewWriter returns a Writer of s's columns to out.
@@ -281,15 +296,9 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 			}
 		}
 		if full {
-			w.send(job{flush: true})
-			w.wait()
-			if err := w.err(); err != nil {
-				return err
-			}
-			if err := w.file.writeRowGroup(w.cols, w.groupRows, &w.scratch); err != nil {
-				w.fail(err)
-				return err
-			}
+			// The workers flush and seal the chunks, and the row group
+			// goes to the file while the next one is written.
+			w.endRowGroup()
 			w.bytesPerRow = float64(size) / float64(w.groupRows)
 			w.groupRows = 0
 			w.checkRows = w.nextCheck(0)
@@ -298,6 +307,38 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 		n -= take
 	}
 	return nil
+}
+
+// endRowGroup has the workers flush the last pages of the open row group
+// and seal its chunks, and hands it to the goroutine that writes it, once
+// that has written the row group before (so that the writer holds at most
+// two row groups). With no crew, it writes the row group itself.
+func (w *Writer) endRowGroup() {
+	rg := &rowGroupOut{chunks: make([]*sealedChunk, len(w.cols)), rows: w.groupRows}
+	rg.ready.Add(len(w.groups))
+	w.send(job{flush: true, seal: rg, done: rg.ready.Done})
+	if w.sealed != nil {
+		w.sealed <- rg
+		return
+	}
+	w.writeRowGroup(rg)
+}
+
+// writeRowGroup writes rg to the file once its chunks are sealed, unless
+// the Writer failed.
+func (w *Writer) writeRowGroup(rg *rowGroupOut) {
+	rg.ready.Wait()
+	if w.err() != nil {
+		for _, c := range rg.chunks {
+			if c != nil {
+				c.chunk.reset()
+			}
+		}
+		return
+	}
+	if err := w.file.writeRowGroup(rg.chunks, rg.rows); err != nil {
+		w.fail(err)
+	}
 }
 
 // groupSize is what the open row group holds (see Options.RowGroupBytes),
@@ -336,6 +377,13 @@ func (w *Writer) start(leaves []schema.Leaf) {
 	}
 	w.groups = balance(leaves, groupsPerWorker*w.opt.Workers)
 	w.crew = newCrew(len(w.groups), w.opt.Workers, func(g int, j job, sc *scratch) { w.run(w.groups[g], j, sc) })
+	w.sealed, w.written = make(chan *rowGroupOut), make(chan struct{})
+	go func() {
+		defer close(w.written)
+		for rg := range w.sealed {
+			w.writeRowGroup(rg)
+		}
+	}()
 }
 
 // send hands j to every group (or runs it, with one worker).
@@ -380,6 +428,14 @@ func (w *Writer) run(group []int, j job, sc *scratch) {
 				return
 			}
 		}
+		if j.seal != nil {
+			c, err := w.cols[i].seal(sc)
+			if err != nil {
+				w.fail(fmt.Errorf("parquet: %w", err))
+				return
+			}
+			j.seal.chunks[i] = c
+		}
 	}
 }
 
@@ -397,11 +453,15 @@ func (w *Writer) err() error {
 	return w.failure
 }
 
-// stop ends the workers once they have done their jobs.
+// stop ends the workers once they have done their jobs, and the goroutine
+// that writes row groups once it has written those handed to it.
 func (w *Writer) stop() {
 	if w.crew != nil {
 		w.crew.stop()
 		w.crew = nil
+		close(w.sealed)
+		<-w.written
+		w.sealed = nil
 	}
 }
 
@@ -447,9 +507,9 @@ func (w *Writer) Close() (int64, error) {
 	}
 	err := w.flushPending()
 	if err == nil && w.groupRows > 0 {
-		// The last pages, flushed by the workers in parallel as at the end
-		// of every row group.
-		w.send(job{flush: true})
+		// The last row group, flushed and sealed by the workers in
+		// parallel as every row group.
+		w.endRowGroup()
 	}
 	w.stop()
 	w.closed = true
@@ -458,11 +518,6 @@ func (w *Writer) Close() (int64, error) {
 	}
 	if err := w.err(); err != nil {
 		return 0, err
-	}
-	if w.groupRows > 0 {
-		if err := w.file.writeRowGroup(w.cols, w.groupRows, &w.scratch); err != nil {
-			return 0, err
-		}
 	}
 	if err := w.file.close(); err != nil {
 		return 0, err
