@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/feedpipe/feedpipe/internal/schema"
 )
 
@@ -114,6 +116,7 @@ func inferLines(lines [][]byte) *inferred { return learn(lines, true) }
 func learn(lines [][]byte, soundOnly bool) *inferred {
 	root := &inferred{t: schema.Object}
 	var sound schema.SoundChecker
+	var fields []rawBytes // of the line, and of the objects in it
 	for _, line := range lines {
 		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
 		if soundOnly {
@@ -127,21 +130,35 @@ func learn(lines [][]byte, soundOnly bool) *inferred {
 				continue
 			}
 		}
-		// Checked first, so that an unusual line is not half added twice.
-		if schema.Fields(line, func(_, _ []byte) {}) {
-			schema.Fields(line, func(k, raw []byte) { root.fieldBytes(k).add(raw, 1) })
+		// Read whole first, so that an unusual line is not half added twice.
+		var ok bool
+		if fields, ok = plainFields(fields[:0], line); ok {
+			for i := range fields {
+				root.fieldBytes(fields[i].k).add(fields[i].raw, 1, &fields)
+			}
 			continue
 		}
 		// An unusual line (escaped keys, …): decode it, keeping key order.
-		fields, ok := objectFields(line)
+		decoded, ok := objectFields(line)
 		if !ok {
 			continue
 		}
-		for _, f := range fields {
-			root.field(f.k).add(f.raw, 1)
+		for _, f := range decoded {
+			root.field(f.k).add(f.raw, 1, nil)
 		}
 	}
 	return root
+}
+
+// rawBytes is a field of a plain object (see schema.Fields): its key and
+// its value's raw bytes, both in the line.
+type rawBytes struct{ k, raw []byte }
+
+// plainFields appends the fields of obj to buf, or reports false when obj
+// is not a plain well-formed object (see schema.Fields).
+func plainFields(buf []rawBytes, obj []byte) ([]rawBytes, bool) {
+	ok := schema.Fields(obj, func(k, raw []byte) { buf = append(buf, rawBytes{k, raw}) })
+	return buf, ok
 }
 
 // merge adds what o found, in later lines, to n.
@@ -153,12 +170,12 @@ func (n *inferred) merge(o *inferred) {
 	n.count += o.count
 	for v := range o.distinct {
 		if n.distinct == nil {
-			n.distinct = map[string]bool{}
+			n.distinct = map[uint64]struct{}{}
 		}
 		if len(n.distinct) > maxDistinct {
 			break
 		}
-		n.distinct[v] = true
+		n.distinct[v] = struct{}{}
 	}
 	switch {
 	case t == schema.Object && o.t == schema.Object:
@@ -194,10 +211,13 @@ func (n *inferred) adopt(o *inferred) {
 
 // inferred is what the sample says of one field (or list element).
 type inferred struct {
-	unsound  [][]byte    // the root's: sample lines that are not schema.Sound
-	t        schema.Type // "" while only nulls were seen
-	count    int         // non-null values seen
-	distinct map[string]bool
+	unsound [][]byte    // the root's: sample lines that are not schema.Sound
+	t       schema.Type // "" while only nulls were seen
+	count   int         // non-null values seen
+	// distinct holds the strings seen (at most maxDistinct+1) by their
+	// 64-bit xxhash, which no value is copied for: two that shared one
+	// would count once, a chance of about 1 in 10^12 among 4,096.
+	distinct map[uint64]struct{}
 	fields   map[string]*inferred // objects
 	folded   map[string]bool      // their keys' schema.FoldName
 	order    []string
@@ -234,7 +254,10 @@ func (n *inferred) field(k string) *inferred {
 	return f
 }
 
-func (n *inferred) add(raw []byte, depth int) {
+// add adds what raw, a value of n, says. buf (nil for none) is scratch
+// space for the fields of objects: each call appends to it and cuts it
+// back to where it was.
+func (n *inferred) add(raw []byte, depth int, buf *[]rawBytes) {
 	if n == nil {
 		return // a key that is no column
 	}
@@ -253,24 +276,35 @@ func (n *inferred) add(raw []byte, depth int) {
 	case schema.String, schema.Timestamp:
 		if t == schema.String || t == schema.Timestamp {
 			if n.distinct == nil {
-				n.distinct = map[string]bool{}
+				n.distinct = map[uint64]struct{}{}
 			}
-			if len(n.distinct) <= maxDistinct && !n.distinct[string(raw)] {
-				n.distinct[string(raw)] = true
+			if len(n.distinct) <= maxDistinct {
+				n.distinct[xxhash.Sum64(raw)] = struct{}{}
 			}
 		}
 	case schema.Object:
-		// Checked first, so that an unusual object is not half added twice.
-		if schema.Fields(raw, func(_, _ []byte) {}) {
-			schema.Fields(raw, func(k, v []byte) { n.fieldBytes(k).add(v, depth+1) })
+		// Read whole first, so that an unusual object is not half added twice.
+		if buf == nil {
+			buf = new([]rawBytes)
+		}
+		start := len(*buf)
+		var ok bool
+		if *buf, ok = plainFields(*buf, raw); ok {
+			end := len(*buf)
+			for i := start; i < end; i++ {
+				f := (*buf)[i] // the calls below may move *buf
+				n.fieldBytes(f.k).add(f.raw, depth+1, buf)
+			}
+			*buf = (*buf)[:start]
 		} else {
+			*buf = (*buf)[:start]
 			fields, ok := objectFields(raw)
 			if !ok {
 				n.t = schema.JSON
 				return
 			}
 			for _, f := range fields {
-				n.field(f.k).add(f.raw, depth+1)
+				n.field(f.k).add(f.raw, depth+1, buf)
 			}
 		}
 	case schema.List:
@@ -278,7 +312,7 @@ func (n *inferred) add(raw []byte, depth int) {
 			n.items = &inferred{}
 		}
 		if schema.Elements(raw, func([]byte) {}) {
-			schema.Elements(raw, func(it []byte) { n.items.add(it, depth+1) })
+			schema.Elements(raw, func(it []byte) { n.items.add(it, depth+1, buf) })
 		} else {
 			var items []json.RawMessage
 			if json.Unmarshal(raw, &items) != nil {
@@ -286,7 +320,7 @@ func (n *inferred) add(raw []byte, depth int) {
 				return
 			}
 			for _, it := range items {
-				n.items.add(it, depth+1)
+				n.items.add(it, depth+1, buf)
 			}
 		}
 	}
