@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -83,7 +84,8 @@ func (p ConvertProgress) rows() int64 {
 // partEvery is how much conversion work one part (and one checkpoint)
 // holds: a killed attempt loses at most this much. At the converter's speed
 // on real staging objects that is a file of ~100 MiB or more, the size
-// Snowflake loads best; partMaxBytes bounds it.
+// Snowflake loads best; partMaxBytes bounds it (as written to the file: the
+// Parquet writer holds up to two row groups more, at most 128 MiB).
 const (
 	partEvery    = 5 * time.Second
 	partMaxBytes = 256 << 20
@@ -418,18 +420,21 @@ type partWriter struct {
 	last    string
 }
 
+// countingWriter counts the bytes written through it. The Parquet writer
+// writes row groups on a goroutine of its own while the activity reads the
+// count: n is atomic.
 type countingWriter struct {
 	w io.Writer
-	n int64
+	n atomic.Int64
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
-func (w *partWriter) size() int64 { return w.cw.n }
+func (w *partWriter) size() int64 { return w.cw.n.Load() }
 
 func (w *partWriter) abort() {
 	w.sink.abort()

@@ -84,7 +84,7 @@ func (f *file) write(b []byte) error {
 }
 
 // writeRowGroup writes chunks, one per column, rows rows, as a row group,
-// and gives their blocks back to the pool.
+// and gives the blocks of each chunk it wrote back to the pool.
 func (f *file) writeRowGroup(chunks []*sealedChunk, rows int64) error {
 	if err := f.write(nil); err != nil {
 		return err

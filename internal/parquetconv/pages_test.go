@@ -362,9 +362,10 @@ func (f *failAfter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A row group the output failed to take fails the Writer: the calls after
-// the failure (row groups are written while the next is filled: the call
-// that ended it may return first) and Close return the output's error.
+// A row group the output failed to take fails the Writer: the call that
+// ends the next row group returns the output's error (row groups are
+// written while the next one fills, so the call that ended the failed one
+// may return first), and so do later calls and Close.
 func TestWriteErrorFailsTheWriter(t *testing.T) {
 	w, err := NewWriter(&failAfter{n: 1000}, everyKind, Options{NoFeedColumns: true, RowGroupRows: 100})
 	if err != nil {
@@ -377,23 +378,58 @@ func TestWriteErrorFailsTheWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Each call ends a row group; one of the first few sees the first's
-	// write fail.
-	var err2 error
-	for range 1000 {
-		if err2 = w.WriteRows(rows); err2 != nil {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if err2 == nil || !strings.Contains(err2.Error(), "disk full") {
-		t.Fatalf("WriteRows: %v, want the output's error", err2)
+	_ = w.WriteRows(rows) // ends the first row group, whose write fails
+	if err := w.WriteRows(rows); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("WriteRows after the failure: %v, want the output's error", err)
 	}
 	if err := w.WriteRows(rows); err == nil || !strings.Contains(err.Error(), "disk full") {
-		t.Errorf("a WriteRows after the failure: %v, want the output's error", err)
+		t.Errorf("a later WriteRows: %v, want the output's error", err)
 	}
 	if _, err := w.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("Close after the failure: %v, want the output's error", err)
+	}
+}
+
+// blockedOutput takes nothing until released: its first Write waits.
+type blockedOutput struct{ release chan struct{} }
+
+func (b *blockedOutput) Write(p []byte) (int, error) {
+	<-b.release
+	return len(p), nil
+}
+
+// The writer holds at most two row groups: while the output takes nothing,
+// the call that ends the first row group returns, and the call that ends
+// the second waits until the first is written.
+func TestWriterHoldsAtMostTwoRowGroups(t *testing.T) {
+	out := &blockedOutput{release: make(chan struct{})}
+	w, err := NewWriter(out, everyKind, Options{NoFeedColumns: true, RowGroupRows: 100, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := schema.NewParser(w.Layout())
+	rows := schema.NewRows(w.Layout())
+	for i := 0; i < 100; i++ {
+		if err := p.AppendLine(rows, []byte(everyKindLine(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteRows(rows); err != nil { // the first row group, handed over
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- w.WriteRows(rows) }()
+	select {
+	case err := <-second:
+		t.Fatalf("the second row group's call returned (%v) while the first could not be written", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(out.release)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Close(); err != nil || n != 200 {
+		t.Fatalf("Close: %d rows, %v; want 200", n, err)
 	}
 }
 

@@ -75,7 +75,7 @@ type Writer struct {
 	sealed  chan *rowGroupOut
 	written chan struct{}
 	mu      sync.Mutex
-	failure error // the first error of a worker
+	failure error // the first error of a worker or of the output
 	// bytesPerRow is what a row took in the last row group, once one was
 	// flushed; the open row group's size is measured next when it has
 	// checkRows rows.
@@ -102,7 +102,9 @@ type rowGroupOut struct {
 	ready  sync.WaitGroup
 }
 
-// NewWriter returns a Writer of s's columns to out.
+// NewWriter returns a Writer of s's columns to out. With more than one
+// worker, out is written on a goroutine of the Writer's, until Close or
+// Abort returns: what out counts must be read safely from another one.
 func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 	codec, err := codecFor(opt.Compression, opt.ZstdLevel)
 	if err != nil {
@@ -239,8 +241,10 @@ func (w *Writer) WriteRows(r *schema.Rows) error {
 // WriteRowsAsync is WriteRows that returns once r is queued: each worker
 // writes its columns of r in the order the Rows were queued, and release is
 // called (on some goroutine) when all have, or when the Writer is aborted;
-// only then may r be reused. An error of a worker is returned by a later
-// call, or by Close.
+// only then may r be reused. An error of a worker, or of out (row groups
+// are written while the next one fills), is returned by a later call, or
+// by Close: at the latest by the call that ends the row group after the
+// one that failed.
 func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 	if w.closed {
 		release()
@@ -338,6 +342,11 @@ func (w *Writer) writeRowGroup(rg *rowGroupOut) {
 	}
 	if err := w.file.writeRowGroup(rg.chunks, rg.rows); err != nil {
 		w.fail(err)
+		for _, c := range rg.chunks {
+			if c != nil {
+				c.chunk.reset() // those the write did not reach; again is a no-op
+			}
+		}
 	}
 }
 
