@@ -451,7 +451,10 @@ func (c *column) flushPage(sc *scratch) error {
 		return fmt.Errorf("column %v: page header: %w", c.path, err)
 	}
 	p := pageInfo{offset: c.chunk.len, size: int32(len(header) + int(h.CompressedPageSize)),
-		firstRow: c.chunkRows, nulls: int64(nulls), allNull: !has}
+		firstRow: c.chunkRows, nulls: int64(nulls), allNull: nulls == n}
+	// Values and no bounds (doubles that are all NaN): no bound can be
+	// given, and a null page it is not: no column index for the chunk.
+	p.noMax = !has && !p.allNull
 	if has {
 		// Only the cut bounds are kept: a page of one 16 MiB string would
 		// otherwise hold it twice more until the row group is written.

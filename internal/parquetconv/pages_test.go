@@ -690,3 +690,31 @@ func pageStarts(lf *schema.Leaf, limit int) []int64 {
 	}
 	return starts
 }
+
+// A page whose values are all NaN has no bounds, but it is no null page:
+// the chunk gets no column index rather than one that says so, which a
+// reader could use to skip the page for IS NOT NULL.
+func TestNaNPageIsNoNullPage(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{{Name: "x", Type: schema.Float64, Nullable: true}}}
+	var out bytes.Buffer
+	w, err := NewWriter(&out, s, Options{NoFeedColumns: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if err := w.Write("", 0, []schema.Value{{F: math.NaN()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(out.Bytes()), int64(out.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := f.RowGroups()[0].ColumnChunks()[0].ColumnIndex()
+	if err == nil && ci.NumPages() > 0 && ci.NullPage(0) {
+		t.Fatalf("the column index calls a page of 10 NaNs a null page")
+	}
+}
