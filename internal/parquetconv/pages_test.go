@@ -371,13 +371,7 @@ func TestWriteErrorFailsTheWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := schema.NewParser(w.Layout())
-	rows := schema.NewRows(w.Layout())
-	for i := 0; i < 100; i++ {
-		if err := p.AppendLine(rows, []byte(everyKindLine(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rows := everyKindRows(t, w, 100)
 	_ = w.WriteRows(rows) // ends the first row group, whose write fails
 	if err := w.WriteRows(rows); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("WriteRows after the failure: %v, want the output's error", err)
@@ -388,6 +382,19 @@ func TestWriteErrorFailsTheWriter(t *testing.T) {
 	if _, err := w.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("Close after the failure: %v, want the output's error", err)
 	}
+}
+
+// everyKindRows parses n lines of everyKind into rows of w's layout.
+func everyKindRows(t *testing.T, w *Writer, n int) *schema.Rows {
+	t.Helper()
+	p := schema.NewParser(w.Layout())
+	rows := schema.NewRows(w.Layout())
+	for i := range n {
+		if err := p.AppendLine(rows, []byte(everyKindLine(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rows
 }
 
 // blockedOutput takes nothing until released: its first Write waits.
@@ -407,13 +414,7 @@ func TestWriterHoldsAtMostTwoRowGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := schema.NewParser(w.Layout())
-	rows := schema.NewRows(w.Layout())
-	for i := 0; i < 100; i++ {
-		if err := p.AppendLine(rows, []byte(everyKindLine(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rows := everyKindRows(t, w, 100)
 	if err := w.WriteRows(rows); err != nil { // the first row group, handed over
 		t.Fatal(err)
 	}
