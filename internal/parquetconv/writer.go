@@ -85,11 +85,10 @@ type Writer struct {
 }
 
 // job is a part of a batch for one group of leaves: the values of its
-// leaves, then (flush) the last page of each of its columns, and (seal)
-// the end of their chunks; done is called after.
+// leaves, or (seal) the end of the row group: each column's last page
+// flushed and its chunk sealed into seal; done is called after.
 type job struct {
 	leaves []schema.Leaf
-	flush  bool
 	seal   *rowGroupOut
 	done   func()
 }
@@ -320,7 +319,7 @@ func (w *Writer) WriteRowsAsync(r *schema.Rows, release func()) error {
 func (w *Writer) endRowGroup() {
 	rg := &rowGroupOut{chunks: make([]*sealedChunk, len(w.cols)), rows: w.groupRows}
 	rg.ready.Add(len(w.groups))
-	w.send(job{flush: true, seal: rg, done: rg.ready.Done})
+	w.send(job{seal: rg, done: rg.ready.Done})
 	if w.sealed != nil {
 		w.sealed <- rg
 		return
@@ -332,19 +331,18 @@ func (w *Writer) endRowGroup() {
 // the Writer failed.
 func (w *Writer) writeRowGroup(rg *rowGroupOut) {
 	rg.ready.Wait()
-	if w.err() != nil {
+	err := w.err()
+	if err == nil {
+		if err = w.file.writeRowGroup(rg.chunks, rg.rows); err != nil {
+			w.fail(err)
+		}
+	}
+	if err != nil {
+		// The blocks go back to the pool (a chunk written already gave
+		// its own back: again is a no-op).
 		for _, c := range rg.chunks {
 			if c != nil {
 				c.chunk.reset()
-			}
-		}
-		return
-	}
-	if err := w.file.writeRowGroup(rg.chunks, rg.rows); err != nil {
-		w.fail(err)
-		for _, c := range rg.chunks {
-			if c != nil {
-				c.chunk.reset() // those the write did not reach; again is a no-op
 			}
 		}
 	}
@@ -431,13 +429,11 @@ func (w *Writer) run(group []int, j job, sc *scratch) {
 				return
 			}
 		}
-		if j.flush {
+		if j.seal != nil {
 			if err := w.cols[i].flushPage(sc); err != nil {
 				w.fail(fmt.Errorf("parquet: flush column %d: %w", i, err))
 				return
 			}
-		}
-		if j.seal != nil {
 			c, err := w.cols[i].seal(sc)
 			if err != nil {
 				w.fail(fmt.Errorf("parquet: %w", err))
