@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -451,33 +452,17 @@ func TestIncompressiblePagesStoredRaw(t *testing.T) {
 		lines[i] = fmt.Sprintf(`{"r":%v,"n":%d}`, v, i%10)
 	}
 	data := writeLines(t, s, Options{}, lines)
-	md, err := readFooter(data)
-	if err != nil {
-		t.Fatal(err)
-	}
 	raw := map[string][2]int{} // column → pages raw, compressed
-	for _, rg := range md.RowGroups {
-		for _, cc := range rg.Columns {
-			off := cc.MetaData.DataPageOffset
-			end := off + cc.MetaData.TotalCompressedSize
-			for off < end {
-				r := bytes.NewReader(data[off:end])
-				var h format.PageHeader
-				if err := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(r)).Decode(&h); err != nil {
-					t.Fatal(err)
-				}
-				v2, _ := h.DataPageHeaderV2.Get()
-				k := raw[cc.MetaData.PathInSchema[0]]
-				if v2.IsCompressed.V {
-					k[1]++
-				} else {
-					k[0]++
-				}
-				raw[cc.MetaData.PathInSchema[0]] = k
-				off += int64(len(data[off:end])-r.Len()) + int64(h.CompressedPageSize)
-			}
+	eachDataPage(t, data, func(col string, h *format.PageHeader) {
+		v2, _ := h.DataPageHeaderV2.Get()
+		k := raw[col]
+		if v2.IsCompressed.V {
+			k[1]++
+		} else {
+			k[0]++
 		}
-	}
+		raw[col] = k
+	})
 	if r := raw["r"]; r[0] < 5 || r[1] != 0 {
 		t.Errorf("random doubles: %d pages raw, %d compressed; want all raw", r[0], r[1])
 	}
@@ -495,6 +480,125 @@ func TestIncompressiblePagesStoredRaw(t *testing.T) {
 	}
 	if read := pyarrowtest.Read(t, data); len(read.Rows) != len(lines) || fmt.Sprintf(`{"r":%v,"n":%v}`, read.Rows[12345]["r"], read.Rows[12345]["n"]) != lines[12345] {
 		t.Errorf("pyarrow read %d rows, row 12345 %v; want %s", len(read.Rows), read.Rows[12345], lines[12345])
+	}
+}
+
+// eachDataPage calls fn with the top-level column name and header of each
+// data page of the Parquet file data, in order.
+func eachDataPage(t *testing.T, data []byte, fn func(col string, h *format.PageHeader)) {
+	t.Helper()
+	md, err := readFooter(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rg := range md.RowGroups {
+		for _, cc := range rg.Columns {
+			off := cc.MetaData.DataPageOffset
+			end := off + cc.MetaData.TotalCompressedSize
+			for off < end {
+				r := bytes.NewReader(data[off:end])
+				var h format.PageHeader
+				if err := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(r)).Decode(&h); err != nil {
+					t.Fatal(err)
+				}
+				fn(cc.MetaData.PathInSchema[0], &h)
+				off += int64(len(data[off:end])-r.Len()) + int64(h.CompressedPageSize)
+			}
+		}
+	}
+}
+
+// A page of integers is DELTA_BINARY_PACKED when that is at most 7/8 of
+// PLAIN (ids that count up, even with differences that overflow int64;
+// dates; small counts between nulls), and PLAIN otherwise (random int64s);
+// pyarrow and DuckDB read every value back exactly.
+func TestIntegerPagesDeltaEncodedWhenSmaller(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{
+		{Name: "id", Type: schema.Int64},
+		{Name: "day", Type: schema.Date, Nullable: true},
+		{Name: "n", Type: schema.Int64, Nullable: true},
+	}}
+	const rows = 120000 // PLAIN pages of 32,768 int64s: 4 pages of id
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := make([]int64, rows)
+	lines := make([]string, rows)
+	day0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	var days, ns, nsum int
+	minDay, maxDay := "", ""
+	for i := range lines {
+		switch {
+		case i == 1000:
+			ids[i] = math.MaxInt64
+		case i == 1001:
+			ids[i] = math.MinInt64 // a difference of 1 after MaxInt64, wrapped
+		case i == 1002:
+			ids[i] = -1
+		case i < 65536:
+			ids[i] = int64(i)
+		default:
+			ids[i] = int64(rng.Uint64())
+		}
+		day := "null"
+		if i%5 != 0 {
+			d := day0.AddDate(0, 0, i/1000).Format("2006-01-02")
+			day = `"` + d + `"`
+			days++
+			if minDay == "" {
+				minDay = d
+			}
+			maxDay = d
+		}
+		n := "null"
+		if i%3 != 0 {
+			n = fmt.Sprint(i % 7)
+			ns++
+			nsum += i % 7
+		}
+		lines[i] = fmt.Sprintf(`{"id":%d,"day":%s,"n":%s}`, ids[i], day, n)
+	}
+	data := writeLines(t, s, Options{}, lines) // one row group
+
+	encs := map[string][]format.Encoding{}
+	eachDataPage(t, data, func(col string, h *format.PageHeader) {
+		v2, _ := h.DataPageHeaderV2.Get()
+		encs[col] = append(encs[col], v2.Encoding)
+	})
+	dbp, plain := format.DeltaBinaryPacked, format.Plain
+	if want := []format.Encoding{dbp, dbp, plain, plain}; !slices.Equal(encs["id"], want) {
+		t.Errorf("id pages %v, want %v (counting up, then random)", encs["id"], want)
+	}
+	for _, col := range []string{"day", "n"} {
+		if len(encs[col]) == 0 || slices.ContainsFunc(encs[col], func(e format.Encoding) bool { return e != dbp }) {
+			t.Errorf("%s pages %v, want all %v", col, encs[col], dbp)
+		}
+	}
+
+	var want strings.Builder
+	for _, v := range ids {
+		fmt.Fprintln(&want, v)
+	}
+	path := t.TempDir() + "/f.parquet"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := pyarrowtest.Run(t, "import pyarrow.parquet as pq, sys\nf = pq.ParquetFile(sys.argv[1])\n"+
+		"rg = f.metadata.row_group(0)\n"+
+		"print(sorted(next(rg.column(j).encodings for j in range(rg.num_columns) if rg.column(j).path_in_schema == 'id')))\n"+
+		"print(*f.read(columns=['id']).column('id').to_pylist(), sep='\\n')", path)
+	head, ids2, _ := strings.Cut(string(got), "\n")
+	if head != "['DELTA_BINARY_PACKED', 'PLAIN']" {
+		t.Errorf("pyarrow: id's encodings %s, want DELTA_BINARY_PACKED and PLAIN", head)
+	}
+	if ids2 != want.String() {
+		t.Errorf("pyarrow read other ids than were written")
+	}
+	out := duckdbCount(t, data, "SELECT count(*), sum(id)::VARCHAR, count(day), min(day)::VARCHAR, max(day)::VARCHAR, count(n), sum(n) FROM read_parquet(?)")
+	var sum big.Int
+	for _, v := range ids {
+		sum.Add(&sum, big.NewInt(v))
+	}
+	if w := fmt.Sprintf("(%d, '%s', %d, '%s', '%s', %d, %d)", rows, sum.String(), days, minDay, maxDay, ns, nsum); out != w {
+		t.Errorf("DuckDB read %s, want %s", out, w)
 	}
 }
 
