@@ -30,7 +30,7 @@ type column struct {
 	kind      parquet.Kind
 	maxDef    byte
 	maxRep    byte
-	encoding  format.Encoding // of values: PLAIN, RLE_DICTIONARY or DELTA_LENGTH_BYTE_ARRAY (an integer page may be DELTA_BINARY_PACKED: see int64Values)
+	encoding  format.Encoding // of values: PLAIN, RLE_DICTIONARY or DELTA_LENGTH_BYTE_ARRAY (an integer page may be DELTA_BINARY_PACKED: see intProbeRun)
 	codec     compress.Codec
 	pageLimit int
 	dictLimit int64
@@ -62,6 +62,12 @@ type column struct {
 	// rawPages is how many of the next pages are stored without
 	// compressing them (see rawRun).
 	rawPages int
+
+	// deltaInts lets an integer column's pages be DELTA_BINARY_PACKED;
+	// intEnc is the encoding of its next intRun pages (see intProbeRun).
+	deltaInts bool
+	intEnc    format.Encoding
+	intRun    int
 
 	seen             []uint32 // dictionary entry → page generation that bounded it
 	gen              uint32
@@ -118,6 +124,9 @@ func (c *column) seal(sc *scratch) (*sealedChunk, error) {
 // each keep a page's worth of them.
 type scratch struct {
 	levels, values, compressed, packed []byte
+	// alt and altCompressed hold an integer page's other encoding while
+	// both are tried (see intProbeRun).
+	alt, altCompressed []byte
 }
 
 // rawRun is how many pages of a column are stored as they are (a data
@@ -149,7 +158,7 @@ type pageInfo struct {
 func newColumn(leaf parquet.LeafColumn, codec compress.Codec, pageLimit int, dictLimit int64, pool *blockPool) (*column, error) {
 	kind := leaf.Node.Type().Kind()
 	c := &column{path: leaf.Path, kind: kind, maxDef: byte(leaf.MaxDefinitionLevel), maxRep: byte(leaf.MaxRepetitionLevel),
-		codec: codec, pageLimit: pageLimit, dictLimit: dictLimit, encoding: format.Plain, chunkState: chunkState{chunk: blocks{pool: pool}}}
+		codec: codec, pageLimit: pageLimit, dictLimit: dictLimit, encoding: format.Plain, deltaInts: true, chunkState: chunkState{chunk: blocks{pool: pool}}}
 	switch kind {
 	case parquet.Boolean, parquet.Int32, parquet.Int64, parquet.Double:
 	case parquet.ByteArray:
@@ -382,6 +391,7 @@ func (c *column) flushPage(sc *scratch) error {
 	}
 	c.pageMin, c.pageMax = c.pageMin[:0], c.pageMax[:0]
 	has := false
+	probed := false // sc.compressed holds the values compressed already
 	switch {
 	case enc == format.RLEDictionary:
 		sc.values, err = (&rle.DictionaryEncoding{}).EncodeInt32(sc.values[:0], c.idx)
@@ -391,10 +401,10 @@ func (c *column) flushPage(sc *scratch) error {
 		sc.values, err = (&plain.Encoding{}).EncodeBoolean(sc.values[:0], sc.packed)
 		has = boolBounds(c.bools, &c.pageMin, &c.pageMax)
 	case c.kind == parquet.Int32:
-		sc.values, enc, err = int32Values(sc.values[:0], c.i32)
+		enc, probed, err = c.integerValues(sc)
 		has = int32Bounds(c.i32, &c.pageMin, &c.pageMax)
 	case c.kind == parquet.Int64:
-		sc.values, enc, err = int64Values(sc.values[:0], c.i64)
+		enc, probed, err = c.integerValues(sc)
 		has = int64Bounds(c.i64, &c.pageMin, &c.pageMax)
 	case c.kind == parquet.Double:
 		sc.values, err = (&plain.Encoding{}).EncodeDouble(sc.values[:0], c.f64)
@@ -411,13 +421,19 @@ func (c *column) flushPage(sc *scratch) error {
 	}
 	compressed, isCompressed := sc.values, false
 	if c.codec.CompressionCodec() != format.Uncompressed {
-		if c.rawPages > 0 {
+		tried := probed
+		switch {
+		case probed:
+		case c.rawPages > 0:
 			c.rawPages--
-		} else {
+		default:
 			sc.compressed, err = c.codec.Encode(sc.compressed[:0], sc.values)
 			if err != nil {
 				return fmt.Errorf("column %v: compress page: %w", c.path, err)
 			}
+			tried = true
+		}
+		if tried {
 			if len(sc.compressed) < len(sc.values) {
 				compressed, isCompressed = sc.compressed, true
 			}
@@ -498,41 +514,85 @@ func (c *column) flushPage(sc *scratch) error {
 	return nil
 }
 
-// A page of integers is DELTA_BINARY_PACKED (the differences between
-// consecutive values, bit-packed in blocks) when that takes at most
-// deltaShare of PLAIN, else PLAIN. Ids that count up, timestamps and small
-// counts take far less that way, and encoding them is 6 to 30 times faster
-// than compressing them as PLAIN: zstd then has little or nothing left to
-// do (it found about 11 % to take off random timestamps, delta encoding
-// takes off 21 %). A reader of the DELTA_LENGTH_BYTE_ARRAY pages that hold
-// our strings decodes this encoding already: their lengths are in it.
-const deltaShare = 7.0 / 8
+// An integer column's pages are PLAIN or DELTA_BINARY_PACKED (the
+// differences between consecutive values, bit-packed in blocks of 128),
+// whichever the page takes less room in once compressed, give or take
+// deltaSlack: every intProbeRun+1 pages (starting with a column's first
+// page of values) both are encoded and compressed, and the next
+// intProbeRun pages use the winner. Ids that count up and random
+// timestamps take far less delta-encoded, and encoding them so is many
+// times faster than compressing them as PLAIN, which zstd then need not do
+// (see rawRun); codes that repeat take less as PLAIN and zstd, as before.
+const intProbeRun = 7
 
-// int64Values encodes the values of a page of an INT64 column, and says
-// how (see deltaShare).
-func int64Values(dst []byte, v []int64) ([]byte, format.Encoding, error) {
-	if len(v) > 0 {
-		d, err := (&delta.BinaryPackedEncoding{}).EncodeInt64(dst[:0], v)
-		if err == nil && float64(len(d)) <= deltaShare*float64(8*len(v)) {
-			return d, format.DeltaBinaryPacked, nil
-		}
-		dst = d
+// deltaSlack: a delta-encoded page is kept when it is no larger than PLAIN
+// and at most 1/deltaSlack larger than PLAIN compressed. Such pages need no compression (zstd finds
+// nothing in bit-packed differences, and stops trying: see rawRun), where
+// zstd went at about 100 MB/s on the wide bench feed's PLAIN pages of ages
+// and counts. Ages (18 to 87, random) come out about a fifth larger
+// delta-encoded and stay so; codes that repeat (8 to 1,000 distinct
+// values) come out 1.3 to 2.4 times larger and stay PLAIN.
+const deltaSlack = 4
+
+// integerValues encodes the open page's integers into sc.values and
+// returns their encoding; probed reports that both encodings were just
+// tried and compressed, and sc.compressed holds the values compressed.
+func (c *column) integerValues(sc *scratch) (enc format.Encoding, probed bool, err error) {
+	n := len(c.i64)
+	if c.kind == parquet.Int32 {
+		n = len(c.i32)
 	}
-	dst, err := (&plain.Encoding{}).EncodeInt64(dst[:0], v)
-	return dst, format.Plain, err
+	if !c.deltaInts || n == 0 {
+		sc.values, err = c.encodeInts(sc.values[:0], format.Plain)
+		return format.Plain, false, err
+	}
+	if c.intRun > 0 {
+		c.intRun--
+		sc.values, err = c.encodeInts(sc.values[:0], c.intEnc)
+		return c.intEnc, false, err
+	}
+	c.intRun = intProbeRun
+	if sc.values, err = c.encodeInts(sc.values[:0], format.Plain); err != nil {
+		return 0, false, err
+	}
+	if sc.alt, err = c.encodeInts(sc.alt[:0], format.DeltaBinaryPacked); err != nil {
+		return 0, false, err
+	}
+	plainRaw := len(sc.values)
+	plainSize, deltaSize := plainRaw, len(sc.alt)
+	// In a run of pages stored raw, the sizes as encoded decide.
+	probed = c.codec.CompressionCodec() != format.Uncompressed && c.rawPages == 0
+	if probed {
+		if sc.compressed, err = c.codec.Encode(sc.compressed[:0], sc.values); err != nil {
+			return 0, false, fmt.Errorf("column %v: compress page: %w", c.path, err)
+		}
+		if sc.altCompressed, err = c.codec.Encode(sc.altCompressed[:0], sc.alt); err != nil {
+			return 0, false, fmt.Errorf("column %v: compress page: %w", c.path, err)
+		}
+		plainSize, deltaSize = min(plainSize, len(sc.compressed)), min(deltaSize, len(sc.altCompressed))
+	}
+	c.intEnc = format.Plain
+	if deltaSize <= min(plainRaw, plainSize+plainSize/deltaSlack) {
+		c.intEnc = format.DeltaBinaryPacked
+		sc.values, sc.alt = sc.alt, sc.values
+		sc.compressed, sc.altCompressed = sc.altCompressed, sc.compressed
+	}
+	return c.intEnc, probed, nil
 }
 
-// int32Values is int64Values for an INT32 column.
-func int32Values(dst []byte, v []int32) ([]byte, format.Encoding, error) {
-	if len(v) > 0 {
-		d, err := (&delta.BinaryPackedEncoding{}).EncodeInt32(dst[:0], v)
-		if err == nil && float64(len(d)) <= deltaShare*float64(4*len(v)) {
-			return d, format.DeltaBinaryPacked, nil
-		}
-		dst = d
+// encodeInts appends the open page's integers, encoded enc (PLAIN or
+// DELTA_BINARY_PACKED), to dst.
+func (c *column) encodeInts(dst []byte, enc format.Encoding) ([]byte, error) {
+	switch {
+	case enc == format.DeltaBinaryPacked && c.kind == parquet.Int32:
+		return (&delta.BinaryPackedEncoding{}).EncodeInt32(dst, c.i32)
+	case enc == format.DeltaBinaryPacked:
+		return (&delta.BinaryPackedEncoding{}).EncodeInt64(dst, c.i64)
+	case c.kind == parquet.Int32:
+		return (&plain.Encoding{}).EncodeInt32(dst, c.i32)
+	default:
+		return (&plain.Encoding{}).EncodeInt64(dst, c.i64)
 	}
-	dst, err := (&plain.Encoding{}).EncodeInt32(dst[:0], v)
-	return dst, format.Plain, err
 }
 
 func (c *column) resetPage() {

@@ -484,7 +484,8 @@ func TestIncompressiblePagesStoredRaw(t *testing.T) {
 }
 
 // eachDataPage calls fn with the top-level column name and header of each
-// data page of the Parquet file data, in order.
+// data page (v2, the only kind the writer makes) of the Parquet file data,
+// in order.
 func eachDataPage(t *testing.T, data []byte, fn func(col string, h *format.PageHeader)) {
 	t.Helper()
 	md, err := readFooter(data)
@@ -494,6 +495,9 @@ func eachDataPage(t *testing.T, data []byte, fn func(col string, h *format.PageH
 	for _, rg := range md.RowGroups {
 		for _, cc := range rg.Columns {
 			off := cc.MetaData.DataPageOffset
+			if d := cc.MetaData.DictionaryPageOffset; d > 0 && d < off {
+				off = d // TotalCompressedSize counts the dictionary page
+			}
 			end := off + cc.MetaData.TotalCompressedSize
 			for off < end {
 				r := bytes.NewReader(data[off:end])
@@ -501,60 +505,99 @@ func eachDataPage(t *testing.T, data []byte, fn func(col string, h *format.PageH
 				if err := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(r)).Decode(&h); err != nil {
 					t.Fatal(err)
 				}
-				fn(cc.MetaData.PathInSchema[0], &h)
+				if h.Type == format.DataPageV2 {
+					fn(cc.MetaData.PathInSchema[0], &h)
+				}
 				off += int64(len(data[off:end])-r.Len()) + int64(h.CompressedPageSize)
 			}
 		}
 	}
 }
 
-// A page of integers is DELTA_BINARY_PACKED when that is at most 7/8 of
-// PLAIN (ids that count up, even with differences that overflow int64;
-// dates; small counts between nulls), and PLAIN otherwise (random int64s);
-// pyarrow and DuckDB read every value back exactly.
-func TestIntegerPagesDeltaEncodedWhenSmaller(t *testing.T) {
+// Each integer-like column's pages take the encoding, PLAIN or
+// DELTA_BINARY_PACKED, in which they come out smaller once compressed
+// (delta-encoded if at most a quarter larger): ids that count up (even
+// with differences that overflow), random timestamps, ages, dates, a
+// nullable INT32 decimal and a list of dates go delta-encoded; random
+// int64s and codes that repeat stay PLAIN. pyarrow reads every value back
+// exactly, and DuckDB agrees.
+func TestIntegerPagesTakeTheSmallerEncoding(t *testing.T) {
+	day := schema.Column{Type: schema.Date, Nullable: true}
 	s := schema.Schema{Columns: []schema.Column{
 		{Name: "id", Type: schema.Int64},
+		{Name: "r", Type: schema.Int64},
+		{Name: "code", Type: schema.Int64},
+		{Name: "age", Type: schema.Int64},
+		{Name: "at", Type: schema.Timestamp},
 		{Name: "day", Type: schema.Date, Nullable: true},
-		{Name: "n", Type: schema.Int64, Nullable: true},
+		{Name: "dec", Type: schema.Decimal, Precision: 9, Nullable: true},
+		{Name: "days", Type: schema.List, Nullable: true, Items: &day},
 	}}
-	const rows = 120000 // PLAIN pages of 32,768 int64s: 4 pages of id
+	const rows = 140000 // PLAIN pages of 32,768 int64s: 5 pages of id
 	rng := rand.New(rand.NewPCG(3, 4))
-	ids := make([]int64, rows)
-	lines := make([]string, rows)
 	day0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
-	var days, ns, nsum int
-	minDay, maxDay := "", ""
+	epochDay := int(day0.Unix() / 86400) // day0 as days since 1970-01-01
+	at0 := time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	lines := make([]string, rows)
+	want := map[string]*strings.Builder{}
+	for _, c := range []string{"id", "r", "code", "age", "at", "day", "dec", "days"} {
+		want[c] = &strings.Builder{}
+	}
+	put := func(col string, v any) { fmt.Fprintln(want[col], v) }
+	dateOf := func(d int) string { return day0.AddDate(0, 0, d).Format("2006-01-02") }
 	for i := range lines {
-		switch {
-		case i == 1000:
-			ids[i] = math.MaxInt64
-		case i == 1001:
-			ids[i] = math.MinInt64 // a difference of 1 after MaxInt64, wrapped
-		case i == 1002:
-			ids[i] = -1
-		case i < 65536:
-			ids[i] = int64(i)
+		var id int64
+		switch i {
+		case 1000:
+			id = math.MaxInt64
+		case 1001:
+			id = math.MinInt64 // a difference of 1 after MaxInt64, wrapped
+		case 1002:
+			id = -1
 		default:
-			ids[i] = int64(rng.Uint64())
+			id = int64(i)
 		}
-		day := "null"
+		r := int64(rng.Uint64())
+		code := 1_000_000 + int64(rng.IntN(50))*20_011
+		age := 18 + rng.IntN(70)
+		at := at0 + rng.Int64N(11*365*86400*1_000_000)
+		put("id", id)
+		put("r", r)
+		put("code", code)
+		put("age", age)
+		put("at", at)
+		dayJSON := "null"
 		if i%5 != 0 {
-			d := day0.AddDate(0, 0, i/1000).Format("2006-01-02")
-			day = `"` + d + `"`
-			days++
-			if minDay == "" {
-				minDay = d
-			}
-			maxDay = d
+			dayJSON = `"` + dateOf(i/1000) + `"`
+			put("day", epochDay+i/1000)
+		} else {
+			put("day", "None")
 		}
-		n := "null"
-		if i%3 != 0 {
-			n = fmt.Sprint(i % 7)
-			ns++
-			nsum += i % 7
+		decJSON := "null"
+		switch {
+		case i%7 == 0:
+			put("dec", "None")
+		case i >= 5000 && i < 5040: // a run that overflows int32 differences
+			v := 999_999_999 * (1 - 2*(i%2))
+			decJSON = fmt.Sprint(v)
+			put("dec", v)
+		default:
+			decJSON = fmt.Sprint(i)
+			put("dec", i)
 		}
-		lines[i] = fmt.Sprintf(`{"id":%d,"day":%s,"n":%s}`, ids[i], day, n)
+		daysJSON := "null"
+		switch i % 4 {
+		case 0:
+			put("days", "None")
+		case 1:
+			daysJSON = "[]"
+			put("days", "[]")
+		default:
+			daysJSON = fmt.Sprintf(`["%s",null,"%s"]`, dateOf(i/500), dateOf(i/500+1))
+			put("days", fmt.Sprintf("[%d, None, %d]", epochDay+i/500, epochDay+i/500+1))
+		}
+		lines[i] = fmt.Sprintf(`{"id":%d,"r":%d,"code":%d,"age":%d,"at":"%s","day":%s,"dec":%s,"days":%s}`,
+			id, r, code, age, time.UnixMicro(at).UTC().Format("2006-01-02T15:04:05.000000Z"), dayJSON, decJSON, daysJSON)
 	}
 	data := writeLines(t, s, Options{}, lines) // one row group
 
@@ -563,42 +606,92 @@ func TestIntegerPagesDeltaEncodedWhenSmaller(t *testing.T) {
 		v2, _ := h.DataPageHeaderV2.Get()
 		encs[col] = append(encs[col], v2.Encoding)
 	})
-	dbp, plain := format.DeltaBinaryPacked, format.Plain
-	if want := []format.Encoding{dbp, dbp, plain, plain}; !slices.Equal(encs["id"], want) {
-		t.Errorf("id pages %v, want %v (counting up, then random)", encs["id"], want)
-	}
-	for _, col := range []string{"day", "n"} {
-		if len(encs[col]) == 0 || slices.ContainsFunc(encs[col], func(e format.Encoding) bool { return e != dbp }) {
-			t.Errorf("%s pages %v, want all %v", col, encs[col], dbp)
+	for col, enc := range map[string]format.Encoding{"id": format.DeltaBinaryPacked, "r": format.Plain, "code": format.Plain, "age": format.DeltaBinaryPacked,
+		"at": format.DeltaBinaryPacked, "day": format.DeltaBinaryPacked, "dec": format.DeltaBinaryPacked, "days": format.DeltaBinaryPacked} {
+		if len(encs[col]) == 0 || slices.ContainsFunc(encs[col], func(e format.Encoding) bool { return e != enc }) {
+			t.Errorf("%s pages %v, want all %v", col, encs[col], enc)
 		}
 	}
 
-	var want strings.Builder
-	for _, v := range ids {
-		fmt.Fprintln(&want, v)
-	}
 	path := t.TempDir() + "/f.parquet"
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got := pyarrowtest.Run(t, "import pyarrow.parquet as pq, sys\nf = pq.ParquetFile(sys.argv[1])\n"+
-		"rg = f.metadata.row_group(0)\n"+
-		"print(sorted(next(rg.column(j).encodings for j in range(rg.num_columns) if rg.column(j).path_in_schema == 'id')))\n"+
-		"print(*f.read(columns=['id']).column('id').to_pylist(), sep='\\n')", path)
-	head, ids2, _ := strings.Cut(string(got), "\n")
-	if head != "['DELTA_BINARY_PACKED', 'PLAIN']" {
-		t.Errorf("pyarrow: id's encodings %s, want DELTA_BINARY_PACKED and PLAIN", head)
+	// Integers as Python prints them: timestamps in microseconds, dates in
+	// days, the decimal as an integer, nulls as None.
+	script := `import pyarrow as pa, pyarrow.parquet as pq, sys
+t = pq.read_table(sys.argv[1])
+casts = {"at": pa.int64(), "day": pa.int32(), "dec": pa.int32(), "days": pa.list_(pa.int32())}
+col = sys.argv[2]
+c = t.column(col)
+if col in casts:
+    c = c.cast(casts[col])
+print(*c.to_pylist(), sep="\n")
+`
+	for _, col := range []string{"id", "r", "code", "age", "at", "day", "dec", "days"} {
+		if got := string(pyarrowtest.Run(t, script, path, col)); got != want[col].String() {
+			g, w := strings.Split(got, "\n"), strings.Split(want[col].String(), "\n")
+			for i := range min(len(g), len(w)) {
+				if g[i] != w[i] {
+					t.Errorf("pyarrow: %s row %d is %s, want %s", col, i, g[i], w[i])
+					break
+				}
+			}
+			t.Errorf("pyarrow read other %s values than were written (%d lines, want %d)", col, len(g), len(w))
+		}
 	}
-	if ids2 != want.String() {
-		t.Errorf("pyarrow read other ids than were written")
+	var idSum, rSum big.Int
+	for _, l := range strings.Fields(want["id"].String()) {
+		v, _ := new(big.Int).SetString(l, 10)
+		idSum.Add(&idSum, v)
 	}
-	out := duckdbCount(t, data, "SELECT count(*), sum(id)::VARCHAR, count(day), min(day)::VARCHAR, max(day)::VARCHAR, count(n), sum(n) FROM read_parquet(?)")
-	var sum big.Int
-	for _, v := range ids {
-		sum.Add(&sum, big.NewInt(v))
+	for _, l := range strings.Fields(want["r"].String()) {
+		v, _ := new(big.Int).SetString(l, 10)
+		rSum.Add(&rSum, v)
 	}
-	if w := fmt.Sprintf("(%d, '%s', %d, '%s', '%s', %d, %d)", rows, sum.String(), days, minDay, maxDay, ns, nsum); out != w {
+	out := duckdbCount(t, data, "SELECT count(*), sum(id)::VARCHAR, sum(r)::VARCHAR, count(day), count(dec), sum(len(days)) FROM read_parquet(?)")
+	if w := fmt.Sprintf("(%d, '%s', '%s', %d, %d, %d)", rows, idSum.String(), rSum.String(), rows-rows/5, rows-(rows+6)/7, 3*(rows/2)); out != w {
 		t.Errorf("DuckDB read %s, want %s", out, w)
+	}
+}
+
+// Both encodings are tried on a column's first page and then every eighth:
+// a column that counts up for one page and then turns random stays
+// delta-encoded for seven more pages, then goes PLAIN. PlainIntegers
+// keeps every page PLAIN.
+func TestIntegerEncodingProbedEveryEighthPage(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{{Name: "v", Type: schema.Int64}}}
+	rng := rand.New(rand.NewPCG(5, 6))
+	lines := make([]string, 10*32768) // 10 pages
+	var sum big.Int
+	for i := range lines {
+		v := int64(i)
+		if i >= 32768 {
+			v = int64(rng.Uint64())
+		}
+		sum.Add(&sum, big.NewInt(v))
+		lines[i] = fmt.Sprintf(`{"v":%d}`, v)
+	}
+	dbp, plain := format.DeltaBinaryPacked, format.Plain
+	for _, c := range []struct {
+		opt  Options
+		want []format.Encoding
+	}{
+		{Options{}, []format.Encoding{dbp, dbp, dbp, dbp, dbp, dbp, dbp, dbp, plain, plain}},
+		{Options{PlainIntegers: true}, slices.Repeat([]format.Encoding{plain}, 10)},
+	} {
+		data := writeLines(t, s, c.opt, lines)
+		var encs []format.Encoding
+		eachDataPage(t, data, func(_ string, h *format.PageHeader) {
+			v2, _ := h.DataPageHeaderV2.Get()
+			encs = append(encs, v2.Encoding)
+		})
+		if !slices.Equal(encs, c.want) {
+			t.Errorf("PlainIntegers %v: pages %v, want %v", c.opt.PlainIntegers, encs, c.want)
+		}
+		if out, w := duckdbCount(t, data, "SELECT count(*), sum(v)::VARCHAR FROM read_parquet(?)"), fmt.Sprintf("(%d, '%s')", len(lines), sum.String()); out != w {
+			t.Errorf("PlainIntegers %v: DuckDB read %s, want %s", c.opt.PlainIntegers, out, w)
+		}
 	}
 }
 

@@ -47,6 +47,11 @@ type Options struct {
 	// Workers encode and compress columns in parallel (default GOMAXPROCS,
 	// at most MaxWorkers).
 	Workers int
+	// PlainIntegers writes every page of an integer, date or timestamp
+	// column PLAIN, for a reader that does not decode DELTA_BINARY_PACKED
+	// pages; by default a page is delta-encoded when that takes less room
+	// (see intProbeRun).
+	PlainIntegers bool
 }
 
 // MaxWorkers caps the default Workers: each holds a zstd encoder (about
@@ -137,6 +142,7 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parquet: %w", err)
 		}
+		c.deltaInts = !opt.PlainIntegers
 		w.cols = append(w.cols, c)
 	}
 	return w, nil
