@@ -655,9 +655,10 @@ func newStagedSink(w io.Writer, p pipeline.Pipeline, in ConvertInput, seen bitse
 	s := &stagedSink{feedID: in.FeedID, lines: in.Lines, schema: p.Schema, seen: seen}
 	var err error
 	if p.Conversion == pipeline.ConvertFirehose {
-		s.parquet, err = parquetconv.NewWriter(w, p.Schema, parquetconv.Options{})
+		s.parquet, err = parquetconv.NewWriter(w, p.Schema, parquetconv.Options{PlainIntegers: p.ParquetPlainIntegers})
 	} else {
-		s.ndjson, err = convert.NewStaged(w, convert.StagedOptions{Schema: p.Schema, FeedID: in.FeedID, Lines: in.Lines, Seen: seen})
+		s.ndjson, err = convert.NewStaged(w, convert.StagedOptions{Schema: p.Schema, FeedID: in.FeedID, Lines: in.Lines, Seen: seen,
+			PlainIntegers: p.ParquetPlainIntegers})
 	}
 	return s, err
 }

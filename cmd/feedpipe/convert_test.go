@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 func writeFile(t *testing.T, path, body string) {
@@ -295,5 +299,56 @@ func TestConvertRefusesRejectsThatIsTheOutputOrInput(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(in); string(b) != `{"a":1}`+"\n" {
 		t.Errorf("the input changed: %q", b)
+	}
+}
+
+// -plain-integers writes the integer pages PLAIN; without it, ids that
+// count up are delta-encoded. The rows are the same.
+func TestConvertPlainIntegers(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	var b strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&b, `{"id":%d,"name":"n%d"}`+"\n", i, i%7)
+	}
+	writeFile(t, in, b.String())
+	var sums []int64
+	for _, c := range []struct {
+		flags     []string
+		want, not format.Encoding
+	}{{nil, format.DeltaBinaryPacked, format.Plain}, {[]string{"-plain-integers"}, format.Plain, format.DeltaBinaryPacked}} {
+		out := filepath.Join(dir, "out.parquet")
+		if err := run(append(append([]string{"convert"}, c.flags...), in, out)); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		st, _ := f.Stat()
+		pf, err := parquet.OpenFile(f, st.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cc := range pf.Metadata().RowGroups[0].Columns {
+			if encs := cc.MetaData.Encoding; cc.MetaData.PathInSchema[0] == "id" && (!slices.Contains(encs, c.want) || slices.Contains(encs, c.not)) {
+				t.Errorf("%q: id encodings %v, want %v and not %v", c.flags, encs, c.want, c.not)
+			}
+		}
+		rows, err := parquet.Read[struct {
+			ID int64 `parquet:"id"`
+		}](f, st.Size())
+		if err != nil || len(rows) != 5000 {
+			t.Fatalf("%q: read %d rows, %v", c.flags, len(rows), err)
+		}
+		var sum int64
+		for _, r := range rows {
+			sum += r.ID
+		}
+		sums = append(sums, sum)
+	}
+	if sums[0] != 4999*5000/2 || sums[1] != sums[0] {
+		t.Errorf("sums of id %v, want %d twice", sums, 4999*5000/2)
 	}
 }

@@ -48,6 +48,9 @@ type Options struct {
 	RowGroupBytes int64
 	// RowGroupRows bounds each row group's rows (default 1Mi).
 	RowGroupRows int64
+	// PlainIntegers writes integer, date and timestamp pages PLAIN only
+	// (see parquetconv.Options.PlainIntegers).
+	PlainIntegers bool
 	// Workers parse lines in parallel (default GOMAXPROCS).
 	Workers int
 	// OnReject receives each rejected line, in line order, one call at a
@@ -152,7 +155,8 @@ func Convert(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Stats,
 	}
 	st.Schema = sch
 	pw, err := parquetconv.NewWriter(w, sch, parquetconv.Options{Compression: opt.Compression, ZstdLevel: opt.ZstdLevel,
-		RowGroupBytes: opt.RowGroupBytes, RowGroupRows: opt.RowGroupRows, NoFeedColumns: true, Extra: opt.Unknown == UnknownExtra})
+		RowGroupBytes: opt.RowGroupBytes, RowGroupRows: opt.RowGroupRows, NoFeedColumns: true, Extra: opt.Unknown == UnknownExtra,
+		PlainIntegers: opt.PlainIntegers})
 	if err != nil {
 		return st, err
 	}

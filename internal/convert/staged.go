@@ -31,6 +31,9 @@ type StagedOptions struct {
 	RowGroupBytes int64
 	// RowGroupRows bounds each row group's rows (default 1Mi).
 	RowGroupRows int64
+	// PlainIntegers writes integer, date and timestamp pages PLAIN only
+	// (see parquetconv.Options.PlainIntegers).
+	PlainIntegers bool
 	// Workers parse records in parallel (default GOMAXPROCS).
 	Workers int
 	// Seen, when set, is the set of line numbers already written (bit
@@ -91,7 +94,7 @@ func NewStaged(w io.Writer, opt StagedOptions) (*Staged, error) {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	pw, err := parquetconv.NewWriter(w, opt.Schema, parquetconv.Options{Compression: opt.Compression,
-		RowGroupBytes: opt.RowGroupBytes, RowGroupRows: opt.RowGroupRows})
+		RowGroupBytes: opt.RowGroupBytes, RowGroupRows: opt.RowGroupRows, PlainIntegers: opt.PlainIntegers})
 	if err != nil {
 		return nil, fmt.Errorf("staged: %w", err)
 	}

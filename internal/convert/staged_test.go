@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/feedpipe/feedpipe/internal/feedgen"
 	"github.com/feedpipe/feedpipe/internal/parquetconv"
@@ -461,5 +463,48 @@ func BenchmarkStaged(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A staged file's integer pages are delta-encoded when that makes them
+// smaller (its _line column and this feed's n count up), and PLAIN with
+// PlainIntegers, for a loader that does not decode DELTA_BINARY_PACKED;
+// the rows are the same either way.
+func TestStagedPlainIntegers(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{{Name: "n", Type: schema.Int64}}}
+	const lines = 5000
+	var body bytes.Buffer
+	for i := int64(1); i <= lines; i++ {
+		body.Write(stagedRecord("f", i, fmt.Appendf(nil, `{"n":%d}`, 3*i)))
+		body.WriteByte('\n')
+	}
+	var rows []map[int64]parquet.Row
+	for _, plain := range []bool{false, true} {
+		var out bytes.Buffer
+		if _, err := convertStaged(&out, StagedOptions{Schema: s, FeedID: "f", Lines: lines, PlainIntegers: plain}, [][]byte{body.Bytes()}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := parquet.OpenFile(bytes.NewReader(out.Bytes()), int64(out.Len()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cc := range f.Metadata().RowGroups[0].Columns {
+			name := cc.MetaData.PathInSchema[0]
+			if name != schema.LineField && name != "n" {
+				continue
+			}
+			want := []format.Encoding{format.DeltaBinaryPacked}
+			if plain {
+				want = []format.Encoding{format.Plain}
+			}
+			if !slices.Equal(cc.MetaData.Encoding, want) {
+				t.Errorf("PlainIntegers %v: %s encodings %v, want %v", plain, name, cc.MetaData.Encoding, want)
+			}
+		}
+		_, r := parquetRows(t, out.Bytes())
+		rows = append(rows, r)
+	}
+	if len(rows[0]) != lines || fmt.Sprint(rows[0]) != fmt.Sprint(rows[1]) {
+		t.Errorf("rows differ between the encodings (%d and %d rows)", len(rows[0]), len(rows[1]))
 	}
 }

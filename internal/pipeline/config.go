@@ -129,8 +129,12 @@ type Pipeline struct {
 	OnNewVersion string `toml:"on_new_version" json:"OnNewVersion"`
 	// VersionsTable records the loaded uploads of each key (replace), in
 	// Snowflake.Database and Snowflake.Schema.
-	VersionsTable string        `toml:"versions_table" json:"VersionsTable"`
-	Schema        schema.Schema `toml:"schema" json:"Schema"`
+	VersionsTable string `toml:"versions_table" json:"VersionsTable"`
+	// ParquetPlainIntegers writes the feed's integer, date and timestamp
+	// pages PLAIN only, for a loader that does not decode
+	// DELTA_BINARY_PACKED pages (see parquetconv.Options.PlainIntegers).
+	ParquetPlainIntegers bool          `toml:"parquet_plain_integers" json:"ParquetPlainIntegers,omitempty"`
+	Schema               schema.Schema `toml:"schema" json:"Schema"`
 }
 
 // Config is the whole file.

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -108,5 +109,34 @@ func TestReservedColumnNamesIgnoreCase(t *testing.T) {
 		if _, err := Parse("t.toml", []byte(text)); err == nil || !strings.Contains(err.Error(), `column "`+name+`" is reserved`) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// parquet_plain_integers is off by default and set per pipeline; it goes
+// with the pipeline into a run's input (JSON), and a run started before
+// the key existed reads as off.
+func TestParquetPlainIntegers(t *testing.T) {
+	c, err := Parse("t.toml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Pipelines[0].ParquetPlainIntegers {
+		t.Error("parquet_plain_integers is on by default")
+	}
+	c, err = Parse("t.toml", []byte(minimal+"parquet_plain_integers = true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(c.Pipelines[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Pipeline
+	if err := json.Unmarshal(b, &back); err != nil || !back.ParquetPlainIntegers {
+		t.Errorf("parquet_plain_integers = true: through JSON %v, %v", back.ParquetPlainIntegers, err)
+	}
+	var old Pipeline
+	if err := json.Unmarshal([]byte(`{"Name":"c"}`), &old); err != nil || old.ParquetPlainIntegers {
+		t.Errorf("an older run's pipeline: %v, %v", old.ParquetPlainIntegers, err)
 	}
 }
