@@ -109,7 +109,7 @@ func runConvert(args []string) error {
 	rejectsPath := fs.String("rejects", "", "write rejected lines here as NDJSON {line, reason, raw} (raw_base64 instead of raw when the line is not UTF-8; the first MiB with truncated and line_bytes when longer) (default: OUT.rejects.ndjson when any)")
 	rowGroupMB := fs.Int("row-group-mb", 64, "row group size bound in MiB")
 	rowGroupRows := fs.Int64("row-group-rows", 0, "row group size bound in rows (default 1Mi)")
-	plainIntegers := fs.Bool("plain-integers", false, "write integer, date and timestamp pages PLAIN only, for a reader that does not decode DELTA_BINARY_PACKED (by default a page is delta-encoded when that makes it smaller)")
+	plainIntegers := fs.Bool("plain-integers", false, "write integer, date and timestamp pages PLAIN only, for a reader that does not decode DELTA_BINARY_PACKED (by default a page is delta-encoded when that is no larger than PLAIN and at most a quarter larger than PLAIN compressed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the conversion to this file")
 	if err := fs.Parse(args); err != nil {
 		return err

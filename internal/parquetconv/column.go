@@ -560,8 +560,13 @@ func (c *column) integerValues(sc *scratch) (enc format.Encoding, probed bool, e
 	}
 	plainRaw := len(sc.values)
 	plainSize, deltaSize := plainRaw, len(sc.alt)
-	// In a run of pages stored raw, the sizes as encoded decide.
-	probed = c.codec.CompressionCodec() != format.Uncompressed && c.rawPages == 0
+	// Both are compressed even in a run of pages stored raw, which the
+	// probe ends (flushPage starts another if the winner does not
+	// compress): sizes as encoded would favour delta for codes that repeat,
+	// and once their delta pages did not compress, every later probe would
+	// fall in a raw run too.
+	probed = c.codec.CompressionCodec() != format.Uncompressed
+	c.rawPages = 0
 	if probed {
 		if sc.compressed, err = c.codec.Encode(sc.compressed[:0], sc.values); err != nil {
 			return 0, false, fmt.Errorf("column %v: compress page: %w", c.path, err)

@@ -695,6 +695,32 @@ func TestIntegerEncodingProbedEveryEighthPage(t *testing.T) {
 	}
 }
 
+// A probe compresses both encodings even in a run of pages stored raw: a
+// column of codes that repeat, interrupted by one page of random values
+// (which starts a raw run that the next probe falls in), goes back to
+// PLAIN, not to delta by the sizes as encoded.
+func TestIntegerProbeInARawRunCompresses(t *testing.T) {
+	s := schema.Schema{Columns: []schema.Column{{Name: "v", Type: schema.Int64}}}
+	rng := rand.New(rand.NewPCG(7, 8))
+	lines := make([]string, 12*32768) // 12 pages
+	for i := range lines {
+		v := int64(1)<<40 + int64(rng.IntN(1000))*7919 // 1,000 codes
+		if i/32768 == 1 {
+			v = int64(rng.Uint64()) // page 2: random, stored raw
+		}
+		lines[i] = fmt.Sprintf(`{"v":%d}`, v)
+	}
+	data := writeLines(t, s, Options{}, lines)
+	var encs []format.Encoding
+	eachDataPage(t, data, func(_ string, h *format.PageHeader) {
+		v2, _ := h.DataPageHeaderV2.Get()
+		encs = append(encs, v2.Encoding)
+	})
+	if want := slices.Repeat([]format.Encoding{format.Plain}, 12); !slices.Equal(encs, want) {
+		t.Errorf("pages %v, want %v", encs, want)
+	}
+}
+
 // growingCodec is a codec whose output is always one byte longer than its
 // input; it counts its calls.
 type growingCodec struct {
@@ -752,6 +778,53 @@ func TestRawRunSkipsCompression(t *testing.T) {
 	}
 	if codec.calls != 3 {
 		t.Errorf("%d of 3 small pages compressed, want all", codec.calls)
+	}
+}
+
+// Between probes an integer column's delta pages that do not compress
+// skip the codec (a raw run), and a page of nulls only is written PLAIN
+// without moving the probe schedule: of 10 pages with values and one of
+// nulls, the codec sees the two probes (two calls each) and the one page
+// where the raw run that the null page shortened had ended.
+func TestIntegerProbesSkipTheCodecBetween(t *testing.T) {
+	l, err := schema.NewLayout(&schema.Schema{Columns: []schema.Column{{Name: "v", Type: schema.Int64, Nullable: true}}}, schema.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := l.Parquet.Lookup("v")
+	codec := &growingCodec{}
+	c, err := newColumn(leaf, codec, 9<<10, 1<<20, &blockPool{size: 4 << 10}) // 1,024 values a page
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	vals := schema.Leaf{Kind: parquet.Int64, MaxDef: 1, Defs: slices.Repeat([]byte{1}, 1024), Int64: make([]int64, 1024)}
+	for i := range vals.Int64 {
+		vals.Int64[i] = rng.Int64N(1 << 48) // random: delta-encoded smaller, no compression
+	}
+	nulls := schema.Leaf{Kind: parquet.Int64, MaxDef: 1, Defs: make([]byte, 9<<10)} // one page
+	var sc scratch
+	for page := range 11 {
+		in := &vals
+		if page == 1 {
+			in = &nulls
+		}
+		if err := c.write(in, &sc); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.flushPage(&sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []format.PageEncodingStats{
+		{PageType: format.DataPageV2, Encoding: format.DeltaBinaryPacked, Count: 10},
+		{PageType: format.DataPageV2, Encoding: format.Plain, Count: 1}, // the nulls
+	}
+	if !slices.Equal(c.encStats, want) {
+		t.Errorf("encoding stats %v, want %v", c.encStats, want)
+	}
+	if codec.calls != 5 {
+		t.Errorf("the codec was called %d times, want 5 (probes on pages 1 and 10 with values, 2 calls each; page 8, after the raw run)", codec.calls)
 	}
 }
 

@@ -49,8 +49,9 @@ type Options struct {
 	Workers int
 	// PlainIntegers writes every page of an integer, date or timestamp
 	// column PLAIN, for a reader that does not decode DELTA_BINARY_PACKED
-	// pages; by default a page is delta-encoded when that takes less room
-	// (see intProbeRun).
+	// pages; by default a page is delta-encoded when that is no larger than
+	// PLAIN and at most a quarter larger than PLAIN compressed (see
+	// intProbeRun and deltaSlack).
 	PlainIntegers bool
 }
 
