@@ -325,7 +325,6 @@ func TestConvertPlainIntegers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
 		st, _ := f.Stat()
 		pf, err := parquet.OpenFile(f, st.Size())
 		if err != nil {
@@ -339,6 +338,7 @@ func TestConvertPlainIntegers(t *testing.T) {
 		rows, err := parquet.Read[struct {
 			ID int64 `parquet:"id"`
 		}](f, st.Size())
+		f.Close()
 		if err != nil || len(rows) != 5000 {
 			t.Fatalf("%q: read %d rows, %v", c.flags, len(rows), err)
 		}

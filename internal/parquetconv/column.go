@@ -526,10 +526,10 @@ func (c *column) flushPage(sc *scratch) error {
 const intProbeRun = 7
 
 // deltaSlack: a delta-encoded page is kept when it is no larger than PLAIN
-// and at most 1/deltaSlack larger than PLAIN compressed. Such pages need no compression (zstd finds
-// nothing in bit-packed differences, and stops trying: see rawRun), where
-// zstd went at about 100 MB/s on the wide bench feed's PLAIN pages of ages
-// and counts. Ages (18 to 87, random) come out about a fifth larger
+// and at most 1/deltaSlack larger than PLAIN compressed. Such pages need
+// no compression (zstd finds nothing in bit-packed differences, and stops
+// trying: see rawRun), where zstd went at about 100 MB/s on the wide bench
+// feed's PLAIN pages of ages and counts. Ages (18 to 87, random) come out about a fifth larger
 // delta-encoded and stay so; codes that repeat (8 to 1,000 distinct
 // values) come out 1.3 to 2.4 times larger and stay PLAIN.
 const deltaSlack = 4
@@ -569,10 +569,10 @@ func (c *column) integerValues(sc *scratch) (enc format.Encoding, probed bool, e
 	c.rawPages = 0
 	if probed {
 		if sc.compressed, err = c.codec.Encode(sc.compressed[:0], sc.values); err != nil {
-			return 0, false, fmt.Errorf("column %v: compress page: %w", c.path, err)
+			return 0, false, fmt.Errorf("compress: %w", err)
 		}
 		if sc.altCompressed, err = c.codec.Encode(sc.altCompressed[:0], sc.alt); err != nil {
-			return 0, false, fmt.Errorf("column %v: compress page: %w", c.path, err)
+			return 0, false, fmt.Errorf("compress: %w", err)
 		}
 		plainSize, deltaSize = min(plainSize, len(sc.compressed)), min(deltaSize, len(sc.altCompressed))
 	}

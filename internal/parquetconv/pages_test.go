@@ -712,12 +712,19 @@ func TestIntegerProbeInARawRunCompresses(t *testing.T) {
 	}
 	data := writeLines(t, s, Options{}, lines)
 	var encs []format.Encoding
+	var compressed []bool
 	eachDataPage(t, data, func(_ string, h *format.PageHeader) {
 		v2, _ := h.DataPageHeaderV2.Get()
 		encs = append(encs, v2.Encoding)
+		compressed = append(compressed, v2.IsCompressed.V)
 	})
 	if want := slices.Repeat([]format.Encoding{format.Plain}, 12); !slices.Equal(encs, want) {
 		t.Errorf("pages %v, want %v", encs, want)
+	}
+	// The probe (page 9) ended the raw run that page 2 started: it and the
+	// pages after it are compressed.
+	if len(compressed) != 12 || slices.Contains(compressed[8:], false) {
+		t.Errorf("pages compressed %v, want pages 9 to 12 compressed", compressed)
 	}
 }
 

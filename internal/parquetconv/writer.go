@@ -143,7 +143,9 @@ func NewWriter(out io.Writer, s schema.Schema, opt Options) (*Writer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parquet: %w", err)
 		}
-		c.deltaInts = !opt.PlainIntegers
+		if opt.PlainIntegers {
+			c.deltaInts = false
+		}
 		w.cols = append(w.cols, c)
 	}
 	return w, nil
