@@ -529,9 +529,9 @@ const intProbeRun = 7
 // and at most 1/deltaSlack larger than PLAIN compressed. Such pages need
 // no compression (zstd finds nothing in bit-packed differences, and stops
 // trying: see rawRun), where zstd went at about 100 MB/s on the wide bench
-// feed's PLAIN pages of ages and counts. Ages (18 to 87, random) come out about a fifth larger
-// delta-encoded and stay so; codes that repeat (8 to 1,000 distinct
-// values) come out 1.3 to 2.4 times larger and stay PLAIN.
+// feed's PLAIN pages of ages and counts. Ages (18 to 87, random) come out
+// about a fifth larger delta-encoded and stay so; codes that repeat (8 to
+// 1,000 distinct values) come out 1.3 to 2.4 times larger and stay PLAIN.
 const deltaSlack = 4
 
 // integerValues encodes the open page's integers into sc.values and
